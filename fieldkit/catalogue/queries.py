@@ -1,0 +1,152 @@
+"""Read-side queries: plain dictionaries, ready for JSON, tables and pandera validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from fieldkit.catalogue.models import (
+    Card, Deployment, Device, IngestSession, Recording, Site, SourceFile,
+)
+
+__all__ = ["RecordingFilter", "list_sites", "list_deployments", "list_recordings", "list_sessions", "iso_utc"]
+
+
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """ISO 8601 with a ``Z`` suffix (UTC), or None."""
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def list_sites(session: Session) -> list[dict[str, Any]]:
+    counts = dict(
+        session.execute(sa.select(Deployment.site_id, sa.func.count()).group_by(Deployment.site_id)).all()
+    )
+    rows = session.scalars(sa.select(Site).order_by(Site.name)).all()
+    return [
+        {"id": s.id, "name": s.name, "description": s.description, "latitude": s.latitude,
+         "longitude": s.longitude, "deployments": counts.get(s.id, 0)}
+        for s in rows
+    ]
+
+
+def list_deployments(session: Session, *, site: str | None = None) -> list[dict[str, Any]]:
+    stmt = sa.select(Deployment, Site.name).join(Site).order_by(Site.name, Deployment.name)
+    if site is not None:
+        stmt = stmt.where(Site.name == site)
+    counts = dict(
+        session.execute(
+            sa.select(Recording.deployment_id, sa.func.count()).group_by(Recording.deployment_id)
+        ).all()
+    )
+    return [
+        {"id": d.id, "name": d.name, "site": site_name, "timezone": d.timezone,
+         "start_utc": iso_utc(d.start_utc), "end_utc": iso_utc(d.end_utc),
+         "recordings": counts.get(d.id, 0)}
+        for d, site_name in session.execute(stmt).all()
+    ]
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    """Filters for :func:`list_recordings`; None means no filter."""
+
+    site: str | None = None
+    deployment: str | None = None
+    status: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    ids: tuple[int, ...] | None = None
+
+
+def _recording_statement(filters: RecordingFilter) -> sa.Select:
+    stmt = (
+        sa.select(Recording, Deployment.name, Site.name, Device)
+        .outerjoin(Deployment, Recording.deployment_id == Deployment.id)
+        .outerjoin(Site, Deployment.site_id == Site.id)
+        .outerjoin(Device, Recording.device_id == Device.id)
+        .order_by(Recording.start_time_utc.is_(None), Recording.start_time_utc, Recording.id)
+    )
+    conditions = {
+        Site.name: filters.site, Deployment.name: filters.deployment, Recording.status: filters.status,
+    }
+    for column, value in conditions.items():
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if filters.start is not None:
+        stmt = stmt.where(Recording.start_time_utc >= filters.start)
+    if filters.end is not None:
+        stmt = stmt.where(Recording.start_time_utc < filters.end)
+    if filters.ids is not None:
+        stmt = stmt.where(Recording.id.in_(filters.ids))
+    return stmt
+
+
+def _source_paths(session: Session, recording_ids: list[int]) -> dict[int, list[str]]:
+    paths: dict[int, list[str]] = defaultdict(list)
+    if not recording_ids:
+        return paths
+    stmt = (
+        sa.select(SourceFile.recording_id, Card.identity, SourceFile.display_path)
+        .join(IngestSession, SourceFile.session_id == IngestSession.id)
+        .join(Card, IngestSession.card_id == Card.id)
+        .where(SourceFile.recording_id.in_(recording_ids))
+        .order_by(SourceFile.id)
+    )
+    for rec_id, card, path in session.execute(stmt).all():
+        entry = f"{card}:{path}"
+        if entry not in paths[rec_id]:
+            paths[rec_id].append(entry)
+    return paths
+
+
+def list_recordings(session: Session, filters: RecordingFilter = RecordingFilter()) -> list[dict[str, Any]]:
+    """Recordings with their deployment, site, device and every card path they were seen at."""
+    rows = session.execute(_recording_statement(filters)).all()
+    origins = _source_paths(session, [r.id for r, *_ in rows])
+    return [_recording_dict(r, dep, site, dev, origins.get(r.id, [])) for r, dep, site, dev in rows]
+
+
+def _recording_dict(r: Recording, deployment: str | None, site: str | None,
+                    device: Device | None, source_paths: list[str]) -> dict[str, Any]:
+    return {
+        "id": r.id, "sha256": r.sha256, "size_bytes": r.size_bytes, "archive_path": r.archive_path,
+        "source_paths": source_paths, "status": r.status, "reason": r.reason,
+        "status_message": r.status_message, "format": r.format,
+        "declared_extension": r.declared_extension, "sample_rate_hz": r.sample_rate_hz,
+        "channels": r.channels, "bit_depth": r.bit_depth, "subtype": r.subtype,
+        "frames_declared": r.frames_declared, "frames_present": r.frames_present,
+        "duration_s": r.duration_s, "start_time_utc": iso_utc(r.start_time_utc),
+        "time_source": r.time_source, "time_discrepancy_s": r.time_discrepancy_s,
+        "site": site, "deployment": deployment,
+        "device_make": device.make if device else None,
+        "device_model": device.model if device else None,
+        "device_serial": device.serial if device else None,
+        "peak_dbfs": r.peak_dbfs, "clipped_samples": r.clipped_samples, "dc_offset": r.dc_offset,
+        "silent_fraction": r.silent_fraction, "times": r.times or {}, "metadata": r.metadata_ or {},
+    }
+
+
+def list_sessions(session: Session, *, deployment: str | None = None) -> list[dict[str, Any]]:
+    stmt = (
+        sa.select(IngestSession, Card.identity, Deployment.name, Site.name)
+        .join(Card).join(Deployment, IngestSession.deployment_id == Deployment.id)
+        .join(Site, Deployment.site_id == Site.id)
+        .order_by(IngestSession.id)
+    )
+    if deployment is not None:
+        stmt = stmt.where(Deployment.name == deployment)
+    return [
+        {"id": s.id, "card": card, "site": site, "deployment": dep, "state": s.state,
+         "source_root": s.source_root, "files_total": s.files_total, "bytes_total": s.bytes_total,
+         "counts": s.counts or {}, "safe_to_erase": s.safe_to_erase,
+         "resumed_from": s.resumed_from_id, "started_at": iso_utc(s.started_at),
+         "finished_at": iso_utc(s.finished_at), "message": s.message}
+        for s, card, dep, site in session.execute(stmt).all()
+    ]

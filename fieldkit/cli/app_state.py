@@ -1,0 +1,24 @@
+"""What the root command hands to its sub-commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import typer
+
+from fieldkit.workspace import Workspace, open_workspace
+
+__all__ = ["CliState", "state"]
+
+
+@dataclass
+class CliState:
+    workspace: Optional[str] = None
+
+    def open(self, **kwargs: Any) -> Workspace:
+        return open_workspace(self.workspace, **kwargs)
+
+
+def state(ctx: typer.Context) -> CliState:
+    return ctx.find_root().obj or CliState()

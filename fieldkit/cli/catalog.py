@@ -1,0 +1,77 @@
+"""``fieldkit catalog``: what is in the catalogue, as tables (stderr) or JSON (stdout)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+import typer
+
+from fieldkit.catalogue import queries
+from fieldkit.cli.app_state import state
+from fieldkit.cli.render import emit_json, table
+from fieldkit.errors import ConfigError
+
+app = typer.Typer(help="List sites, deployments, recordings and ingest sessions.", no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="Print one JSON array on stdout.")
+
+
+def _date(value: Optional[str], option: str) -> Optional[dt.datetime]:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"{option} {value!r} is not an ISO 8601 date or time (e.g. 2024-05-01 or "
+                          "2024-05-01T22:00:00Z).") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+@app.command("sites")
+def sites(ctx: typer.Context, json_out: bool = JSON) -> None:
+    """Sites and how many deployments each has."""
+    with state(ctx).open() as ws, ws.catalogue.read() as s:
+        rows = queries.list_sites(s)
+    emit_json(rows) if json_out else table("sites", rows, ["id", "name", "deployments", "latitude", "longitude"])
+
+
+@app.command("deployments")
+def deployments(ctx: typer.Context, site: Optional[str] = typer.Option(None, help="Only this site."),
+                json_out: bool = JSON) -> None:
+    """Deployments with their site, time zone and recording counts."""
+    with state(ctx).open() as ws, ws.catalogue.read() as s:
+        rows = queries.list_deployments(s, site=site)
+    emit_json(rows) if json_out else table("deployments", rows, ["id", "site", "name", "timezone", "recordings"])
+
+
+@app.command("recordings")
+def recordings(
+    ctx: typer.Context,
+    site: Optional[str] = typer.Option(None, help="Only this site."),
+    deployment: Optional[str] = typer.Option(None, help="Only this deployment."),
+    status: Optional[str] = typer.Option(None, help="ok, truncated or quarantined."),
+    since: Optional[str] = typer.Option(None, help="Start time at or after (ISO 8601, UTC if no zone)."),
+    until: Optional[str] = typer.Option(None, help="Start time before (ISO 8601)."),
+    json_out: bool = JSON,
+) -> None:
+    """Archived recordings with their facts, times, QC and origins."""
+    filters = queries.RecordingFilter(site=site, deployment=deployment, status=status,
+                                      start=_date(since, "--since"), end=_date(until, "--until"))
+    with state(ctx).open() as ws, ws.catalogue.read() as s:
+        rows = queries.list_recordings(s, filters)
+    if json_out:
+        emit_json(rows)
+        return
+    table("recordings", rows, ["id", "archive_path", "status", "reason", "sample_rate_hz", "duration_s",
+                               "start_time_utc", "deployment", "device_serial"])
+
+
+@app.command("sessions")
+def sessions(ctx: typer.Context, deployment: Optional[str] = typer.Option(None, help="Only this deployment."),
+             json_out: bool = JSON) -> None:
+    """Ingest sessions: card, state, counts, and whether the card is safe to erase."""
+    with state(ctx).open() as ws, ws.catalogue.read() as s:
+        rows = queries.list_sessions(s, deployment=deployment)
+    emit_json(rows) if json_out else table(
+        "ingest sessions", rows, ["id", "card", "deployment", "state", "files_total", "safe_to_erase", "started_at"])

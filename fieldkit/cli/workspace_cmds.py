@@ -1,0 +1,68 @@
+"""``fieldkit init``, ``fieldkit config show`` and ``fieldkit demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fieldkit.cli.app_state import state
+from fieldkit.cli.render import emit_json, err, table
+from fieldkit.config import find_workspace, flatten, load_settings
+from fieldkit.workspace import init_workspace
+
+config_app = typer.Typer(help="Show the merged settings and where each value came from.", no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+def init(
+    directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
+    catalogue_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite in the workspace)."),
+    json_out: bool = JSON,
+) -> None:
+    """Create a workspace: fieldkit.toml, catalogue, archive/, stores/, exports/."""
+    with init_workspace(directory, catalogue_url=catalogue_url) as ws:
+        doc = {"workspace": str(ws.root), "catalogue_url": ws.paths.catalogue_url,
+               "archive": str(ws.paths.archive), "stores": str(ws.paths.stores), "exports": str(ws.paths.exports)}
+    if json_out:
+        emit_json(doc)
+    else:
+        err.print(f"created fieldkit workspace at [bold]{doc['workspace']}[/bold]")
+
+
+@config_app.command("show")
+def show(ctx: typer.Context, json_out: bool = JSON) -> None:
+    """Merged settings (fieldkit.toml < FIELDKIT_* env < flags) with the source of every value."""
+    root = find_workspace(state(ctx).workspace)
+    loaded = load_settings(root)
+    values = loaded.settings.model_dump()
+    doc = {"workspace": str(root), "settings": values, "sources": dict(loaded.sources)}
+    if json_out:
+        emit_json(doc)
+        return
+    flat = flatten(values)
+    rows = [{"key": k, "value": v, "source": loaded.sources.get(k, "default")} for k, v in flat.items()]
+    table(f"settings of {root}", rows, ["key", "value", "source"])
+
+
+def demo(
+    directory: Path = typer.Argument(Path("fieldkit-demo"), help="Where to build the demo workspace."),
+    json_out: bool = JSON,
+) -> None:
+    """Run the whole job end to end on the bundled sample card, in a fresh demo workspace."""
+    from fieldkit.demo import run_demo
+
+    report = run_demo(directory, progress=not json_out)
+    if json_out:
+        emit_json(report)
+        return
+    for stage in report["stages"]:
+        err.print(f"[green]✓[/green] {stage['name']}: {stage['summary']}")
+    err.print(f"demo workspace: [bold]{report['workspace']}[/bold]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(config_app, name="config")
+    app.command("demo")(demo)

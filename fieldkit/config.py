@@ -1,0 +1,298 @@
+"""Settings: ``fieldkit.toml`` < ``FIELDKIT_*`` environment < command-line flags.
+
+A workspace is a directory holding ``fieldkit.toml``; it is found from ``--workspace``, the
+``FIELDKIT_WORKSPACE`` variable, or by searching upward from the current directory (like git
+finds ``.git``). :func:`load_settings` merges the three sources and remembers where every value
+came from, which ``fieldkit config show --json`` prints.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from fieldkit.errors import ConfigError, WorkspaceNotFoundError
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "WORKSPACE_ENV",
+    "DaskSettings",
+    "IngestSettings",
+    "Settings",
+    "LoadedSettings",
+    "WorkspacePaths",
+    "find_workspace",
+    "load_settings",
+    "default_config_toml",
+    "flatten",
+]
+
+CONFIG_FILENAME = "fieldkit.toml"
+WORKSPACE_ENV = "FIELDKIT_WORKSPACE"
+ENV_PREFIX = "FIELDKIT_"
+
+
+class DaskSettings(BaseModel):
+    """Where and how processing runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheduler_address: str | None = Field(
+        None, description="Address of an existing Dask scheduler; None starts a LocalCluster."
+    )
+    n_workers: int = Field(2, ge=1, description="LocalCluster worker processes.")
+    threads_per_worker: int = Field(1, ge=1, description="Threads per LocalCluster worker.")
+    memory_limit: str = Field("2GiB", description="Memory limit per LocalCluster worker.")
+    dashboard: bool = Field(False, description="Serve the Dask dashboard for local clusters.")
+
+
+class IngestSettings(BaseModel):
+    """How cards are copied into the archive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chunk_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024, description="Copy block size.")
+    read_retries: int = Field(2, ge=0, le=10, description="Retries of a failed card read.")
+    free_space_margin_bytes: int = Field(
+        256 * 1024 * 1024, ge=0, description="Free space kept at the destination after a copy."
+    )
+    fsync: bool = Field(True, description="fsync files and directories (only tests turn it off).")
+    default_timezone: str = Field(
+        "UTC", description="Recorder clock zone when a deployment gives none (fixed offsets are safest)."
+    )
+
+
+class Settings(BaseSettings):
+    """Every fieldkit setting, validated and frozen.
+
+    Paths are relative to the workspace unless absolute (or fsspec URLs).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    catalogue_url: str = Field(
+        "sqlite:///catalogue.sqlite",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the workspace.",
+    )
+    archive_root: str = Field("archive", description="Verified raw copies (immutable).")
+    stores_root: str = Field("stores", description="Zarr stores of processing runs.")
+    exports_root: str = Field("exports", description="Exports handed to ML teams.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    dask: DaskSettings = DaskSettings()
+    ingest: IngestSettings = IngestSettings()
+
+    @field_validator("catalogue_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"expected an SQLAlchemy URL such as sqlite:///catalogue.sqlite, got {value!r}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_: Any):  # noqa: D102
+        # Merging is done by load_settings (it records provenance); only init kwargs here.
+        return (init_settings,)
+
+
+@dataclass(frozen=True)
+class WorkspacePaths:
+    """Absolute locations inside a workspace."""
+
+    root: Path
+    settings: Settings
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_FILENAME
+
+    def resolve(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def archive(self) -> Path:
+        return self.resolve(self.settings.archive_root)
+
+    @property
+    def staging(self) -> Path:
+        return self.archive / ".staging"
+
+    @property
+    def manifests(self) -> Path:
+        return self.archive / "mhl"
+
+    @property
+    def stores(self) -> Path:
+        return self.resolve(self.settings.stores_root)
+
+    @property
+    def exports(self) -> Path:
+        return self.resolve(self.settings.exports_root)
+
+    @property
+    def catalogue_url(self) -> str:
+        """The catalogue URL with a relative SQLite path made absolute."""
+        url = self.settings.catalogue_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.root / url[len(prefix):])
+        return url
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Merged settings plus, for every dotted key, the source it came from."""
+
+    settings: Settings
+    sources: Mapping[str, str]
+    workspace: Path
+
+    @property
+    def paths(self) -> WorkspacePaths:
+        return WorkspacePaths(self.workspace, self.settings)
+
+
+def find_workspace(explicit: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> Path:
+    """Locate the workspace root.
+
+    Order: ``explicit`` (the ``--workspace`` flag), ``$FIELDKIT_WORKSPACE``, then the current
+    directory and its parents. Raises :class:`WorkspaceNotFoundError` naming where it looked.
+    """
+    given = explicit if explicit is not None else os.environ.get(WORKSPACE_ENV) or None
+    if given is not None:
+        root = Path(given).expanduser().resolve()
+        if (root / CONFIG_FILENAME).is_file():
+            return root
+        origin = "--workspace" if explicit is not None else f"${WORKSPACE_ENV}"
+        raise WorkspaceNotFoundError(
+            f"no fieldkit workspace at {root} (from {origin}): {CONFIG_FILENAME} is missing.",
+            hint=f"Create one with 'fieldkit init {given}'.",
+        )
+    start = (cwd or Path.cwd()).resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / CONFIG_FILENAME).is_file():
+            return candidate
+    raise WorkspaceNotFoundError(
+        f"no fieldkit workspace in {start} or any parent directory ({CONFIG_FILENAME} not found).",
+        hint="Create one with 'fieldkit init DIR', or pass --workspace DIR.",
+    )
+
+
+def load_settings(
+    workspace: Path, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> LoadedSettings:
+    """Merge ``fieldkit.toml`` < ``FIELDKIT_*`` env < ``flags`` (dotted keys) and validate."""
+    layers = [
+        ("file", _read_toml(workspace / CONFIG_FILENAME)),
+        ("env", _read_env(env)),
+        ("flag", _unflatten(dict(flags or {}))),
+    ]
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {key: "default" for key in flatten(_defaults())}
+    for origin, layer in layers:
+        _deep_merge(merged, layer)
+        sources.update({key: origin for key in flatten(layer)})
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation(exc, workspace)) from exc
+    return LoadedSettings(settings, dict(sorted(sources.items())), workspace)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid TOML ({exc}).", hint="Fix the file or recreate it with 'fieldkit init'."
+        ) from exc
+    return data.get("fieldkit", data)
+
+
+def _read_env(env: Mapping[str, str] | None) -> dict[str, Any]:
+    environ = dict(os.environ if env is None else env)
+    environ.pop(WORKSPACE_ENV, None)
+    source = EnvSettingsSource(
+        Settings, env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False
+    )
+    source.env_vars = {k.lower(): v for k, v in environ.items()}
+    return {k: v for k, v in source().items() if v is not None}
+
+
+def _defaults() -> dict[str, Any]:
+    return Settings().model_dump()
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _describe_validation(exc: ValidationError, workspace: Path) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+    return f"invalid settings for workspace {workspace}: " + "; ".join(parts)
+
+
+def default_config_toml() -> str:
+    """The commented ``fieldkit.toml`` that ``fieldkit init`` writes."""
+    s = Settings()
+    return f"""# fieldkit workspace settings. Precedence: this file < FIELDKIT_* environment < flags.
+# Paths are relative to this directory unless absolute. See 'fieldkit config show'.
+
+catalogue_url = "{s.catalogue_url}"   # any SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db
+archive_root = "{s.archive_root}"
+stores_root = "{s.stores_root}"
+exports_root = "{s.exports_root}"
+
+[dask]
+# scheduler_address = "tcp://127.0.0.1:8786"   # connect to a cluster instead of a LocalCluster
+n_workers = {s.dask.n_workers}
+threads_per_worker = {s.dask.threads_per_worker}
+memory_limit = "{s.dask.memory_limit}"
+
+[ingest]
+chunk_bytes = {s.ingest.chunk_bytes}
+read_retries = {s.ingest.read_retries}
+default_timezone = "{s.ingest.default_timezone}"
+"""

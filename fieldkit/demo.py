@@ -1,0 +1,60 @@
+"""Layer 3: ``fieldkit demo`` — the whole job, end to end, on the bundled sample card.
+
+Each stage of fieldkit adds itself here, so that the demo always shows everything fieldkit can
+do on a fresh machine with the embedded defaults (SQLite, local Zarr, LocalCluster).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from fieldkit.catalogue import queries
+from fieldkit.errors import WorkspaceExistsError
+from fieldkit.workspace import Workspace, init_workspace
+
+__all__ = ["run_demo", "DEMO_MARKER", "sample_card_path"]
+
+DEMO_MARKER = ".fieldkit-demo"
+
+
+def sample_card_path() -> Path:
+    """The sample recorder card shipped inside the package."""
+    return Path(__file__).resolve().parent / "data" / "sample_card"
+
+
+def _fresh_workspace(directory: Path) -> Workspace:
+    """A new demo workspace; only a previous *demo* workspace is ever replaced."""
+    directory = directory.expanduser().resolve()
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / DEMO_MARKER).is_file():
+            raise WorkspaceExistsError(
+                f"{directory} exists and is not a fieldkit demo workspace; the demo will not touch it.",
+                hint="Pass another directory: 'fieldkit demo DIR'.",
+            )
+        shutil.rmtree(directory)
+    ws = init_workspace(directory)
+    (directory / DEMO_MARKER).write_text("created by 'fieldkit demo'; safe to delete\n", encoding="utf-8")
+    return ws
+
+
+def _catalogue_summary(ws: Workspace) -> dict[str, Any]:
+    with ws.catalogue.read() as s:
+        return {
+            "sites": len(queries.list_sites(s)),
+            "deployments": len(queries.list_deployments(s)),
+            "recordings": len(queries.list_recordings(s)),
+            "sessions": len(queries.list_sessions(s)),
+        }
+
+
+def run_demo(directory: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Build the demo workspace and run every stage; returns a JSON-ready report."""
+    stages: list[dict[str, Any]] = []
+    with _fresh_workspace(Path(directory)) as ws:
+        stages.append({"name": "workspace", "summary": f"created {ws.root}"})
+        counts = _catalogue_summary(ws)
+        stages.append({"name": "catalogue", "summary": ", ".join(f"{v} {k}" for k, v in counts.items()),
+                       "counts": counts})
+        return {"workspace": str(ws.root), "stages": stages}

@@ -1,0 +1,102 @@
+"""Layer 3: creating and opening a workspace (settings + archive + catalogue)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from fieldkit.catalogue.engine import Catalogue
+from fieldkit.catalogue import migrate
+from fieldkit.config import (
+    CONFIG_FILENAME, LoadedSettings, WorkspacePaths, default_config_toml, find_workspace, load_settings,
+)
+from fieldkit.errors import MigrationError, WorkspaceExistsError
+
+__all__ = ["Workspace", "init_workspace", "open_workspace"]
+
+
+@dataclass
+class Workspace:
+    """An opened workspace: merged settings, absolute paths and the catalogue handle."""
+
+    loaded: LoadedSettings
+    _catalogue: Catalogue | None = field(default=None, repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.loaded.workspace
+
+    @property
+    def paths(self) -> WorkspacePaths:
+        return self.loaded.paths
+
+    @property
+    def settings(self):
+        return self.loaded.settings
+
+    @functools.cached_property
+    def catalogue(self) -> Catalogue:
+        return self._catalogue or Catalogue(self.paths.catalogue_url)
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the workspace root (POSIX separators) when inside it."""
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def require_current_schema(self) -> None:
+        state = migrate.status(self.paths.catalogue_url)
+        if state.pending:
+            raise MigrationError(
+                f"the catalogue of {self.root} is at schema revision {state.current or '(empty)'}, "
+                f"this fieldkit needs {state.head}.",
+                hint="Run 'fieldkit db upgrade' (a backup is made first).",
+            )
+
+    def close(self) -> None:
+        if "catalogue" in self.__dict__:
+            self.catalogue.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | None = None) -> Workspace:
+    """Create a workspace: ``fieldkit.toml``, the archive, stores and exports, a migrated catalogue."""
+    root = Path(directory).expanduser().resolve()
+    config = root / CONFIG_FILENAME
+    if config.exists():
+        raise WorkspaceExistsError(
+            f"{root} is already a fieldkit workspace ({CONFIG_FILENAME} exists).",
+            hint="Use it as it is, or choose another directory.",
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    text = default_config_toml()
+    if catalogue_url:
+        text = text.replace('catalogue_url = "sqlite:///catalogue.sqlite"', f'catalogue_url = "{catalogue_url}"')
+    config.write_text(text, encoding="utf-8")
+    ws = Workspace(load_settings(root, env={}))
+    for path in (ws.paths.archive, ws.paths.staging, ws.paths.manifests, ws.paths.stores, ws.paths.exports):
+        path.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(ws.paths.catalogue_url)
+    return ws
+
+
+def open_workspace(
+    explicit: os.PathLike[str] | str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    *,
+    check_schema: bool = True,
+) -> Workspace:
+    """Find and open the workspace (``--workspace``, ``$FIELDKIT_WORKSPACE``, or upward search)."""
+    ws = Workspace(load_settings(find_workspace(explicit), flags))
+    if check_schema:
+        ws.require_current_schema()
+    return ws

@@ -1,0 +1,54 @@
+"""Shared fixtures: real workspaces, real catalogues (SQLite files, PostgreSQL when available)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fieldkit.testing.catalogue import PG_ENV, migrated_sqlite, postgres_database
+from fieldkit.workspace import init_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = REPO / "tests" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer settings leak into tests."""
+    for key in list(os.environ):
+        if key.startswith("FIELDKIT_") and key != PG_ENV:
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    """A freshly initialised workspace with a migrated SQLite catalogue."""
+    with init_workspace(tmp_path / "ws") as ws:
+        yield ws
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_catalogue_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty database URL on each backend (PostgreSQL only when FIELDKIT_TEST_PG is set)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalogue.sqlite'}"
+        return
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_catalogue_url(tmp_path: Path) -> str:
+    return migrated_sqlite(tmp_path)

@@ -1,0 +1,154 @@
+"""The foundation commands, driven through the real CLI (in-process and as a console script)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fieldkit.cli import app
+from fieldkit.errors import EXIT_CANTCREAT, EXIT_NOINPUT
+
+runner = CliRunner()
+
+
+def run(*args: str, cwd: Path | None = None, env: dict | None = None):
+    old = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_init_then_db_check_exits_zero(tmp_path):
+    ws = tmp_path / "ws"
+    assert run("init", str(ws)).exit_code == 0
+    result = run("--workspace", str(ws), "db", "check", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"current": "0002", "head": "0002", "pending": False,
+                                         "drift": [], "ok": True}
+    for sub in ("archive", "archive/.staging", "archive/mhl", "stores", "exports"):
+        assert (ws / sub).is_dir()
+    con = sqlite3.connect(ws / "catalogue.sqlite")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+def test_db_check_reports_a_pending_migration(tmp_path):
+    ws = tmp_path / "ws"
+    run("init", str(ws))
+    from fieldkit.catalogue import migrate
+
+    migrate.downgrade(f"sqlite:///{ws / 'catalogue.sqlite'}", "0001")
+    result = run("-w", str(ws), "db", "check")
+    assert result.exit_code == 78
+    assert "migration pending" in result.stderr and "fieldkit db upgrade" in result.stderr
+    refused = run("-w", str(ws), "catalog", "recordings", "--json")
+    assert refused.exit_code == 78 and refused.stdout == ""
+    upgraded = run("-w", str(ws), "db", "upgrade", "--json")
+    doc = json.loads(upgraded.stdout)
+    assert doc["from"] == "0001" and doc["to"] == "0002" and Path(doc["backup"]).is_file()
+    assert run("-w", str(ws), "db", "check").exit_code == 0
+
+
+def test_catalog_recordings_on_empty_workspace_prints_empty_array(tmp_path):
+    run("init", str(tmp_path / "ws"))
+    for args in (("-w", str(tmp_path / "ws")), ()):
+        result = run(*args, "catalog", "recordings", "--json", cwd=tmp_path / "ws" if not args else None)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == []
+    for command in ("sites", "deployments", "sessions"):
+        assert json.loads(run("-w", str(tmp_path / "ws"), "catalog", command, "--json").stdout) == []
+
+
+def test_workspace_found_by_searching_upward_and_from_env(tmp_path):
+    run("init", str(tmp_path / "ws"))
+    deep = tmp_path / "ws" / "archive" / "x"
+    deep.mkdir(parents=True)
+    assert run("catalog", "sites", "--json", cwd=deep).exit_code == 0
+    result = run("catalog", "sites", "--json", cwd=tmp_path, env={"FIELDKIT_WORKSPACE": str(tmp_path / "ws")})
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+
+
+def test_outside_a_workspace_is_a_one_line_error_naming_init(tmp_path):
+    result = run("catalog", "recordings", "--json", cwd=tmp_path)
+    assert result.exit_code == EXIT_NOINPUT
+    assert result.stdout == ""
+    message = result.stderr.strip()
+    assert "\n" not in message
+    assert str(tmp_path) in message and "fieldkit.toml" in message and "fieldkit init" in message
+
+
+def test_wrong_workspace_flag_names_the_directory(tmp_path):
+    result = run("-w", str(tmp_path / "nope"), "catalog", "sites")
+    assert result.exit_code == EXIT_NOINPUT
+    assert str(tmp_path / "nope") in result.stderr and "fieldkit init" in result.stderr
+
+
+def test_init_refuses_an_existing_workspace_and_changes_nothing(tmp_path):
+    run("init", str(tmp_path / "ws"))
+    before = (tmp_path / "ws" / "fieldkit.toml").read_bytes()
+    result = run("init", str(tmp_path / "ws"))
+    assert result.exit_code == EXIT_CANTCREAT and "already a fieldkit workspace" in result.stderr
+    assert (tmp_path / "ws" / "fieldkit.toml").read_bytes() == before
+
+
+def test_config_show_json_reports_merged_values_and_sources(tmp_path):
+    ws = tmp_path / "ws"
+    run("init", str(ws))
+    with (ws / "fieldkit.toml").open("a") as fh:
+        fh.write('\n# appended by the test\n')
+    result = run("-w", str(ws), "config", "show", "--json",
+                 env={"FIELDKIT_DASK__N_WORKERS": "7", "FIELDKIT_LOG_LEVEL": "DEBUG"})
+    doc = json.loads(result.stdout)
+    assert doc["settings"]["dask"]["n_workers"] == 7
+    assert doc["sources"]["dask.n_workers"] == "env"
+    assert doc["sources"]["log_level"] == "env"
+    assert doc["sources"]["archive_root"] == "file"
+    assert doc["sources"]["ingest.fsync"] == "default"
+
+
+def test_invalid_setting_names_key_and_value(tmp_path):
+    ws = tmp_path / "ws"
+    run("init", str(ws))
+    result = run("-w", str(ws), "config", "show", env={"FIELDKIT_DASK__N_WORKERS": "0"})
+    assert result.exit_code == 78
+    assert "dask.n_workers" in result.stderr and "0" in result.stderr
+
+
+def test_demo_creates_workspace_and_prints_where(tmp_path):
+    result = run("demo", str(tmp_path / "demo"), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["workspace"] == str((tmp_path / "demo").resolve())
+    assert (tmp_path / "demo" / "fieldkit.toml").is_file()
+    again = run("demo", str(tmp_path / "demo"))  # a previous demo workspace is rebuilt
+    assert again.exit_code == 0 and "demo workspace" in again.stderr
+
+
+def test_demo_never_touches_a_directory_it_did_not_create(tmp_path):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    result = run("demo", str(tmp_path / "precious"))
+    assert result.exit_code == EXIT_CANTCREAT
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+def test_console_script_end_to_end(tmp_path):
+    exe = Path(sys.executable).with_name("fieldkit")
+    subprocess.run([str(exe), "init", str(tmp_path / "ws")], check=True, capture_output=True)
+    done = subprocess.run([str(exe), "-w", str(tmp_path / "ws"), "catalog", "recordings", "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+    outside = subprocess.run([str(exe), "catalog", "recordings", "--json"], cwd=tmp_path,
+                             capture_output=True, text=True, env={**os.environ, "FIELDKIT_WORKSPACE": ""})
+    assert outside.returncode == EXIT_NOINPUT and outside.stdout == ""
+    assert "fieldkit init" in outside.stderr and len(outside.stderr.strip().splitlines()) == 1
