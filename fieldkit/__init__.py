@@ -1,1 +1,2 @@
 """fieldkit."""
+__version__ = "0.1.0"

@@ -63,6 +63,7 @@ class IngestSettings(BaseModel):
         256 * 1024 * 1024, ge=0, description="Free space kept at the destination after a copy."
     )
     fsync: bool = Field(True, description="fsync files and directories (only tests turn it off).")
+    batch_files: int = Field(64, ge=1, le=10_000, description="Files committed to the catalogue per transaction.")
     default_timezone: str = Field(
         "UTC", description="Recorder clock zone when a deployment gives none (fixed offsets are safest)."
     )

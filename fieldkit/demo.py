@@ -12,11 +12,14 @@ from typing import Any
 
 from fieldkit.catalogue import queries
 from fieldkit.errors import WorkspaceExistsError
+from fieldkit.ingest import IngestRequest, ingest_card
 from fieldkit.workspace import Workspace, init_workspace
 
 __all__ = ["run_demo", "DEMO_MARKER", "sample_card_path"]
 
 DEMO_MARKER = ".fieldkit-demo"
+DEMO_SITE = "demo-wood"
+DEMO_DEPLOYMENT = "audiomoth-2020-04"
 
 
 def sample_card_path() -> Path:
@@ -49,11 +52,23 @@ def _catalogue_summary(ws: Workspace) -> dict[str, Any]:
         }
 
 
+def _ingest_stage(ws: Workspace) -> dict[str, Any]:
+    report = ingest_card(ws, IngestRequest(sample_card_path(), DEMO_SITE, DEMO_DEPLOYMENT, timezone="+00:00",
+                                           card_id="demo-sample-card"))
+    c = report.counts
+    problems = [f"{f.path}: {f.status or f.state} ({f.reason})" for f in report.problems]
+    return {"name": "ingest", "summary": f"{c['verified']} files verified into the archive "
+            f"({c['ok']} ok, {c['truncated']} truncated, {c['quarantined']} quarantined, {c['ignored']} ignored); "
+            f"safe to erase: {report.safe_to_erase}", "counts": c, "problems": problems,
+            "manifest": report.manifest}
+
+
 def run_demo(directory: Path, *, progress: bool = True) -> dict[str, Any]:
     """Build the demo workspace and run every stage; returns a JSON-ready report."""
     stages: list[dict[str, Any]] = []
     with _fresh_workspace(Path(directory)) as ws:
         stages.append({"name": "workspace", "summary": f"created {ws.root}"})
+        stages.append(_ingest_stage(ws))
         counts = _catalogue_summary(ws)
         stages.append({"name": "catalogue", "summary": ", ".join(f"{v} {k}" for k, v in counts.items()),
                        "counts": counts})

@@ -22,7 +22,7 @@ __all__ = [
     "table_json_schema", "json_schemas", "write_json_schemas", "validate",
 ]
 
-STATUSES = ["ok", "truncated", "quarantined"]
+STATUSES = ["ok", "truncated", "quarantined", "sidecar"]
 SPLITS = ["train", "validation", "test"]
 UTC = pd.DatetimeTZDtype(tz="UTC")
 

@@ -33,7 +33,7 @@ def test_init_then_db_check_exits_zero(tmp_path):
     assert run("init", str(ws)).exit_code == 0
     result = run("--workspace", str(ws), "db", "check", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"current": "0002", "head": "0002", "pending": False,
+    assert json.loads(result.stdout) == {"current": "0003", "head": "0003", "pending": False,
                                          "drift": [], "ok": True}
     for sub in ("archive", "archive/.staging", "archive/mhl", "stores", "exports"):
         assert (ws / sub).is_dir()
@@ -55,7 +55,7 @@ def test_db_check_reports_a_pending_migration(tmp_path):
     assert refused.exit_code == 78 and refused.stdout == ""
     upgraded = run("-w", str(ws), "db", "upgrade", "--json")
     doc = json.loads(upgraded.stdout)
-    assert doc["from"] == "0001" and doc["to"] == "0002" and Path(doc["backup"]).is_file()
+    assert doc["from"] == "0001" and doc["to"] == "0003" and Path(doc["backup"]).is_file()
     assert run("-w", str(ws), "db", "check").exit_code == 0
 
 
@@ -129,6 +129,9 @@ def test_demo_creates_workspace_and_prints_where(tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["workspace"] == str((tmp_path / "demo").resolve())
+    ingest = next(s for s in doc["stages"] if s["name"] == "ingest")
+    assert ingest["counts"]["verified"] == 11 and ingest["counts"]["ignored"] == 2
+    assert ingest["counts"]["quarantined"] == 4 and ingest["counts"]["truncated"] == 1
     assert (tmp_path / "demo" / "fieldkit.toml").is_file()
     again = run("demo", str(tmp_path / "demo"))  # a previous demo workspace is rebuilt
     assert again.exit_code == 0 and "demo workspace" in again.stderr

@@ -17,7 +17,7 @@ PACKAGE = Path(fieldkit.__file__).resolve().parent
 #: import each other. `testing` is a helper kit for tests and may use anything; nothing else may
 #: import it.
 LAYERS = {
-    "errors": 0, "units": 0, "config": 0,
+    "errors": 0, "units": 0, "config": 0, "workflow": 0,
     "model": 1, "dsp": 1,
     "io": 2, "store": 2, "catalogue": 2, "schemas": 2,
     "ingest": 3, "pipeline": 3, "export": 3, "sonify": 3, "workspace": 3, "demo": 3,

@@ -35,7 +35,7 @@ def test_schema_check_flags_a_stale_file(tmp_path):
 def test_recordings_schema_has_row_properties_and_enums():
     schema = json_schemas()["recordings.schema.json"]
     assert schema["type"] == "object"
-    assert schema["properties"]["status"]["enum"] == ["ok", "truncated", "quarantined"]
+    assert schema["properties"]["status"]["enum"] == ["ok", "truncated", "quarantined", "sidecar"]
     assert schema["properties"]["sample_rate_hz"]["type"] == ["integer", "null"]
     assert render(schema).endswith("}\n")
 

@@ -21,7 +21,7 @@ __all__ = [
     "RECORDING_STATUSES", "SESSION_STATES", "SOURCE_FILE_STATES",
 ]
 
-RECORDING_STATUSES = ("ok", "truncated", "quarantined")
+RECORDING_STATUSES = ("ok", "truncated", "quarantined", "sidecar")
 SESSION_STATES = ("started", "copying", "complete", "incomplete", "failed")
 SOURCE_FILE_STATES = ("pending", "verified", "duplicate", "ignored", "failed")
 

@@ -14,7 +14,8 @@ from fieldkit.catalogue.models import (
     Card, Deployment, Device, IngestSession, Recording, Site, SourceFile,
 )
 
-__all__ = ["RecordingFilter", "list_sites", "list_deployments", "list_recordings", "list_sessions", "iso_utc"]
+__all__ = ["RecordingFilter", "list_sites", "list_deployments", "list_recordings", "list_sessions", "iso_utc",
+           "source_file_keys", "session_files", "session_context"]
 
 
 def iso_utc(value: dt.datetime | None) -> str | None:
@@ -150,3 +151,36 @@ def list_sessions(session: Session, *, deployment: str | None = None) -> list[di
          "finished_at": iso_utc(s.finished_at), "message": s.message}
         for s, card, dep, site in session.execute(stmt).all()
     ]
+
+
+def source_file_keys(session: Session, session_id: int) -> set[tuple[bytes, int]]:
+    """(raw path, size) of every file inventoried in an ingest session."""
+    stmt = sa.select(SourceFile.raw_path, SourceFile.size_bytes).where(SourceFile.session_id == session_id)
+    return {(bytes(p), n) for p, n in session.execute(stmt).all()}
+
+
+def session_files(session: Session, session_id: int) -> list[dict[str, Any]]:
+    """Every inventoried file of an ingest session with its outcome and its recording's status."""
+    stmt = (
+        sa.select(SourceFile, Recording.archive_path, Recording.status, Recording.status_message)
+        .outerjoin(Recording, SourceFile.recording_id == Recording.id)
+        .where(SourceFile.session_id == session_id)
+        .order_by(SourceFile.id)
+    )
+    return [
+        {"raw_path": bytes(f.raw_path), "path": f.display_path, "size_bytes": f.size_bytes, "state": f.state,
+         "reason": f.reason, "message": f.message or note, "sha256": f.sha256, "archive_path": path,
+         "recording_id": f.recording_id, "status": status if f.state == "verified" else None}
+        for f, path, status, note in session.execute(stmt).all()
+    ]
+
+
+def session_context(session: Session, session_id: int) -> dict[str, Any]:
+    """Site, deployment and time zone of an ingest session."""
+    row = session.execute(
+        sa.select(IngestSession.deployment_id, Deployment.name, Deployment.timezone, Site.name)
+        .join(Deployment, IngestSession.deployment_id == Deployment.id)
+        .join(Site, Deployment.site_id == Site.id)
+        .where(IngestSession.id == session_id)
+    ).one()
+    return {"deployment_id": row[0], "deployment": row[1], "timezone": row[2], "site": row[3]}

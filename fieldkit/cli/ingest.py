@@ -1,0 +1,114 @@
+"""``fieldkit ingest`` and ``fieldkit verify``."""
+
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fieldkit.cli.app_state import state
+from fieldkit.cli.progress import FileProgress
+from fieldkit.cli.render import emit_json, err, table
+from fieldkit.ingest import IngestRequest, ingest_card, plan_ingest
+from fieldkit.ingest.report import IngestReport
+
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+@contextmanager
+def _graceful_stop():
+    """SIGINT/SIGTERM ask the ingest to stop at the next safe point (between batches)."""
+    requested = {"stop": False}
+
+    def handler(signum, _frame):
+        requested["stop"] = True
+        err.print("[yellow]stopping after the current batch (safe point)…[/yellow]")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: requested["stop"]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def ingest(
+    ctx: typer.Context,
+    card_dir: Path = typer.Argument(..., help="The card's mount point or a copy of its folder tree."),
+    site: str = typer.Option(..., "--site", help="Site name (created if new)."),
+    deployment: str = typer.Option(..., "--deployment", help="Deployment name at the site (created if new)."),
+    timezone: Optional[str] = typer.Option(None, "--timezone", help="Recorder clock zone: a fixed offset such as "
+                                           "+10:00 (recommended: recorders ignore DST) or an IANA name."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device serial for files that carry none."),
+    card_id: Optional[str] = typer.Option(None, "--card-id", help="Name this card (default: filesystem UUID, else its path)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be ingested; write nothing."),
+    break_lock: bool = typer.Option(False, "--break-lock", help="Clear a stale ingest lock (its process is dead)."),
+    json_out: bool = JSON,
+) -> None:
+    """Copy every file of a card into the archive, verified, and catalogue it."""
+    ws = state(ctx).open()
+    request = IngestRequest(card_dir, site, deployment, timezone, device, card_id, break_lock)
+    if dry_run:
+        plan = plan_ingest(ws, request)
+        emit_json(plan) if json_out else err.print(
+            f"would ingest {plan['to_copy']} files ({plan['bytes_to_copy']:,} bytes) from {plan['card_root']}; "
+            f"{len(plan['ignored'])} ignored; enough space: {plan['enough_space']}")
+        return
+    with _graceful_stop() as should_stop:
+        report = ingest_card(ws, request, progress=FileProgress("copy", enabled=not json_out), should_stop=should_stop)
+    emit_json(report.to_dict()) if json_out else _render(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _render(report: IngestReport) -> None:
+    c = report.counts
+    for message in report.messages:
+        err.print(message)
+    table(f"ingest of {report.card} → {report.site}/{report.deployment} (session {report.session_id})",
+          [{"files": c["files"], "verified": c["verified"], "duplicate": c["duplicate"], "ignored": c["ignored"],
+            "failed": c["failed"], "ok": c["ok"], "truncated": c["truncated"], "quarantined": c["quarantined"]}],
+          ["files", "verified", "duplicate", "ignored", "failed", "ok", "truncated", "quarantined"])
+    problems = [{"file": f.path, "state": f.state, "status": f.status, "reason": f.reason, "message": f.message}
+                for f in report.problems]
+    if problems:
+        table("needs attention", problems, ["file", "state", "status", "reason", "message"])
+    if report.safe_to_erase:
+        err.print("[bold green]✓ safe to erase this card[/bold green]: every file is verified in the archive "
+                  f"(manifest {report.manifest}).")
+    else:
+        err.print("[bold red]✗ do NOT erase this card[/bold red]: "
+                  + ("some files failed to copy; run again." if c["failed"] else "the ingest is not complete; run again."))
+
+
+
+
+def verify(ctx: typer.Context, json_out: bool = JSON) -> None:
+    """Re-hash every archived file against the catalogue and the manifests; record the result."""
+    from fieldkit.ingest.verify import verify_archive
+
+    ws = state(ctx).open()
+    report = verify_archive(ws, progress=FileProgress("verify", enabled=not json_out))
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        err.print(f"checked {report.checked} archived files: {report.ok} match"
+                  + (f"; manifest {report.manifest}" if report.manifest else ""))
+        for m in report.mismatched:
+            err.print(f"[red]MISMATCH[/red] {m['archive_path']}: found {m['found']}, expected {m['expected']}")
+        for p in report.missing:
+            err.print(f"[red]MISSING[/red] {p}")
+        for p in report.chain_problems:
+            err.print(f"[red]MANIFEST CHAIN[/red] {p}")
+        for p in report.uncatalogued:
+            err.print(f"[yellow]not in the catalogue[/yellow] {p}")
+        if not report.passed:
+            err.print("Restore the files listed from the card or a backup copy; the archive was not changed.")
+    raise typer.Exit(report.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("verify")(verify)

@@ -1,0 +1,195 @@
+"""One batch of card files: copy and verify each, make the directories durable, describe the
+archived copies, then commit every row of the batch in one catalogue transaction.
+
+A batch is two-phase so that durability costs one ``syncfs`` per batch instead of one fsync per
+file: (1) stream every file into staging while hashing it; (2) flush the filesystem once, then
+evict and re-read each copy and re-read each source; (3) link verified copies into place and
+fsync the directories; (4) journal them; (5) commit. A file whose verification fails is copied
+again on its own, with its own fsync, up to the configured number of retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fieldkit.catalogue import writes
+from fieldkit.ingest.copy import (
+    CopyFailure, StagedCopy, fsync_dir, place, stage_copy, stage_unsynced, syncfs, verify_staged,
+)
+from fieldkit.ingest.crash import crashpoint
+from fieldkit.ingest.describe import describe_archived
+from fieldkit.ingest.inventory import CardFile
+from fieldkit.ingest.journal import Journal, JournalEntry
+from fieldkit.ingest.naming import archive_relpath
+from fieldkit.ingest.report import FileOutcome
+
+__all__ = ["BatchContext", "Placed", "Failure", "copy_batch", "describe_batch", "commit_batch"]
+
+log = logging.getLogger(__name__)
+
+Failure = tuple[CardFile, CopyFailure]
+DESCRIBE_THREADS = max(2, min(4, os.cpu_count() or 2))
+
+
+@dataclass
+class BatchContext:
+    archive: Path
+    staging: Path
+    session_id: int
+    deployment_id: int
+    site: str
+    deployment: str
+    timezone: str
+    device_serial: str | None
+    chunk_bytes: int
+    do_fsync: bool
+    retries: int
+    journal: Journal
+    counter: int = 0
+    placed_names: set[str] = field(default_factory=set)  # casefolded archive paths in use (catalogue or batch)
+    devices: dict[tuple, int | None] = field(default_factory=dict)
+
+
+@dataclass
+class Placed:
+    """A file whose verified copy is in the archive (``archive_path`` empty: content already there)."""
+
+    card: CardFile
+    sha256: str
+    archive_path: str
+    description: dict[str, Any] | None = None
+    meta: Any = None
+
+
+def _partial(ctx: BatchContext) -> Path:
+    ctx.counter += 1
+    path = ctx.staging / f"{ctx.counter:07d}.partial"
+    path.unlink(missing_ok=True)
+    return path
+
+
+def _stage_all(ctx: BatchContext, root: bytes, files: list[CardFile], failed: list[Failure]) -> list[tuple]:
+    staged = []
+    for card in files:
+        try:
+            staged.append((card, stage_unsynced(root + b"/" + card.raw_path, _partial(ctx), card.size_bytes,
+                                                ctx.chunk_bytes)))
+        except CopyFailure as failure:
+            failed.append((card, failure))
+    return staged
+
+
+def _verify_all(ctx: BatchContext, root: bytes, staged: list[tuple], failed: list[Failure]) -> list[tuple]:
+    verified = []
+    for card, copy in staged:
+        source = root + b"/" + card.raw_path
+        try:
+            verify_staged(source, copy, ctx.chunk_bytes)
+        except CopyFailure as first:
+            copy.partial.unlink(missing_ok=True)
+            log.warning("%s; copying it again", first.message)
+            try:
+                copy = stage_copy(source, _partial(ctx), card.size_bytes, chunk_bytes=ctx.chunk_bytes,
+                                  do_fsync=ctx.do_fsync, retries=max(ctx.retries - 1, 0))
+            except CopyFailure as failure:
+                failed.append((card, failure))
+                continue
+        verified.append((card, copy))
+        crashpoint("after_copy")
+    return verified
+
+
+def copy_batch(ctx: BatchContext, root: bytes, files: list[CardFile], s_read) -> tuple[list[Placed], list[Failure]]:
+    """Copy, verify and place each file; returns placed files and per-file failures."""
+    failed: list[Failure] = []
+    staged = _stage_all(ctx, root, files, failed)
+    if ctx.do_fsync and staged:
+        syncfs(ctx.staging)
+    verified = _verify_all(ctx, root, staged, failed)
+    known = writes.recordings_by_sha(s_read, [c.sha256 for _, c in verified])
+    wanted = {card.raw_path: archive_relpath(ctx.site, ctx.deployment, card.raw_path) for card, _ in verified}
+    ctx.placed_names |= writes.archive_paths_taken(s_read, list(wanted.values()))
+    touched = {ctx.staging}
+    placed = [_place_one(ctx, card, copy, known, wanted[card.raw_path], touched) for card, copy in verified]
+    if ctx.do_fsync:
+        for folder in touched:
+            fsync_dir(folder)
+    ctx.journal.append([JournalEntry(ctx.session_id, p.card.raw_path, p.sha256, p.card.size_bytes,
+                                     p.archive_path) for p in placed if p.archive_path])
+    crashpoint("after_place")
+    return placed, failed
+
+
+def _place_one(ctx: BatchContext, card: CardFile, staged: StagedCopy, known: dict, rel: str, touched: set) -> Placed:
+    if staged.sha256 in known:  # same content already archived (another card, or a re-run): one copy
+        staged.partial.unlink(missing_ok=True)
+        return Placed(card, staged.sha256, "")
+    if rel.casefold() in ctx.placed_names:  # taken in the catalogue or earlier in this batch
+        stem, dot, ext = rel.rpartition(".")
+        rel = f"{stem}__{staged.sha256[:12]}.{ext}" if dot else f"{rel}__{staged.sha256[:12]}"
+    final, _adopted = place(staged, ctx.archive / rel, ctx.chunk_bytes)
+    touched.add(final.parent)
+    rel = final.relative_to(ctx.archive).as_posix()
+    ctx.placed_names.add(rel.casefold())
+    return Placed(card, staged.sha256, rel)
+
+
+def describe_batch(ctx: BatchContext, placed: list[Placed]) -> None:
+    """Probe, QC and metadata of each newly placed file, on a small thread pool: libsndfile,
+    numpy and hashlib release the GIL, so two cores are used while the main thread copies."""
+    todo = [p for p in placed if p.archive_path]
+
+    def one(p: Placed) -> None:
+        p.description, p.meta = describe_archived(ctx.archive / p.archive_path, p.card.name, ctx.timezone)
+
+    if len(todo) < 2:
+        for p in todo:
+            one(p)
+        return
+    with ThreadPoolExecutor(max_workers=DESCRIBE_THREADS) as pool:
+        list(pool.map(one, todo))
+
+
+def _device(ctx: BatchContext, s, meta) -> int | None:
+    serial = (meta.serial if meta else None) or ctx.device_serial
+    key = (meta.make if meta else None, meta.model if meta else None, serial, meta.firmware if meta else None)
+    if key not in ctx.devices:
+        ctx.devices[key] = writes.ensure_device(s, *key)
+    return ctx.devices[key]
+
+
+def commit_batch(ctx: BatchContext, s, placed: list[Placed], failed: list[Failure]) -> None:
+    """Insert recordings and settle source-file rows for a batch, inside writer session ``s``."""
+    known = writes.recordings_by_sha(s, [p.sha256 for p in placed])
+    new_rows, settle = [], []
+    for p in placed:
+        if p.sha256 in known or not p.archive_path:
+            continue
+        fields = dict(p.description or {})
+        new_rows.append({**fields, "sha256": p.sha256, "size_bytes": p.card.size_bytes,
+                         "archive_path": p.archive_path, "deployment_id": ctx.deployment_id,
+                         "device_id": _device(ctx, s, p.meta)})
+        known[p.sha256] = (None, p.archive_path)  # same content twice in one batch: the first wins
+    crashpoint("during_commit")
+    known.update(writes.insert_recordings(s, new_rows))
+    for p in placed:
+        rec_id, path = known[p.sha256]
+        first = bool(p.archive_path) and path == p.archive_path
+        settle.append({"raw_path": p.card.raw_path, "state": "verified" if first else "duplicate",
+                       "sha256": p.sha256, "recording_id": rec_id,
+                       "reason": (p.description or {}).get("reason") if first else None,
+                       "message": None if first else f"identical to {path}"})
+    settle += [{"raw_path": c.raw_path, "state": "failed", "sha256": None, "recording_id": None,
+                "reason": f.reason, "message": f.message} for c, f in failed]
+    writes.settle_source_files(s, ctx.session_id, settle)
+    crashpoint("during_commit")
+
+
+def outcome_of(row: dict) -> FileOutcome:
+    return FileOutcome(row["path"], row["size_bytes"], row["state"], row["reason"], row["message"], row["sha256"],
+                       row["archive_path"], row["recording_id"], row["status"])

@@ -1,0 +1,123 @@
+"""What an archived file is: audio facts, recorder metadata and its start time, read from the
+*archived copy* (never the card), so a parser bug can never affect the copy."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fieldkit.errors import TimeReconciliationError
+from fieldkit.io.audio import probe
+from fieldkit.io.recorders import read_recorder_metadata
+from fieldkit.io.recorders.audiomoth import parse_config_txt
+from fieldkit.model.audio import AudioFacts
+from fieldkit.model.metadata import RecorderMetadata
+from fieldkit.model.times import reconcile_times
+
+__all__ = ["describe_archived", "Description"]
+
+log = logging.getLogger(__name__)
+
+Description = dict[str, Any]
+
+
+def describe_archived(path: Path, card_name: str, timezone: str) -> tuple[Description, RecorderMetadata]:
+    """Recording fields (facts, QC, times, metadata) for an archived file.
+
+    A file that defeats the probe is quarantined with reason ``unreadable`` and the error text:
+    one bad file never stops the batch.
+    """
+    facts = _probe(path)
+    sidecar = _sidecar(path, card_name, facts)
+    if sidecar is not None:
+        return sidecar, RecorderMetadata()
+    meta = _metadata(path, card_name, facts)
+    fields = _facts_fields(facts)
+    fields.update(_time_fields(meta, timezone, path))
+    fields["metadata"] = {**meta.to_dict(), "chunks": _chunks(facts)}
+    return fields, meta
+
+
+SIDECAR_SUFFIXES = {".txt", ".csv", ".json", ".xml", ".log", ".config", ".ini"}
+MAX_SIDECAR_BYTES = 4 << 20
+
+
+def _sidecar(path: Path, card_name: str, facts: AudioFacts) -> Description | None:
+    """Recorder text files (CONFIG.TXT, *_Summary.txt, GPS.TXT...): archived, status ``sidecar``."""
+    if facts.reason != "not_audio" or Path(card_name).suffix.lower() not in SIDECAR_SUFFIXES:
+        return None
+    if facts.file_size_bytes > MAX_SIDECAR_BYTES:
+        return None
+    raw = path.read_bytes()
+    if b"\0" in raw:
+        return None
+    kind = _sidecar_kind(card_name)
+    meta: dict[str, Any] = {"sidecar": kind}
+    if kind == "audiomoth_config":
+        config = parse_config_txt(raw)
+        meta["config"] = config.fields
+        meta["warnings"] = list(config.warnings)
+    return {"format": "text", "declared_extension": Path(card_name).suffix.lstrip(".").lower(),
+            "status": "sidecar", "reason": None, "status_message": f"{card_name}: recorder text file ({kind})",
+            "duration_s": None, "frames_present": None, "metadata": meta, "times": {}}
+
+
+def _sidecar_kind(name: str) -> str:
+    upper = name.upper()
+    if upper == "CONFIG.TXT":
+        return "audiomoth_config"
+    if "_SUMMARY" in upper:
+        return "songmeter_summary"
+    if upper == "GPS.TXT":
+        return "gps_log"
+    return "text"
+
+
+def _probe(path: Path) -> AudioFacts:
+    try:
+        return probe(path)
+    except Exception as exc:  # noqa: BLE001 - the batch boundary: record the file, carry on
+        log.warning("probe of %s failed: %s", path, exc)
+        return AudioFacts(path=str(path), file_size_bytes=path.stat().st_size, detected_format="unknown",
+                          declared_extension=path.suffix.lstrip(".").lower(), status="quarantined",
+                          reason="unreadable", messages=(f"{path.name}: could not be read as audio ({exc}).",))
+
+
+def _metadata(path: Path, card_name: str, facts: AudioFacts) -> RecorderMetadata:
+    try:
+        return read_recorder_metadata(path, card_name, facts.layout)
+    except Exception as exc:  # noqa: BLE001 - metadata is best effort; the file is still archived
+        log.warning("metadata of %s could not be parsed: %s", path, exc)
+        return RecorderMetadata(flags=("metadata_unparsed",), warnings=(f"metadata parse failed: {exc}",))
+
+
+def _facts_fields(facts: AudioFacts) -> Description:
+    qc = facts.qc
+    return {
+        "format": facts.detected_format, "declared_extension": facts.declared_extension or None,
+        "sample_rate_hz": facts.sample_rate_hz, "channels": facts.channels, "bit_depth": facts.bit_depth,
+        "subtype": facts.subtype, "frames_declared": facts.frames_declared,
+        "frames_present": facts.frames_present, "duration_s": facts.duration_s,
+        "status": facts.status, "reason": facts.reason,
+        "status_message": " ".join(facts.messages) or None,
+        "peak_dbfs": qc.peak_dbfs if qc else None, "clipped_samples": qc.clipped_samples if qc else None,
+        "dc_offset": qc.dc_offset if qc else None, "silent_fraction": qc.silent_fraction if qc else None,
+    }
+
+
+def _time_fields(meta: RecorderMetadata, timezone: str, path: Path) -> Description:
+    try:
+        res = reconcile_times(meta.time_candidates, timezone)
+    except TimeReconciliationError as exc:
+        return {"start_time_utc": None, "time_source": None, "time_discrepancy_s": None,
+                "times": {"error": str(exc), "flags": ["time_unresolved"],
+                          "candidates": [c.to_dict() for c in meta.time_candidates]}}
+    return {"start_time_utc": res.start_time_utc, "time_source": res.time_source,
+            "time_discrepancy_s": res.max_discrepancy_s, "times": res.to_dict()}
+
+
+def _chunks(facts: AudioFacts) -> list[dict[str, Any]]:
+    if facts.layout is None:
+        return []
+    return [{"id": c.chunk_id, "offset": c.offset, "size": c.size_declared} for c in facts.layout.chunks]

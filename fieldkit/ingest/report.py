@@ -1,0 +1,81 @@
+"""What an ingest did: per-file outcomes and the session summary (JSON-ready)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from fieldkit.errors import EXIT_OK, EXIT_PARTIAL
+
+__all__ = ["FileOutcome", "IngestReport", "Progress", "NullProgress"]
+
+
+@dataclass
+class FileOutcome:
+    """One card file: what happened to it (``state``) and what it is (``status``)."""
+
+    path: str
+    size_bytes: int
+    state: str  # verified | duplicate | ignored | failed | pending
+    reason: str | None = None
+    message: str | None = None
+    sha256: str | None = None
+    archive_path: str | None = None
+    recording_id: int | None = None
+    status: str | None = None  # ok | truncated | quarantined (for archived content)
+
+
+@dataclass
+class IngestReport:
+    card: str
+    card_root: str
+    site: str
+    deployment: str
+    session_id: int | None
+    state: str
+    dry_run: bool = False
+    safe_to_erase: bool = False
+    manifest: str | None = None
+    resumed_from: int | None = None
+    files: list[FileOutcome] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        states = Counter(f.state for f in self.files)
+        statuses = Counter(f.status for f in self.files if f.status and f.state == "verified")
+        return {"files": len(self.files), **{k: states.get(k, 0) for k in
+                ("verified", "duplicate", "ignored", "failed", "pending")},
+                **{k: statuses.get(k, 0) for k in ("ok", "truncated", "quarantined")}}
+
+    @property
+    def problems(self) -> list[FileOutcome]:
+        return [f for f in self.files if f.state == "failed" or f.status in ("truncated", "quarantined")]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.problems or self.state != "complete" else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["counts"] = self.counts
+        doc["exit_code"] = self.exit_code
+        return doc
+
+
+class Progress(Protocol):
+    def start(self, files: int, total_bytes: int) -> None: ...
+    def advance(self, name: str, size_bytes: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def advance(self, name: str, size_bytes: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass

@@ -1,0 +1,53 @@
+"""Sealing a session: its final state, "safe to erase", and an ASC-MHL-style manifest generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fieldkit.catalogue import queries, writes
+from fieldkit.catalogue.base import utcnow
+from fieldkit.ingest.crash import crashpoint
+from fieldkit.io.mhl import CreatorInfo, MhlEntry, write_generation
+
+__all__ = ["seal_session"]
+
+
+def _entries(files: list[dict[str, Any]], hashed_at) -> list[MhlEntry]:
+    entries, seen = [], set()
+    for f in files:
+        if f["state"] not in ("verified", "duplicate") or not f["archive_path"] or f["archive_path"] in seen:
+            continue
+        seen.add(f["archive_path"])
+        action = "original" if f["state"] == "verified" else "verified"
+        entries.append(MhlEntry(f["archive_path"], f["size_bytes"], {"sha256": f["sha256"]},
+                                action=action, hashed_at=hashed_at))
+    return entries
+
+
+def seal_session(workspace, session_id: int, *, stopped: bool, comment: str) -> dict[str, Any]:
+    """Set the session's state and counts; write a manifest generation; return the summary."""
+    with workspace.catalogue.read() as s:
+        files = queries.session_files(s, session_id)
+    counts = {k: sum(1 for f in files if f["state"] == k) for k in ("verified", "duplicate", "ignored", "failed", "pending")}
+    complete = not stopped and counts["pending"] == 0
+    safe = complete and counts["failed"] == 0
+    crashpoint("before_seal")
+    manifest = _write_manifest(workspace, files, comment) if counts["verified"] + counts["duplicate"] else None
+    crashpoint("after_manifest")
+    with workspace.catalogue.write() as s:
+        writes.update_session(s, session_id, state="complete" if complete else "incomplete", counts=counts,
+                              safe_to_erase=safe, finished_at=utcnow(),
+                              message=None if complete else "stopped before every file was copied; run again to resume")
+        if manifest is not None:
+            writes.insert_manifest(s, sequence=int(manifest.name.split("_", 1)[0]), kind="ingest",
+                                   path=workspace.relative(manifest), files=counts["verified"] + counts["duplicate"],
+                                   failures=counts["failed"], session_id=session_id)
+    return {"state": "complete" if complete else "incomplete", "safe_to_erase": safe, "counts": counts,
+            "manifest": workspace.relative(manifest) if manifest else None, "files": files}
+
+
+def _write_manifest(workspace, files: list[dict[str, Any]], comment: str) -> Path:
+    creator = CreatorInfo.now(comment=comment)
+    return write_generation(workspace.paths.manifests, process="transfer", entries=_entries(files, creator.created),
+                            creator=creator, root_name="archive")

@@ -1,0 +1,144 @@
+"""``fieldkit ingest``: a card in, a verified archive and a catalogue out.
+
+Preflight (inventory, lock, recovery, session, free space) → batches of verified copies, each
+batch committed in one transaction after its files and directories are durable → seal (state,
+safe-to-erase, manifest). One bad file never stops the batch; a removed card or a full disk
+stops cleanly and the same command resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fieldkit.catalogue import queries
+from fieldkit.errors import InsufficientSpaceError
+from fieldkit.ingest.batch import BatchContext, commit_batch, copy_batch, describe_batch
+from fieldkit.ingest.inventory import CardFile, Inventory, take_inventory
+from fieldkit.ingest.journal import Journal
+from fieldkit.ingest.lock import IngestLock
+from fieldkit.ingest.recover import clear_session_staging, recover_archive
+from fieldkit.ingest.report import FileOutcome, IngestReport, NullProgress, Progress
+from fieldkit.ingest.seal import seal_session
+from fieldkit.ingest.session import SessionPlan, open_session
+
+__all__ = ["IngestRequest", "ingest_card", "plan_ingest"]
+
+log = logging.getLogger(__name__)
+BATCH_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    card_dir: Path
+    site: str
+    deployment: str
+    timezone: str | None = None
+    device_serial: str | None = None
+    card_id: str | None = None
+    break_lock: bool = False
+
+
+def _batches(files: list[CardFile], batch_files: int) -> Iterator[list[CardFile]]:
+    batch, size = [], 0
+    for f in files:
+        batch.append(f)
+        size += f.size_bytes
+        if len(batch) >= batch_files or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _preflight_space(workspace, files: list[CardFile]) -> None:
+    needed = sum(f.size_bytes for f in files) + workspace.settings.ingest.free_space_margin_bytes
+    free = shutil.disk_usage(workspace.paths.archive).free
+    if files and free < needed:
+        raise InsufficientSpaceError(
+            f"not enough space in {workspace.paths.archive}: {needed:,} bytes needed "
+            f"({len(files)} files plus a {workspace.settings.ingest.free_space_margin_bytes:,}-byte margin), "
+            f"{free:,} available. Nothing was copied.",
+            hint="Free space on the archive volume, or move the workspace, then run again.")
+
+
+def _report(inv: Inventory, request: IngestRequest, plan: SessionPlan, files: list[dict], **kw) -> IngestReport:
+    outcomes = [FileOutcome(f["path"], f["size_bytes"], f["state"], f["reason"], f["message"], f["sha256"],
+                            f["archive_path"], f["recording_id"], f["status"]) for f in files]
+    return IngestReport(inv.identity, str(inv.root), request.site, request.deployment, plan.session_id,
+                        files=outcomes, resumed_from=plan.resumed_from, **kw)
+
+
+def ingest_card(workspace, request: IngestRequest, *, progress: Progress | None = None,
+                should_stop: Callable[[], bool] = lambda: False) -> IngestReport:
+    """Ingest one card into ``workspace``; see the module docstring for the protocol."""
+    progress = progress or NullProgress()
+    inv = take_inventory(request.card_dir, request.card_id)
+    with IngestLock(workspace.paths.archive / ".ingest.lock", break_stale=request.break_lock):
+        recover_archive(workspace, do_fsync=workspace.settings.ingest.fsync)
+        with workspace.catalogue.write() as s:
+            plan = open_session(s, inv, site=request.site, deployment=request.deployment,
+                                timezone=request.timezone, default_timezone=workspace.settings.ingest.default_timezone)
+        if plan.session_id is None:
+            return _noop(workspace, inv, request, plan)
+        pending = [f for f in inv.to_copy if f.raw_path not in plan.settled]
+        _preflight_space(workspace, pending)
+        stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop)
+        sealed = seal_session(workspace, plan.session_id, stopped=stopped, comment=f"ingest of {inv.identity}")
+        if sealed["state"] == "complete":
+            clear_session_staging(workspace, plan.session_id)
+    return _report(inv, request, plan, sealed["files"], state=sealed["state"],
+                   safe_to_erase=sealed["safe_to_erase"], manifest=sealed["manifest"],
+                   messages=[] if not stopped else ["stopped on request; run the same command to resume"])
+
+
+def _copy_all(workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan, pending: list[CardFile],
+              progress: Progress, should_stop: Callable[[], bool]) -> bool:
+    cfg = workspace.settings.ingest
+    folder = workspace.paths.staging / str(plan.session_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    ctx = BatchContext(workspace.paths.archive, folder, plan.session_id, plan.deployment_id, request.site,
+                       request.deployment, plan.timezone, request.device_serial, cfg.chunk_bytes, cfg.fsync,
+                       cfg.read_retries, Journal(folder, plan.session_id, do_fsync=cfg.fsync))
+    progress.start(len(pending), sum(f.size_bytes for f in pending))
+    root = os.fsencode(inv.root)
+    try:
+        for batch in _batches(pending, cfg.batch_files):
+            if should_stop():
+                return True
+            with workspace.catalogue.read() as r:
+                placed, failed = copy_batch(ctx, root, batch, r)
+            describe_batch(ctx, placed)
+            with workspace.catalogue.write() as s:
+                commit_batch(ctx, s, placed, failed)
+            for f in batch:
+                progress.advance(f.display_path, f.size_bytes)
+    finally:
+        progress.finish()
+    return False
+
+
+def _noop(workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan) -> IngestReport:
+    with workspace.catalogue.read() as s:
+        files = queries.session_files(s, plan.resumed_from)
+        session = next(x for x in queries.list_sessions(s) if x["id"] == plan.resumed_from)
+    archived = sum(1 for f in files if f["state"] in ("verified", "duplicate"))
+    return _report(inv, request, plan, files, state="complete", safe_to_erase=session["safe_to_erase"],
+                   messages=[f"{archived} files already archived (identical hash), 0 new: nothing to do "
+                             f"(session {plan.resumed_from})"])
+
+
+def plan_ingest(workspace, request: IngestRequest) -> dict:
+    """``--dry-run``: what an ingest would do, without writing anything anywhere."""
+    inv = take_inventory(request.card_dir, request.card_id)
+    needed = inv.bytes_to_copy + workspace.settings.ingest.free_space_margin_bytes
+    free = shutil.disk_usage(workspace.paths.archive).free
+    return {"card": inv.identity, "card_root": str(inv.root), "recorder_hint": inv.recorder_hint,
+            "fingerprint": inv.fingerprint, "files": len(inv.files), "to_copy": len(inv.to_copy),
+            "ignored": [{"path": f.display_path, "reason": f.ignored} for f in inv.files if f.ignored],
+            "bytes_to_copy": inv.bytes_to_copy, "bytes_free": free, "enough_space": free >= needed,
+            "site": request.site, "deployment": request.deployment, "dry_run": True}

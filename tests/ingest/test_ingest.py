@@ -1,0 +1,219 @@
+"""Ingest of real WAV files on fake cards into a real workspace (SQLite file, archive on disk)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fieldkit.errors import EXIT_PARTIAL
+from fieldkit.testing.cards import BROKEN_EXPECTED, plain_wav, snapshot, write_file
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rows(workspace, table: str) -> int:
+    con = sqlite3.connect(workspace.root / "catalogue.sqlite")
+    try:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_every_file_is_archived_byte_for_byte_and_the_card_is_untouched(card, cli, workspace):
+    before = snapshot(card)
+    code, report = cli.json("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    assert snapshot(card) == before
+    assert code == EXIT_PARTIAL  # broken files present: the exit code says so
+    assert report["state"] == "complete" and report["safe_to_erase"] is True
+    archived = {f["path"]: f for f in report["files"] if f["state"] == "verified"}
+    ignored = {f["path"]: f["reason"] for f in report["files"] if f["state"] == "ignored"}
+    assert ignored == {"._20240501_220000.WAV": "appledouble", ".Spotlight-V100/store.db": "system_folder"}
+    card_files = {p.relative_to(card).as_posix() for p in card.rglob("*") if p.is_file()}
+    assert set(archived) == card_files - set(ignored)
+    for name, entry in archived.items():
+        copy = workspace.paths.archive / entry["archive_path"]
+        assert sha(copy) == sha(card / name) == entry["sha256"]
+        assert not os.access(copy, os.W_OK) or os.geteuid() == 0
+        assert copy.stat().st_mode & 0o222 == 0  # archived files are read-only
+
+
+def test_broken_files_get_status_reason_and_both_frame_counts(card, cli):
+    cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    code, recs = cli.json("catalog", "recordings")
+    by_name = {r["archive_path"].rsplit("/", 1)[-1]: r for r in recs}
+    for name, (status, reason) in BROKEN_EXPECTED.items():
+        assert (by_name[name]["status"], by_name[name]["reason"]) == (status, reason), name
+    truncated = by_name["20240501_231000.WAV"]
+    assert 0 < truncated["frames_present"] < truncated["frames_declared"] == 32000
+    assert truncated["duration_s"] == pytest.approx(truncated["frames_present"] / 16000)
+    assert by_name["CONFIG.TXT"]["status"] == "sidecar"
+    assert by_name["CONFIG.TXT"]["metadata"]["config"]["Device ID"] == "24E144055E080032"
+
+
+def test_catalog_recordings_json_has_the_promised_fields(card, cli):
+    cli("ingest", str(card), "--site", "Wood", "--deployment", "N1", "--timezone", "+02:00")
+    _, recs = cli.json("catalog", "recordings", "--status", "ok")
+    assert len(recs) == 6
+    first = recs[0]
+    for key in ("id", "sha256", "archive_path", "source_paths", "status", "reason", "format", "sample_rate_hz",
+                "channels", "bit_depth", "frames_declared", "frames_present", "duration_s", "start_time_utc",
+                "time_source", "time_discrepancy_s", "site", "deployment", "device_make", "device_model",
+                "device_serial", "peak_dbfs", "clipped_samples", "metadata"):
+        assert key in first, key
+    assert first["archive_path"].startswith("Wood/N1/") and not first["archive_path"].startswith("/")
+    assert first["source_paths"] == [f"path:{Path(first['source_paths'][0].split(':', 1)[1])}"] or \
+        first["source_paths"][0].endswith("20240501_220000.WAV")
+    assert (first["format"], first["sample_rate_hz"], first["channels"], first["bit_depth"]) == ("wav", 16000, 1, 16)
+    assert first["frames_declared"] == first["frames_present"] == 16000 and first["duration_s"] == 1.0
+    # the comment says (UTC): the comment's own zone wins over the deployment's +02:00
+    assert first["start_time_utc"] == "2024-05-01T22:00:00Z"
+    assert first["device_serial"] == "24E144055E080032" and first["device_make"]
+    assert first["peak_dbfs"] == pytest.approx(20 * __import__("math").log10(0.25), abs=0.01)
+    assert first["clipped_samples"] == 0
+
+
+def test_reingest_adds_no_rows_and_no_files(card, cli, workspace):
+    cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    counts = {t: rows(workspace, t) for t in ("recording", "source_file", "ingest_session", "manifest")}
+    files = sorted(p for p in workspace.paths.archive.rglob("*") if p.is_file())
+    code, report = cli.json("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    assert code == EXIT_PARTIAL  # same content, same truth: the card still holds broken files
+    assert report["messages"][0].startswith("12 files already archived (identical hash), 0 new")
+    assert {t: rows(workspace, t) for t in counts} == counts
+    assert sorted(p for p in workspace.paths.archive.rglob("*") if p.is_file()) == files
+
+
+def test_same_content_on_a_second_card_adds_an_origin_not_a_copy(card, cli, workspace, tmp_path):
+    cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    other = tmp_path / "card2"
+    shutil.copy2(card / "20240501_220500.WAV", other / "COPY.WAV" if other.mkdir() is None else None)
+    write_file(other / "new.wav", plain_wav(freq_hz=1234.0))
+    n_files = sum(1 for p in workspace.paths.archive.rglob("*.WAV"))
+    code, report = cli.json("ingest", str(other), "--site", "Wood", "--deployment", "N1")
+    states = {f["path"]: f["state"] for f in report["files"]}
+    assert states == {"COPY.WAV": "duplicate", "new.wav": "verified"}
+    assert sum(1 for p in workspace.paths.archive.rglob("*.WAV")) == n_files
+    _, recs = cli.json("catalog", "recordings")
+    dup = next(r for r in recs if r["archive_path"].endswith("20240501_220500.WAV"))
+    assert len(dup["source_paths"]) == 2 and dup["source_paths"][1].endswith(":COPY.WAV")
+
+
+def test_dry_run_writes_nothing(card, cli, workspace):
+    before = {t: rows(workspace, t) for t in ("ingest_session", "card", "site")}
+    code, plan = cli.json("ingest", str(card), "--site", "Wood", "--deployment", "N1", "--dry-run")
+    assert code == 0 and plan["to_copy"] == 12 and len(plan["ignored"]) == 2
+    assert {t: rows(workspace, t) for t in before} == before
+    assert not any(p.is_file() for p in workspace.paths.archive.rglob("*"))
+
+
+def test_not_enough_space_refuses_before_copying(card, cli, workspace, monkeypatch):
+    monkeypatch.setenv("FIELDKIT_INGEST__FREE_SPACE_MARGIN_BYTES", str(1 << 60))
+    result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    assert result.exit_code == 73
+    assert "not enough space" in result.stderr and "Nothing was copied" in result.stderr
+    assert not any(p.is_file() for p in workspace.paths.archive.rglob("*.WAV"))
+
+
+def test_unusual_names_are_copied_and_raw_bytes_kept(tmp_path, cli, workspace):
+    root = tmp_path / "odd"
+    names = [b"-leading dash.wav", b"caf\xe9 latin1.wav", b"CON.wav", b"trailing dot.wav.", b"A.WAV", b"a.wav",
+             b"tab\there.wav", "café nfd.wav".encode().replace("é".encode(), "e\u0301".encode())]
+    os.makedirs(root)
+    for i, name in enumerate(names):
+        with open(os.path.join(os.fsencode(root), name), "wb") as fh:
+            fh.write(plain_wav(freq_hz=300.0 + 50 * i))
+    code, report = cli.json("ingest", str(root), "--site", "S", "--deployment", "D")
+    assert code == 0 and report["counts"]["verified"] == len(names)
+    paths = [f["archive_path"] for f in report["files"]]
+    assert len(set(p.lower() for p in paths)) == len(paths)  # unique even on case-insensitive disks
+    for p in paths:
+        name = p.rsplit("/", 1)[-1]
+        assert not name.startswith("-") and not name.endswith(".") and "\t" not in name
+        assert name.split(".")[0].upper() != "CON"
+        name.encode("utf-8")
+    con = sqlite3.connect(workspace.root / "catalogue.sqlite")
+    raw = {bytes(r[0]) for r in con.execute("SELECT raw_path FROM source_file")}
+    assert raw == set(names)
+
+
+def test_different_content_under_the_same_name_from_two_cards_is_kept_twice(tmp_path, cli):
+    for i, freq in enumerate((500.0, 900.0)):
+        write_file(tmp_path / f"c{i}" / "20240501_220000.WAV", plain_wav(freq_hz=freq))
+        code, report = cli.json("ingest", str(tmp_path / f"c{i}"), "--site", "S", "--deployment", "D")
+        assert code == 0
+    _, recs = cli.json("catalog", "recordings")
+    assert len(recs) == 2 and len({r["archive_path"] for r in recs}) == 2
+    assert len({r["sha256"] for r in recs}) == 2
+
+
+def test_a_second_ingest_waits_for_the_lock(card, cli, workspace):
+    from fieldkit.ingest.lock import IngestLock
+
+    with IngestLock(workspace.paths.archive / ".ingest.lock"):
+        result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    assert result.exit_code == 75 and "ingest in progress" in result.stderr and f"pid {os.getpid()}" in result.stderr
+
+
+def test_a_dead_holders_lock_is_taken_over(card, cli, workspace):
+    """SIGKILL leaves the lock file behind, but the kernel released the flock: no manual step."""
+    import socket
+
+    lock = workspace.paths.archive / ".ingest.lock"
+    lock.write_text('{"pid": 999999, "host": "%s", "since": "2024-01-01T00:00:00+00:00"}' % socket.gethostname())
+    assert cli("ingest", str(card), "--site", "Wood", "--deployment", "N1").exit_code == EXIT_PARTIAL
+    assert lock.read_text() == ""  # released
+
+
+def test_lock_held_by_another_process_is_refused_with_its_pid(card, cli, workspace):
+    import subprocess
+    import sys
+    import time
+
+    lock = workspace.paths.archive / ".ingest.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from fieldkit.ingest.lock import IngestLock\n"
+        f"l = IngestLock(Path({str(lock)!r})); l.acquire(); print('held', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+        assert result.exit_code == 75 and f"pid {holder.pid}" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    assert cli("ingest", str(card), "--site", "Wood", "--deployment", "N1").exit_code == EXIT_PARTIAL
+
+
+def test_changing_a_deployments_timezone_is_refused(card, cli):
+    cli("ingest", str(card), "--site", "Wood", "--deployment", "N1", "--timezone", "+02:00")
+    result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1", "--timezone", "+03:00")
+    assert result.exit_code != 0 and "+02:00" in result.stderr and "+03:00" in result.stderr
+
+
+def test_missing_card_is_a_clear_error(tmp_path, cli):
+    result = cli("ingest", str(tmp_path / "nope"), "--site", "S", "--deployment", "D")
+    assert result.exit_code == 1 and "does not exist" in result.stderr and "mount point" in result.stderr
+
+
+def test_verify_passes_after_ingest_and_finds_a_flipped_byte(card, cli, workspace):
+    cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    code, report = cli.json("verify")
+    assert code == 0 and report["passed"] and report["checked"] == 12 and report["uncatalogued"] == []
+    victim = next(workspace.paths.archive.rglob("20240501_220000.WAV"))
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[200] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    code, report = cli.json("verify")
+    assert code == 65 and [m["archive_path"] for m in report["mismatched"]] == ["Wood/N1/20240501_220000.WAV"]
+    assert victim.read_bytes() == bytes(data)  # verify reports; it never "repairs" the archive
+    con = sqlite3.connect(workspace.root / "catalogue.sqlite")
+    assert con.execute("SELECT failures FROM manifest WHERE kind='verify' ORDER BY sequence DESC").fetchone()[0] == 1
