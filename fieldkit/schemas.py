@@ -16,6 +16,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from fieldkit.config import Settings
+from fieldkit.workflow import workflow_json_schema
 
 __all__ = [
     "RecordingsTable", "QCTable", "AnnotationImport", "ExportIndex", "TABLES",
@@ -175,9 +176,9 @@ def table_json_schema(name: str, model: type[pa.DataFrameModel]) -> dict[str, An
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Every schema fieldkit publishes, by file name."""
     out = {f"{name}.schema.json": table_json_schema(name, model) for name, model in TABLES.items()}
-    settings = Settings.model_json_schema()
-    settings["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    out["settings.schema.json"] = settings
+    for filename, schema in (("settings.schema.json", Settings.model_json_schema()),
+                             ("workflow.schema.json", workflow_json_schema())):
+        out[filename] = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
     return out
 
 

@@ -132,6 +132,9 @@ def test_demo_creates_workspace_and_prints_where(tmp_path):
     ingest = next(s for s in doc["stages"] if s["name"] == "ingest")
     assert ingest["counts"]["verified"] == 11 and ingest["counts"]["ignored"] == 2
     assert ingest["counts"]["quarantined"] == 4 and ingest["counts"]["truncated"] == 1
+    process = next(s for s in doc["stages"] if s["name"] == "process")
+    assert process["state"] == "complete" and process["n_clips"] == 12
+    assert (tmp_path / "demo" / process["store"] / "zarr.json").is_file()
     assert (tmp_path / "demo" / "fieldkit.toml").is_file()
     again = run("demo", str(tmp_path / "demo"))  # a previous demo workspace is rebuilt
     assert again.exit_code == 0 and "demo workspace" in again.stderr

@@ -21,7 +21,7 @@ from fieldkit.catalogue import writes
 from fieldkit.ingest.copy import (
     CopyFailure, StagedCopy, fsync_dir, place, stage_copy, stage_unsynced, syncfs, verify_staged,
 )
-from fieldkit.ingest.crash import crashpoint
+from fieldkit.faults import crashpoint
 from fieldkit.ingest.describe import describe_archived
 from fieldkit.ingest.inventory import CardFile
 from fieldkit.ingest.journal import Journal, JournalEntry

@@ -1,0 +1,77 @@
+"""``fieldkit process`` and ``fieldkit catalog runs|run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fieldkit.catalogue import runs as run_rows
+from fieldkit.cli.app_state import state
+from fieldkit.cli.progress import TaskProgress
+from fieldkit.cli.render import emit_json, err, table
+from fieldkit.pipeline import run_workflow
+from fieldkit.workflow import load_workflow
+
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+def process(
+    ctx: typer.Context,
+    workflow: Path = typer.Argument(..., help="A workflow file, e.g. workflows/birds-16k.yaml."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786); "
+                                            "default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes."),
+    resume: Optional[int] = typer.Option(None, "--resume", help="Finish an interrupted run (its id)."),
+    json_out: bool = JSON,
+) -> None:
+    """Process the selected recordings into a Zarr store: clips, waveforms, features, QC."""
+    ws = state(ctx).open()
+    wf = load_workflow(workflow)
+    report = run_workflow(ws, wf, workflow_source=str(workflow), scheduler=scheduler, workers=workers,
+                          resume=resume, progress=TaskProgress("process", enabled=not json_out))
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        if report.dashboard:
+            err.print(f"dashboard: {report.dashboard}")
+        err.print(f"run {report.run_id} ({report.name}): {report.state}; {report.n_recordings} recordings → "
+                  f"{report.n_clips} clips in {report.store} ({report.clips_computed} computed, "
+                  f"{report.clips_skipped} already done) in {report.seconds:.1f} s "
+                  f"({report.x_realtime:.0f}× real time)")
+        for q in report.quarantined_skipped:
+            err.print(f"[yellow]skipped[/yellow] {q['archive_path']}: quarantined ({q['reason']})")
+        for f in report.failures:
+            err.print(f"[red]failed[/red] clips {f['clips'][0]}-{f['clips'][1]}: {f['message']}")
+        if report.failures:
+            err.print(f"Fix the files above, then: fieldkit process {workflow} --resume {report.run_id}")
+    raise typer.Exit(report.exit_code)
+
+
+def runs(ctx: typer.Context, json_out: bool = JSON) -> None:
+    """Processing runs: state, store, clip counts."""
+    with state(ctx).open() as ws, ws.catalogue.read() as s:
+        rows = run_rows.list_runs(s)
+    emit_json(rows) if json_out else table("processing runs", rows, ["id", "name", "state", "n_clips", "store_path",
+                                                                     "started_at"])
+
+
+def run(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id (see 'fieldkit catalog runs')."),
+        json_out: bool = JSON) -> None:
+    """One run: parameters, versions, state, store path, clip count, failures."""
+    with state(ctx).open() as ws, ws.catalogue.read() as s:
+        doc = run_rows.get_run(s, run_id)
+        doc["derivatives"] = run_rows.run_derivatives(s, run_id)
+    doc["failures"] = [d for d in doc["derivatives"] if d["state"] == "failed"]
+    if json_out:
+        emit_json(doc)
+        return
+    table(f"run {run_id}", [doc], ["id", "name", "state", "n_clips", "store_path", "started_at", "finished_at"])
+    table("recordings", doc["derivatives"], ["recording_id", "channel", "clip_start", "clip_stop", "state"])
+
+
+def register(app: typer.Typer, catalog_app: typer.Typer) -> None:
+    app.command("process")(process)
+    catalog_app.command("runs")(runs)
+    catalog_app.command("run")(run)

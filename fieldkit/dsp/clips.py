@@ -1,0 +1,108 @@
+"""Cutting a stream into fixed-length clips, and per-clip QC — pure, block-fed kernels.
+
+``ClipCutter`` receives the (resampled) signal in arbitrary blocks and returns whole clips of
+``clip_len`` samples every ``hop`` samples, so a file is never held in memory at once. The last
+clip is zero-padded; ``valid_samples`` says how much of each clip is real. Clip ``k`` covers
+samples ``[k * hop, k * hop + clip_len)`` of the stream.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fieldkit.errors import ConfigError
+
+__all__ = ["ClipCutter", "clip_count", "clip_qc", "ClippedCounter"]
+
+
+def clip_count(n_samples: int, clip_len: int, hop: int, min_valid_fraction: float) -> int:
+    """How many clips a stream of ``n_samples`` yields (the last one kept if real enough)."""
+    if n_samples <= 0:
+        return 0
+    full = max(0, (n_samples - clip_len) // hop + 1)
+    start = full * hop
+    tail = n_samples - start
+    return full + (1 if tail > 0 and tail >= math.ceil(min_valid_fraction * clip_len) else 0)
+
+
+class ClipCutter:
+    """Feed blocks of a mono float32 stream; get back ``(clips, clip_len)`` arrays as they fill."""
+
+    def __init__(self, clip_len: int, hop: int, n_clips: int) -> None:
+        if clip_len < 1 or hop < 1:
+            raise ConfigError(f"clip_len ({clip_len}) and hop ({hop}) must be >= 1 samples.")
+        self.clip_len, self.hop, self.n_clips = clip_len, hop, n_clips
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # stream index of _buffer[0]
+        self._next = 0  # next clip to emit
+
+    def _emit(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
+        clips, valid = [], []
+        while self._next < self.n_clips:
+            start = self._next * self.hop - self._buffer_start
+            have = len(self._buffer) - start
+            if have < self.clip_len and not final:
+                break
+            piece = self._buffer[start:start + self.clip_len]
+            clips.append(np.pad(piece, (0, self.clip_len - len(piece))))
+            valid.append(len(piece))
+            self._next += 1
+        drop = min(self._next * self.hop - self._buffer_start, len(self._buffer))
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
+        if not clips:
+            return np.zeros((0, self.clip_len), np.float32), np.zeros(0, np.int32)
+        return np.stack(clips).astype(np.float32, copy=False), np.asarray(valid, dtype=np.int32)
+
+    def feed(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append samples; return the clips completed so far and their valid sample counts."""
+        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float32)])
+        return self._emit(final=False)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """The remaining planned clips, zero-padded (an empty stream gives all-padding clips)."""
+        return self._emit(final=True)
+
+
+class ClippedCounter:
+    """Per-clip count of clipped *original* samples, fed masks of the original stream in blocks.
+
+    Clip ``k`` covers original frames ``[k * hop_in, k * hop_in + len_in)`` (rates converted),
+    so clipping is counted before any resampling could hide or smear it.
+    """
+
+    def __init__(self, clip_len_in: float, hop_in: float, n_clips: int) -> None:
+        self.len_in, self.hop_in, self.n_clips = clip_len_in, hop_in, n_clips
+        self._diff = np.zeros(n_clips + 1, dtype=np.int64)
+        self._offset = 0
+
+    def update(self, clipped_per_frame: np.ndarray) -> None:
+        """``clipped_per_frame``: clipped samples (over channels) of each original frame."""
+        idx = np.flatnonzero(clipped_per_frame)
+        if idx.size:
+            pos = (idx + self._offset).astype(np.float64)
+            lo = np.maximum(np.ceil((pos - self.len_in + 1) / self.hop_in), 0).astype(np.int64)
+            hi = np.minimum(np.floor(pos / self.hop_in), self.n_clips - 1).astype(np.int64)
+            keep = lo <= hi
+            np.add.at(self._diff, lo[keep], clipped_per_frame[idx][keep])
+            np.add.at(self._diff, hi[keep] + 1, -clipped_per_frame[idx][keep])
+        self._offset += len(clipped_per_frame)
+
+    def counts(self) -> np.ndarray:
+        return np.cumsum(self._diff[:-1])
+
+
+def clip_qc(clips: np.ndarray, valid: np.ndarray, silence_threshold: float = 1e-3) -> dict[str, np.ndarray]:
+    """Peak dBFS, DC offset and silent fraction of each clip's valid samples."""
+    mask = np.arange(clips.shape[1])[None, :] < valid[:, None]
+    x = np.where(mask, clips, 0.0)
+    n = np.maximum(valid, 1)
+    peak = np.abs(x).max(axis=1)
+    with np.errstate(divide="ignore"):
+        peak_dbfs = np.where(peak > 0, 20 * np.log10(np.maximum(peak, 1e-30)), -np.inf)
+    silent = ((np.abs(x) < silence_threshold) & mask).sum(axis=1) / n
+    return {"peak_dbfs": peak_dbfs.astype(np.float32), "dc_offset": (x.sum(axis=1) / n).astype(np.float32),
+            "silent_fraction": np.where(valid > 0, silent, 1.0).astype(np.float32)}

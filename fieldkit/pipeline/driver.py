@@ -1,0 +1,225 @@
+"""``fieldkit process``: the driver. It plans from the catalogue, creates the store, hands plain
+task specs to Dask (a LocalCluster by default, or any scheduler address), follows them with
+``as_completed``, and alone writes the ``processing_run`` and ``derivative`` rows."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fieldkit.catalogue import runs as run_rows
+from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
+from fieldkit.faults import crashpoint
+from fieldkit.pipeline.plan import RunPlan, plan_run
+from fieldkit.pipeline.spec import TaskResult, TaskSpec
+from fieldkit.store.zarr_store import create_store, finalize_store, read_layout, region_is_complete
+from fieldkit.workflow import Workflow
+
+__all__ = ["RunReport", "run_workflow", "library_versions"]
+
+log = logging.getLogger(__name__)
+VERSIONED = ("fieldkit", "numpy", "scipy", "soxr", "soundfile", "librosa", "zarr", "xarray", "dask", "distributed")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    name: str
+    state: str
+    store: str
+    n_clips: int
+    n_recordings: int
+    tasks: int
+    clips_computed: int = 0
+    clips_skipped: int = 0
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    quarantined_skipped: list[dict[str, Any]] = field(default_factory=list)
+    dashboard: str | None = None
+    scheduler: str | None = None
+
+    @property
+    def x_realtime(self) -> float:
+        return self.audio_seconds / self.seconds if self.seconds else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.state == "complete" else EXIT_PARTIAL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "x_realtime": round(self.x_realtime, 1), "exit_code": self.exit_code}
+
+
+class _NoProgress:
+    def start(self, tasks: int, clips: int) -> None: ...
+    def advance(self, name: str, clips: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterator[Any]:
+    """A distributed Client: to ``scheduler`` (or $DASK_SCHEDULER_ADDRESS), else a LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    address = scheduler or settings.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if not log.isEnabledFor(logging.INFO):  # dask's INFO chatter only with -v
+        for name in ("distributed", "bokeh", "tornado"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    if address:
+        with Client(address, timeout="30s") as client:
+            yield client
+        return
+    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "65536")  # workers return freed memory to the OS
+    cluster = LocalCluster(n_workers=workers or settings.n_workers, threads_per_worker=settings.threads_per_worker,
+                           processes=True, memory_limit=settings.memory_limit,
+                           dashboard_address=":0" if settings.dashboard else None, silence_logs=logging.ERROR)
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def _pending(plan: RunPlan, store: str) -> list[TaskSpec]:
+    return [t for t in plan.tasks if not region_is_complete(store, slice(t.region_start, t.region_stop))]
+
+
+def _store_matches(plan: RunPlan, store: str) -> bool:
+    from fieldkit.store.zarr_store import open_store
+
+    existing = open_store(store)
+    try:
+        return existing.sizes["clip"] == plan.layout.n_clips and np.array_equal(
+            existing["recording_id"].values, plan.coords["recording_id"])
+    finally:
+        existing.close()
+
+
+def _open_or_create(ws, workflow: Workflow, plan: RunPlan, resume: int | None, workflow_source: str) -> tuple[int, str]:
+    if resume is not None:
+        with ws.catalogue.read() as s:
+            row = run_rows.get_run(s, resume)
+        if row["params_hash"] != workflow.params_hash():
+            raise ProcessingError(f"run {resume} was made with other parameters (hash {row['params_hash'][:12]}…, "
+                                  f"this workflow {workflow.params_hash()[:12]}…).",
+                                  hint="Resume with the same workflow file, or start a new run without --resume.")
+        store = str(ws.root / row["store_path"])
+        if not _store_matches(plan, store):
+            raise ProcessingError(f"the catalogue changed since run {resume} was planned (its store {row['store_path']} "
+                                  "holds other recordings).", hint="Start a new run without --resume.")
+        return resume, store
+    with ws.catalogue.write() as s:
+        run_id = run_rows.create_run(s, name=workflow.name, workflow={**workflow.to_dict(), "source": workflow_source},
+                                     params_hash=workflow.params_hash(), versions=library_versions(),
+                                     store_path="", n_clips=plan.layout.n_clips)
+        store_path = ws.paths.stores / f"run-{run_id:04d}-{workflow.name}.zarr"
+        run_rows.update_run(s, run_id, store_path=ws.relative(store_path))
+    store = str(store_path)
+    attrs = {"parameters": workflow.to_dict(), "params_hash": workflow.params_hash(), "versions": library_versions(),
+             "run_id": run_id, "created_by": "fieldkit process"}
+    create_store(store, plan.layout, plan.coords, attrs)
+    return run_id, store
+
+
+def run_workflow(ws, workflow: Workflow, *, workflow_source: str = "", scheduler: str | None = None,
+                 workers: int | None = None, resume: int | None = None, progress=None) -> RunReport:
+    """Plan, create (or resume) the store, run every pending task on Dask, record the run."""
+    progress = progress or _NoProgress()
+    started = time.perf_counter()
+    with ws.catalogue.read() as s:
+        provisional = plan_run(s, workflow, ws.paths.archive, "")
+    run_id, store = _open_or_create(ws, workflow, provisional, resume, workflow_source)
+    with ws.catalogue.read() as s:
+        plan = plan_run(s, workflow, ws.paths.archive, store)
+    report = RunReport(run_id, workflow.name, "running", ws.relative(Path(store)), plan.layout.n_clips,
+                       len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped))
+    pending = _pending(plan, store)
+    report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
+    with ws.catalogue.write() as s:
+        run_rows.update_run(s, run_id, state="running", message=None)
+    results, failures = _execute(ws, pending, scheduler, workers, progress, report)
+    _account(report, results, failures, plan)
+    report.seconds = time.perf_counter() - started
+    _finish(ws, report, plan, store, results, failures)
+    return report
+
+
+def _execute(ws, pending: list[TaskSpec], scheduler, workers, progress, report: RunReport):
+    from distributed import as_completed
+
+    from fieldkit.pipeline.tasks import process_task
+
+    results: list[TaskResult] = []
+    failures: list[tuple[TaskSpec, str]] = []
+    if not pending:
+        return results, failures
+    progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
+    with dask_client(scheduler, workers, ws.settings.dask) as client:
+        report.dashboard = client.dashboard_link if ws.settings.dask.dashboard else None
+        report.scheduler = client.scheduler.address
+        futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
+                                 pure=False, retries=1): t for t in pending}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                results.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
+                failures.append((task, _failure_message(task, exc)))
+            crashpoint("after_task")
+            progress.advance(f"clips {task.region_start}-{task.region_stop}", task.region_stop - task.region_start)
+    progress.finish()
+    return results, failures
+
+
+def _failure_message(task: TaskSpec, exc: BaseException) -> str:
+    ids = ", ".join(str(i.recording_id) for i in task.items)
+    kind = type(exc).__name__
+    if kind == "KilledWorker":
+        return (f"the worker processing recordings {ids} (clips {task.region_start}-{task.region_stop}) died "
+                "repeatedly (out of memory?); lower dask.n_workers or raise dask.memory_limit, then --resume.")
+    return str(exc) if isinstance(exc, ProcessingError) else f"recordings {ids}: {kind}: {exc}"
+
+
+def _account(report: RunReport, results: list[TaskResult], failures, plan: RunPlan) -> None:
+    report.clips_computed = sum(r.clips_computed for r in results)
+    report.clips_skipped += sum(r.clips_skipped for r in results)
+    report.audio_seconds = sum(r.audio_seconds for r in results)
+    report.failures = [{"clips": [t.region_start, t.region_stop], "recordings": [i.recording_id for i in t.items],
+                        "message": m} for t, m in failures]
+
+
+def _finish(ws, report: RunReport, plan: RunPlan, store: str, results, failures) -> None:
+    failed_ids = {i.recording_id for t, _ in failures for i in t.items}
+    if not failures:
+        finalize_store(store)
+    report.state = "complete" if not failures else "failed"
+    rows = [{"recording_id": i.recording_id, "channel": i.channel,
+             "clip_start": i.clip_start, "clip_stop": i.clip_start + i.n_clips,
+             "state": "failed" if i.recording_id in failed_ids else "done"} for i in plan.items]
+    with ws.catalogue.write() as s:
+        run_rows.replace_derivatives(s, report.run_id, rows)
+        run_rows.update_run(s, report.run_id, state=report.state, n_clips=report.n_clips,
+                            timings={"seconds": round(report.seconds, 3), "audio_seconds": report.audio_seconds,
+                                     "clips_computed": report.clips_computed, "clips_skipped": report.clips_skipped,
+                                     "tasks": report.tasks},
+                            message="; ".join(f["message"] for f in report.failures) or None, finished=True)

@@ -1,0 +1,60 @@
+"""Plain, picklable descriptions of the work, sent to Dask workers (no sessions, no ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ItemSpec", "TaskSpec", "TaskResult", "DspSpec"]
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """One recording (one channel of it, or its mix) to cut into ``n_clips`` clips."""
+
+    recording_id: int
+    path: str  # absolute path of the archived file
+    subtype: str | None
+    sample_rate_hz: int
+    channels: int
+    frames_present: int
+    channel: int  # -1: mix of all channels; otherwise the channel index
+    n_clips: int
+    clip_start: int  # first clip index in the store
+
+
+@dataclass(frozen=True)
+class DspSpec:
+    """Everything a task needs to know about the processing, as plain values."""
+
+    target_rate_hz: int
+    quality: str
+    clip_len: int  # samples at target rate
+    hop: int
+    waveform: bool
+    waveform_dtype: str  # float32 | int16
+    dither: str
+    seed: int
+    feature_params: dict[str, Any]
+    block_frames: int = 65536
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    store: str
+    region_start: int
+    region_stop: int
+    clips_per_shard: int
+    items: tuple[ItemSpec, ...]
+    dsp: DspSpec
+
+
+@dataclass
+class TaskResult:
+    region_start: int
+    region_stop: int
+    clips_computed: int = 0
+    clips_skipped: int = 0  # already complete in the store (resume)
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+    items: list[dict[str, Any]] = field(default_factory=list)

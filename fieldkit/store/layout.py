@@ -1,0 +1,260 @@
+"""The layout of one processing run's Zarr store: variables, dims, dtypes, chunks and shards.
+
+One store holds one xarray Dataset whose first dimension is always ``clip`` (DESIGN.md,
+"Processing: DSP into Zarr with Dask"):
+
+=================================================  ======================  =====================
+variable                                           dims                    dtype
+=================================================  ======================  =====================
+``waveform`` (if stored)                           clip, sample            float32 or int16
+``valid_samples``                                  clip                    int32
+``mel``, ``logmel``                                clip, frame, mel_band   float32 or float16
+``mfcc``                                           clip, frame, mfcc_coef  float32 or float16
+``chroma``                                         clip, frame, chroma_bin float32 or float16
+``stft`` (magnitude, optional: it is big)          clip, frame, freq_bin   float32 or float16
+``centroid``, ``bandwidth``, ``rms``               clip, frame             float32 or float16
+``clipped_fraction``, ``peak_dbfs``,               clip                    float32
+``dc_offset``, ``silent_fraction``
+=================================================  ======================  =====================
+
+The band dims are ``mel_band``, ``mfcc_coef``, ``chroma_bin`` and ``freq_bin`` rather than
+DESIGN.md's ``mel``/``mfcc``/``chroma``: xarray treats a variable that has a dimension of its
+own name as a coordinate, so ``mel (clip, frame, mel)`` would not be a data variable.
+
+Coordinates on ``clip``: ``recording_id`` (int64, -1 for padding clips), ``start_time``
+(datetime64[ns], UTC without a zone, attribute ``timezone="UTC"``), ``offset_s`` (float64,
+seconds from the start of the recording), ``site`` and ``deployment`` (variable-length UTF-8
+strings) and ``channel`` (int16, -1 when channels were mixed).
+
+Every data variable is sharded along ``clip`` only: an inner chunk (the unit a reader
+decompresses) holds ``clips_per_chunk`` whole clips, a shard (the stored object, and the unit
+of parallel writes: one writer per shard) holds ``clips_per_shard`` clips. The defaults come
+from ``benchmarks/store_chunks.py`` (see :mod:`fieldkit.store.zarr_store` for the figures).
+Floating-point variables use NaN as fill value, so a chunk that was never written reads as
+NaN; integers use 0. Completion is never inferred from values (see ``zarr_store``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from fieldkit.dsp.params import FeatureParams
+from fieldkit.dsp.stft import frame_count
+from fieldkit.errors import ConfigError
+
+__all__ = [
+    "COORDINATES",
+    "DEFAULT_CLIPS_PER_CHUNK",
+    "DEFAULT_CLIPS_PER_SHARD",
+    "DEFAULT_COMPRESSION_LEVEL",
+    "FEATURE_VARIABLES",
+    "QC_VARIABLES",
+    "SCHEMA_VERSION",
+    "StoreLayout",
+    "VariableSpec",
+]
+
+SCHEMA_VERSION = "1"
+#: Chosen with benchmarks/store_chunks.py (figures in fieldkit.store.zarr_store's docstring).
+DEFAULT_CLIPS_PER_CHUNK = 16
+DEFAULT_CLIPS_PER_SHARD = 128
+DEFAULT_COMPRESSION_LEVEL = 1
+
+#: Feature name -> the name of its third dimension (None for per-frame scalars).
+#: Band dims are not named after their variable: xarray would turn a variable whose name is
+#: one of its own dims into a coordinate.
+FEATURE_VARIABLES: dict[str, str | None] = {
+    "stft": "freq_bin", "mel": "mel_band", "logmel": "mel_band", "mfcc": "mfcc_coef",
+    "chroma": "chroma_bin", "centroid": None, "bandwidth": None, "rms": None,
+}
+QC_VARIABLES = ("clipped_fraction", "peak_dbfs", "dc_offset", "silent_fraction")
+#: Coordinate name -> numpy dtype string ("str" = variable-length UTF-8 in Zarr).
+COORDINATES: dict[str, str] = {
+    "recording_id": "int64", "start_time": "datetime64[ns]", "offset_s": "float64",
+    "site": "str", "deployment": "str", "channel": "int16",
+}
+WAVEFORM_DTYPES = ("float32", "int16")
+FEATURE_DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """One data variable of the store.
+
+    ``shape``, ``chunks`` (inner chunks) and ``shards`` are in elements, ``dims`` first; all
+    three differ only along ``clip``.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...]
+
+    @property
+    def fill_value(self) -> float | int:
+        """NaN for floating-point variables (never-written reads as NaN), else 0."""
+        return math.nan if self.dtype.startswith("float") else 0
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Everything needed to create one run's store, before any task runs.
+
+    Parameters
+    ----------
+    n_clips : int
+        Length of the ``clip`` dimension, >= 1, padding clips included (see ``plan_regions``).
+    samples_per_clip : int
+        Clip length in samples at ``sample_rate_hz``, >= 1.
+    sample_rate_hz : int
+        Sample rate of the stored waveform and of the features' input, Hz > 0.
+    n_frames : int
+        STFT frames per clip (``fieldkit.dsp.stft.frame_count``), >= 1 if any feature is stored.
+    features : tuple of str
+        Feature variables to store, names from :data:`FEATURE_VARIABLES`.
+    n_mels, n_mfcc, n_chroma : int
+        Band counts of ``mel``/``logmel``, ``mfcc`` and ``chroma``.
+    n_freq : int or None
+        STFT bins (``n_fft // 2 + 1``); required when ``"stft"`` is in ``features``.
+    waveform : bool
+        Whether the ``waveform`` variable is stored.
+    waveform_dtype, feature_dtype : str
+        ``"float32"`` or ``"int16"``; ``"float32"`` or ``"float16"``.
+    clips_per_chunk, clips_per_shard : int
+        Clips per inner chunk and per shard; the shard is a multiple of the chunk.
+    compression_level : int
+        Blosc zstd level, 0-9 (always with bit-shuffle).
+    """
+
+    n_clips: int
+    samples_per_clip: int
+    sample_rate_hz: int
+    n_frames: int
+    features: tuple[str, ...] = ("mel", "mfcc", "centroid", "bandwidth", "chroma", "rms")
+    n_mels: int = 64
+    n_mfcc: int = 20
+    n_chroma: int = 12
+    n_freq: int | None = None
+    waveform: bool = True
+    waveform_dtype: str = "float32"
+    feature_dtype: str = "float32"
+    clips_per_chunk: int = DEFAULT_CLIPS_PER_CHUNK
+    clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD
+    compression_level: int = DEFAULT_COMPRESSION_LEVEL
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+        self._check_sizes()
+        self._check_storage()
+
+    def _fail(self, name: str, allowed: str) -> ConfigError:
+        return ConfigError(f"StoreLayout.{name} = {getattr(self, name)!r} is invalid; "
+                           f"expected {allowed}.")
+
+    def _check_sizes(self) -> None:
+        for name in ("n_clips", "samples_per_clip", "sample_rate_hz", "n_mels", "n_mfcc",
+                     "n_chroma"):
+            if not (_is_int(getattr(self, name)) and getattr(self, name) >= 1):
+                raise self._fail(name, "an integer >= 1")
+        if not (_is_int(self.n_frames) and self.n_frames >= (1 if self.features else 0)):
+            raise self._fail("n_frames", "an integer >= 1 when features are stored")
+        unknown = [f for f in self.features if f not in FEATURE_VARIABLES]
+        if unknown or len(set(self.features)) != len(self.features):
+            raise self._fail("features", f"distinct names from {', '.join(FEATURE_VARIABLES)}")
+        if "stft" in self.features and not (_is_int(self.n_freq) and self.n_freq >= 1):
+            raise self._fail("n_freq", "an integer >= 1 (n_fft // 2 + 1) when stft is stored")
+
+    def _check_storage(self) -> None:
+        if self.waveform_dtype not in WAVEFORM_DTYPES:
+            raise self._fail("waveform_dtype", f"one of {', '.join(WAVEFORM_DTYPES)}")
+        if self.feature_dtype not in FEATURE_DTYPES:
+            raise self._fail("feature_dtype", f"one of {', '.join(FEATURE_DTYPES)}")
+        if not (_is_int(self.clips_per_chunk) and self.clips_per_chunk >= 1):
+            raise self._fail("clips_per_chunk", "an integer >= 1")
+        shard = self.clips_per_shard
+        if not (_is_int(shard) and shard >= 1 and shard % self.clips_per_chunk == 0):
+            raise self._fail("clips_per_shard",
+                             f"a positive multiple of clips_per_chunk={self.clips_per_chunk}")
+        if not (_is_int(self.compression_level) and 0 <= self.compression_level <= 9):
+            raise self._fail("compression_level", "an integer in [0, 9]")
+
+    @classmethod
+    def from_feature_params(cls, n_clips: int, samples_per_clip: int, sample_rate_hz: int,
+                            params: FeatureParams, **storage: Any) -> StoreLayout:
+        """The layout for clips of ``samples_per_clip`` samples and DSP ``params``.
+
+        ``storage`` takes the remaining fields (``waveform``, dtypes, chunking, level).
+        """
+        n_freq = params.n_fft // 2 + 1 if "stft" in params.features else None
+        return cls(n_clips=n_clips, samples_per_clip=samples_per_clip,
+                   sample_rate_hz=sample_rate_hz,
+                   n_frames=frame_count(samples_per_clip, params), features=params.features,
+                   n_mels=params.n_mels, n_mfcc=params.n_mfcc, n_chroma=params.n_chroma,
+                   n_freq=n_freq, **storage)
+
+    @property
+    def n_shards(self) -> int:
+        """Number of shards along ``clip`` (the last one may be partial)."""
+        return -(-self.n_clips // self.clips_per_shard)
+
+    def _band_width(self, dim: str) -> int:
+        widths = {"mel_band": self.n_mels, "mfcc_coef": self.n_mfcc,
+                  "chroma_bin": self.n_chroma, "freq_bin": self.n_freq}
+        return int(widths[dim])  # type: ignore[arg-type]
+
+    def _spec(self, name: str, dims: tuple[str, ...], rest: tuple[int, ...],
+              dtype: str) -> VariableSpec:
+        return VariableSpec(name=name, dims=("clip", *dims), shape=(self.n_clips, *rest),
+                            dtype=dtype, chunks=(self.clips_per_chunk, *rest),
+                            shards=(self.clips_per_shard, *rest))
+
+    def _feature_spec(self, name: str) -> VariableSpec:
+        band = FEATURE_VARIABLES[name]
+        if band is None:
+            return self._spec(name, ("frame",), (self.n_frames,), self.feature_dtype)
+        return self._spec(name, ("frame", band), (self.n_frames, self._band_width(band)),
+                          self.feature_dtype)
+
+    def variables(self) -> tuple[VariableSpec, ...]:
+        """Every data variable (coordinates excluded), in a fixed order."""
+        specs = []
+        if self.waveform:
+            specs.append(self._spec("waveform", ("sample",), (self.samples_per_clip,),
+                                    self.waveform_dtype))
+        specs.append(self._spec("valid_samples", (), (), "int32"))
+        specs.extend(self._feature_spec(name) for name in self.features)
+        specs.extend(self._spec(name, (), (), "float32") for name in QC_VARIABLES)
+        return tuple(specs)
+
+    def variable(self, name: str) -> VariableSpec:
+        """The spec of one data variable; ConfigError naming the known ones if absent."""
+        for spec in self.variables():
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.variables())
+        raise ConfigError(f"no data variable {name!r} in this layout; known: {known}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly values (stored in the store's ``layout`` attribute)."""
+        out = dataclasses.asdict(self)
+        out["features"] = list(self.features)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoreLayout:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise ConfigError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"StoreLayout got unknown field(s) {unknown}; "
+                              f"known: {', '.join(sorted(known))}.")
+        return cls(**{k: tuple(v) if k == "features" else v for k, v in data.items()})

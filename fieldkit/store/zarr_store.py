@@ -1,0 +1,395 @@
+"""Create, fill, resume and publish one run's Zarr v3 store (layout in :mod:`.layout`).
+
+The protocol (DESIGN.md, "Processing: DSP into Zarr with Dask"; RELIABILITY.md E3/E4):
+
+1. The driver plans every clip (``plan_regions``) and calls :func:`create_store`: xarray writes
+   the template with ``to_zarr(compute=False)`` (array metadata and attributes, no chunk of any
+   data variable) and the coordinates eagerly, since they are known before any task runs.
+2. Each task calls :func:`write_region` on its own shard-aligned region. Alignment is checked
+   before anything is written and a misaligned slice raises :class:`StoreError` (two writers in
+   one shard would silently lose data, pydata/xarray#8371). Every data variable is written
+   whole shards at a time, so a rewrite never reads or merges: running a task twice writes
+   byte-identical objects (zarr's LocalStore replaces each object atomically).
+3. **Completion marker.** Zarr reads a never-written chunk as its fill value, so values cannot
+   tell "not yet written" from "written as NaN/0". Each store therefore has a ``progress/done``
+   array (uint8 per clip, one chunk per shard, in a child group that ``xr.open_zarr`` does not
+   show as a variable). ``write_region`` clears ``done`` for the region, writes every data
+   variable, and sets ``done = 1`` last; a crash anywhere before the last step leaves the region
+   incomplete, and :func:`region_is_complete` / :func:`completed_regions` tell a resumed run
+   what is left to do.
+4. :func:`finalize_store` checks that every clip is done, consolidates the metadata and
+   removes the ``*.partial`` temporaries of writers killed mid-write (RELIABILITY.md E4).
+
+Data variables are written with zarr directly (their xarray encoding is the identity: no
+scale, offset or time units), which skips xarray's per-call dataset construction.
+
+Chunk and shard defaults (``benchmarks/store_chunks.py``, 1 h of 16 kHz audio as 3 s clips =
+1200 clips, waveform float32 + valid_samples + mel 64 x 151 frames + 4 QC variables, one
+writer per shard, serial, 2-vCPU machine, medians; write = create + all regions, read =
+open_store + load every variable, rand = one random clip's waveform + mel, chunks=None):
+
+Sweep at zstd level 3 (one run, 3 repeats; other work shared the machine, so +-30 %)::
+
+    chunk  shard | write s  read s  rand ms | MB   objects
+        1     32 |   7.47    5.28     4.2   | 236    325
+        1    128 |   5.83    4.57     5.5   | 236    101
+        4    128 |   3.47    1.64     4.3   | 236    101
+        8    128 |   2.72    1.81     7.0   | 236    101
+        8    512 |   2.68    2.08     7.5   | 236     45
+       32    128 |   1.93    1.21     7.8   | 236    101
+       32    512 |   2.08    1.83    15.0   | 236     45
+    (1 clip per chunk and per shard: the first repeat ran > 2 min, with xarray's default
+    one dask chunk per inner chunk for the read; abandoned)
+
+Quiet machine (two runs, 3 and 5 repeats)::
+
+    chunk  shard  zstd | write s  read s  rand ms | MB
+        4    128    1  |   3.30    2.35     5.3   | 238
+        8    128    0  |   1.90    1.65     5.8   | 277
+        8    128    1  |   1.70    1.26     8.1   | 238     | 1.47  1.22  5.1
+        8    128    3  |   1.85    1.17     4.9   | 236
+       16    128    1  |   1.22    0.87     6.6   | 238     | 1.27  1.14  5.7
+       16    128    3  |                         |         | 1.62  1.30  6.0
+       32    128    1  |   1.26    0.96     8.7   | 238
+        8    256    1  |   1.42    1.12     6.0   | 238
+       16    256    1  |                         |         | 1.32  1.04  6.9
+
+Reading: per-chunk overhead dominates below 8 clips per chunk (1-4 clips: 2-4x slower to write
+and read); 16-32 clips per chunk is the plateau, and 16 keeps a random single-clip read at one
+3 MB waveform chunk. Shards of 128 vs 256-512 clips change little but bound a task's write
+buffer (128 x 3 s at 16 kHz = 25 MB of float32 waveform). Float audio hardly compresses
+(238 of 277 MB at any level: the mantissa is noise), so level 1 is kept for speed; level 0 is
+no faster (more bytes to write).
+
+Chosen: ``clips_per_chunk = 16``, ``clips_per_shard = 128``, Blosc zstd level 1 + bit-shuffle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from fieldkit.errors import StoreError
+from fieldkit.store.layout import COORDINATES, SCHEMA_VERSION, StoreLayout, VariableSpec
+
+__all__ = [
+    "PROGRESS_GROUP",
+    "completed_regions",
+    "create_store",
+    "finalize_store",
+    "open_store",
+    "padding_arrays",
+    "read_layout",
+    "region_is_complete",
+    "remove_partial_files",
+    "write_region",
+]
+
+PathLike = str | os.PathLike[str]
+#: Child group holding the completion marker ``done`` (uint8 per clip).
+PROGRESS_GROUP = "progress"
+#: Coordinates are written once by the driver: inner chunks of one data shard (so reading
+#: with one dask chunk per shard never splits a stored chunk), 64 of them per object.
+COORD_SHARDS_PER_OBJECT = 64
+RESERVED_ATTRS = ("schema_version", "layout")
+
+
+def _compressors(level: int) -> list[BloscCodec]:
+    return [BloscCodec(cname="zstd", clevel=level, shuffle=BloscShuffle.bitshuffle)]
+
+
+def _checked_coords(layout: StoreLayout, coords: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Coordinates as numpy arrays of the layout's dtypes; StoreError on a missing/bad one."""
+    missing = sorted(set(COORDINATES) - set(coords))
+    unknown = sorted(set(coords) - set(COORDINATES))
+    if missing or unknown:
+        raise StoreError(f"coordinates must be exactly {', '.join(COORDINATES)}; "
+                         f"missing {missing}, unknown {unknown}.")
+    out = {}
+    for name, dtype in COORDINATES.items():
+        values = np.asarray(coords[name])
+        if values.shape != (layout.n_clips,):
+            raise StoreError(f"coordinate {name!r} has shape {values.shape}; expected "
+                             f"({layout.n_clips},) (one value per clip).")
+        out[name] = values.astype(object if dtype == "str" else dtype)
+    return out
+
+
+def _checked_attrs(attrs: dict[str, Any], layout: StoreLayout) -> dict[str, Any]:
+    clash = sorted(set(attrs) & set(RESERVED_ATTRS))
+    if clash:
+        raise StoreError(f"attributes {clash} are set by fieldkit; leave them out.")
+    try:
+        json.dumps(attrs, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"store attributes must be JSON-serialisable: {exc}.") from exc
+    return {**attrs, "schema_version": SCHEMA_VERSION, "layout": layout.to_dict()}
+
+
+def _template(layout: StoreLayout, coords: dict[str, np.ndarray],
+              attrs: dict[str, Any]) -> xr.Dataset:
+    data = {
+        spec.name: (spec.dims, da.empty(spec.shape, dtype=spec.dtype, chunks=spec.shards))
+        for spec in layout.variables()
+    }
+    ds = xr.Dataset(data, coords={k: ("clip", v) for k, v in coords.items()}, attrs=attrs)
+    ds["start_time"].attrs["timezone"] = "UTC"
+    return ds
+
+
+def _encoding(layout: StoreLayout) -> dict[str, dict[str, Any]]:
+    compressors = _compressors(layout.compression_level)
+    enc: dict[str, dict[str, Any]] = {
+        spec.name: {"chunks": spec.chunks, "shards": spec.shards, "compressors": compressors,
+                    "fill_value": spec.fill_value}
+        for spec in layout.variables()
+    }
+    chunk = min(layout.n_clips, layout.clips_per_shard)
+    shard = min(layout.n_shards, COORD_SHARDS_PER_OBJECT) * chunk
+    for name in COORDINATES:
+        enc[name] = {"chunks": (chunk,), "shards": (shard,), "compressors": compressors}
+    enc["start_time"].update(units="nanoseconds since 1970-01-01", dtype="int64")
+    return enc
+
+
+def create_store(path: PathLike, layout: StoreLayout, coords: dict[str, np.ndarray],
+                 attrs: dict[str, Any], *, overwrite: bool = False) -> None:
+    """Write the store's template: metadata, coordinates, attributes, an empty ``done``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Directory or fsspec URL of the new store (``stores/<run>.zarr``).
+    layout : StoreLayout
+        Shapes, dtypes and chunking.
+    coords : dict of str to ndarray
+        Exactly the :data:`~fieldkit.store.layout.COORDINATES`, each shape ``(n_clips,)``:
+        ``start_time`` as datetime64 in UTC (NaT for padding clips), ``recording_id`` -1 for
+        padding clips.
+    attrs : dict
+        JSON-serialisable attributes, e.g. ``{"parameters": {...}, "versions": {...}}``;
+        ``schema_version`` and ``layout`` are added.
+    overwrite : bool
+        Replace an existing store; otherwise an existing one raises StoreError.
+    """
+    template = _template(layout, _checked_coords(layout, coords), _checked_attrs(attrs, layout))
+    try:
+        template.to_zarr(str(path), mode="w" if overwrite else "w-", compute=False,
+                         zarr_format=3, consolidated=False, encoding=_encoding(layout))
+    except FileExistsError as exc:
+        raise StoreError(f"a store already exists at {path}; pass overwrite=True to replace "
+                         "it, or resume it with completed_regions().") from exc
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    progress = group.create_group(PROGRESS_GROUP)
+    progress.create_array("done", shape=(layout.n_clips,), dtype="uint8",
+                          chunks=(layout.clips_per_shard,), fill_value=0,
+                          dimension_names=("clip",))
+
+
+def _open_group(path: PathLike, mode: str = "r") -> zarr.Group:
+    try:
+        return zarr.open_group(str(path), mode=mode,  # type: ignore[arg-type]
+                               use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        raise StoreError(f"no fieldkit store at {path}; create it with create_store().") from exc
+
+
+def _layout_of(group: zarr.Group, path: PathLike) -> StoreLayout:
+    attrs = group.attrs.asdict()
+    if attrs.get("schema_version") != SCHEMA_VERSION or "layout" not in attrs:
+        raise StoreError(f"{path} is not a fieldkit store of schema version {SCHEMA_VERSION} "
+                         f"(found schema_version={attrs.get('schema_version')!r}).")
+    return StoreLayout.from_dict(attrs["layout"])
+
+
+def read_layout(path: PathLike) -> StoreLayout:
+    """The :class:`StoreLayout` a store was created with."""
+    return _layout_of(_open_group(path), path)
+
+
+def _bounds(clip_slice: slice, layout: StoreLayout, path: PathLike) -> tuple[int, int]:
+    """``(start, stop)`` of a step-1 slice inside ``[0, n_clips]``; StoreError otherwise."""
+    if not isinstance(clip_slice, slice) or clip_slice.step not in (None, 1):
+        raise StoreError(f"region {clip_slice!r} of {path} must be a slice with step 1.")
+    start, stop = clip_slice.start or 0, layout.n_clips if clip_slice.stop is None \
+        else clip_slice.stop
+    if not (0 <= start < stop <= layout.n_clips):
+        raise StoreError(f"region [{start}, {stop}) of {path} is empty or outside "
+                         f"[0, {layout.n_clips}).")
+    return start, stop
+
+
+def _check_aligned(start: int, stop: int, layout: StoreLayout, path: PathLike) -> None:
+    shard = layout.clips_per_shard
+    if start % shard == 0 and (stop % shard == 0 or stop == layout.n_clips):
+        return
+    lo, hi = start - start % shard, min(-(-stop // shard) * shard, layout.n_clips)
+    raise StoreError(
+        f"region [{start}, {stop}) of {path} is not aligned to its {shard}-clip shards: it "
+        f"must start on a multiple of {shard} and end on one or at n_clips={layout.n_clips} "
+        f"(the enclosing aligned region is [{lo}, {hi})); two writers sharing a shard would "
+        "lose data, so nothing was written. Plan regions with plan_regions().")
+
+
+def _checked_array(spec: VariableSpec, values: np.ndarray, n: int) -> np.ndarray:
+    array = np.asarray(values)
+    expected = (n, *spec.shape[1:])
+    if array.shape != expected:
+        raise StoreError(f"{spec.name} has shape {array.shape}; expected {expected} "
+                         f"{spec.dims} for this region.")
+    if not np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
+        raise StoreError(f"{spec.name} has dtype {array.dtype}; expected {spec.dtype}.")
+    return np.ascontiguousarray(array, dtype=spec.dtype)
+
+
+def _checked_arrays(layout: StoreLayout, n: int,
+                    arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    specs = {spec.name: spec for spec in layout.variables()}
+    missing, unknown = sorted(set(specs) - set(arrays)), sorted(set(arrays) - set(specs))
+    if missing or unknown:
+        raise StoreError(f"a region must give every data variable: missing {missing}, "
+                         f"unknown {unknown} (expected {', '.join(specs)}).")
+    return {name: _checked_array(specs[name], arrays[name], n) for name in specs}
+
+
+def write_region(path: PathLike, clip_slice: slice, arrays: dict[str, np.ndarray]) -> None:
+    """Write one task's region of every data variable, then mark it done.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The store made by :func:`create_store`.
+    clip_slice : slice
+        ``[start, stop)`` on ``clip``; start on a shard boundary, stop on one or at
+        ``n_clips``. Checked before anything is written (StoreError otherwise).
+    arrays : dict of str to ndarray
+        Every data variable of the layout, each ``(stop - start, *rest)``; values are cast
+        to the stored dtype (``same_kind`` casting: float64 -> float32 is fine, float -> int16
+        is not). Padding clips carry ``valid_samples = 0`` (see :func:`padding_arrays`).
+
+    Notes
+    -----
+    Idempotent: writing the same arrays twice gives byte-identical shard objects.
+    """
+    group = _open_group(path, mode="r+")
+    layout = _layout_of(group, path)
+    start, stop = _bounds(clip_slice, layout, path)
+    _check_aligned(start, stop, layout, path)
+    checked = _checked_arrays(layout, stop - start, arrays)
+    done = group[f"{PROGRESS_GROUP}/done"]
+    done[start:stop] = 0  # a rewrite of a done region is incomplete until it finishes
+    _write_variables(group, start, stop, checked)
+    done[start:stop] = 1
+
+
+def _write_variables(group: zarr.Group, start: int, stop: int,
+                     arrays: dict[str, np.ndarray]) -> None:
+    for name, values in arrays.items():
+        group[name][start:stop] = values
+
+
+def padding_arrays(layout: StoreLayout, n_clips: int) -> dict[str, np.ndarray]:
+    """Every data variable for ``n_clips`` padding clips: ``valid_samples = 0``, waveform 0,
+    features and QC NaN. Concatenate after a task's real clips to fill its region."""
+    out = {}
+    for spec in layout.variables():
+        fill = 0 if spec.name == "waveform" else spec.fill_value
+        out[spec.name] = np.full((n_clips, *spec.shape[1:]), fill, dtype=spec.dtype)
+    return out
+
+
+def _done(path: PathLike) -> tuple[np.ndarray, StoreLayout]:
+    group = _open_group(path)
+    layout = _layout_of(group, path)
+    return np.asarray(group[f"{PROGRESS_GROUP}/done"][:]), layout
+
+
+def region_is_complete(path: PathLike, clip_slice: slice) -> bool:
+    """Whether every clip of ``clip_slice`` was written by a finished :func:`write_region`."""
+    done, layout = _done(path)
+    start, stop = _bounds(clip_slice, layout, path)
+    return bool(np.all(done[start:stop] == 1))
+
+
+def completed_regions(path: PathLike) -> list[slice]:
+    """The maximal ``[start, stop)`` runs of completed clips, in order."""
+    done, _ = _done(path)
+    return _runs(done == 1)
+
+
+def open_store(path: PathLike, *, consolidated: bool = False, chunks: Any = "shards",
+               **kwargs: Any) -> xr.Dataset:
+    """The store as a lazy xarray Dataset.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The store.
+    consolidated : bool
+        Passed explicitly, so xarray never falls back with a warning; True after
+        :func:`finalize_store`.
+    chunks : "shards", dict, None
+        ``"shards"`` (default): one dask chunk per shard along ``clip`` (bulk reads ran 7x
+        faster than xarray's default of one dask chunk per inner chunk); None: no dask, lazy
+        numpy indexing that reads only the inner chunks touched (best for random access);
+        anything else is passed to ``xr.open_zarr``.
+    """
+    if isinstance(chunks, str) and chunks == "shards":
+        chunks = {"clip": read_layout(path).clips_per_shard}
+    try:
+        return xr.open_zarr(str(path), consolidated=consolidated, chunks=chunks, **kwargs)
+    except FileNotFoundError as exc:
+        raise StoreError(f"no store at {path}.") from exc
+
+
+def finalize_store(path: PathLike, *, require_complete: bool = True) -> None:
+    """End a run: check every clip is done, then consolidate the metadata.
+
+    Raises StoreError naming the incomplete clip ranges when ``require_complete`` is true.
+    """
+    done, _ = _done(path)
+    if require_complete and not np.all(done == 1):
+        todo = [f"[{r.start}, {r.stop})" for r in _runs(done != 1)]
+        more = " ..." if len(todo) > 5 else ""
+        raise StoreError(f"{path} is incomplete: clips {', '.join(todo[:5])}{more} were never "
+                         "written; resume the run before finalising.")
+    with warnings.catch_warnings():
+        # Deliberate: zarr warns that consolidated metadata is not (yet) in the v3 spec. It is
+        # written once, at the end of a run, for readers on object stores; zarr-python and
+        # xarray read it, and the store stays valid without it.
+        warnings.filterwarnings("ignore", message="Consolidated metadata",
+                                category=zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(str(path))
+    remove_partial_files(path)
+
+
+def remove_partial_files(path: PathLike) -> int:
+    """Delete the ``*.partial`` temporaries a killed writer left in a local store (E4).
+
+    zarr's LocalStore writes each object to ``<key>.<uuid>.partial`` and renames it into
+    place, so a worker killed mid-write leaves one behind; it is never read, only wasted space.
+    Call only when no writer is running (at the end of a run). Returns the number removed;
+    0 for remote (fsspec URL) stores, whose writes are single atomic PUTs.
+    """
+    if "://" in str(path) or not Path(path).is_dir():
+        return 0
+    partials = list(Path(path).rglob("*.partial"))
+    for partial in partials:
+        partial.unlink(missing_ok=True)
+    return len(partials)
+
+
+def _runs(mask: np.ndarray) -> list[slice]:
+    """Maximal runs of True in a 1-D boolean mask, as slices."""
+    flags = np.concatenate([[0], mask.astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(flags))
+    return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]

@@ -1,0 +1,121 @@
+"""Killing the driver mid-run and resuming; a real `dask scheduler` with two `dask worker`s."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fieldkit.store.zarr_store import open_store
+from tests.pipeline.conftest import WORKFLOW
+
+BIN = Path(sys.executable).parent
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIELDKIT_", "DASK_"))}
+    env.update(extra)
+    return env
+
+
+def _process(ws: Path, workflow: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen([str(BIN / "fieldkit"), "-w", str(ws), "process", str(workflow), "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or _env(),
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # workers of a killed driver must not linger
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _arrays(ws: Path, store: str) -> dict[str, np.ndarray]:
+    ds = open_store(ws / store).load()
+    return {name: ds[name].values for name in list(ds.data_vars) + list(ds.coords)}
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.fixture
+def workflow_file(tmp_path) -> Path:
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(WORKFLOW))
+    return path
+
+
+@pytest.mark.slow
+def test_kill_driver_then_resume_gives_identical_store(processed, workflow_file):
+    ws, reference = processed
+    killed = _process(ws.root, workflow_file, env=_env(FIELDKIT_CRASH_AT="after_task:1"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    runs = json.loads(subprocess.run([str(BIN / "fieldkit"), "-w", str(ws.root), "catalog", "runs", "--json"],
+                                     capture_output=True, text=True, env=_env()).stdout)
+    interrupted = max(r["id"] for r in runs)
+    store = next(r["store_path"] for r in runs if r["id"] == interrupted)
+    import zarr
+    done_before = int(np.asarray(zarr.open_group(str(ws.root / store), mode="r")["progress/done"][:]).sum())
+    assert 0 < done_before < reference.n_clips
+    resumed = _process(ws.root, workflow_file, "--resume", str(interrupted))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    doc = json.loads(resumed.stdout)
+    assert doc["run_id"] == interrupted and doc["state"] == "complete"
+    assert doc["clips_computed"] == reference.n_clips - done_before  # nothing complete computed twice
+    _assert_same(_arrays(ws.root, store), _arrays(ws.root, reference.store))
+
+
+@pytest.mark.slow
+def test_resume_with_other_parameters_is_refused(processed, tmp_path):
+    ws, reference = processed
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**WORKFLOW, "features": {**WORKFLOW["features"], "n_mels": 32}}))
+    result = _process(ws.root, other, "--resume", str(reference.run_id))
+    assert result.returncode != 0 and "other parameters" in result.stderr
+
+
+@pytest.mark.slow
+def test_real_scheduler_and_two_workers_give_the_same_arrays(processed, workflow_file, tmp_path):
+    ws, reference = processed
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())]
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        procs += [subprocess.Popen([str(BIN / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                    "--no-dashboard", "--name", f"w{i}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+                  for i in range(2)]
+        from distributed import Client
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        result = _process(ws.root, workflow_file, "--scheduler", address)
+        assert result.returncode == 0, result.stderr[-2000:]
+        doc = json.loads(result.stdout)
+        assert doc["scheduler"] == address
+        _assert_same(_arrays(ws.root, doc["store"]), _arrays(ws.root, reference.store))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
