@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from multiprocessing import get_context
 from typing import Any
 
 from fieldkit.catalogue import writes
@@ -28,12 +29,12 @@ from fieldkit.ingest.journal import Journal, JournalEntry
 from fieldkit.ingest.naming import archive_relpath
 from fieldkit.ingest.report import FileOutcome
 
-__all__ = ["BatchContext", "Placed", "Failure", "copy_batch", "describe_batch", "commit_batch"]
+__all__ = ["BatchContext", "Placed", "Failure", "Describer", "copy_batch", "describe_batch", "commit_batch"]
 
 log = logging.getLogger(__name__)
 
 Failure = tuple[CardFile, CopyFailure]
-DESCRIBE_THREADS = max(2, min(4, os.cpu_count() or 2))
+DESCRIBE_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 @dataclass
@@ -53,6 +54,7 @@ class BatchContext:
     counter: int = 0
     placed_names: set[str] = field(default_factory=set)  # casefolded archive paths in use (catalogue or batch)
     devices: dict[tuple, int | None] = field(default_factory=dict)
+    inflight: dict[str, str] = field(default_factory=dict)  # sha256 → archive path, placed but not committed
 
 
 @dataclass
@@ -111,7 +113,8 @@ def copy_batch(ctx: BatchContext, root: bytes, files: list[CardFile], s_read) ->
     if ctx.do_fsync and staged:
         syncfs(ctx.staging)
     verified = _verify_all(ctx, root, staged, failed)
-    known = writes.recordings_by_sha(s_read, [c.sha256 for _, c in verified])
+    known = {**writes.recordings_by_sha(s_read, [c.sha256 for _, c in verified]),
+             **{h: (None, path) for h, path in ctx.inflight.items()}}
     wanted = {card.raw_path: archive_relpath(ctx.site, ctx.deployment, card.raw_path) for card, _ in verified}
     ctx.placed_names |= writes.archive_paths_taken(s_read, list(wanted.values()))
     touched = {ctx.staging}
@@ -136,23 +139,49 @@ def _place_one(ctx: BatchContext, card: CardFile, staged: StagedCopy, known: dic
     touched.add(final.parent)
     rel = final.relative_to(ctx.archive).as_posix()
     ctx.placed_names.add(rel.casefold())
+    ctx.inflight[staged.sha256] = rel
+    known[staged.sha256] = (None, rel)  # the same content later in this batch is a duplicate
     return Placed(card, staged.sha256, rel)
 
 
 def describe_batch(ctx: BatchContext, placed: list[Placed]) -> None:
-    """Probe, QC and metadata of each newly placed file, on a small thread pool: libsndfile,
-    numpy and hashlib release the GIL, so two cores are used while the main thread copies."""
-    todo = [p for p in placed if p.archive_path]
+    """Probe, QC and metadata of each newly placed file, in this process."""
+    for p in placed:
+        if p.archive_path:
+            p.description, p.meta = describe_archived(ctx.archive / p.archive_path, p.card.name, ctx.timezone)
 
-    def one(p: Placed) -> None:
-        p.description, p.meta = describe_archived(ctx.archive / p.archive_path, p.card.name, ctx.timezone)
 
-    if len(todo) < 2:
-        for p in todo:
-            one(p)
-        return
-    with ThreadPoolExecutor(max_workers=DESCRIBE_THREADS) as pool:
-        list(pool.map(one, todo))
+class Describer:
+    """Describes placed files in worker processes while the main process copies the next batch.
+
+    Reading the archived copies (probe, QC, metadata) is CPU-bound Python; copying is I/O-bound.
+    Overlapping them keeps both cores busy. Small ingests describe in-process.
+    """
+
+    def __init__(self, ctx: BatchContext, parallel: bool) -> None:
+        self.ctx = ctx
+        self.pool = ProcessPoolExecutor(DESCRIBE_WORKERS, mp_context=get_context("forkserver")) if parallel else None
+
+    def submit(self, placed: list[Placed]) -> list:
+        if self.pool is None:
+            return []
+        return [self.pool.submit(describe_archived, self.ctx.archive / p.archive_path, p.card.name, self.ctx.timezone)
+                if p.archive_path else None for p in placed]
+
+    def collect(self, placed: list[Placed], futures: list) -> None:
+        if self.pool is None:
+            describe_batch(self.ctx, placed)
+            return
+        for p, future in zip(placed, futures):
+            if future is not None:
+                p.description, p.meta = future.result()
+
+    def __enter__(self) -> Describer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 def _device(ctx: BatchContext, s, meta) -> int | None:

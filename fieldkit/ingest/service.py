@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fieldkit.catalogue import queries
 from fieldkit.errors import InsufficientSpaceError
-from fieldkit.ingest.batch import BatchContext, commit_batch, copy_batch, describe_batch
+from fieldkit.ingest.batch import BatchContext, Describer, commit_batch, copy_batch
 from fieldkit.ingest.inventory import CardFile, Inventory, take_inventory
 from fieldkit.ingest.journal import Journal
 from fieldkit.ingest.lock import IngestLock
@@ -30,6 +30,7 @@ __all__ = ["IngestRequest", "ingest_card", "plan_ingest"]
 
 log = logging.getLogger(__name__)
 BATCH_BYTES = 256 << 20
+PARALLEL_DESCRIBE_FROM = 256  # files; below that a process pool costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -106,20 +107,34 @@ def _copy_all(workspace, inv: Inventory, request: IngestRequest, plan: SessionPl
                        cfg.read_retries, Journal(folder, plan.session_id, do_fsync=cfg.fsync))
     progress.start(len(pending), sum(f.size_bytes for f in pending))
     root = os.fsencode(inv.root)
+    waiting = None  # the previous batch, being described while this one is copied
     try:
-        for batch in _batches(pending, cfg.batch_files):
-            if should_stop():
-                return True
-            with workspace.catalogue.read() as r:
-                placed, failed = copy_batch(ctx, root, batch, r)
-            describe_batch(ctx, placed)
-            with workspace.catalogue.write() as s:
-                commit_batch(ctx, s, placed, failed)
-            for f in batch:
-                progress.advance(f.display_path, f.size_bytes)
+        with Describer(ctx, parallel=len(pending) >= PARALLEL_DESCRIBE_FROM) as describer:
+            for batch in _batches(pending, cfg.batch_files):
+                if should_stop():
+                    break
+                with workspace.catalogue.read() as r:
+                    placed, failed = copy_batch(ctx, root, batch, r)
+                current = (batch, placed, failed, describer.submit(placed))
+                if waiting is not None:
+                    _commit(workspace, ctx, describer, waiting, progress)
+                waiting = current
+            if waiting is not None:
+                _commit(workspace, ctx, describer, waiting, progress)
     finally:
         progress.finish()
-    return False
+    return should_stop()
+
+
+def _commit(workspace, ctx: BatchContext, describer: Describer, batch_state, progress: Progress) -> None:
+    batch, placed, failed, pending = batch_state
+    describer.collect(placed, pending)
+    with workspace.catalogue.write() as s:
+        commit_batch(ctx, s, placed, failed)
+    for p in placed:
+        ctx.inflight.pop(p.sha256, None)
+    for f in batch:
+        progress.advance(f.display_path, f.size_bytes)
 
 
 def _noop(workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan) -> IngestReport:
