@@ -92,7 +92,7 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
     os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "65536")  # workers return freed memory to the OS
     cluster = LocalCluster(n_workers=workers or settings.n_workers, threads_per_worker=settings.threads_per_worker,
                            processes=True, memory_limit=settings.memory_limit,
-                           dashboard_address=":0" if settings.dashboard else None, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     try:
         with Client(cluster) as client:
             yield client

@@ -1,0 +1,129 @@
+"""``fieldkit annotations``, ``fieldkit dataset`` and ``fieldkit lineage``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fieldkit.annotations import import_annotations, import_labels_from_names
+from fieldkit.catalogue import labels as label_rows
+from fieldkit.cli.app_state import state
+from fieldkit.cli.render import emit_json, err, table
+from fieldkit.datasets import SPLIT_KEYS, DatasetRequest, create_dataset
+from fieldkit.errors import ConfigError
+from fieldkit.io.annotations import ReadOptions
+from fieldkit.lineage import clip_lineage
+
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+annotations_app = typer.Typer(help="Import annotations (Raven, Audacity, CSV, or labels from file names).",
+                              no_args_is_help=True)
+dataset_app = typer.Typer(help="Datasets: labelled clips of a run with leakage-safe splits.", no_args_is_help=True)
+
+
+@annotations_app.command("import")
+def import_(
+    ctx: typer.Context,
+    files: list[Path] = typer.Argument(None, help="Annotation files (Raven .txt, Audacity .txt, .csv)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="raven, audacity or csv (default: guessed)."),
+    recording: Optional[str] = typer.Option(None, "--recording", help="Attach every row to this recording "
+                                            "(id or sha256 prefix); default: match by file name."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Column holding the label."),
+    begin_column: Optional[str] = typer.Option(None, "--begin-column", help="Column holding the start (s)."),
+    end_column: Optional[str] = typer.Option(None, "--end-column", help="Column holding the end (s)."),
+    file_column: Optional[str] = typer.Option(None, "--file-column", help="Column naming the audio file."),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Import the good rows of a file with bad ones."),
+    label_from: Optional[str] = typer.Option(None, "--label-from", help="Regex with a (?P<label>...) group applied "
+                                             "to each recording's card path, e.g. '^(?P<label>\\d)_'."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", help="With --label-from: only this deployment."),
+    json_out: bool = JSON,
+) -> None:
+    """Import annotations; every bad row is reported with its line number."""
+    ws = state(ctx).open()
+    if label_from:
+        summary = import_labels_from_names(ws, label_from, deployment=deployment)
+    elif files:
+        options = ReadOptions(label_column=label_column, begin_column=begin_column, end_column=end_column,
+                              file_column=file_column, skip_bad_rows=skip_bad_rows)
+        summary = import_annotations(ws, files, fmt=fmt, recording=recording, options=options)
+    else:
+        raise ConfigError("give annotation files, or --label-from PATTERN.")
+    if json_out:
+        emit_json(summary.to_dict())
+    else:
+        for f in summary.files:
+            status = f"[red]not imported[/red]: {f.error}" if f.error else f"{f.imported} annotations → recordings {f.recordings}"
+            err.print(f"{f.file} ({f.format}): {status}")
+            for p in f.problems[:20]:
+                err.print(f"  line {p['line']}, {p['column']}: {p['reason']}")
+    raise typer.Exit(summary.exit_code)
+
+
+@dataset_app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Dataset name (a new version is made if it exists)."),
+    run: int = typer.Option(..., "--run", help="Processing run whose clips form the dataset."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated labels to keep (default: all)."),
+    min_overlap: float = typer.Option(0.5, "--min-overlap", help="Overlap needed, as a fraction of the shorter of "
+                                      "clip and annotation."),
+    background: Optional[str] = typer.Option(None, "--background", help="Label for clips without annotations "
+                                             "(default: leave them out)."),
+    split_by: str = typer.Option("site", "--split-by", help=f"Group key: {', '.join(SPLIT_KEYS)}."),
+    ratios: str = typer.Option("0.7,0.15,0.15", "--ratios", help="train,validation,test fractions."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split (same seed, same split)."),
+    json_out: bool = JSON,
+) -> None:
+    """Label the clips of a run and split them, grouped (no group in two splits) and stratified."""
+    try:
+        parts = tuple(float(x) for x in ratios.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--ratios {ratios!r} is not three comma-separated numbers.") from exc
+    req = DatasetRequest(name, run, tuple(x for x in (labels or "").split(",") if x), min_overlap, background,
+                         split_by, parts, seed)
+    summary = create_dataset(state(ctx).open(), req)
+    if json_out:
+        emit_json(summary)
+        return
+    err.print(f"dataset {summary['name']} v{summary['version']}: {summary['clips']} clips from run {run}, "
+              f"{summary['groups']} {split_by} groups; splits {summary['splits']}; manifest {summary['manifest_hash'][:16]}…")
+    rows = [{"split": k, **v} for k, v in summary["label_counts"].items()]
+    table("label counts", rows, ["split", *sorted({k for v in summary["label_counts"].values() for k in v})])
+
+
+@dataset_app.command("list")
+def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
+    """Datasets and their versions."""
+    with state(ctx).open() as ws, ws.catalogue.read() as s:
+        rows = label_rows.list_datasets(s)
+    emit_json(rows) if json_out else table("datasets", rows, ["id", "name", "version", "run_id", "clips", "split_by"])
+
+
+def annotations_list(ctx: typer.Context, json_out: bool = JSON) -> None:
+    """Annotation counts per label."""
+    with state(ctx).open() as ws, ws.catalogue.read() as s:
+        rows = label_rows.annotation_counts(s)
+    emit_json(rows) if json_out else table("annotations", rows, ["label", "annotations", "recordings"])
+
+
+def lineage(ctx: typer.Context, clip: str = typer.Argument(..., help="RUN:CLIP, e.g. 3:120."), json_out: bool = JSON) -> None:
+    """From a clip back to the card: recording, archive file, card sightings, processing parameters."""
+    doc = clip_lineage(state(ctx).open(), clip)
+    if json_out:
+        emit_json(doc)
+        return
+    rec = doc["recording"]
+    err.print(f"clip {clip}: offset {doc['clip']['offset_s']} s, start {doc['clip']['start_time_utc']}")
+    err.print(f"recording {rec['recording_id']} sha256 {rec['sha256']}: archive/{rec['archive_path']} ({rec['status']})")
+    for src in rec["sources"]:
+        err.print(f"  seen on card {src['card']} as {src['card_path']} (ingest session {src['ingest_session']}, "
+                  f"{src['ingested_at']})")
+    err.print(f"processing: run {doc['processing']['run_id']}, params {doc['processing']['params_hash'][:16]}…")
+
+
+def register(app: typer.Typer, catalog_app: typer.Typer) -> None:
+    app.add_typer(annotations_app, name="annotations")
+    app.add_typer(dataset_app, name="dataset")
+    app.command("lineage")(lineage)
+    catalog_app.command("annotations")(annotations_list)

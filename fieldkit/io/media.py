@@ -1,0 +1,307 @@
+"""Write previews: WAV (with GUANO), spectrogram and series PNGs, and data videos.
+
+A layer-2 adapter: soundfile for audio, matplotlib's Agg canvas for pictures (no pyplot, so no
+global figure state and no display needed), and the ffmpeg binary bundled with the
+imageio-ffmpeg wheel for video (:mod:`fieldkit.io.ffmpeg`; :func:`probe_media` is re-exported
+from there).
+
+Pictures use real units: time in seconds (or dates), frequency in kHz. Samples are float
+full-scale ``(frames,)`` or ``(channels, frames)``, as in :mod:`fieldkit.dsp`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.signal
+import soundfile as sf
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from fieldkit.dsp.bitdepth import to_int16
+from fieldkit.dsp.channels import as_channels
+from fieldkit.errors import ConfigError, ExportError, ValidationError
+from fieldkit.io.ffmpeg import (
+    MediaProbe,
+    MediaStream,
+    ffmpeg_exe,
+    pipe_frames,
+    probe_media,
+    video_codec,
+)
+
+__all__ = [
+    "WAV_SUBTYPES",
+    "MediaProbe",
+    "MediaStream",
+    "guano_text",
+    "probe_media",
+    "series_plot_png",
+    "spectrogram_png",
+    "spectrogram_video",
+    "timeline_png",
+    "write_wav",
+]
+
+PathLike = str | os.PathLike[str]
+#: ``"PCM_16"`` (TPDF-dithered, the default) or ``"FLOAT"`` (32-bit float, never clipped).
+WAV_SUBTYPES = ("PCM_16", "FLOAT")
+_VIDEO_SIZE_PX = (960, 540)  # even sizes: H.264 4:2:0 needs them
+_DPI = 100
+_AUDIO_RATE_HZ = 48_000  # AAC has a fixed list of rates; expanded previews rarely match one
+
+
+# -- WAV and GUANO ---------------------------------------------------------------------------
+
+def _guano_value(key: str, value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        raise ValidationError(f"GUANO field {key!r} = {value!r} is invalid; expected text, "
+                              "a number or a datetime.")
+    if isinstance(value, _dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer() and key in ("TE", "Samplerate"):
+        return str(int(value))  # the spec declares both integers
+    return str(value).replace("\r\n", "\n").replace("\n", "\\n")  # multiline strings
+
+
+def guano_text(fields: Mapping[str, Any]) -> str:
+    """GUANO metadata text: ``GUANO|Version:1.0`` first, then ``Key:Value`` lines.
+
+    UTF-8 text with ``\\n`` line ends (the GUANO 1.0 spec); newlines inside a value are
+    written as the two characters backslash-n; a given ``GUANO|Version`` replaces 1.0.
+    Keys may not contain ``:`` or a newline.
+    """
+    version = str(fields.get("GUANO|Version", "1.0"))
+    lines = [f"GUANO|Version:{version}"]
+    for key, value in fields.items():
+        if key == "GUANO|Version":
+            continue
+        if not key or ":" in key or "\n" in key:
+            raise ValidationError(f"GUANO key {key!r} is invalid; keys are non-empty and "
+                                  "contain neither ':' nor a newline.")
+        lines.append(f"{key}:{_guano_value(key, value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _append_guano(path: Path, fields: Mapping[str, Any]) -> None:
+    """Append a ``guan`` chunk (space-padded to even length) and fix the RIFF size."""
+    body = guano_text(fields).encode("utf-8")
+    body += b" " * (len(body) % 2)
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ExportError(f"{path} is not a RIFF/WAVE file; cannot add a GUANO chunk.")
+        f.seek(0, os.SEEK_END)
+        if f.tell() % 2:  # chunks start on even offsets
+            f.write(b"\x00")
+        f.write(b"guan" + struct.pack("<I", len(body)) + body)
+        size = f.tell() - 8
+        f.seek(4)
+        f.write(struct.pack("<I", size))
+
+
+def write_wav(
+    path: PathLike,
+    samples: np.ndarray,
+    rate_hz: float,
+    guano: Mapping[str, Any] | None = None,
+    subtype: str = "PCM_16",
+) -> Path:
+    """Write a WAV file, with a GUANO ``guan`` chunk when ``guano`` is given.
+
+    Parameters
+    ----------
+    path : path
+    samples : ndarray, float, shape (frames,) or (channels, frames)
+        Full-scale units; ``PCM_16`` needs ``|x| <= 1`` (use
+        :func:`fieldkit.dsp.preview.loudness_normalise`).
+    rate_hz : float
+        Playback rate in Hz, rounded to an integer (a WAV header holds an integer; for a
+        time-expanded preview, the exact factor is in GUANO ``TE``).
+    guano : mapping, optional
+        GUANO fields, e.g. ``{"TE": 10, "Samplerate": 312500, "Length": 4.03}`` (for time
+        expansion the spec wants ``Samplerate`` = TE x WAV rate and ``Length`` the real
+        duration). Written after the data; see :func:`guano_text`.
+    subtype : str
+        One of :data:`WAV_SUBTYPES`.
+
+    Returns
+    -------
+    Path
+    """
+    x = as_channels(np.asarray(samples))
+    if subtype not in WAV_SUBTYPES or x.dtype.kind != "f" or not np.all(np.isfinite(x)):
+        raise ValidationError(f"write_wav takes finite float samples and subtype one of "
+                              f"{', '.join(WAV_SUBTYPES)}; got {x.dtype}, {subtype!r}.")
+    if subtype == "PCM_16" and x.size and float(np.max(np.abs(x))) > 1.0:
+        raise ValidationError(f"samples peak at {float(np.max(np.abs(x))):.3f} > 1.0 (full "
+                              "scale) would clip in PCM_16; normalise them or write FLOAT.")
+    data = to_int16(x) if subtype == "PCM_16" else x.astype(np.float32)
+    target = Path(path)
+    sf.write(target, data.T, round(rate_hz), subtype=subtype, format="WAV")
+    if guano is not None:
+        _append_guano(target, guano)
+    return target
+
+
+# -- pictures ------------------------------------------------------------------------------
+
+def _figure(size_px: tuple[int, int]) -> Figure:
+    fig = Figure(figsize=(size_px[0] / _DPI, size_px[1] / _DPI), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _spectrogram_db(samples: np.ndarray, rate_hz: float) -> tuple[np.ndarray, float]:
+    """Power spectrogram of the channel mean in dB (bins, columns), floor 90 dB below peak."""
+    mono = as_channels(np.asarray(samples, dtype=np.float64)).mean(axis=0)
+    nperseg = int(min(1024, max(16, mono.size)))
+    _, _, power = scipy.signal.spectrogram(mono, fs=rate_hz, nperseg=nperseg,
+                                           noverlap=nperseg // 2, window="hann")
+    db = 10 * np.log10(np.maximum(power, 1e-20))
+    return np.maximum(db, db.max() - 90.0), mono.size / rate_hz
+
+
+def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: str,
+                      fmax_hz: float | None) -> Any:
+    db, duration_s = _spectrogram_db(samples, rate_hz)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma",
+                      extent=(0.0, duration_s, 0.0, rate_hz / 2000.0), interpolation="nearest")
+    ax.set_ylim(0.0, (fmax_hz if fmax_hz else rate_hz / 2) / 1000.0)
+    ax.set_xlim(0.0, duration_s)
+    ax.set(xlabel="Time (s)", ylabel="Frequency (kHz)", title=title)
+    fig.colorbar(image, ax=ax, label="Power (dB)")
+    return ax
+
+
+def spectrogram_png(
+    path: PathLike, samples: np.ndarray, rate_hz: float, title: str,
+    fmax_hz: float | None = None,
+) -> Path:
+    """Spectrogram picture: time in seconds, frequency in kHz, power in dB (Hann, 1024).
+
+    ``fmax_hz`` limits the frequency axis (default: the Nyquist frequency). For a
+    time-expanded preview, pass the original samples and rate to show real units.
+    """
+    fig = _figure((1000, 500))
+    _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz)
+    fig.tight_layout()
+    fig.savefig(Path(path), format="png")
+    return Path(path)
+
+
+def series_plot_png(
+    path: PathLike, pitch: Any, duration: Any, volume: Any, title: str
+) -> Path:
+    """Granville's plot: the pitch, duration and volume series stacked, over the data points.
+
+    NaN points (rests in the melody) show as gaps.
+    """
+    fig = _figure((1000, 700))
+    axes = fig.subplots(3, 1, sharex=True)
+    for ax, values, label, colour in zip(
+        axes, (pitch, duration, volume), ("pitch", "duration", "volume"),
+        ("tab:blue", "tab:orange", "tab:green"),
+    ):
+        y = np.asarray(values, dtype=np.float64)
+        ax.plot(np.arange(y.size), y, color=colour, marker=".", linewidth=1)
+        ax.set_ylabel(label)
+    axes[-1].set_xlabel("Data point")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(Path(path), format="png")
+    return Path(path)
+
+
+def timeline_png(path: PathLike, times: Any, values: Any, title: str,
+                 ylabel: str = "value") -> Path:
+    """A deployment's timeline: ``values`` against ``times`` (datetime64), in time order."""
+    t = np.asarray(times, dtype="datetime64[ns]")
+    y = np.asarray(values, dtype=np.float64)
+    if t.shape != y.shape or t.ndim != 1:
+        raise ValidationError(f"times and values must be 1-D of one length; got {t.shape} "
+                              f"and {y.shape}.")
+    order = np.argsort(t, kind="stable")
+    fig = _figure((1000, 400))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(t[order], y[order], marker=".", linewidth=1)
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set(xlabel="Time", ylabel=ylabel, title=title)
+    fig.tight_layout()
+    fig.savefig(Path(path), format="png")
+    return Path(path)
+
+
+# -- video -------------------------------------------------------------------------------
+
+def _spectrogram_frame(samples: np.ndarray, rate_hz: float) -> tuple[np.ndarray, tuple]:
+    """The spectrogram as an RGB image (H, W, 3) and the cursor geometry in pixels:
+    (x at t=0, x at the end, top row, bottom row)."""
+    fig = _figure(_VIDEO_SIZE_PX)
+    ax = _draw_spectrogram(fig, samples, rate_hz, "", None)
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+    height = rgb.shape[0]
+    (x0, y0), (x1, y1) = ax.transData.transform([(0.0, ax.get_ylim()[0]),
+                                                 (ax.get_xlim()[1], ax.get_ylim()[1])])
+    return rgb, (x0, x1, int(height - y1), math.ceil(height - y0))
+
+
+def _frames(base: np.ndarray, geometry: tuple, audio_s: float, fps: int) -> Iterator[np.ndarray]:
+    """Yield each frame: the base image with a 2-pixel white cursor at the frame's time."""
+    x0, x1, top, bottom = geometry
+    for i in range(max(1, math.ceil(audio_s * fps))):
+        frame = base.copy()
+        progress = min(1.0, i / fps / audio_s) if audio_s > 0 else 0.0
+        x = round(x0 + (x1 - x0) * progress)
+        frame[top:bottom, max(0, x - 1) : x + 1] = 255
+        yield frame
+
+
+def spectrogram_video(
+    path_mp4: PathLike, samples: np.ndarray, rate_hz: float, audio_path: PathLike,
+    fps: int = 10,
+) -> Path:
+    """MP4 of the spectrogram with a moving cursor and ``audio_path`` as the sound track.
+
+    The spectrogram of ``samples`` is drawn once; frames with a cursor sweeping it over the
+    duration of the audio file are piped as raw RGB to the bundled ffmpeg, encoded H.264
+    (``libx264``, else ``mpeg4``) at ``fps`` with AAC audio at 48 kHz, ending with the shorter
+    stream. ``samples`` may be the original recording while the audio is its time-expanded
+    or heterodyned preview: the cursor maps progress, so both axes stay in real units.
+
+    Parameters
+    ----------
+    path_mp4 : path
+    samples : ndarray, float, shape (frames,) or (channels, frames)
+    rate_hz : float
+        Sample rate of ``samples`` in Hz (the spectrogram's real time and frequency axes).
+    audio_path : path
+        The sound track (any file soundfile reads); it sets the video's duration.
+    fps : int
+        Frames per second (>= 1) of the cursor animation.
+    """
+    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+        raise ConfigError(f"fps = {fps!r} is invalid; expected an integer >= 1.")
+    audio_s = sf.info(str(audio_path)).duration
+    base, geometry = _spectrogram_frame(samples, rate_hz)
+    height, width = base.shape[:2]
+    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
+           "-i", "-", "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0",
+           "-c:v", video_codec(), "-pix_fmt", "yuv420p", "-c:a", "aac",
+           "-ar", str(_AUDIO_RATE_HZ), "-shortest", str(path_mp4)]
+    pipe_frames(cmd, _frames(base, geometry, audio_s, fps))
+    return Path(path_mp4)

@@ -1,0 +1,109 @@
+"""Datasets: labels by overlap, grouped splits that never leak a group, reproducible hashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+
+import pytest
+from typer.testing import CliRunner
+
+from fieldkit.cli import app
+from fieldkit.datasets import SPLIT_KEYS, clip_labels
+from fieldkit.ingest import IngestRequest, ingest_card
+from fieldkit.pipeline import run_workflow
+from fieldkit.testing.cards import audiomoth_card
+from fieldkit.workflow import Workflow
+from fieldkit.workspace import init_workspace
+
+WF = {"name": "ds", "resample": {"target_rate_hz": 16000}, "clips": {"length_s": 1.0},
+      "features": {"n_fft": 256, "hop_length": 128, "n_mels": 16, "n_mfcc": 8, "compute": ["mel", "mfcc", "rms"]},
+      "store": {"clips_per_chunk": 4, "clips_per_shard": 8}}
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    """3 sites × 2 deployments, each its own AudioMoth (serial) on its own nights; 1-s clips."""
+    base = tmp_path_factory.mktemp("survey")
+    ws = init_workspace(base / "ws")
+    for s, site in enumerate("ABC"):
+        for d in range(2):
+            card = base / f"card-{site}{d}"
+            audiomoth_card(card, start=dt.datetime(2024, 5, 1 + 2 * s + d, 22, 0), count=4, seconds=3.0,
+                           sample_rate_hz=16000, serial=f"24E1440{s}{d}E080032", interval_s=1800)
+            ingest_card(ws, IngestRequest(card, f"site-{site}", f"dep-{d}"))
+    report = run_workflow(ws, Workflow.from_dict(WF), workers=2)
+    runner = CliRunner()
+    # label = the hour the recording started (22 or 23): two classes present at every site
+    result = runner.invoke(app, ["-w", str(ws.root), "annotations", "import", "--label-from",
+                                 r"_(?P<label>\d\d)\d{4}\.WAV$", "--json"])
+    assert result.exit_code == 0, result.output
+    return ws, report
+
+
+def cli(ws, *args):
+    result = CliRunner().invoke(app, ["-w", str(ws.root), *args, "--json"])
+    return result.exit_code, (json.loads(result.stdout) if result.stdout.strip() else None), result.stderr
+
+
+def test_clip_labels_by_overlap():
+    anns = [{"begin_s": 0.2, "end_s": 0.3, "label": "call"}, {"begin_s": 0.0, "end_s": 10.0, "label": "rain"},
+            {"begin_s": 0.95, "end_s": 1.5, "label": "edge"}]
+    assert clip_labels(0.0, 1.0, anns, 0.5) == ["call", "rain"]  # edge overlaps 0.05 s of a 0.55 s call
+    assert clip_labels(1.0, 1.0, anns, 0.5) == ["edge", "rain"]
+    assert clip_labels(5.0, 1.0, anns[:1], 0.5) == []
+
+
+@pytest.mark.parametrize("key", SPLIT_KEYS)
+def test_no_group_in_two_splits(survey, key):
+    ws, report = survey
+    code, summary, err = cli(ws, "dataset", "create", f"by-{key}", "--run", str(report.run_id), "--split-by", key,
+                             "--seed", "3")
+    assert code == 0, err
+    assert summary["leaking_groups"] == [] and summary["clips"] == 72
+    assert set(summary["splits"]) == {"train", "validation", "test"} and all(summary["splits"].values())
+    from fieldkit.catalogue import labels as rows
+    with ws.catalogue.read() as s:
+        items = rows.get_dataset(s, f"by-{key}")["items"]
+        lineage = rows.recording_lineage(s, sorted({i["recording_id"] for i in items}))
+        devices = rows.recording_devices(s, sorted({i["recording_id"] for i in items}))
+    group_of = {
+        "site": lambda i: lineage[i["recording_id"]]["site"],
+        "deployment": lambda i: (lineage[i["recording_id"]]["site"], lineage[i["recording_id"]]["deployment"]),
+        "device": lambda i: devices[i["recording_id"]],
+        "day": lambda i: (lineage[i["recording_id"]]["site"], lineage[i["recording_id"]]["start_time_utc"][:10]),
+        "recording": lambda i: i["recording_id"],
+    }[key]
+    splits = defaultdict(set)
+    for item in items:
+        splits[group_of(item)].add(item["split"])
+    assert all(len(s) == 1 for s in splits.values()), dict(splits)
+
+
+def test_same_seed_same_hash_other_seed_other_hash(survey):
+    ws, report = survey
+    hashes = [cli(ws, "dataset", "create", "seeded", "--run", str(report.run_id), "--split-by", "recording",
+                  "--seed", str(seed))[1]["manifest_hash"] for seed in (7, 7, 8)]
+    assert hashes[0] == hashes[1] != hashes[2]
+    _, listed, _ = cli(ws, "dataset", "list")
+    assert [d["version"] for d in listed if d["name"] == "seeded"] == [1, 2, 3]
+
+
+def test_too_few_groups_is_an_error_with_the_count(processed):
+    ws, report = processed
+    CliRunner().invoke(app, ["-w", str(ws.root), "annotations", "import", "--label-from", r"(?P<label>\.(WAV|wav))$"])
+    code, _, err = cli(ws, "dataset", "create", "one-site", "--run", str(report.run_id), "--split-by", "site")
+    assert code == 65 and "1 group exists for site" in " ".join(err.split())
+
+
+def test_lineage_from_clip_to_card(survey):
+    ws, report = survey
+    code, doc, err = cli(ws, "lineage", f"{report.run_id}:5")
+    assert code == 0, err
+    rec = doc["recording"]
+    assert rec["sha256"] and rec["archive_path"].startswith("site-")
+    assert rec["sources"][0]["card"].startswith("path:") and rec["sources"][0]["card_path"].endswith(".WAV")
+    assert doc["processing"]["params_hash"] == Workflow.from_dict(WF).params_hash()
+    code, _, err = cli(ws, "lineage", f"{report.run_id}:99999")
+    assert code == 66 and "no clip 99999" in err
