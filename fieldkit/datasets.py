@@ -37,6 +37,7 @@ class DatasetRequest:
     split_by: str = "site"
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
+    single_label: bool = False
 
     def __post_init__(self) -> None:
         if self.split_by not in SPLIT_KEYS:
@@ -45,16 +46,20 @@ class DatasetRequest:
             raise ConfigError(f"--min-overlap {self.min_overlap} must be in (0, 1].")
 
 
-def clip_labels(offset_s: float, length_s: float, annotations: list[dict], min_overlap: float) -> list[str]:
-    """Labels of annotations overlapping ``[offset_s, offset_s + length_s)`` enough (see module doc)."""
+def clip_labels(offset_s: float, length_s: float, annotations: list[dict], min_overlap: float,
+                single: bool = False) -> list[str]:
+    """Labels of annotations overlapping ``[offset_s, offset_s + length_s)`` enough (see module doc);
+    with ``single``, only the label that overlaps the clip longest (ties: alphabetical)."""
     end = offset_s + length_s
-    found = []
+    overlaps: dict[str, float] = {}
     for a in annotations:
         overlap = min(end, a["end_s"]) - max(offset_s, a["begin_s"])
         needed = min_overlap * min(length_s, max(a["end_s"] - a["begin_s"], 1e-9))
         if overlap > 0 and overlap >= needed - 1e-9:
-            found.append(a["label"])
-    return sorted(set(found))
+            overlaps[a["label"]] = max(overlap, overlaps.get(a["label"], 0.0))
+    if single and overlaps:
+        return [min(overlaps, key=lambda label: (-overlaps[label], label))]
+    return sorted(overlaps)
 
 
 def _clips(store: str) -> dict[str, np.ndarray]:
@@ -75,8 +80,8 @@ def _labelled(clips: dict, annotations: dict[int, list[dict]], req: DatasetReque
         if rec < 0:
             continue
         real_s = clips["valid_samples"][index] / clips["rate"]
-        labels = clip_labels(float(clips["offset_s"][index]), real_s, annotations.get(int(rec), []), req.min_overlap)
-        labels = [x for x in labels if not req.labels or x in req.labels]
+        anns = [a for a in annotations.get(int(rec), []) if not req.labels or a["label"] in req.labels]
+        labels = clip_labels(float(clips["offset_s"][index]), real_s, anns, req.min_overlap, req.single_label)
         if not labels and req.background:
             labels = [req.background]
         if labels:
@@ -115,7 +120,8 @@ def create_dataset(ws, req: DatasetRequest) -> dict[str, Any]:
         item["split"] = split
     digest = split_manifest_hash([(f"{req.run_id}:{i['clip_index']}", i["split"]) for i in items])
     params = {"split_by": req.split_by, "ratios": list(req.ratios), "seed": req.seed, "min_overlap": req.min_overlap,
-              "labels": list(req.labels), "background": req.background, "groups": len(set(groups))}
+              "labels": list(req.labels), "background": req.background, "groups": len(set(groups)),
+              "single_label": req.single_label}
     with ws.catalogue.write() as s:
         version = label_rows.next_dataset_version(s, req.name)
         dataset_id = label_rows.insert_dataset(s, name=req.name, version=version, run_id=req.run_id, params=params,

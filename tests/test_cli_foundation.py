@@ -135,6 +135,9 @@ def test_demo_creates_workspace_and_prints_where(tmp_path):
     process = next(s for s in doc["stages"] if s["name"] == "process")
     assert process["state"] == "complete" and process["n_clips"] == 12
     assert (tmp_path / "demo" / process["store"] / "zarr.json").is_file()
+    export = next(s for s in doc["stages"] if s["name"] == "export")
+    for name in ("README.md", "croissant.json", "lineage.json", "index.parquet"):
+        assert (tmp_path / "demo" / export["out_dir"] / name).is_file(), name
     assert (tmp_path / "demo" / "fieldkit.toml").is_file()
     again = run("demo", str(tmp_path / "demo"))  # a previous demo workspace is rebuilt
     assert again.exit_code == 0 and "demo workspace" in again.stderr

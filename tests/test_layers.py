@@ -21,7 +21,8 @@ LAYERS = {
     "model": 1, "dsp": 1,
     "io": 2, "store": 2, "catalogue": 2, "schemas": 2,
     "ingest": 3, "pipeline": 3, "export": 3, "sonify": 3, "workspace": 3, "demo": 3,
-    "verify": 3, "annotations": 3, "datasets": 3, "preview": 3, "report": 3, "lineage": 3,
+    "verify": 3, "annotations": 3, "datasets": 3, "preview": 3, "report": 3, "lineage": 3, "handoff": 3,
+    "video": 3,
     "cli": 4,
 }
 ADAPTERS = {"io", "store", "catalogue", "schemas"}

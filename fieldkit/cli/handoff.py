@@ -13,6 +13,7 @@ from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, err, table
 from fieldkit.datasets import SPLIT_KEYS, DatasetRequest, create_dataset
 from fieldkit.errors import ConfigError
+from fieldkit.handoff import export_catalogued_dataset
 from fieldkit.io.annotations import ReadOptions
 from fieldkit.lineage import clip_lineage
 
@@ -73,6 +74,8 @@ def create(
     split_by: str = typer.Option("site", "--split-by", help=f"Group key: {', '.join(SPLIT_KEYS)}."),
     ratios: str = typer.Option("0.7,0.15,0.15", "--ratios", help="train,validation,test fractions."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split (same seed, same split)."),
+    single_label: bool = typer.Option(False, "--single-label", help="One label per clip: the annotation that "
+                                      "overlaps it longest (a classification task)."),
     json_out: bool = JSON,
 ) -> None:
     """Label the clips of a run and split them, grouped (no group in two splits) and stratified."""
@@ -81,7 +84,7 @@ def create(
     except ValueError as exc:
         raise ConfigError(f"--ratios {ratios!r} is not three comma-separated numbers.") from exc
     req = DatasetRequest(name, run, tuple(x for x in (labels or "").split(",") if x), min_overlap, background,
-                         split_by, parts, seed)
+                         split_by, parts, seed, single_label)
     summary = create_dataset(state(ctx).open(), req)
     if json_out:
         emit_json(summary)
@@ -122,7 +125,46 @@ def lineage(ctx: typer.Context, clip: str = typer.Argument(..., help="RUN:CLIP, 
     err.print(f"processing: run {doc['processing']['run_id']}, params {doc['processing']['params_hash'][:16]}…")
 
 
+def export(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset name (see 'fieldkit dataset list')."),
+    fmt: str = typer.Option("zarr", "--format", help="zarr, numpy or parquet."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Target folder (default: exports/<name>-<version>-<format>)."),
+    version: Optional[int] = typer.Option(None, "--version", help="Dataset version (default: the newest)."),
+    licence: str = typer.Option("CC-BY-4.0", "--licence", help="SPDX licence id written to the card and Croissant."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of the same version."),
+    json_out: bool = JSON,
+) -> None:
+    """Write arrays, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
+    result = export_catalogued_dataset(state(ctx).open(), dataset, fmt=fmt, out=out, version=version,
+                                       licence=licence, overwrite=overwrite)
+    doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
+           "files": result.files}
+    if json_out:
+        emit_json(doc)
+        return
+    err.print(f"exported {result.n_clips} clips ({result.clips_per_split}) as {result.format} to {result.out_dir}")
+    err.print(f"  {len(result.files)} files; dataset card {result.out_dir / 'README.md'}")
+
+
+def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An export folder."),
+             seed: int = typer.Option(0, "--seed"), json_out: bool = JSON) -> None:
+    """Train a scikit-learn classifier on the train split; accuracy and macro-F1 per split."""
+    from fieldkit.export.baseline import run_baseline
+
+    metrics = run_baseline(export_dir, seed=seed)
+    if json_out:
+        emit_json(metrics)
+        return
+    rows = [{"split": k, **{m: (f"{v:.3f}" if isinstance(v, float) else v) for m, v in val.items()}}
+            for k, val in metrics["splits"].items()]
+    table("baseline", rows, ["split", *sorted({m for r in metrics["splits"].values() for m in r})])
+    err.print(f"chance: {metrics.get('chance')}; confusion matrix: {metrics.get('confusion_matrix_png')}")
+
+
 def register(app: typer.Typer, catalog_app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("baseline")(baseline)
     app.add_typer(annotations_app, name="annotations")
     app.add_typer(dataset_app, name="dataset")
     app.command("lineage")(lineage)

@@ -1,0 +1,244 @@
+"""The dataset card (``README.md``), rendered with Jinja2 from the export's plain input.
+
+Section headings follow "Datasheets for Datasets" as Hugging Face cards do: what, where, when,
+how it was processed, quality control, labels per split, split policy, how to load it, files,
+licence and known limitations. The YAML front matter lets the Hugging Face Hub read the card
+(licence, task, tags and, for the Parquet format, ``configs``/``data_files``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from fieldkit.export.formats import ExportFormat
+from fieldkit.export.model import ExportInput, hash_files
+from fieldkit.export.pooling import open_source
+from fieldkit.export.sidecars import iso_z
+from fieldkit.export.tabular import parquet_file
+
+__all__ = ["CARD_TEMPLATE", "card_context", "label_counts", "loading_snippet", "write_card"]
+
+#: Array shown in the loading snippet of the array formats: the first one the run stored.
+SNIPPET_ARRAYS = ("mel", "logmel", "mfcc", "waveform")
+
+CARD_TEMPLATE = """\
+---
+license: {{ licence | lower }}
+pretty_name: {{ name }}
+task_categories:
+- audio-classification
+tags:
+- bioacoustics
+- fieldkit
+{%- if data_files %}
+configs:
+- config_name: default
+  data_files:
+{%- for split, path in data_files.items() %}
+  - split: {{ split }}
+    path: {{ path }}
+{%- endfor %}
+{%- endif %}
+---
+
+# {{ name }} (version {{ version }})
+
+{{ description }}
+
+## What
+
+{{ n_clips }} clips of {{ clip_s }} s at {{ sample_rate_hz }} Hz, cut from {{ n_recordings }} \
+recordings, labelled with {{ label_names | length }} label(s): {{ label_names | join(", ") }}.
+{{ "Every clip has exactly one label (single-label classification)." if single_label else \
+"A clip may have several labels, or none (multi-label)." }}
+Format: **{{ format.name }}**, {{ format.description }}.
+
+## Where
+
+| site | deployment | clips |
+|---|---|---|
+{% for row in where -%}
+| {{ row.site }} | {{ row.deployment }} | {{ row.clips }} |
+{% endfor %}
+## When
+
+{% if first_time -%}
+Clip start times (UTC) range from {{ first_time }} to {{ last_time }}.
+{%- else -%}
+No clip has a known start time.
+{%- endif %}
+{% if n_unknown_time %}{{ n_unknown_time }} clip(s) have no known start time.{% endif %}
+
+## How it was processed
+
+Workflow `{{ workflow.get("name", "?") }}`; every parameter of the run:
+
+```json
+{{ workflow_json }}
+```
+
+| library | version |
+|---|---|
+{% for lib, ver in versions.items() -%}
+| {{ lib }} | {{ ver }} |
+{% endfor %}
+## Quality control
+
+| measure | value |
+|---|---|
+{% for key, value in qc_summary -%}
+| {{ key }} | {{ value }} |
+{% endfor %}
+## Label counts per split
+
+Clips carrying each label in each split.
+
+| label | {{ splits | join(" | ") }} | total |
+|---|{% for s in splits %}---|{% endfor %}---|
+{% for row in label_table -%}
+| {{ row.label }} | {{ row.counts | join(" | ") }} | {{ row.total }} |
+{% endfor %}
+## Split policy
+
+Clips are split by whole groups of `{{ split_by }}` (no group is in two splits, so no
+{{ split_by }} leaks between training and evaluation), stratified by label, with seed
+{{ seed }} and target ratios {{ ratios }} (train, validation, test). Split manifest hash:
+`{{ manifest_hash }}`. The `split` column of `index.parquet` holds each clip's assignment.
+
+## How to load it
+
+Run from this folder:
+
+```python
+{{ snippet }}
+```
+
+## Files
+
+{% for entry in file_groups -%}
+- `{{ entry.path }}`: {{ entry.files }} file(s)
+{% endfor -%}
+{% if data_files -%}
+- Parquet columns: `clip_id`, `recording_sha256`, `site`, `deployment`, `start_time`,
+  `offset_s`; `<feature>_mean_<band>` and `<feature>_std_<band>` (or `<feature>_mean`,
+  `<feature>_std`) over the frames of real audio; the QC columns `clipped_fraction`,
+  `peak_dbfs`, `dc_offset`, `silent_fraction`; `{{ "label" if single_label else "labels" }}`
+  and `split`
+{% endif -%}
+- `index.parquet`, `index.csv`: one row per clip, in array order within each split
+- `lineage.json`: recording hash, archive path, cards, ingest sessions, source paths, run and
+  parameter hash of every clip
+- `croissant.json`: MLCommons Croissant 1.0 metadata; `manifest.json`: SHA-256 and size of
+  every file
+
+## Licence
+
+{{ licence }}
+
+## Known limitations
+
+{% for item in limitations -%}
+- {{ item }}
+{% endfor %}"""
+
+
+def _cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def label_counts(inp: ExportInput) -> list[dict[str, Any]]:
+    """Rows of the label-count table: per label, clips in each split and in total."""
+    per_split = {s: Counter(n for names in inp.split_index(s)["labels"] for n in names)
+                 for s in inp.splits}
+    rows = [{"label": _cell(label), "counts": [per_split[s][label] for s in inp.splits],
+             "total": sum(per_split[s][label] for s in inp.splits)}
+            for label in inp.label_names]
+    sizes = [len(inp.split_index(s)) for s in inp.splits]
+    return [*rows, {"label": "**clips**", "counts": sizes, "total": sum(sizes)}]
+
+
+def loading_snippet(inp: ExportInput, fmt: ExportFormat) -> str:
+    """The format's five lines of loading code for this export."""
+    stored = set(open_source(inp.store_path).data_vars)
+    array = next((a for a in SNIPPET_ARRAYS if a in stored), "valid_samples")
+    data_files = {s: parquet_file(s) for s in inp.splits}
+    return jinja2.Template(fmt.snippet).render(
+        splits=list(inp.splits), first=inp.splits[0], array=array, data_files=data_files,
+        single_label=inp.single_label)
+
+
+def _where(index: pd.DataFrame) -> list[dict[str, Any]]:
+    groups = index.fillna({"site": "?", "deployment": "?"}).groupby(["site", "deployment"])
+    return [{"site": _cell(site), "deployment": _cell(dep), "clips": len(rows)}
+            for (site, dep), rows in groups]
+
+
+def _file_groups(files: dict[str, str]) -> list[dict[str, Any]]:
+    counts = Counter("/".join(f.split("/")[:2]) for f in files if f.startswith("data/"))
+    return [{"path": path, "files": n} for path, n in sorted(counts.items())]
+
+
+def limitations(inp: ExportInput) -> list[str]:
+    """Known limitations worth a reader's attention, computed from the export."""
+    items = ["Labels were assigned to clips by overlap with annotations; a clip overlapping an "
+             "event only briefly still carries its label.",
+             "Pooled statistics (Parquet, baseline) are means and standard deviations over the "
+             "frames of real audio; they discard temporal structure."]
+    for split in inp.splits:
+        present = {n for names in inp.split_index(split)["labels"] for n in names}
+        missing = [n for n in inp.label_names if n not in present]
+        if missing:
+            items.append(f"Split {split} has no clip labelled {', '.join(missing)}.")
+    sites = inp.index["site"].nunique()
+    if sites < 3:
+        items.append(f"All clips come from {sites} site(s): models may learn the place (its "
+                     "background noise, its recorder) rather than the sound.")
+    groups = inp.index[inp.split_by].nunique() if inp.split_by in inp.index else None
+    if groups is not None and groups < 10:
+        items.append(f"Only {groups} {inp.split_by} group(s): evaluation reflects few places "
+                     "or periods and may not generalise.")
+    return [_cell(i) for i in items]
+
+
+def card_context(inp: ExportInput, fmt: ExportFormat, files: dict[str, str]) -> dict[str, Any]:
+    """Every value the card template uses."""
+    ds = open_source(inp.store_path)
+    times = inp.index["start_time"].dropna()
+    layout = ds.attrs.get("layout", {})
+    return {
+        "name": inp.name, "version": inp.version, "description": inp.description,
+        "licence": inp.licence, "format": fmt, "n_clips": len(inp.index),
+        "n_recordings": inp.index["recording_sha256"].nunique(),
+        "clip_s": layout.get("samples_per_clip", 0) / max(layout.get("sample_rate_hz", 1), 1),
+        "sample_rate_hz": layout.get("sample_rate_hz", "?"),
+        "label_names": list(inp.label_names), "single_label": inp.single_label,
+        "where": _where(inp.index),
+        "first_time": iso_z(times.min()) if len(times) else "",
+        "last_time": iso_z(times.max()) if len(times) else "",
+        "n_unknown_time": int(inp.index["start_time"].isna().sum()),
+        "workflow": inp.workflow, "workflow_json": json.dumps(inp.workflow, indent=1, default=str),
+        "versions": {_cell(k): _cell(v) for k, v in inp.versions.items()},
+        "qc_summary": [(_cell(k), _cell(json.dumps(v, default=str) if isinstance(v, dict | list)
+                                         else v)) for k, v in inp.qc_summary.items()],
+        "splits": list(inp.splits), "label_table": label_counts(inp),
+        "split_by": inp.split_by, "seed": inp.seed, "ratios": ", ".join(f"{r:g}" for r in inp.ratios),
+        "manifest_hash": inp.manifest_hash, "snippet": loading_snippet(inp, fmt),
+        "data_files": {s: parquet_file(s) for s in inp.splits} if fmt.name == "parquet" else {},
+        "file_groups": _file_groups(files), "limitations": limitations(inp),
+    }
+
+
+def write_card(inp: ExportInput, fmt: ExportFormat, out_dir: Path,
+               files: dict[str, str]) -> dict[str, str]:
+    """Render ``README.md`` into ``out_dir``; returns ``{"README.md": sha256}``."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    text = env.from_string(CARD_TEMPLATE).render(**card_context(inp, fmt, files))
+    (out_dir / "README.md").write_text(text.rstrip() + "\n", encoding="utf-8")
+    return hash_files(out_dir, "README.md")

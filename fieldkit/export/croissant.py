@@ -1,0 +1,144 @@
+"""MLCommons Croissant 1.0 metadata (``croissant.json``) and the export's ``manifest.json``.
+
+The JSON-LD is built by hand (mlcroissant is a test-only dependency; the tests validate every
+export with ``mlcroissant.Dataset(jsonld=...)``). ``distribution`` lists each file as a
+``cr:FileObject`` with its SHA-256, except the files inside a Zarr store: each store is one
+``cr:FileSet`` (a store may hold thousands of objects), and ``manifest.json`` carries their
+hashes. Record sets describe ``index.parquet`` and, for the Parquet format, the feature
+files. ``croissant.json`` cannot list ``manifest.json`` (which hashes it) or itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from fieldkit.export.model import ExportInput, hash_files
+
+__all__ = ["CROISSANT_CONTEXT", "croissant", "write_croissant", "write_manifest"]
+
+_CR_TERMS = ("citeAs", "column", "examples", "extract", "field", "fileProperty", "fileObject",
+             "fileSet", "format", "includes", "isLiveDataset", "jsonPath", "key", "md5",
+             "parentField", "path", "recordSet", "references", "regex", "repeated", "replace",
+             "samplingRate", "separator", "source", "subField", "transform", "equivalentProperty")
+#: The JSON-LD context of Croissant 1.0 (as mlcroissant 1.1 writes it).
+CROISSANT_CONTEXT: dict[str, Any] = {
+    "@language": "en", "@vocab": "https://schema.org/", "sc": "https://schema.org/",
+    "cr": "http://mlcommons.org/croissant/", "rai": "http://mlcommons.org/croissant/RAI/",
+    "dct": "http://purl.org/dc/terms/", "conformsTo": "dct:conformsTo",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    **{term: f"cr:{term}" for term in _CR_TERMS},
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+}
+ENCODINGS = {".parquet": "application/x-parquet", ".csv": "text/csv",
+             ".json": "application/json", ".md": "text/markdown",
+             ".npy": "application/x-npy", ".png": "image/png"}
+#: Arrow type name -> Croissant data type.
+DATA_TYPES = {"int": "sc:Integer", "uint": "sc:Integer", "float": "sc:Float",
+              "double": "sc:Float", "timestamp": "sc:Date", "string": "sc:Text",
+              "large_string": "sc:Text", "bool": "sc:Boolean"}
+UNLISTED = {"croissant.json", "manifest.json"}
+
+
+def _zarr_root(rel: str) -> str | None:
+    head = rel.split(".zarr/", 1)
+    return head[0] + ".zarr" if len(head) == 2 else None
+
+
+def _distribution(files: dict[str, str]) -> list[dict[str, Any]]:
+    """FileObjects for plain files, one FileSet per Zarr store."""
+    stores = sorted({root for rel in files if (root := _zarr_root(rel))})
+    out = [{"@type": "cr:FileObject", "@id": rel, "name": rel, "contentUrl": rel,
+            "encodingFormat": ENCODINGS.get(Path(rel).suffix, "application/octet-stream"),
+            "sha256": sha}
+           for rel, sha in sorted(files.items())
+           if _zarr_root(rel) is None and rel not in UNLISTED]
+    out += [{"@type": "cr:FileSet", "@id": s, "name": s, "encodingFormat": "application/x-zarr",
+             "includes": f"{s}/**", "description": "Zarr v3 store; per-file SHA-256 in "
+             "manifest.json"} for s in stores]
+    return out
+
+
+def _data_type(arrow_type: Any) -> str:
+    text = str(arrow_type)
+    return next((v for k, v in sorted(DATA_TYPES.items(), key=lambda kv: -len(kv[0]))
+                 if text.startswith(k)), "sc:Text")
+
+
+def _record_set(rs_id: str, description: str, source: dict[str, Any], schema: Any,
+                key: str | None = None) -> dict[str, Any]:
+    """A RecordSet with one field per scalar column of ``schema``."""
+    fields = [{"@type": "cr:Field", "@id": f"{rs_id}/{f.name}", "name": f.name,
+               "dataType": _data_type(f.type),
+               "source": {**source, "extract": {"column": f.name}}}
+              for f in schema if not str(f.type).startswith("list")]
+    record = {"@type": "cr:RecordSet", "@id": rs_id, "name": rs_id,
+              "description": description, "field": fields}
+    return {**record, "key": {"@id": f"{rs_id}/{key}"}} if key else record
+
+
+def _record_sets(out_dir: Path, files: dict[str, str]) -> list[dict[str, Any]]:
+    sets = [_record_set("clips", "One row per clip: recording, time, place, labels, split.",
+                        {"fileObject": {"@id": "index.parquet"}},
+                        pq.read_schema(out_dir / "index.parquet"), key="clip_id")]
+    features = sorted(f for f in files if f.startswith("data/") and f.endswith(".parquet"))
+    if features:
+        sets.append(_record_set("features", "Per-clip pooled features (mean and std over "
+                                "frames) and QC, one file per split.",
+                                {"fileSet": {"@id": "features-parquet"}},
+                                pq.read_schema(out_dir / features[0])))
+    return sets
+
+
+def _feature_file_set(files: dict[str, str]) -> list[dict[str, Any]]:
+    if not any(f.startswith("data/") and f.endswith(".parquet") for f in files):
+        return []
+    return [{"@type": "cr:FileSet", "@id": "features-parquet", "name": "features-parquet",
+             "encodingFormat": "application/x-parquet", "includes": "data/*.parquet"}]
+
+
+def _cite_as(inp: ExportInput, published: date) -> str:
+    key = "".join(c if c.isalnum() else "_" for c in inp.slug)
+    return (f"@misc{{{key}, title={{{inp.name} (version {inp.version})}}, "
+            f"year={{{published.year}}}, note={{Exported with fieldkit}}}}")
+
+
+def croissant(inp: ExportInput, out_dir: Path, files: dict[str, str],
+              published: date) -> dict[str, Any]:
+    """The Croissant 1.0 JSON-LD document of an export whose files are ``files``."""
+    return {
+        "@context": CROISSANT_CONTEXT, "@type": "sc:Dataset", "name": inp.name,
+        "description": inp.description or inp.name,
+        "conformsTo": "http://mlcommons.org/croissant/1.0",
+        "citeAs": _cite_as(inp, published), "datePublished": published.isoformat(),
+        "license": inp.licence, "version": f"{inp.version}.0.0",
+        "keywords": ["bioacoustics", "audio", "fieldkit"],
+        "distribution": _distribution(files) + _feature_file_set(files),
+        "recordSet": _record_sets(out_dir, files),
+    }
+
+
+def write_croissant(inp: ExportInput, out_dir: Path, files: dict[str, str],
+                    published: date | None = None) -> dict[str, str]:
+    """Write ``croissant.json``; returns ``{"croissant.json": sha256}``."""
+    published = published or datetime.now(timezone.utc).date()
+    document = croissant(inp, out_dir, files, published)
+    text = json.dumps(document, indent=1, ensure_ascii=False)
+    (out_dir / "croissant.json").write_text(text + "\n", encoding="utf-8")
+    return hash_files(out_dir, "croissant.json")
+
+
+def write_manifest(inp: ExportInput, format_name: str, out_dir: Path,
+                   files: dict[str, str]) -> None:
+    """Write ``manifest.json``: every other file's SHA-256 and size in bytes."""
+    entries = {rel: {"sha256": sha, "size": (out_dir / rel).stat().st_size}
+               for rel, sha in sorted(files.items())}
+    document = {"dataset": inp.name, "version": inp.version, "format": format_name,
+                "algorithm": "sha256", "files": entries}
+    text = json.dumps(document, indent=1)
+    (out_dir / "manifest.json").write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,152 @@
+"""Export one dataset version: arrays by format, index, lineage, card, Croissant, manifest.
+
+Everything is written into a temporary folder beside ``out_dir`` and renamed into place at the
+end, so a failed export never leaves a half folder and an earlier export stays whole until the
+new one is complete. A non-empty ``out_dir`` is refused unless it is an earlier export of the
+same dataset version and ``overwrite=True`` says to replace it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from fieldkit.errors import ExportError, ValidationError
+from fieldkit.export.card import write_card
+from fieldkit.export.croissant import write_croissant, write_manifest
+from fieldkit.export.formats import get_format
+from fieldkit.export.model import ExportInput
+from fieldkit.export.pooling import open_source
+from fieldkit.export.sidecars import write_sidecars
+
+__all__ = ["ExportResult", "export_dataset"]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: where, in which format, every file's SHA-256, clips per split."""
+
+    out_dir: Path
+    format: str
+    files: dict[str, str]
+    clips_per_split: dict[str, int]
+
+    @property
+    def n_clips(self) -> int:
+        """Clips in the export, all splits together."""
+        return sum(self.clips_per_split.values())
+
+
+def _check_store(inp: ExportInput) -> None:
+    """Every clip_id is a real clip of the store, of the recording the index says."""
+    ds = open_source(inp.store_path)
+    clip_ids = inp.index["clip_id"].to_numpy(dtype=np.int64)
+    n = ds.sizes["clip"]
+    outside = clip_ids[(clip_ids < 0) | (clip_ids >= n)]
+    if outside.size:
+        raise ValidationError(f"clip_id(s) {outside[:5].tolist()} are outside the store "
+                              f"{inp.store_path} (clips 0..{n - 1}); was the index built "
+                              "from another run?")
+    stored = ds["recording_id"].values[clip_ids]
+    wrong = clip_ids[stored != inp.index["recording_id"].to_numpy(dtype=np.int64)]
+    if wrong.size:
+        raise ValidationError(f"clip_id(s) {wrong[:5].tolist()} belong to other recordings "
+                              f"(or are padding) in {inp.store_path}; rebuild the dataset "
+                              "from this run.")
+
+
+def _earlier_export(out_dir: Path) -> tuple[str, int] | None:
+    try:
+        meta = json.loads((out_dir / "export.json").read_text(encoding="utf-8"))
+        return str(meta["name"]), int(meta["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_target(out_dir: Path, inp: ExportInput, overwrite: bool) -> None:
+    """Refuse a file, a non-empty folder, or (with overwrite) another dataset's folder."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} is a file; choose a folder for the export.")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise ExportError(f"{out_dir} is not empty; nothing was written.",
+                          hint="Choose an empty folder, or pass overwrite=True to replace an "
+                               f"earlier export of {inp.name} version {inp.version}.")
+    found = _earlier_export(out_dir)
+    if found != (inp.name, inp.version):
+        what = f"{found[0]} version {found[1]}" if found else "not a fieldkit export"
+        raise ExportError(f"{out_dir} holds {what}, not {inp.name} version {inp.version}; "
+                          "refusing to replace it.", hint="Choose another folder.")
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename ``tmp`` to ``out_dir``; an existing ``out_dir`` is moved aside, then removed."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        out_dir.rename(old / out_dir.name)
+    try:
+        tmp.rename(out_dir)
+    except OSError:
+        if old is not None:
+            (old / out_dir.name).rename(out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _write_all(inp: ExportInput, format_name: str, tmp: Path,
+               published: date | None) -> dict[str, str]:
+    fmt = get_format(format_name)
+    files = dict(fmt.export(inp, tmp))
+    files |= write_sidecars(inp, fmt.name, tmp)
+    files |= write_card(inp, fmt, tmp, files)
+    files |= write_croissant(inp, tmp, files, published)
+    write_manifest(inp, fmt.name, tmp, files)
+    return files
+
+
+def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
+                   overwrite: bool = False, published: date | None = None) -> ExportResult:
+    """Export one dataset version into ``out_dir``.
+
+    Parameters
+    ----------
+    inp : ExportInput
+        The dataset: index, labels, splits, lineage, and the run's store.
+    out_dir : Path
+        Target folder; must be absent or empty, or hold an earlier export of the same name
+        and version when ``overwrite`` is true.
+    format : str
+        A name from :data:`fieldkit.export.formats.FORMATS` (``zarr``, ``numpy``, ``parquet``).
+    overwrite : bool
+        Replace an earlier export of the same dataset version.
+    published : date, optional
+        ``datePublished`` of the Croissant metadata (default: today, UTC).
+
+    Returns
+    -------
+    ExportResult
+    """
+    get_format(format)  # an unknown name fails before anything is touched
+    out_dir = Path(out_dir)
+    _check_target(out_dir, inp, overwrite)
+    _check_store(inp)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
+    try:
+        files = _write_all(inp, format, tmp, published)
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(out_dir, format, files,
+                        {s: len(inp.split_index(s)) for s in inp.splits})
