@@ -49,7 +49,6 @@ class DaskSettings(BaseModel):
     n_workers: int = Field(2, ge=1, description="LocalCluster worker processes.")
     threads_per_worker: int = Field(1, ge=1, description="Threads per LocalCluster worker.")
     memory_limit: str = Field("2GiB", description="Memory limit per LocalCluster worker.")
-    dashboard: bool = Field(False, description="Serve the Dask dashboard for local clusters.")
 
 
 class IngestSettings(BaseModel):

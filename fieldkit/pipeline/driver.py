@@ -175,7 +175,7 @@ def _execute(ws, pending: list[TaskSpec], scheduler, workers, progress, report: 
         return results, failures
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
     with dask_client(scheduler, workers, ws.settings.dask) as client:
-        report.dashboard = client.dashboard_link if ws.settings.dask.dashboard else None
+        report.dashboard = client.dashboard_link
         report.scheduler = client.scheduler.address
         futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}
