@@ -1,4 +1,8 @@
-"""Rich progress bars on stderr (files and bytes); silent under --json or without a terminal."""
+"""Rich progress bars on stderr; silent under --json or without a terminal.
+
+One class serves every long command: a bar of items (files, tasks) and a bar of their weight
+(bytes copied, clips written), driven by the services' ``start / advance / finish`` protocol.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +12,33 @@ from rich.progress import (
 
 from fieldkit.cli.render import err
 
-__all__ = ["FileProgress", "TaskProgress"]
+__all__ = ["TwoBarProgress", "FileProgress", "TaskProgress"]
 
 
-class FileProgress:
-    """Implements the services' ``Progress`` protocol with two rich bars: files and bytes."""
+class TwoBarProgress:
+    """Items and their weight, e.g. files and bytes, or tasks and clips."""
 
-    def __init__(self, label: str, enabled: bool = True) -> None:
+    def __init__(self, label: str, items: str, weight: str, *, weight_is_bytes: bool, enabled: bool = True) -> None:
         self.enabled = enabled and err.is_terminal
-        self.label = label
+        self.label, self.items, self.weight, self.weight_is_bytes = label, items, weight, weight_is_bytes
         self._progress: Progress | None = None
 
-    def start(self, files: int, total_bytes: int) -> None:
+    def _columns(self) -> list:
+        extra = [DownloadColumn(), TransferSpeedColumn()] if self.weight_is_bytes else []
+        return [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *extra, TimeRemainingColumn()]
+
+    def start(self, items: int, weight: int) -> None:
         if not self.enabled:
             return
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                                  console=err, transient=False)
-        self._files = self._progress.add_task(f"{self.label} files", total=files)
-        self._bytes = self._progress.add_task(f"{self.label} bytes", total=total_bytes)
+        self._progress = Progress(*self._columns(), console=err)
+        self._items = self._progress.add_task(f"{self.label} {self.items}", total=items)
+        self._weight = self._progress.add_task(f"{self.label} {self.weight}", total=weight)
         self._progress.start()
 
-    def advance(self, name: str, size_bytes: int) -> None:
+    def advance(self, name: str, weight: int) -> None:
         if self._progress is not None:
-            self._progress.update(self._files, advance=1)
-            self._progress.update(self._bytes, advance=size_bytes)
+            self._progress.update(self._items, advance=1)
+            self._progress.update(self._weight, advance=weight)
 
     def finish(self) -> None:
         if self._progress is not None:
@@ -40,29 +46,11 @@ class FileProgress:
             self._progress = None
 
 
-class TaskProgress:
-    """Progress of a processing run: tasks done and clips written."""
+def FileProgress(label: str, enabled: bool = True) -> TwoBarProgress:  # noqa: N802 - reads as a class
+    """Files and bytes (ingest, verify)."""
+    return TwoBarProgress(label, "files", "bytes", weight_is_bytes=True, enabled=enabled)
 
-    def __init__(self, label: str, enabled: bool = True) -> None:
-        self.enabled = enabled and err.is_terminal
-        self.label = label
-        self._progress: Progress | None = None
 
-    def start(self, tasks: int, clips: int) -> None:
-        if not self.enabled:
-            return
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeRemainingColumn(), console=err)
-        self._tasks = self._progress.add_task(f"{self.label} tasks", total=tasks)
-        self._clips = self._progress.add_task(f"{self.label} clips", total=clips)
-        self._progress.start()
-
-    def advance(self, name: str, clips: int) -> None:
-        if self._progress is not None:
-            self._progress.update(self._tasks, advance=1)
-            self._progress.update(self._clips, advance=clips)
-
-    def finish(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+def TaskProgress(label: str, enabled: bool = True) -> TwoBarProgress:  # noqa: N802
+    """Tasks and clips (process)."""
+    return TwoBarProgress(label, "tasks", "clips", weight_is_bytes=False, enabled=enabled)
