@@ -107,3 +107,33 @@ def test_lineage_from_clip_to_card(survey):
     assert doc["processing"]["params_hash"] == Workflow.from_dict(WF).params_hash()
     code, _, err = cli(ws, "lineage", f"{report.run_id}:99999")
     assert code == 66 and "no clip 99999" in err
+
+
+def test_malformed_annotation_file_imports_nothing_and_names_lines(survey, tmp_path):
+    ws, _ = survey
+    bad = tmp_path / "20240501_220000.Table.1.selections.txt"
+    bad.write_text("Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tSpecies\n"
+                   "1\tSpectrogram 1\t1\t0.5\t0.9\towl\n"
+                   "2\tSpectrogram 1\t1\t1.5\t1.2\towl\n"
+                   "3\tSpectrogram 1\t1\tabc\t2.0\towl\n")
+    before = cli(ws, "catalog", "annotations")[1]
+    code, doc, _ = cli(ws, "annotations", "import", str(bad))
+    assert code == 65 and doc["imported"] == 0
+    lines = sorted({p["line"] for p in doc["files"][0]["problems"]})
+    assert lines == [3, 4]
+    assert cli(ws, "catalog", "annotations")[1] == before
+    code, doc, _ = cli(ws, "annotations", "import", str(bad), "--skip-bad-rows")
+    assert code == 0 and doc["imported"] == 1
+
+
+def test_export_has_complete_lineage_for_every_clip(survey, tmp_path):
+    ws, report = survey
+    cli(ws, "dataset", "create", "lineage-check", "--run", str(report.run_id), "--split-by", "deployment")
+    code, doc, err = cli(ws, "export", "lineage-check", "--format", "numpy", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    lineage = json.loads((tmp_path / "out" / "lineage.json").read_text())
+    records = lineage["clips"] if isinstance(lineage, dict) else lineage
+    assert len(records) == sum(doc["clips_per_split"].values()) == 72
+    for rec in records:
+        assert rec["recording_sha256"] and rec["archive_path"] and rec["cards"] and rec["ingest_sessions"]
+        assert rec["source_paths"] and rec["run_id"] == report.run_id and rec["params_hash"]
