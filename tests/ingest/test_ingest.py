@@ -217,3 +217,30 @@ def test_verify_passes_after_ingest_and_finds_a_flipped_byte(card, cli, workspac
     assert victim.read_bytes() == bytes(data)  # verify reports; it never "repairs" the archive
     con = sqlite3.connect(workspace.root / "catalogue.sqlite")
     assert con.execute("SELECT failures FROM manifest WHERE kind='verify' ORDER BY sequence DESC").fetchone()[0] == 1
+
+
+@pytest.fixture
+def read_only_card(card, tmp_path):
+    """The card behind a read-only bind mount (a real EROFS for any write), when mounts are allowed."""
+    import subprocess
+
+    target = tmp_path / "ro-card"
+    target.mkdir()
+    ok = subprocess.run(["mount", "--bind", str(card), str(target)], capture_output=True).returncode == 0
+    ok = ok and subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], capture_output=True).returncode == 0
+    if not ok:
+        subprocess.run(["umount", str(target)], capture_output=True)
+        pytest.skip("cannot make a read-only bind mount here (needs root and mount)")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=False)
+
+
+def test_ingest_from_a_read_only_card(read_only_card, cli, workspace):
+    with pytest.raises(OSError):
+        (read_only_card / "probe").write_bytes(b"x")  # the mount really is read-only
+    before = snapshot(read_only_card)
+    code, report = cli.json("ingest", str(read_only_card), "--site", "Wood", "--deployment", "N1")
+    assert code == EXIT_PARTIAL and report["safe_to_erase"] and report["counts"]["verified"] == 12
+    assert snapshot(read_only_card) == before
