@@ -12,10 +12,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
 from fieldkit.catalogue import migrate
+from fieldkit.catalogue.admin import create_database, drop_database
 
 __all__ = ["PG_ENV", "migrated_sqlite", "postgres_database"]
 
@@ -34,12 +32,7 @@ def postgres_database(admin_url: str | None = None) -> Iterator[str]:
     """A new, empty PostgreSQL database for one test, dropped afterwards; yields its URL."""
     admin_url = admin_url or os.environ[PG_ENV]
     name = f"fieldkit_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        yield create_database(admin_url, name)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        drop_database(admin_url, name)
