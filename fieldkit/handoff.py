@@ -18,6 +18,7 @@ from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import queries
 from fieldkit.export.model import ExportInput
 from fieldkit.export.service import ExportResult, export_dataset
+from fieldkit.schemas import ExportIndex, validate
 from fieldkit.store.zarr_store import open_store
 
 __all__ = ["export_input", "export_catalogued_dataset"]
@@ -75,8 +76,10 @@ def export_input(ws, name: str, version: int | None = None, *, licence: str = "C
     labels = sorted({lab for i in dataset["items"] for lab in i["labels"]})
     text = description or (f"Clips of processing run {dataset['run_id']} ({dataset['workflow'].get('name')}) from "
                            f"{len(rec_ids)} recordings, labelled from annotations by overlap.")
+    index = _index(dataset["items"], coords)
+    validate(ExportIndex, index.assign(labels=index["labels"].map(";".join)))
     inp = ExportInput(name=name, version=dataset["version"], description=text, licence=licence, store_path=store,
-                      index=_index(dataset["items"], coords), label_names=tuple(labels), split_by=params["split_by"],
+                      index=index, label_names=tuple(labels), split_by=params["split_by"],
                       seed=params["seed"], ratios=tuple(params["ratios"]), manifest_hash=dataset["manifest_hash"],
                       workflow=dataset["workflow"], versions=dataset["versions"], qc_summary=qc,
                       lineage=_lineage(dataset["items"], recs, dataset))

@@ -94,9 +94,11 @@ class ExportIndex(pa.DataFrameModel):
 
     clip_id: Series[int] = pa.Field(ge=0, unique=True)
     recording_sha256: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{64}$")
-    start_time: Series[UTC]  # type: ignore[valid-type]
+    start_time: Series[UTC] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    offset_s: Series[float] = pa.Field(ge=0)
     site: Series[str] = pa.Field(nullable=True)
-    labels: Series[str]
+    deployment: Series[str] = pa.Field(nullable=True)
+    labels: Series[str] = pa.Field(description="label names joined by ';'")
     split: Series[str] = pa.Field(isin=SPLITS)
 
     class Config:

@@ -20,7 +20,7 @@ from fieldkit.export.model import ExportInput, hash_files
 from fieldkit.export.pooling import POOLED_FEATURES, clip_blocks, open_source
 from fieldkit.store import QC_VARIABLES, open_store, read_layout
 
-__all__ = ["POOL_VARIABLES", "write_numpy", "write_zarr", "zarr_split", "numpy_split"]
+__all__ = ["POOL_VARIABLES", "numpy_split", "write_numpy", "write_zarr", "zarr_split"]
 
 #: Store variables the pooled table is computed from.
 POOL_VARIABLES = (*POOLED_FEATURES, *QC_VARIABLES, "valid_samples")
@@ -45,8 +45,11 @@ def _split_dataset(ds: xr.Dataset, inp: ExportInput, split: str) -> xr.Dataset:
     sub = sub.assign_coords(label=np.array(inp.label_names, dtype=object),
                             clip_id=("clip", rows["clip_id"].to_numpy(dtype=np.int64)),
                             recording_sha256=("clip", rows["recording_sha256"].to_numpy(object)))
-    sub.attrs = {**ds.attrs, "split": split, "dataset": inp.name, "dataset_version": inp.version,
-                 "label_names": list(inp.label_names)}
+    # the run's "layout" describes the run's store (its clip count, its shards), not this one
+    kept = {k: v for k, v in ds.attrs.items() if k != "layout"}
+    sample_rate = ds.attrs.get("layout", {}).get("sample_rate_hz")
+    sub.attrs = {**kept, "sample_rate_hz": sample_rate, "split": split, "dataset": inp.name,
+                 "dataset_version": inp.version, "label_names": list(inp.label_names)}
     return sub
 
 

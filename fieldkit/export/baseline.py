@@ -94,7 +94,7 @@ def _split_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_train: np.ndarray,
     accuracy, macro_f1 = _scores(y_true, y_pred, n_labels)
     chance_acc, chance_f1 = _scores(y_true, _majority(y_train, len(y_true)), n_labels)
     uniform = 1.0 / n_labels if y_true.ndim == 1 else 2.0 ** -n_labels
-    return {"n_clips": int(len(y_true)), "accuracy": accuracy, "macro_f1": macro_f1,
+    return {"n_clips": len(y_true), "accuracy": accuracy, "macro_f1": macro_f1,
             "chance_majority_accuracy": chance_acc, "chance_majority_macro_f1": chance_f1,
             "chance_uniform_accuracy": uniform}
 
@@ -126,6 +126,13 @@ def _plot(matrix: np.ndarray, label_names: tuple[str, ...], split: str, path: Pa
     fig.savefig(path, dpi=100)
 
 
+def _absent_from_train(y_train: np.ndarray, label_names: tuple[str, ...]) -> list[str]:
+    """Labels no training clip carries: the model can never predict them."""
+    present = set(np.unique(y_train)) if y_train.ndim == 1 else set(
+        np.flatnonzero(y_train.any(axis=0)))
+    return [name for i, name in enumerate(label_names) if i not in present]
+
+
 def _evaluation_split(splits: list[str]) -> str:
     return next(s for s in ("test", "validation", "train") if s in splits)
 
@@ -146,7 +153,7 @@ def run_baseline(out_dir: Path, *, seed: int = 0) -> dict[str, Any]:
     Writes ``baseline/metrics.json`` and ``baseline/confusion_matrix.png`` (on the test
     split, else validation, else train) into ``out_dir``, and returns the metrics: per split
     ``accuracy``, ``macro_f1`` and the chance levels (all in [0, 1]), plus the model, task,
-    seed, label names and the confusion matrix.
+    seed, label names, the labels no training clip carries and the confusion matrix.
     """
     out_dir = Path(out_dir)
     X, y, label_names = load_export(out_dir)
@@ -158,6 +165,7 @@ def run_baseline(out_dir: Path, *, seed: int = 0) -> dict[str, Any]:
     metrics = {
         "model": MODEL_NAME, "task": "multi-label" if y["train"].ndim == 2 else "single-label",
         "seed": seed, "label_names": list(label_names), "n_features": int(X["train"].shape[1]),
+        "labels_absent_from_train": _absent_from_train(y["train"], label_names),
         "splits": {s: _split_metrics(y[s], predicted[s], y["train"], n) for s in X},
         "confusion_matrix": {"split": evaluated, "matrix": matrix.tolist()},
     }

@@ -171,7 +171,7 @@ def loading_snippet(inp: ExportInput, fmt: ExportFormat) -> str:
     data_files = {s: parquet_file(s) for s in inp.splits}
     return jinja2.Template(fmt.snippet).render(
         splits=list(inp.splits), first=inp.splits[0], array=array, data_files=data_files,
-        single_label=inp.single_label)
+        label_column="label" if inp.single_label else "labels")
 
 
 def _where(index: pd.DataFrame) -> list[dict[str, Any]]:
@@ -187,10 +187,10 @@ def _file_groups(files: dict[str, str]) -> list[dict[str, Any]]:
 
 def limitations(inp: ExportInput) -> list[str]:
     """Known limitations worth a reader's attention, computed from the export."""
-    items = ["Labels were assigned to clips by overlap with annotations; a clip overlapping an "
-             "event only briefly still carries its label.",
-             "Pooled statistics (Parquet, baseline) are means and standard deviations over the "
-             "frames of real audio; they discard temporal structure."]
+    items = [("Labels were assigned to clips by overlap with annotations; a clip overlapping "
+              "an event only briefly still carries its label."),
+             ("Pooled statistics (Parquet, baseline) are means and standard deviations over "
+              "the frames of real audio; they discard temporal structure.")]
     for split in inp.splits:
         present = {n for names in inp.split_index(split)["labels"] for n in names}
         missing = [n for n in inp.label_names if n not in present]
@@ -207,29 +207,41 @@ def limitations(inp: ExportInput) -> list[str]:
     return [_cell(i) for i in items]
 
 
+def _what(inp: ExportInput) -> dict[str, Any]:
+    layout = open_source(inp.store_path).attrs.get("layout", {})
+    rate = layout.get("sample_rate_hz", 0)
+    return {"n_clips": len(inp.index), "n_recordings": inp.index["recording_sha256"].nunique(),
+            "clip_s": layout.get("samples_per_clip", 0) / rate if rate else "?",
+            "sample_rate_hz": rate or "?", "label_names": list(inp.label_names),
+            "single_label": inp.single_label}
+
+
+def _when(index: pd.DataFrame) -> dict[str, Any]:
+    times = index["start_time"].dropna()
+    return {"first_time": iso_z(times.min()) if len(times) else "",
+            "last_time": iso_z(times.max()) if len(times) else "",
+            "n_unknown_time": int(index["start_time"].isna().sum())}
+
+
+def _how(inp: ExportInput) -> dict[str, Any]:
+    def text(value: Any) -> str:
+        return _cell(json.dumps(value, default=str) if isinstance(value, dict | list) else value)
+
+    return {"workflow": inp.workflow,
+            "workflow_json": json.dumps(inp.workflow, indent=1, default=str),
+            "versions": {_cell(k): text(v) for k, v in inp.versions.items()},
+            "qc_summary": [(_cell(k), text(v)) for k, v in inp.qc_summary.items()]}
+
+
 def card_context(inp: ExportInput, fmt: ExportFormat, files: dict[str, str]) -> dict[str, Any]:
     """Every value the card template uses."""
-    ds = open_source(inp.store_path)
-    times = inp.index["start_time"].dropna()
-    layout = ds.attrs.get("layout", {})
     return {
         "name": inp.name, "version": inp.version, "description": inp.description,
-        "licence": inp.licence, "format": fmt, "n_clips": len(inp.index),
-        "n_recordings": inp.index["recording_sha256"].nunique(),
-        "clip_s": layout.get("samples_per_clip", 0) / max(layout.get("sample_rate_hz", 1), 1),
-        "sample_rate_hz": layout.get("sample_rate_hz", "?"),
-        "label_names": list(inp.label_names), "single_label": inp.single_label,
-        "where": _where(inp.index),
-        "first_time": iso_z(times.min()) if len(times) else "",
-        "last_time": iso_z(times.max()) if len(times) else "",
-        "n_unknown_time": int(inp.index["start_time"].isna().sum()),
-        "workflow": inp.workflow, "workflow_json": json.dumps(inp.workflow, indent=1, default=str),
-        "versions": {_cell(k): _cell(v) for k, v in inp.versions.items()},
-        "qc_summary": [(_cell(k), _cell(json.dumps(v, default=str) if isinstance(v, dict | list)
-                                         else v)) for k, v in inp.qc_summary.items()],
-        "splits": list(inp.splits), "label_table": label_counts(inp),
-        "split_by": inp.split_by, "seed": inp.seed, "ratios": ", ".join(f"{r:g}" for r in inp.ratios),
-        "manifest_hash": inp.manifest_hash, "snippet": loading_snippet(inp, fmt),
+        "licence": inp.licence, "format": fmt, **_what(inp), "where": _where(inp.index),
+        **_when(inp.index), **_how(inp), "splits": list(inp.splits),
+        "label_table": label_counts(inp), "split_by": inp.split_by, "seed": inp.seed,
+        "ratios": ", ".join(f"{r:g}" for r in inp.ratios), "manifest_hash": inp.manifest_hash,
+        "snippet": loading_snippet(inp, fmt),
         "data_files": {s: parquet_file(s) for s in inp.splits} if fmt.name == "parquet" else {},
         "file_groups": _file_groups(files), "limitations": limitations(inp),
     }

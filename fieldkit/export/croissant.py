@@ -11,7 +11,7 @@ files. ``croissant.json`` cannot list ``manifest.json`` (which hashes it) or its
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def croissant(inp: ExportInput, out_dir: Path, files: dict[str, str],
 def write_croissant(inp: ExportInput, out_dir: Path, files: dict[str, str],
                     published: date | None = None) -> dict[str, str]:
     """Write ``croissant.json``; returns ``{"croissant.json": sha256}``."""
-    published = published or datetime.now(timezone.utc).date()
+    published = published or datetime.now(UTC).date()
     document = croissant(inp, out_dir, files, published)
     text = json.dumps(document, indent=1, ensure_ascii=False)
     (out_dir / "croissant.json").write_text(text + "\n", encoding="utf-8")

@@ -92,23 +92,23 @@ def _pooled_parquet(out_dir: Path, split: str, meta: dict[str, Any]) -> Pooled:
 ZARR_SNIPPET = """\
 import xarray as xr
 data = {s: xr.open_zarr(f"data/{s}.zarr", consolidated=True) for s in {{ splits }}}
-{{ first }} = data["{{ first }}"]  # dims clip, frame, sample, ...; one row per clip of index.parquet
-x, y = {{ first }}["{{ array }}"].values, {{ first }}["labels"].values  # y: multi-hot (clip, label)
-print(x.shape, y.shape, list({{ first }}["label"].values))"""
+ds = data["{{ first }}"]  # lazy; row i is the i-th {{ first }} row of index.parquet
+batch = ds.isel(clip=slice(0, 32))  # read only what you need
+x, y = batch["{{ array }}"].values, batch["labels"].values  # y: multi-hot over ds["label"]"""
 
 NUMPY_SNIPPET = """\
 import json, numpy as np, pandas as pd
 index = pd.read_parquet("index.parquet")  # within a split, row i describes array row i
 label_names = json.load(open("export.json"))["label_names"]  # columns of labels.npy
-x = np.load("data/{{ first }}/{{ array }}.npy", mmap_mode="r")  # memory-mapped, clip axis first
+x = np.load("data/{{ first }}/{{ array }}.npy", mmap_mode="r")  # memory-mapped, clip first
 y = np.load("data/{{ first }}/labels.npy")  # multi-hot (clip, label), uint8"""
 
 PARQUET_SNIPPET = """\
 from datasets import load_dataset  # no torch needed: pooled features are plain columns
 files = {{ data_files }}
-ds = load_dataset("parquet", data_files=files)
-print(ds)  # one row per clip; {{ "'label' is a ClassLabel" if single_label else "'labels' lists label names" }}
-print(ds["{{ first }}"].features["{{ "label" if single_label else "labels" }}"])"""
+ds = load_dataset("parquet", data_files=files)  # one row per clip
+print({split: part.num_rows for split, part in ds.items()})
+print(ds["{{ first }}"].features["{{ label_column }}"])"""
 
 FORMATS: dict[str, ExportFormat] = {
     "zarr": ExportFormat("zarr", "one consolidated Zarr v3 store per split (all arrays, "

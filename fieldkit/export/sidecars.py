@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def export_meta(inp: ExportInput, format_name: str) -> dict[str, Any]:
     return {
         "fieldkit_export": EXPORT_META_VERSION,
         "name": inp.name, "version": inp.version, "format": format_name,
-        "created_utc": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "created_utc": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "label_names": list(inp.label_names), "single_label": inp.single_label,
         "splits": {s: len(inp.split_index(s)) for s in inp.splits},
         "sample_rate_hz": layout.sample_rate_hz, "samples_per_clip": layout.samples_per_clip,

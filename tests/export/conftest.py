@@ -42,7 +42,7 @@ def fake_sha256(recording_id: int) -> str:
 def _labels_for(rank: int, multi_label: bool) -> list[str]:
     if not multi_label:
         return [LABELS[rank % 3]]
-    return [[], [LABELS[0]], [LABELS[1], LABELS[2]], [LABELS[0], LABELS[2]]][rank % 4]
+    return [[LABELS[0]], [LABELS[1], LABELS[2]], [], [LABELS[0], LABELS[2]]][rank % 3]
 
 
 def _index(store_path: Path, multi_label: bool) -> pd.DataFrame:

@@ -37,7 +37,7 @@ def test_baseline_runs_on_each_format(exported, export_input):
     fmt, out = exported
     metrics = run_baseline(out, seed=0)
     print(fmt, json.dumps(metrics["splits"], indent=1))
-    assert metrics["task"] == "single-label"
+    assert metrics["task"] == "single-label" and metrics["labels_absent_from_train"] == []
     assert set(metrics["splits"]) == set(export_input.splits)
     _in_unit_interval(metrics)
     assert metrics["splits"]["test"]["chance_uniform_accuracy"] == pytest.approx(1 / 3)
@@ -72,7 +72,7 @@ def test_multi_label_parquet_has_a_list_of_labels(multi_label_export):
 
 
 def test_multi_label_baseline_uses_one_vs_rest(multi_label_export):
-    inp, result = multi_label_export
+    _inp, result = multi_label_export
     metrics = run_baseline(result.out_dir)
     assert metrics["task"] == "multi-label"
     _in_unit_interval(metrics)

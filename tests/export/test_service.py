@@ -100,9 +100,13 @@ def test_clips_not_in_the_store_are_refused(tmp_path, export_input):
     bad = dataclasses.replace(export_input, index=index)
     with pytest.raises(ValidationError, match="belong to other recordings"):
         export_dataset(bad, tmp_path / "out", format="numpy")
+    first = int(index.loc[0, "clip_id"])
     index.loc[0, "clip_id"] = 10_000
+    lineage = [{**r, "clip_id": 10_000} if r["clip_id"] == first else r
+               for r in export_input.lineage]
+    outside = dataclasses.replace(export_input, index=index, lineage=lineage)
     with pytest.raises(ValidationError, match="outside the store"):
-        export_dataset(dataclasses.replace(export_input, index=index), tmp_path / "out")
+        export_dataset(outside, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
