@@ -159,7 +159,8 @@ def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An
     rows = [{"split": k, **{m: (f"{v:.3f}" if isinstance(v, float) else v) for m, v in val.items()}}
             for k, val in metrics["splits"].items()]
     table("baseline", rows, ["split", *sorted({m for r in metrics["splits"].values() for m in r})])
-    err.print(f"chance: {metrics.get('chance')}; confusion matrix: {metrics.get('confusion_matrix_png')}")
+    err.print(f"{metrics['model']} on {metrics['n_features']} pooled features ({metrics['task']}); confusion matrix "
+              f"of the {metrics['confusion_matrix']['split']} split: {Path(export_dir) / 'baseline' / 'confusion_matrix.png'}")
 
 
 def register(app: typer.Typer, catalog_app: typer.Typer) -> None:
