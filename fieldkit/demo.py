@@ -18,6 +18,9 @@ from fieldkit.export.baseline import run_baseline
 from fieldkit.handoff import export_catalogued_dataset
 from fieldkit.ingest import IngestRequest, ingest_card
 from fieldkit.pipeline import run_workflow
+from fieldkit.preview import preview_recording
+from fieldkit.report import build_report
+from fieldkit.sonify import sonify_deployment, sonify_run
 from fieldkit.workflow import load_workflow
 from fieldkit.workspace import Workspace, init_workspace
 
@@ -103,6 +106,24 @@ def _handoff_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def _listen_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
+    with ws.catalogue.read() as s:
+        playable = [r for r in queries.list_recordings(s) if r["status"] == "ok"]
+    preview = preview_recording(ws, playable[0]["id"], duration_s=5.0)
+    melody = sonify_run(ws, run_id)
+    night = sonify_deployment(ws, DEMO_DEPLOYMENT, seconds=10.0)
+    report = build_report(ws)
+    return [
+        {"name": "preview", "summary": f"{ws.relative(Path(preview['wav']))} + spectrogram "
+         f"{ws.relative(Path(preview['png']))}", "preview": preview},
+        {"name": "sonify", "summary": f"{melody['points']} clips as a pentatonic melody in "
+         f"{ws.relative(Path(melody['wav']))}; the deployment in {night['duration_s']:.0f} s in "
+         f"{ws.relative(Path(night['wav']))}", "wav": melody["wav"]},
+        {"name": "report", "summary": f"open {report['html']} in a browser (offline, self-contained)",
+         "html": report["html"]},
+    ]
+
+
 def run_demo(directory: Path, *, progress: bool = True) -> dict[str, Any]:
     """Build the demo workspace and run every stage; returns a JSON-ready report."""
     stages: list[dict[str, Any]] = []
@@ -110,7 +131,9 @@ def run_demo(directory: Path, *, progress: bool = True) -> dict[str, Any]:
         stages.append({"name": "workspace", "summary": f"created {ws.root}"})
         stages.append(_ingest_stage(ws))
         stages.append(_process_stage(ws, progress))
-        stages.extend(_handoff_stages(ws, stages[-1]["run_id"]))
+        run_id = stages[-1]["run_id"]
+        stages.extend(_handoff_stages(ws, run_id))
+        stages.extend(_listen_stages(ws, run_id))
         counts = _catalogue_summary(ws)
         stages.append({"name": "catalogue", "summary": ", ".join(f"{v} {k}" for k, v in counts.items()),
                        "counts": counts})
