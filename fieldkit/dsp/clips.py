@@ -28,38 +28,56 @@ def clip_count(n_samples: int, clip_len: int, hop: int, min_valid_fraction: floa
 
 
 class ClipCutter:
-    """Feed blocks of a mono float32 stream; get back ``(clips, clip_len)`` arrays as they fill."""
+    """Feed blocks of a mono float32 stream; get back ``(clips, clip_len)`` arrays as they fill.
+
+    Samples live in one growable buffer (amortised doubling, compacted as clips are consumed),
+    so feeding costs O(block), not O(buffer): long clips stay cheap.
+    """
 
     def __init__(self, clip_len: int, hop: int, n_clips: int) -> None:
         if clip_len < 1 or hop < 1:
             raise ConfigError(f"clip_len ({clip_len}) and hop ({hop}) must be >= 1 samples.")
         self.clip_len, self.hop, self.n_clips = clip_len, hop, n_clips
-        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer = np.zeros(max(clip_len, 1024), dtype=np.float32)
+        self._used = 0  # samples in the buffer
         self._buffer_start = 0  # stream index of _buffer[0]
         self._next = 0  # next clip to emit
+
+    def _append(self, block: np.ndarray) -> None:
+        need = self._used + len(block)
+        if need > len(self._buffer):
+            grown = np.zeros(max(need, 2 * len(self._buffer)), dtype=np.float32)
+            grown[: self._used] = self._buffer[: self._used]
+            self._buffer = grown
+        self._buffer[self._used:need] = block
+        self._used = need
+
+    def _drop_consumed(self) -> None:
+        drop = min(self._next * self.hop - self._buffer_start, self._used)
+        if drop > 0:
+            self._buffer[: self._used - drop] = self._buffer[drop:self._used]
+            self._used -= drop
+            self._buffer_start += drop
 
     def _emit(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
         clips, valid = [], []
         while self._next < self.n_clips:
             start = self._next * self.hop - self._buffer_start
-            have = len(self._buffer) - start
+            have = self._used - start
             if have < self.clip_len and not final:
                 break
-            piece = self._buffer[start:start + self.clip_len]
+            piece = self._buffer[start:start + min(max(have, 0), self.clip_len)] if have > 0 else self._buffer[:0]
             clips.append(np.pad(piece, (0, self.clip_len - len(piece))))
             valid.append(len(piece))
             self._next += 1
-        drop = min(self._next * self.hop - self._buffer_start, len(self._buffer))
-        if drop > 0:
-            self._buffer = self._buffer[drop:]
-            self._buffer_start += drop
+        self._drop_consumed()
         if not clips:
             return np.zeros((0, self.clip_len), np.float32), np.zeros(0, np.int32)
         return np.stack(clips).astype(np.float32, copy=False), np.asarray(valid, dtype=np.int32)
 
     def feed(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append samples; return the clips completed so far and their valid sample counts."""
-        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float32)])
+        self._append(np.asarray(block, dtype=np.float32))
         return self._emit(final=False)
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
@@ -96,13 +114,18 @@ class ClippedCounter:
 
 
 def clip_qc(clips: np.ndarray, valid: np.ndarray, silence_threshold: float = 1e-3) -> dict[str, np.ndarray]:
-    """Peak dBFS, DC offset and silent fraction of each clip's valid samples."""
-    mask = np.arange(clips.shape[1])[None, :] < valid[:, None]
-    x = np.where(mask, clips, 0.0)
+    """Peak dBFS, DC offset and silent fraction of each clip's valid samples.
+
+    Padding after ``valid`` samples is zero (see :class:`ClipCutter`), so it changes neither the
+    peak nor the sum; it is only taken out of the silent count. No masked copy is made.
+    """
     n = np.maximum(valid, 1)
-    peak = np.abs(x).max(axis=1)
+    magnitude = np.abs(clips)
+    peak = magnitude.max(axis=1)
+    quiet = np.count_nonzero(magnitude < silence_threshold, axis=1) - (clips.shape[1] - valid)
+    del magnitude
     with np.errstate(divide="ignore"):
         peak_dbfs = np.where(peak > 0, 20 * np.log10(np.maximum(peak, 1e-30)), -np.inf)
-    silent = ((np.abs(x) < silence_threshold) & mask).sum(axis=1) / n
-    return {"peak_dbfs": peak_dbfs.astype(np.float32), "dc_offset": (x.sum(axis=1) / n).astype(np.float32),
-            "silent_fraction": np.where(valid > 0, silent, 1.0).astype(np.float32)}
+    dc = clips.sum(axis=1, dtype=np.float64) / n
+    return {"peak_dbfs": peak_dbfs.astype(np.float32), "dc_offset": dc.astype(np.float32),
+            "silent_fraction": np.where(valid > 0, quiet / n, 1.0).astype(np.float32)}

@@ -24,7 +24,7 @@ from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
 from fieldkit.io.audio_stream import read_blocks, sample_format
 from fieldkit.pipeline.spec import ItemSpec, TaskResult, TaskSpec
-from fieldkit.store.zarr_store import padding_arrays, read_layout, region_is_complete, write_region
+from fieldkit.store.regions import padding_arrays, read_layout, region_is_complete, write_region
 
 __all__ = ["process_task", "item_clips"]
 

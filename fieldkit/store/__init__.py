@@ -4,30 +4,6 @@
 every task owns whole shards, and :mod:`.zarr_store` creates, fills, resumes and publishes it.
 """
 
-from fieldkit.store.layout import (
-    COORDINATES,
-    DEFAULT_CLIPS_PER_CHUNK,
-    DEFAULT_CLIPS_PER_SHARD,
-    DEFAULT_COMPRESSION_LEVEL,
-    FEATURE_VARIABLES,
-    QC_VARIABLES,
-    SCHEMA_VERSION,
-    StoreLayout,
-    VariableSpec,
-)
-from fieldkit.store.plan import RegionPlan, TaskRegion, plan_regions
-from fieldkit.store.zarr_store import (
-    completed_regions,
-    create_store,
-    finalize_store,
-    open_store,
-    padding_arrays,
-    read_layout,
-    region_is_complete,
-    remove_partial_files,
-    write_region,
-)
-
 __all__ = [
     "COORDINATES",
     "DEFAULT_CLIPS_PER_CHUNK",
@@ -51,3 +27,22 @@ __all__ = [
     "remove_partial_files",
     "write_region",
 ]
+
+_HOME = {
+    **dict.fromkeys(("COORDINATES", "DEFAULT_CLIPS_PER_CHUNK", "DEFAULT_CLIPS_PER_SHARD",
+                     "DEFAULT_COMPRESSION_LEVEL", "FEATURE_VARIABLES", "QC_VARIABLES", "SCHEMA_VERSION",
+                     "StoreLayout", "VariableSpec"), "layout"),
+    **dict.fromkeys(("RegionPlan", "TaskRegion", "plan_regions"), "plan"),
+    **dict.fromkeys(("padding_arrays", "read_layout", "region_is_complete", "completed_regions",
+                     "write_region"), "regions"),
+    **dict.fromkeys(("create_store", "finalize_store", "open_store", "remove_partial_files"), "zarr_store"),
+}
+
+
+def __getattr__(name: str):
+    """Submodules load on first use: a Dask worker needs ``regions`` (zarr) but not xarray."""
+    if name in _HOME:
+        import importlib
+
+        return getattr(importlib.import_module(f"fieldkit.store.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'fieldkit.store' has no attribute {name!r}")

@@ -25,7 +25,6 @@ from fieldkit.store import (
     region_is_complete,
     remove_partial_files,
     write_region,
-    zarr_store,
 )
 
 SHARD_REGIONS = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 22)]
@@ -112,7 +111,9 @@ def test_unwritten_and_interrupted_regions_are_incomplete(store, layout, monkeyp
         group["waveform"][start:stop] = arrays["waveform"]
         raise KeyboardInterrupt("worker killed")
 
-    monkeypatch.setattr(zarr_store, "_write_variables", crash_halfway)
+    from fieldkit.store import regions
+
+    monkeypatch.setattr(regions, "_write_variables", crash_halfway)
     for region in (slice(8, 12), slice(0, 4)):  # a new region, and a rewrite of a done one
         with pytest.raises(KeyboardInterrupt):
             write_region(store, region, region_arrays(layout, region.start, region.stop))
