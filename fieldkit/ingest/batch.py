@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from multiprocessing import get_context
@@ -165,16 +166,34 @@ class Describer:
     def submit(self, placed: list[Placed]) -> list:
         if self.pool is None:
             return []
+        try:
+            return self._submit(placed)
+        except BrokenProcessPool as exc:
+            self._give_up(exc)
+            return []
+
+    def _submit(self, placed: list[Placed]) -> list:
         return [self.pool.submit(describe_archived, self.ctx.archive / p.archive_path, p.card.name, self.ctx.timezone)
                 if p.archive_path else None for p in placed]
 
+    def _give_up(self, exc: BaseException) -> None:
+        """E.g. a calling script without ``if __name__ == "__main__":``: describe in this process."""
+        log.warning("describing files in worker processes failed (%s); continuing in this process", exc)
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        self.pool = None
+
     def collect(self, placed: list[Placed], futures: list) -> None:
-        if self.pool is None:
+        if self.pool is None or len(futures) != len(placed):
             describe_batch(self.ctx, placed)
             return
-        for p, future in zip(placed, futures):
-            if future is not None:
-                p.description, p.meta = future.result()
+        try:
+            for p, future in zip(placed, futures):
+                if future is not None:
+                    p.description, p.meta = future.result()
+        except BrokenProcessPool as exc:
+            self._give_up(exc)
+            describe_batch(self.ctx, placed)
 
     def __enter__(self) -> Describer:
         return self
