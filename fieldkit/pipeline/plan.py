@@ -94,6 +94,19 @@ def _channels(rec: dict, workflow: Workflow) -> list[int]:
     return [-1 if rec["channels"] > 1 else 0]
 
 
+#: A worker holds one shard of clips at a time; keep that bounded whatever the clip length and
+#: rate (a 0.5 s clip at 384 kHz is 0.77 MB, 128 of them 98 MB), so worker memory stays flat.
+SHARD_WAVEFORM_BUDGET_BYTES = 8 << 20
+
+
+def shard_clips(workflow: Workflow, dsp: DspSpec) -> int:
+    """The workflow's clips per shard, lowered (in whole chunks) to fit the memory budget."""
+    chunk, wanted = workflow.store.clips_per_chunk, workflow.store.clips_per_shard
+    clip_bytes = dsp.clip_len * (2 if dsp.waveform_dtype == "int16" else 4)
+    fitting = max(chunk, (SHARD_WAVEFORM_BUDGET_BYTES // clip_bytes) // chunk * chunk)
+    return min(wanted, fitting)
+
+
 def _out_samples(rec: dict, rate: int) -> int:
     return math.ceil(rec["frames_present"] * rate / rec["sample_rate_hz"])
 
@@ -110,16 +123,17 @@ def plan_run(session, workflow: Workflow, archive: Path, store: str) -> RunPlan:
     pairs = [(rec, ch) for rec in recordings for ch in _channels(rec, workflow)]
     counts = [clip_count(_out_samples(rec, rate), dsp.clip_len, dsp.hop, workflow.clips.min_valid_fraction)
               for rec, _ in pairs]
-    regions = plan_regions(counts, workflow.store.clips_per_shard)
+    shard = shard_clips(workflow, dsp)
+    regions = plan_regions(counts, shard)
     items = tuple(ItemSpec(rec["id"], str(archive / rec["archive_path"]), rec["subtype"], rec["sample_rate_hz"],
                            rec["channels"], rec["frames_present"], ch, n, span.start)
                   for (rec, ch), n, span in zip(pairs, counts, regions.item_clips))
     layout = StoreLayout.from_feature_params(
         max(regions.n_clips, 1), dsp.clip_len, rate, FeatureParams.from_dict(dsp.feature_params),
         waveform=workflow.store.waveform, waveform_dtype=dsp.waveform_dtype, feature_dtype=workflow.store.dtype,
-        clips_per_chunk=workflow.store.clips_per_chunk, clips_per_shard=workflow.store.clips_per_shard,
+        clips_per_chunk=workflow.store.clips_per_chunk, clips_per_shard=shard,
         compression_level=workflow.store.compressor.level)
-    tasks = tuple(TaskSpec(store, t.clips.start, t.clips.stop, workflow.store.clips_per_shard,
+    tasks = tuple(TaskSpec(store, t.clips.start, t.clips.stop, shard,
                            tuple(items[i] for i in t.items if items[i].n_clips), dsp) for t in regions.tasks)
     coords = _coords(layout.n_clips, pairs, items, workflow)
     return RunPlan(layout, coords, tasks, items, tuple(recordings), tuple(skipped), dsp)
