@@ -21,8 +21,8 @@ from fieldkit.errors import IngestError
 __all__ = [
     "ensure_site", "ensure_deployment", "ensure_device", "ensure_card", "create_session",
     "update_session", "card_sessions", "insert_inventory", "settled_paths", "recording_by_sha",
-    "recordings_by_sha", "insert_recordings", "settle_source_files", "archive_paths_taken", "insert_recording", "settle_source_file", "archived_recordings", "next_manifest_sequence",
-    "insert_manifest", "session_counts", "archive_path_taken",
+    "recordings_by_sha", "insert_recordings", "settle_source_files", "archive_paths_taken",
+    "archived_recordings", "next_manifest_sequence", "insert_manifest", "session_counts",
 ]
 
 
@@ -167,27 +167,6 @@ def archive_paths_taken(session: Session, paths: list[str]) -> set[str]:
     stmt = sa.select(sa.func.lower(Recording.archive_path)).where(sa.func.lower(Recording.archive_path).in_(lowered))
     return {p.casefold() for p in session.scalars(stmt)}
 
-
-def archive_path_taken(session: Session, archive_path: str) -> bool:
-    stmt = sa.select(Recording.id).where(sa.func.lower(Recording.archive_path) == archive_path.lower())
-    return session.scalar(stmt) is not None
-
-
-def insert_recording(session: Session, fields: Mapping[str, Any]) -> int:
-    values = dict(fields)
-    values["metadata_"] = values.pop("metadata", None)
-    row = Recording(**values)
-    session.add(row)
-    session.flush()
-    return row.id
-
-
-def settle_source_file(session: Session, session_id: int, raw_path: bytes, **fields: Any) -> None:
-    session.execute(
-        sa.update(SourceFile)
-        .where(SourceFile.session_id == session_id, SourceFile.raw_path == raw_path)
-        .values(**fields)
-    )
 
 
 def session_counts(session: Session, session_id: int) -> dict[str, int]:
