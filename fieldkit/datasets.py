@@ -20,7 +20,8 @@ from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import runs as run_rows
 from fieldkit.dsp.splits import grouped_split, split_manifest_hash
 from fieldkit.errors import ConfigError, ValidationError
-from fieldkit.store.zarr_store import open_store
+from fieldkit.store.regions import read_layout
+from fieldkit.store.zarr_store import read_variables
 
 __all__ = ["DatasetRequest", "create_dataset", "SPLIT_KEYS", "clip_labels"]
 
@@ -62,16 +63,11 @@ def clip_labels(offset_s: float, length_s: float, annotations: list[dict], min_o
     return sorted(overlaps)
 
 
-def _clips(store: str) -> dict[str, np.ndarray]:
-    ds = open_store(store)
-    try:
-        coords = {k: ds[k].values for k in ("recording_id", "offset_s", "start_time", "site", "deployment")}
-        coords["valid_samples"] = ds["valid_samples"].values
-        coords["length_s"] = float(ds.attrs["parameters"]["clips"]["length_s"])
-        coords["rate"] = int(ds.attrs["layout"]["sample_rate_hz"])
-    finally:
-        ds.close()
-    return coords
+def _clips(store: str) -> dict[str, Any]:
+    clips: dict[str, Any] = read_variables(
+        store, ("recording_id", "offset_s", "start_time", "site", "deployment", "valid_samples"))
+    clips["rate"] = read_layout(store).sample_rate_hz
+    return clips
 
 
 def _labelled(clips: dict, annotations: dict[int, list[dict]], req: DatasetRequest) -> list[dict[str, Any]]:

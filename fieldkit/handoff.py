@@ -19,7 +19,7 @@ from fieldkit.catalogue import queries
 from fieldkit.export.model import ExportInput
 from fieldkit.export.service import ExportResult, export_dataset
 from fieldkit.schemas import ExportIndex, validate
-from fieldkit.store.zarr_store import open_store
+from fieldkit.store.zarr_store import read_variables
 
 __all__ = ["export_input", "export_catalogued_dataset"]
 
@@ -67,11 +67,7 @@ def export_input(ws, name: str, version: int | None = None, *, licence: str = "C
         recs = label_rows.recording_lineage(s, rec_ids)
         qc = _qc_summary(s, set(rec_ids))
     store = ws.root / dataset["store_path"]
-    ds = open_store(store)
-    try:
-        coords = {k: ds[k].values for k in ("start_time", "offset_s", "site", "deployment")}
-    finally:
-        ds.close()
+    coords = read_variables(store, ("start_time", "offset_s", "site", "deployment"))
     params = dataset["params"]
     labels = sorted({lab for i in dataset["items"] for lab in i["labels"]})
     text = description or (f"Clips of processing run {dataset['run_id']} ({dataset['workflow'].get('name')}) from "

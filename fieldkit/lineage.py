@@ -9,7 +9,7 @@ import numpy as np
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import runs as run_rows
 from fieldkit.errors import ConfigError, NotFoundError
-from fieldkit.store.zarr_store import open_store
+from fieldkit.store.zarr_store import read_variables
 
 __all__ = ["parse_clip_ref", "clip_lineage", "clips_lineage"]
 
@@ -27,11 +27,7 @@ def clips_lineage(ws, run_id: int, clip_ids: list[int]) -> list[dict[str, Any]]:
     """One complete record per clip: clip → recording → archive file → card sightings → processing."""
     with ws.catalogue.read() as s:
         run = run_rows.get_run(s, run_id)
-        ds = open_store(ws.root / run["store_path"])
-        try:
-            coords = {k: ds[k].values for k in ("recording_id", "offset_s", "start_time", "channel")}
-        finally:
-            ds.close()
+        coords = read_variables(ws.root / run["store_path"], ("recording_id", "offset_s", "start_time", "channel"))
         bad = [c for c in clip_ids if not 0 <= c < len(coords["recording_id"]) or coords["recording_id"][c] < 0]
         if bad:
             raise NotFoundError(f"run {run_id} has no clip {bad[0]} (its store holds clips 0-{len(coords['recording_id']) - 1}; "

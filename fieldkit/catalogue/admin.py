@@ -14,21 +14,21 @@ def _quoted(name: str) -> str:
     return f'"{name}"'
 
 
-def create_database(admin_url: str, name: str) -> str:
-    """Create database ``name`` with a role allowed to; returns its URL (password kept)."""
+def _autocommit(admin_url: str, statement: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE cannot run inside one)."""
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {_quoted(name)}")
+            conn.exec_driver_sql(statement)
     finally:
         engine.dispose()
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """Create database ``name`` with a role allowed to; returns its URL (password kept)."""
+    _autocommit(admin_url, f"CREATE DATABASE {_quoted(name)}")
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
-    finally:
-        engine.dispose()
+    _autocommit(admin_url, f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from fieldkit.catalogue import queries, writes
 from fieldkit.ingest.batch import BatchContext, Placed, commit_batch, describe_batch

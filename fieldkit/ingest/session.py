@@ -38,10 +38,6 @@ def _inventory_rows(inv: Inventory) -> list[dict]:
             for f in inv.files]
 
 
-def _previous_keys(s, session_id: int) -> set[tuple[bytes, int]]:
-    return queries.source_file_keys(s, session_id)
-
-
 def open_session(s, inv: Inventory, *, site: str, deployment: str, timezone: str | None,
                  default_timezone: str) -> SessionPlan:
     """Create, resume or skip the session for ``inv`` inside an open writer session ``s``."""
@@ -71,7 +67,7 @@ def open_session(s, inv: Inventory, *, site: str, deployment: str, timezone: str
 def _link_or_refuse(s, inv: Inventory, latest: dict | None) -> int | None:
     if latest is None:
         return None
-    grew = _previous_keys(s, latest["id"]) <= inv.keys() | _ignored_keys(inv)
+    grew = queries.source_file_keys(s, latest["id"]) <= inv.keys() | _ignored_keys(inv)
     if latest["state"] != "complete" and not grew:
         raise CardChangedError(
             f"card {inv.identity} at {inv.root} no longer holds the files of unfinished ingest session "

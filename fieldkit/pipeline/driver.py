@@ -5,6 +5,7 @@ task specs to Dask (a LocalCluster by default, or any scheduler address), follow
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import logging
 import os
@@ -21,7 +22,7 @@ from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
-from fieldkit.store.zarr_store import create_store, finalize_store, read_layout, region_is_complete
+from fieldkit.store.zarr_store import create_store, finalize_store, region_is_complete
 from fieldkit.workflow import Workflow
 
 __all__ = ["RunReport", "run_workflow", "library_versions"]
@@ -151,10 +152,9 @@ def run_workflow(ws, workflow: Workflow, *, workflow_source: str = "", scheduler
     progress = progress or _NoProgress()
     started = time.perf_counter()
     with ws.catalogue.read() as s:
-        provisional = plan_run(s, workflow, ws.paths.archive, "")
-    run_id, store = _open_or_create(ws, workflow, provisional, resume, workflow_source)
-    with ws.catalogue.read() as s:
-        plan = plan_run(s, workflow, ws.paths.archive, store)
+        plan = plan_run(s, workflow, ws.paths.archive, "")
+    run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
+    plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
     report = RunReport(run_id, workflow.name, "running", ws.relative(Path(store)), plan.layout.n_clips,
                        len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped))
     pending = _pending(plan, store)

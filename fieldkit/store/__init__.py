@@ -35,7 +35,8 @@ _HOME = {
     **dict.fromkeys(("RegionPlan", "TaskRegion", "plan_regions"), "plan"),
     **dict.fromkeys(("padding_arrays", "read_layout", "region_is_complete", "completed_regions",
                      "write_region"), "regions"),
-    **dict.fromkeys(("create_store", "finalize_store", "open_store", "remove_partial_files"), "zarr_store"),
+    **dict.fromkeys(("create_store", "finalize_store", "open_store", "read_variables", "remove_partial_files"),
+                    "zarr_store"),
 }
 
 

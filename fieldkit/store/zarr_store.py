@@ -91,6 +91,7 @@ __all__ = [
     "create_store",
     "finalize_store",
     "open_store",
+    "read_variables",
     "padding_arrays",
     "read_layout",
     "region_is_complete",
@@ -220,6 +221,15 @@ def open_store(path: PathLike, *, consolidated: bool = False, chunks: Any = "sha
         return xr.open_zarr(str(path), consolidated=consolidated, chunks=chunks, **kwargs)
     except FileNotFoundError as exc:
         raise StoreError(f"no store at {path}.") from exc
+
+
+def read_variables(path: PathLike, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Whole 1-D variables or coordinates (``recording_id``, ``start_time``...) as numpy arrays."""
+    ds = open_store(path)
+    try:
+        return {name: ds[name].values for name in names}
+    finally:
+        ds.close()
 
 
 def finalize_store(path: PathLike, *, require_complete: bool = True) -> None:
