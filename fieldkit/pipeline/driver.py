@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib.metadata
 import logging
 import os
@@ -22,7 +23,7 @@ from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
-from fieldkit.store.zarr_store import create_store, finalize_store, region_is_complete
+from fieldkit.store.zarr_store import create_store, done_mask, finalize_store
 from fieldkit.workflow import Workflow
 
 __all__ = ["RunReport", "run_workflow", "library_versions"]
@@ -31,14 +32,20 @@ log = logging.getLogger(__name__)
 VERSIONED = ("fieldkit", "numpy", "scipy", "soxr", "soundfile", "librosa", "zarr", "xarray", "dask", "distributed")
 
 
-def library_versions() -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     out = {}
     for name in VERSIONED:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             out[name] = "not installed"
-    return out
+    return tuple(out.items())
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run's results depend on (looked up once per process)."""
+    return dict(_versions())
 
 
 @dataclass
@@ -94,10 +101,10 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
     # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers: every large temporary then
     # becomes an mmap/munmap with fresh page faults, 2.7x slower here (perf-anchors.md); memory
     # stays flat without it because buffers are bounded by the shard size.
-    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
-    cluster = LocalCluster(n_workers=workers or settings.n_workers, threads_per_worker=settings.threads_per_worker,
-                           processes=True, memory_limit=settings.memory_limit,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(n_workers=workers or settings.n_workers, threads_per_worker=settings.threads_per_worker,
+                               processes=True, memory_limit=settings.memory_limit,
+                               dashboard_address=":0", silence_logs=logging.ERROR)
     try:
         with Client(cluster) as client:
             yield client
@@ -106,7 +113,8 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
 
 
 def _pending(plan: RunPlan, store: str) -> list[TaskSpec]:
-    return [t for t in plan.tasks if not region_is_complete(store, slice(t.region_start, t.region_stop))]
+    done = done_mask(store)  # one read for the whole plan
+    return [t for t in plan.tasks if not np.all(done[t.region_start:t.region_stop] == 1)]
 
 
 def _store_matches(plan: RunPlan, store: str) -> bool:

@@ -36,7 +36,7 @@ class DspSpec:
     dither: str
     seed: int
     feature_params: dict[str, Any]
-    block_frames: int = 65536
+    block_frames: int = 262144
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,16 @@ from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
 from fieldkit.io.audio_stream import read_blocks, sample_format
 from fieldkit.pipeline.spec import ItemSpec, TaskResult, TaskSpec
-from fieldkit.store.regions import padding_arrays, read_layout, region_is_complete, write_region
+from fieldkit.store.regions import RegionStore, padding_arrays
 
 __all__ = ["process_task", "item_clips"]
 
 
-def _clipped_frames(block: np.ndarray, channel: int, thresholds) -> np.ndarray:
+def _clipped_frames(block: np.ndarray, channel: int, thresholds) -> np.ndarray | None:
+    """Clipped samples per frame of the channels used, or None when the block has none."""
     chans = block if channel < 0 else block[channel:channel + 1]
+    if chans.size == 0 or (chans.max() < thresholds.high and chans.min() > thresholds.low):
+        return None  # the usual case: two reductions instead of two masks and a sum
     return ((chans >= thresholds.high) | (chans <= thresholds.low)).sum(axis=0)
 
 
@@ -46,7 +49,7 @@ def item_clips(item: ItemSpec, target_rate_hz: int, quality: str, clip_len: int,
     done = 0
     blocks = read_blocks(item.path, item.frames_present, block_frames, subtype=item.subtype)
     for block in blocks:
-        clipped.update(_clipped_frames(block, item.channel, thresholds))
+        clipped.update(_clipped_frames(block, item.channel, thresholds), block.shape[1])
         x = to_float32(block, fmt.bits)
         mono = x.mean(axis=0, dtype=np.float32) if item.channel < 0 else x[item.channel]
         clips, valid = cutter.feed(mono if resampler is None else resampler.process(mono))
@@ -65,7 +68,8 @@ class _RegionWriter:
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
-        self.layout = read_layout(spec.store)
+        self.store = RegionStore(spec.store)
+        self.layout = self.store.layout
         self.names = {v.name for v in self.layout.variables()}
         self.params = FeatureParams.from_dict(spec.dsp.feature_params)
         self.cursor = spec.region_start
@@ -87,7 +91,7 @@ class _RegionWriter:
         return min(self.spec.clips_per_shard - offset, self.spec.region_stop - self.cursor)
 
     def _take(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        clips, valid, clipped = (np.concatenate(a) for a in zip(*self.parts))
+        clips, valid, clipped = self.parts[0] if len(self.parts) == 1 else (np.concatenate(a) for a in zip(*self.parts))
         rest = len(clips) - n
         self.parts = [(clips[n:], valid[n:], clipped[n:])] if rest else []
         self.n_pending = rest
@@ -96,10 +100,10 @@ class _RegionWriter:
     def _flush(self, n: int) -> None:
         clips, valid, clipped = self._take(n)
         region = slice(self.cursor, self.cursor + n)
-        if region_is_complete(self.spec.store, region):
+        if self.store.is_complete(region):
             self.result.clips_skipped += n
         else:
-            write_region(self.spec.store, region, self._arrays(clips, valid, clipped, region.start))
+            self.store.write(region, self._arrays(clips, valid, clipped, region.start))
             self.result.clips_computed += n
         self.cursor += n
 

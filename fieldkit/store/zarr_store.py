@@ -81,7 +81,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 from fieldkit.errors import StoreError
 from fieldkit.store.layout import COORDINATES, SCHEMA_VERSION, StoreLayout
 from fieldkit.store.regions import (  # noqa: F401 - re-exported: the worker-side half
-    PROGRESS_GROUP, _done, _layout_of, _open_group, _runs, completed_regions, padding_arrays, read_layout,
+    PROGRESS_GROUP, _done, _layout_of, _open_group, _runs, completed_regions, done_mask, padding_arrays, read_layout,
     region_is_complete, write_region,
 )
 
@@ -89,6 +89,7 @@ __all__ = [
     "PROGRESS_GROUP",
     "completed_regions",
     "create_store",
+    "done_mask",
     "finalize_store",
     "open_store",
     "read_variables",
@@ -194,8 +195,8 @@ def create_store(path: PathLike, layout: StoreLayout, coords: dict[str, np.ndarr
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     progress = group.create_group(PROGRESS_GROUP)
     progress.create_array("done", shape=(layout.n_clips,), dtype="uint8",
-                          chunks=(layout.clips_per_shard,), fill_value=0,
-                          dimension_names=("clip",))
+                          chunks=(layout.clips_per_shard,), fill_value=0, compressors=None,
+                          dimension_names=("clip",))  # raw bytes: see fieldkit.store.shards
 
 
 def open_store(path: PathLike, *, consolidated: bool = False, chunks: Any = "shards",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -14,7 +15,12 @@ import numpy as np
 import pytest
 import yaml
 
+from fieldkit.ingest import IngestRequest, ingest_card
+from fieldkit.pipeline import run_workflow
 from fieldkit.store.zarr_store import open_store
+from fieldkit.testing.cards import audiomoth_card
+from fieldkit.workflow import Workflow
+from fieldkit.workspace import init_workspace
 from tests.pipeline.conftest import WORKFLOW
 
 BIN = Path(sys.executable).parent
@@ -27,17 +33,25 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _process(ws: Path, workflow: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen([str(BIN / "fieldkit"), "-w", str(ws), "process", str(workflow), "--json", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or _env(),
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
+    """Run ``fieldkit process`` in its own session; when the driver exits (or is killed), its
+    LocalCluster workers are killed at once, as they would die with it. Output goes to files,
+    not pipes: the workers inherit the driver's descriptors, so reading pipes to EOF would wait
+    for the workers and let them finish every task of a killed driver."""
+    out_path, err_path = ws / f".process-{time.monotonic_ns()}.out", ws / f".process-{time.monotonic_ns()}.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen([str(BIN / "fieldkit"), "-w", str(ws), "process", str(workflow), "--json", *args],
+                                stdout=out, stderr=err, text=True, env=env or _env(), start_new_session=True)
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # workers of a killed driver must not linger
-        except ProcessLookupError:
-            pass
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+            proc.wait(timeout=300)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # workers of a killed driver must not linger
+            except ProcessLookupError:
+                pass
+    stdout, stderr = out_path.read_text(), err_path.read_text()
+    out_path.unlink()
+    err_path.unlink()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def _arrays(ws: Path, store: str) -> dict[str, np.ndarray]:
@@ -58,9 +72,24 @@ def workflow_file(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """A run long enough to be killed midway: 30 tasks of 8 one-second clips (4 minutes of
+    48 kHz audio), about 1 s of work for two workers, against ~10 ms from the first result
+    to the driver's death (the shared processed workspace is done within that window)."""
+    base = tmp_path_factory.mktemp("resume")
+    ws = init_workspace(base / "ws")
+    audiomoth_card(base / "card", start=dt.datetime(2024, 5, 2, 22, 0), count=30, seconds=8.0,
+                   sample_rate_hz=48_000, utc_offset_minutes=120, era="1.6.0")
+    ingest_card(ws, IngestRequest(base / "card", "Wood", "N2", timezone="+02:00"))
+    report = run_workflow(ws, Workflow.from_dict(WORKFLOW), workflow_source="test", workers=2)
+    assert report.state == "complete" and report.tasks == 30, report
+    return ws, report
+
+
 @pytest.mark.slow
-def test_kill_driver_then_resume_gives_identical_store(processed, workflow_file):
-    ws, reference = processed
+def test_kill_driver_then_resume_gives_identical_store(long_run, workflow_file):
+    ws, reference = long_run
     killed = _process(ws.root, workflow_file, env=_env(FIELDKIT_CRASH_AT="after_task:1"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     runs = json.loads(subprocess.run([str(BIN / "fieldkit"), "-w", str(ws.root), "catalog", "runs", "--json"],
