@@ -60,6 +60,7 @@ class RunReport:
     clips_computed: int = 0
     clips_skipped: int = 0
     seconds: float = 0.0
+    task_seconds: float = 0.0  # summed wall time of the tasks on the workers (compute + writes)
     audio_seconds: float = 0.0
     failures: list[dict[str, Any]] = field(default_factory=list)
     quarantined_skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -216,6 +217,7 @@ def _account(report: RunReport, results: list[TaskResult], failures, plan: RunPl
     report.clips_computed = sum(r.clips_computed for r in results)
     report.clips_skipped += sum(r.clips_skipped for r in results)
     report.audio_seconds = sum(r.audio_seconds for r in results)
+    report.task_seconds = round(sum(r.seconds for r in results), 3)
     report.failures = [{"clips": [t.region_start, t.region_stop], "recordings": [i.recording_id for i in t.items],
                         "message": m} for t, m in failures]
 
@@ -231,7 +233,8 @@ def _finish(ws, report: RunReport, plan: RunPlan, store: str, results, failures)
     with ws.catalogue.write() as s:
         run_rows.replace_derivatives(s, report.run_id, rows)
         run_rows.update_run(s, report.run_id, state=report.state, n_clips=report.n_clips,
-                            timings={"seconds": round(report.seconds, 3), "audio_seconds": report.audio_seconds,
+                            timings={"seconds": round(report.seconds, 3), "task_seconds": report.task_seconds,
+                                     "audio_seconds": report.audio_seconds,
                                      "clips_computed": report.clips_computed, "clips_skipped": report.clips_skipped,
                                      "tasks": report.tasks},
                             message="; ".join(f["message"] for f in report.failures) or None, finished=True)

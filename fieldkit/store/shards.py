@@ -90,20 +90,23 @@ def _atomic_put(path: Path, data: bytes | memoryview) -> None:
         raise
 
 
-def _chunk_key(root: Path, coords: tuple[int, ...]) -> Path:
-    return root.joinpath("c", *(str(c) for c in coords))
+def _chunk_key(root: Path, separator: str, coords: tuple[int, ...]) -> Path:
+    """zarr v3's "default" chunk key: ``c/0/1`` (separator "/") or ``c.0.1`` (".")."""
+    return root / separator.join(("c", *(str(c) for c in coords)))
 
 
-def _check_grid(meta: dict, where: str) -> tuple[int, ...]:
+def _check_grid(meta: dict, where: str) -> tuple[tuple[int, ...], str]:
+    """(chunk shape, chunk key separator) of a plain regular-grid zarr v3 array."""
     if meta.get("zarr_format") != 3 or meta.get("node_type") != "array" or meta.get("storage_transformers"):
         raise Unsupported(f"{where}: not a plain zarr v3 array")
     key = meta.get("chunk_key_encoding", {})
-    if key.get("name") != "default" or key.get("configuration", {}).get("separator", "/") != "/":
+    separator = key.get("configuration", {}).get("separator", "/")
+    if key.get("name") != "default" or separator not in ("/", "."):
         raise Unsupported(f"{where}: chunk key encoding {key}")
     grid = meta.get("chunk_grid", {})
     if grid.get("name") != "regular":
         raise Unsupported(f"{where}: chunk grid {grid}")
-    return tuple(grid["configuration"]["chunk_shape"])
+    return tuple(grid["configuration"]["chunk_shape"]), separator
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class _Sharded:
     """One sharded data variable: enough to encode any of its shards."""
 
     root: Path
+    separator: str
     shape: tuple[int, ...]
     dtype: np.dtype
     fill: object
@@ -121,7 +125,7 @@ class _Sharded:
     @classmethod
     def open(cls, root: Path) -> _Sharded:
         meta = _read_json(root / "zarr.json")
-        shard = _check_grid(meta, str(root))
+        shard, separator = _check_grid(meta, str(root))
         codecs = meta.get("codecs", [])
         if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
             raise Unsupported(f"{root}: codecs {codecs}")
@@ -141,7 +145,7 @@ class _Sharded:
         b = inner[1]["configuration"]
         blosc = Blosc(cname=b["cname"], clevel=b["clevel"], shuffle=_SHUFFLE[b["shuffle"]],
                       blocksize=b.get("blocksize", 0), typesize=b.get("typesize", dtype.itemsize))
-        return cls(root, shape, dtype, fill, shard, chunk, blosc)
+        return cls(root, separator, shape, dtype, fill, shard, chunk, blosc)
 
     def encode(self, index: int, values: np.ndarray) -> bytes | None:
         """The stored object of shard ``index`` holding ``values`` (its rows inside the array)."""
@@ -166,7 +170,7 @@ class _Sharded:
         return b"".join(pieces)
 
     def write(self, index: int, values: np.ndarray) -> None:
-        path = _chunk_key(self.root, (index, *([0] * (len(self.shape) - 1))))
+        path = _chunk_key(self.root, self.separator, (index, *([0] * (len(self.shape) - 1))))
         data = self.encode(index, values)
         if data is None:
             path.unlink(missing_ok=True)
@@ -179,22 +183,23 @@ class DoneMarker:
     """The ``progress/done`` marker: uint8 per clip, one uncompressed chunk per shard."""
 
     root: Path
+    separator: str
     n: int
     chunk: int
 
     @classmethod
     def open(cls, root: Path, shard: int) -> DoneMarker:
         meta = _read_json(root / "zarr.json")
-        (chunk,) = _check_grid(meta, str(root))
+        (chunk,), separator = _check_grid(meta, str(root))
         codecs = meta.get("codecs", [])
         if (meta.get("data_type") != "uint8" or meta.get("fill_value") != 0 or chunk != shard
                 or len(codecs) != 1 or codecs[0].get("name") != "bytes"):
             raise Unsupported(f"{root}: done marker {codecs}, chunk {chunk}")
-        return cls(root, int(meta["shape"][0]), chunk)
+        return cls(root, separator, int(meta["shape"][0]), chunk)
 
     def set(self, index: int, value: int) -> None:
         """Set every clip of shard ``index`` to ``value`` (0 deletes the chunk, as zarr does)."""
-        path = _chunk_key(self.root, (index,))
+        path = _chunk_key(self.root, self.separator, (index,))
         if value == 0:
             path.unlink(missing_ok=True)
             return
@@ -215,7 +220,7 @@ class DoneMarker:
         return out
 
     def _get(self, index: int) -> bytes:
-        with open(_chunk_key(self.root, (index,)), "rb") as fh:
+        with open(_chunk_key(self.root, self.separator, (index,)), "rb") as fh:
             return fh.read()
 
 

@@ -105,6 +105,10 @@ PathLike = str | os.PathLike[str]
 #: with one dask chunk per shard never splits a stored chunk), 64 of them per object.
 COORD_SHARDS_PER_OBJECT = 64
 RESERVED_ATTRS = ("schema_version", "layout")
+#: Shard objects are files ``<variable>/c.<i>.0.0`` beside the array's zarr.json, not nested
+#: folders ``c/<i>/0/0``: a run writes one object per variable and shard, and creating two
+#: directories per object cost as much as encoding it (benchmarks/process.py --profile).
+CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
 
 
 def _compressors(level: int) -> list[BloscCodec]:
@@ -154,7 +158,7 @@ def _encoding(layout: StoreLayout) -> dict[str, dict[str, Any]]:
     compressors = _compressors(layout.compression_level)
     enc: dict[str, dict[str, Any]] = {
         spec.name: {"chunks": spec.chunks, "shards": spec.shards, "compressors": compressors,
-                    "fill_value": spec.fill_value}
+                    "fill_value": spec.fill_value, "chunk_key_encoding": CHUNK_KEY_ENCODING}
         for spec in layout.variables()
     }
     chunk = min(layout.n_clips, layout.clips_per_shard)
@@ -196,6 +200,7 @@ def create_store(path: PathLike, layout: StoreLayout, coords: dict[str, np.ndarr
     progress = group.create_group(PROGRESS_GROUP)
     progress.create_array("done", shape=(layout.n_clips,), dtype="uint8",
                           chunks=(layout.clips_per_shard,), fill_value=0, compressors=None,
+                          chunk_key_encoding=CHUNK_KEY_ENCODING,
                           dimension_names=("clip",))  # raw bytes: see fieldkit.store.shards
 
 
