@@ -8,9 +8,15 @@ Builds a seeded synthetic card (many small files and a few large ones), then in 
    copy hashed while streaming, fsync, page-cache eviction and re-read of the copy, a second
    independent read of the source, catalogue rows, metadata and QC of every file, manifest).
 
-Reports wall times, the ratio ingest / anchor and files per second. Usage::
+Reports wall times (median of ``--repeats`` interleaved runs, min-max beside it), the ratio
+ingest / anchor and files per second. Before every timed run the page cache is flushed and,
+when permitted (root), dropped (``/proc/sys/vm/drop_caches``), so both start from the same cold
+card; the previous run's output is deleted before the flush, so its deferred writeback and
+discards are not charged to the next run. The disk of a shared VM is noisy (the anchor alone
+varies 0.8-3 s for 2000 files from one invocation to the next): compare the ratios of one run.
+Usage::
 
-    python benchmarks/ingest.py                 # mixed card + 10 000 one-second files
+    python benchmarks/ingest.py                 # mixed card + 10 000 one-second files, 3 repeats
     python benchmarks/ingest.py --small 2000 --quick
 """
 
@@ -20,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +67,17 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def settle() -> bool:
+    """Flush dirty pages and drop the page cache (if permitted); True if the cache was dropped."""
+    subprocess.run(["sync"], check=True)
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as fh:
+            fh.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
 def anchor(card: Path, dst: Path, sync: bool) -> float:
     def run() -> None:
         subprocess.run(["cp", "-r", str(card), str(dst)], check=True)
@@ -69,9 +87,7 @@ def anchor(card: Path, dst: Path, sync: bool) -> float:
                 subprocess.run(["sha256sum", *files[i:i + 2000]], check=True, stdout=subprocess.DEVNULL)
         if sync:
             subprocess.run(["sync"], check=True)
-    seconds = timed(run)
-    shutil.rmtree(dst)
-    return seconds
+    return timed(run)
 
 
 def fieldkit_ingest(card: Path, ws_dir: Path) -> tuple[float, dict]:
@@ -86,17 +102,35 @@ def fieldkit_ingest(card: Path, ws_dir: Path) -> tuple[float, dict]:
     return seconds, result
 
 
-def bench(label: str, card: Path, work: Path, n_files: int, n_bytes: int) -> dict:
-    subprocess.run(["sync"], check=True)
-    cp = anchor(card, work / "cp-dst", sync=False)
-    cp_sync = anchor(card, work / "cp-dst", sync=True)
-    fk, counts = fieldkit_ingest(card, work / f"ws-{label}")
-    row = {"card": label, "files": n_files, "bytes": n_bytes, "cp_sha256sum_s": round(cp, 3),
-           "cp_sha256sum_sync_s": round(cp_sync, 3), "fieldkit_ingest_s": round(fk, 3),
-           "ratio_vs_cp_sha256sum": round(fk / cp, 3), "ratio_vs_cp_sha256sum_sync": round(fk / cp_sync, 3),
-           "fieldkit_files_per_s": round(n_files / fk, 1), "fieldkit_MB_per_s": round(n_bytes / fk / 1e6, 1),
-           "verified": counts.get("verified"), "state": counts.get("state")}
-    return row
+def bench(label: str, card: Path, work: Path, n_files: int, n_bytes: int, repeats: int) -> dict:
+    runs: dict[str, list[float]] = {"cp": [], "cp_sync": [], "fieldkit": []}
+    counts: dict = {}
+    dropped = False
+    for rep in range(repeats):
+        order = ["cp", "cp_sync", "fieldkit"]
+        order = order[rep % 3:] + order[:rep % 3]
+        for method in order:
+            out = work / f"out-{method}"
+            shutil.rmtree(out, ignore_errors=True)
+            dropped = settle()
+            if method == "fieldkit":
+                seconds, counts = fieldkit_ingest(card, out)
+            else:
+                seconds = anchor(card, out, sync=method == "cp_sync")
+            runs[method].append(seconds)
+            print(f"  {label} rep {rep} {method:9s} {seconds:7.2f} s", flush=True)
+    for method in runs:
+        shutil.rmtree(work / f"out-{method}", ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    return {"card": label, "files": n_files, "bytes": n_bytes, "repeats": repeats, "page_cache_dropped": dropped,
+            "cp_sha256sum_s": round(med["cp"], 3), "cp_sha256sum_sync_s": round(med["cp_sync"], 3),
+            "fieldkit_ingest_s": round(med["fieldkit"], 3),
+            "runs_s": {k: [round(x, 3) for x in v] for k, v in runs.items()},
+            "ratio_vs_cp_sha256sum": round(med["fieldkit"] / med["cp"], 3),
+            "ratio_vs_cp_sha256sum_sync": round(med["fieldkit"] / med["cp_sync"], 3),
+            "fieldkit_files_per_s": round(n_files / med["fieldkit"], 1),
+            "fieldkit_MB_per_s": round(n_bytes / med["fieldkit"] / 1e6, 1),
+            "verified": counts.get("verified"), "state": counts.get("state")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,16 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large", type=int, default=3)
     ap.add_argument("--large-s", type=float, default=3600.0, help="length of each large file (s, 16 kHz)")
     ap.add_argument("--quick", action="store_true", help="mixed card only, smaller")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats per card (median reported)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("FIELDKIT_BENCH_DIR", "/work")) as tmp:
         work = Path(tmp)
         n_bytes = make_card(work / "mixed", args.mixed_small, args.large, args.large_s)
-        rows.append(bench("mixed", work / "mixed", work, args.mixed_small + args.large, n_bytes))
+        rows.append(bench("mixed", work / "mixed", work, args.mixed_small + args.large, n_bytes, args.repeats))
         if not args.quick:
             n_bytes = make_card(work / "small", args.small, 0, 0)
-            rows.append(bench("10k x 1 s", work / "small", work, args.small, n_bytes))
+            rows.append(bench(f"{args.small} x 1 s", work / "small", work, args.small, n_bytes, args.repeats))
     for row in rows:
         print(json.dumps(row))
     header = f"{'card':<11}{'files':>7}{'MB':>8}{'cp+sha':>9}{'+sync':>8}{'ingest':>9}{'ratio':>7}{'ratio*':>8}{'files/s':>9}"

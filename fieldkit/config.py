@@ -62,7 +62,12 @@ class IngestSettings(BaseModel):
         256 * 1024 * 1024, ge=0, description="Free space kept at the destination after a copy."
     )
     fsync: bool = Field(True, description="fsync files and directories (only tests turn it off).")
-    batch_files: int = Field(64, ge=1, le=10_000, description="Files committed to the catalogue per transaction.")
+    batch_files: int = Field(128, ge=1, le=10_000, description="Files committed to the catalogue per transaction.")
+    describe_processes: int | None = Field(
+        None, ge=0, le=64,
+        description="Processes reading metadata and QC of archived copies while the next batch is copied "
+                    "(0: in the ingest process; default: one less than the CPUs, for 256 files or more).",
+    )
     default_timezone: str = Field(
         "UTC", description="Recorder clock zone when a deployment gives none (fixed offsets are safest)."
     )

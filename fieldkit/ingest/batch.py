@@ -24,7 +24,7 @@ from fieldkit.ingest.copy import (
     CopyFailure, StagedCopy, fsync_dir, place, stage_copy, stage_unsynced, syncfs, verify_staged,
 )
 from fieldkit.faults import crashpoint
-from fieldkit.ingest.describe import describe_archived
+from fieldkit.ingest.describe import describe_archived, describe_many, exit_with
 from fieldkit.ingest.inventory import CardFile
 from fieldkit.ingest.journal import Journal, JournalEntry
 from fieldkit.ingest.naming import archive_relpath
@@ -152,6 +152,19 @@ def describe_batch(ctx: BatchContext, placed: list[Placed]) -> None:
             p.description, p.meta = describe_archived(ctx.archive / p.archive_path, p.card.name, ctx.timezone)
 
 
+def _forkserver():
+    """A forkserver context whose server preloads the describe code, not ``__main__``.
+
+    By default the forkserver imports the calling program's main module (for ``fieldkit`` the
+    whole CLI), which delayed the first description by about a second; forked from a server
+    that has ``fieldkit.ingest.describe`` loaded, a worker starts in milliseconds. (No effect if
+    this process's forkserver is already running.)
+    """
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["fieldkit.ingest.describe"])
+    return context
+
+
 class Describer:
     """Describes placed files in worker processes while the main process copies the next batch.
 
@@ -159,9 +172,16 @@ class Describer:
     Overlapping them keeps both cores busy. Small ingests describe in-process.
     """
 
-    def __init__(self, ctx: BatchContext, parallel: bool) -> None:
+    def __init__(self, ctx: BatchContext, processes: int) -> None:
         self.ctx = ctx
-        self.pool = ProcessPoolExecutor(DESCRIBE_WORKERS, mp_context=get_context("forkserver")) if parallel else None
+        self.processes = processes
+        self.pool = ProcessPoolExecutor(processes, mp_context=_forkserver(), initializer=exit_with,
+                                        initargs=(os.getpid(),)) if processes else None
+        if self.pool is not None:
+            # Start the workers and their imports now, while the first batch is copied, not
+            # when its description is first needed.
+            for _ in range(processes):
+                self.pool.submit(describe_many, [], ctx.timezone)
 
     def submit(self, placed: list[Placed]) -> list:
         if self.pool is None:
@@ -173,8 +193,11 @@ class Describer:
             return []
 
     def _submit(self, placed: list[Placed]) -> list:
-        return [self.pool.submit(describe_archived, self.ctx.archive / p.archive_path, p.card.name, self.ctx.timezone)
-                if p.archive_path else None for p in placed]
+        """One future per worker share of the batch: per-file futures cost the main process a
+        pickle, a pipe write and a result-thread wake-up each, competing with the copy for the GIL."""
+        jobs = [(i, str(self.ctx.archive / p.archive_path), p.card.name) for i, p in enumerate(placed) if p.archive_path]
+        shares = [jobs[k::self.processes] for k in range(self.processes)]
+        return [self.pool.submit(describe_many, share, self.ctx.timezone) for share in shares if share]
 
     def _give_up(self, exc: BaseException) -> None:
         """E.g. a calling script without ``if __name__ == "__main__":``: describe in this process."""
@@ -183,14 +206,19 @@ class Describer:
             self.pool.shutdown(cancel_futures=True)
         self.pool = None
 
+    @staticmethod
+    def ready(futures: list) -> bool:
+        """Whether collecting these futures would not block."""
+        return all(f.done() for f in futures)
+
     def collect(self, placed: list[Placed], futures: list) -> None:
-        if self.pool is None or len(futures) != len(placed):
+        if self.pool is None or (not futures and any(p.archive_path for p in placed)):
             describe_batch(self.ctx, placed)
             return
         try:
-            for p, future in zip(placed, futures):
-                if future is not None:
-                    p.description, p.meta = future.result()
+            for future in futures:
+                for i, description, meta in future.result():
+                    placed[i].description, placed[i].meta = description, meta
         except BrokenProcessPool as exc:
             self._give_up(exc)
             describe_batch(self.ctx, placed)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from fieldkit.model.audio import AudioFacts
 from fieldkit.model.metadata import RecorderMetadata
 from fieldkit.model.times import reconcile_times
 
-__all__ = ["describe_archived", "Description"]
+__all__ = ["describe_archived", "describe_many", "exit_with", "Description"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,46 @@ def describe_archived(path: Path, card_name: str, timezone: str) -> tuple[Descri
     fields.update(_time_fields(meta, timezone, path))
     fields["metadata"] = {**meta.to_dict(), "chunks": _chunks(facts)}
     return fields, meta
+
+
+def describe_many(jobs: list[tuple[int, str, str]], timezone: str) -> list[tuple[int, Description, RecorderMetadata]]:
+    """``(index, description, metadata)`` of each ``(index, archived path, card name)``: one call per
+    batch share in a describe worker process (one pickle and one wake-up per share, not per file)."""
+    return [(i, *describe_archived(Path(path), name, timezone)) for i, path, name in jobs]
+
+
+def exit_with(pid: int, interval_s: float = 0.5) -> None:
+    """Describe-worker initializer: exit when process ``pid`` (the ingest) is gone.
+
+    A ProcessPoolExecutor worker holds both ends of its own task pipe, so a SIGKILLed ingest
+    never sends it EOF: without this watch it (and its forkserver) would wait forever, holding
+    the dead ingest's stdout open.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if not _alive(pid):
+                os._exit(0)
+
+    threading.Thread(target=watch, name="fieldkit-exit-with-ingest", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie (killed, not yet reaped by its parent) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 SIDECAR_SUFFIXES = {".txt", ".csv", ".json", ".xml", ".log", ".config", ".ini"}

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fieldkit.catalogue import queries
 from fieldkit.errors import InsufficientSpaceError
-from fieldkit.ingest.batch import BatchContext, Describer, commit_batch, copy_batch
+from fieldkit.ingest.batch import DESCRIBE_WORKERS, BatchContext, Describer, commit_batch, copy_batch
 from fieldkit.ingest.inventory import CardFile, Inventory, take_inventory
 from fieldkit.ingest.journal import Journal
 from fieldkit.ingest.lock import IngestLock
@@ -30,6 +31,8 @@ __all__ = ["IngestRequest", "ingest_card", "plan_ingest"]
 
 log = logging.getLogger(__name__)
 BATCH_BYTES = 256 << 20
+#: Batches copied but not yet committed, at most (their files are journalled: a crash recovers them).
+MAX_WAITING_BATCHES = 16
 PARALLEL_DESCRIBE_FROM = 256  # files; below that a process pool costs more than it saves
 
 
@@ -107,20 +110,24 @@ def _copy_all(workspace, inv: Inventory, request: IngestRequest, plan: SessionPl
                        cfg.read_retries, Journal(folder, plan.session_id, do_fsync=cfg.fsync))
     progress.start(len(pending), sum(f.size_bytes for f in pending))
     root = os.fsencode(inv.root)
-    waiting = None  # the previous batch, being described while this one is copied
+    waiting: deque = deque()  # batches placed and journalled, being described while later ones are copied
     try:
-        with Describer(ctx, parallel=len(pending) >= PARALLEL_DESCRIBE_FROM) as describer:
+        processes = cfg.describe_processes
+        if processes is None:
+            processes = DESCRIBE_WORKERS if len(pending) >= PARALLEL_DESCRIBE_FROM else 0
+        with Describer(ctx, processes) as describer:
             for batch in _batches(pending, cfg.batch_files):
                 if should_stop():
                     break
                 with workspace.catalogue.read() as r:
                     placed, failed = copy_batch(ctx, root, batch, r)
-                current = (batch, placed, failed, describer.submit(placed))
-                if waiting is not None:
-                    _commit(workspace, ctx, describer, waiting, progress)
-                waiting = current
-            if waiting is not None:
-                _commit(workspace, ctx, describer, waiting, progress)
+                waiting.append((batch, placed, failed, describer.submit(placed)))
+                # Commit what is described; block only when too many batches wait (the describe
+                # workers start up while the first batches are copied, then catch up).
+                while waiting and (len(waiting) > MAX_WAITING_BATCHES or describer.ready(waiting[0][3])):
+                    _commit(workspace, ctx, describer, waiting.popleft(), progress)
+            while waiting:
+                _commit(workspace, ctx, describer, waiting.popleft(), progress)
     finally:
         progress.finish()
     return should_stop()
