@@ -146,7 +146,7 @@ def _checked_attrs(attrs: dict[str, Any], layout: StoreLayout) -> dict[str, Any]
 def _template(layout: StoreLayout, coords: dict[str, np.ndarray],
               attrs: dict[str, Any]) -> xr.Dataset:
     data = {
-        spec.name: (spec.dims, da.empty(spec.shape, dtype=spec.dtype, chunks=spec.shards))
+        spec.name: (spec.dims, da.empty(spec.shape, dtype=spec.dtype, chunks=-1))
         for spec in layout.variables()
     }
     ds = xr.Dataset(data, coords={k: ("clip", v) for k, v in coords.items()}, attrs=attrs)
