@@ -15,12 +15,16 @@ from __future__ import annotations
 import json
 import os
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import zarr
 
 from fieldkit.errors import StoreError
 from fieldkit.store.layout import SCHEMA_VERSION, StoreLayout, VariableSpec
 from fieldkit.store.shards import DoneMarker, ShardWriter, Unsupported, local_store_root
+
+if TYPE_CHECKING:
+    import zarr
 
 __all__ = ["PROGRESS_GROUP", "RegionStore", "done_mask", "read_layout", "write_region", "padding_arrays",
            "region_is_complete", "completed_regions"]
@@ -31,6 +35,8 @@ PROGRESS_GROUP = "progress"
 
 
 def _open_group(path: PathLike, mode: str = "r") -> zarr.Group:
+    import zarr  # only for stores the direct writer does not handle: a worker skips ~0.3 s of imports
+
     try:
         return zarr.open_group(str(path), mode=mode,  # type: ignore[arg-type]
                                use_consolidated=False)
