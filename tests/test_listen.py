@@ -37,7 +37,7 @@ from fieldkit.pipeline import run_workflow
 from fieldkit.preview import PEAK_DBFS, TARGET_LUFS
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import add_broken_files
-from fieldkit.testing.signals import tone, white_noise
+from fieldkit.testing.signals import peak_hz, tone, white_noise
 from fieldkit.workflow import Workflow
 from fieldkit.workspace import init_workspace
 from tests.pipeline.conftest import WORKFLOW, build_card
@@ -88,15 +88,6 @@ def cli_json(root: Path, *args: str) -> dict:
 
 def lufs(x: np.ndarray, rate: float) -> float:
     return float(pyloudnorm.Meter(int(rate)).integrated_loudness(np.asarray(x, np.float64)))
-
-
-def peak_hz(x: np.ndarray, rate: float) -> float:
-    """Spectral peak: Hann window, 2**18-point zero-padded FFT, parabolic interpolation."""
-    n = max(2**18, x.size)
-    mag = np.abs(np.fft.rfft(np.asarray(x, np.float64) * np.hanning(x.size), n))
-    k = int(np.argmax(mag[1:-1])) + 1
-    a, b, c = np.log(mag[k - 1 : k + 2] + 1e-300)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / n
 
 
 def guano_of(path: Path):

@@ -27,7 +27,7 @@ from fieldkit.io import media
 from fieldkit.io.ffmpeg import parse_ffmpeg_info, video_codec
 from fieldkit.io.recorders.guano import parse_guano
 from fieldkit.io.riff import read_chunk_body, walk_riff_path
-from fieldkit.testing.signals import chirp, tone, white_noise
+from fieldkit.testing.signals import chirp, peak_hz, tone, white_noise
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: Real ultrasonic recordings: (path under shared/data, expansion factor or None = default).
@@ -50,15 +50,6 @@ def dominant_hz(x: np.ndarray, rate_hz: float) -> float:
     spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
     spectrum[0] = 0.0
     return float(np.fft.rfftfreq(x.size, 1.0 / rate_hz)[np.argmax(spectrum)])
-
-
-def peak_hz(x: np.ndarray, rate_hz: float) -> float:
-    """Precise spectral peak: Hann window, 2**18-point zero-padded FFT, parabolic fit."""
-    n = max(2**18, x.size)
-    mag = np.abs(np.fft.rfft(np.asarray(x, np.float64) * np.hanning(x.size), n))
-    k = int(np.argmax(mag[1:-1])) + 1
-    a, b, c = np.log(mag[k - 1 : k + 2] + 1e-300)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate_hz / n
 
 
 def lufs(x: np.ndarray, rate_hz: float) -> float:

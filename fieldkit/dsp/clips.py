@@ -101,12 +101,12 @@ class ClippedCounter:
         self._diff = np.zeros(n_clips + 1, dtype=np.int64)
         self._offset = 0
 
-    def update(self, clipped_per_frame: np.ndarray | None, n_frames: int | None = None) -> None:
-        """``clipped_per_frame``: clipped samples (over channels) of each original frame, or
-        None for ``n_frames`` frames without any."""
-        if clipped_per_frame is None:
-            self._offset += n_frames or 0
-            return
+    def skip(self, n_frames: int) -> None:
+        """``n_frames`` original frames without any clipped sample."""
+        self._offset += n_frames
+
+    def update(self, clipped_per_frame: np.ndarray) -> None:
+        """``clipped_per_frame``: clipped samples (over channels) of each original frame."""
         idx = np.flatnonzero(clipped_per_frame)
         if idx.size:
             pos = (idx + self._offset).astype(np.float64)

@@ -15,15 +15,22 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from pathlib import Path
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 from fieldkit.catalogue import writes
-from fieldkit.ingest.copy import (
-    CopyFailure, StagedCopy, fsync_dir, place, stage_copy, stage_unsynced, syncfs, verify_staged,
-)
 from fieldkit.faults import crashpoint
+from fieldkit.ingest.copy import (
+    CopyFailure,
+    StagedCopy,
+    fsync_dir,
+    place,
+    stage_copy,
+    stage_unsynced,
+    syncfs,
+    verify_staged,
+)
 from fieldkit.ingest.describe import describe_archived, describe_many, exit_with
 from fieldkit.ingest.inventory import CardFile
 from fieldkit.ingest.journal import Journal, JournalEntry
@@ -212,7 +219,7 @@ class Describer:
         return all(f.done() for f in futures)
 
     def collect(self, placed: list[Placed], futures: list) -> None:
-        if self.pool is None or (not futures and any(p.archive_path for p in placed)):
+        if self.pool is None:  # never had one, or gave up on it: describe here
             describe_batch(self.ctx, placed)
             return
         try:

@@ -49,7 +49,11 @@ def item_clips(item: ItemSpec, target_rate_hz: int, quality: str, clip_len: int,
     done = 0
     blocks = read_blocks(item.path, item.frames_present, block_frames, subtype=item.subtype)
     for block in blocks:
-        clipped.update(_clipped_frames(block, item.channel, thresholds), block.shape[1])
+        per_frame = _clipped_frames(block, item.channel, thresholds)
+        if per_frame is None:
+            clipped.skip(block.shape[1])
+        else:
+            clipped.update(per_frame)
         x = to_float32(block, fmt.bits)
         mono = x.mean(axis=0, dtype=np.float32) if item.channel < 0 else x[item.channel]
         clips, valid = cutter.feed(mono if resampler is None else resampler.process(mono))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -150,7 +149,9 @@ class RegionStore:
     def is_complete(self, clip_slice: slice) -> bool:
         """Whether every clip of ``clip_slice`` was written by a finished write."""
         start, stop = _bounds(clip_slice, self.layout, self.path)
-        return bool(np.all(_done_mask(self.path, self.layout, start, stop) == 1))
+        writer = self._writer()  # a task asks once per shard: reuse the marker the writer opened
+        done = writer.done.read(start, stop) if writer is not None else _done_mask(self.path, self.layout, start, stop)
+        return bool(np.all(done == 1))
 
 
 def write_region(path: PathLike, clip_slice: slice, arrays: dict[str, np.ndarray]) -> None:

@@ -79,12 +79,14 @@ def _atomic_put(path: Path, data: bytes | memoryview) -> None:
     zarr's LocalStore; ``finalize_store`` removes temporaries of writers killed mid-write)."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     try:
-        with open(tmp, "wb") as fh:
+        fh = open(tmp, "wb")
+    except FileNotFoundError:  # nested chunk keys ("/" separator): the shard's folder is new
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, "wb")
+    try:
+        with fh:
             fh.write(data)
         os.replace(tmp, path)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_put(path, data)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -147,8 +149,9 @@ class _Sharded:
                       blocksize=b.get("blocksize", 0), typesize=b.get("typesize", dtype.itemsize))
         return cls(root, separator, shape, dtype, fill, shard, chunk, blosc)
 
-    def encode(self, index: int, values: np.ndarray) -> bytes | None:
-        """The stored object of shard ``index`` holding ``values`` (its rows inside the array)."""
+    def encode(self, values: np.ndarray) -> bytes | None:
+        """The stored object of a shard holding ``values`` (its rows inside the array); None if
+        every inner chunk equals the fill value."""
         per_shard, rows = self.shard[0] // self.chunk[0], self.chunk[0]
         table = np.full((per_shard, *([1] * (len(self.shape) - 1)), 2), _MAX_U64, dtype="<u8")
         pieces, offset = [], 0
@@ -171,7 +174,7 @@ class _Sharded:
 
     def write(self, index: int, values: np.ndarray) -> None:
         path = _chunk_key(self.root, self.separator, (index, *([0] * (len(self.shape) - 1))))
-        data = self.encode(index, values)
+        data = self.encode(values)
         if data is None:
             path.unlink(missing_ok=True)
         else:

@@ -30,6 +30,7 @@ __all__ = [
     "clipped_tone",
     "clip_bursts",
     "runs_of",
+    "peak_hz",
 ]
 
 FORMATS = {"int16": (np.int16, 16), "int24": (np.int32, 24), "int32": (np.int32, 32),
@@ -88,6 +89,16 @@ def with_dc(samples: np.ndarray, offset: float) -> np.ndarray:
     """A new array: ``samples + offset`` in the same dtype (the input is not changed)."""
     x = np.asarray(samples)
     return (x + offset).astype(x.dtype)
+
+
+def peak_hz(samples: np.ndarray, rate_hz: float) -> float:
+    """Frequency of the spectral peak of a 1-D signal, in Hz, to a fraction of a bin: Hann
+    window, zero-padded FFT of at least 2**18 points, parabolic fit on log magnitudes."""
+    n = max(2**18, samples.size)
+    mag = np.abs(np.fft.rfft(np.asarray(samples, np.float64) * np.hanning(samples.size), n))
+    k = int(np.argmax(mag[1:-1])) + 1
+    a, b, c = np.log(mag[k - 1 : k + 2] + 1e-300)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate_hz / n
 
 
 def runs_of(flags: Sequence[bool]) -> tuple[tuple[int, int], ...]:

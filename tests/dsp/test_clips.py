@@ -41,11 +41,11 @@ def test_planned_clips_past_the_stream_are_all_padding():
 
 def test_clipped_counts_per_clip_with_and_without_clipped_blocks():
     counter = ClippedCounter(clip_len_in=10, hop_in=5, n_clips=4)  # clips [0,10) [5,15) [10,20) [15,25)
-    counter.update(None, 4)  # frames 0-3: nothing clipped (the fast path)
+    counter.skip(4)  # frames 0-3: nothing clipped (the fast path)
     mask = np.zeros(10, np.int64)  # frames 4-13
     mask[[2, 8]] = [1, 2]  # frames 6 (one channel) and 12 (two channels)
     counter.update(mask)
-    counter.update(None, 11)
+    counter.skip(11)
     assert counter.counts().tolist() == [1, 3, 2, 0]
 
 
