@@ -208,7 +208,7 @@ def _frame_energy(clips: np.ndarray, params: FeatureParams) -> np.ndarray:
 
 #: Clips are processed in groups of about this many frames, so that the finishing steps
 #: (dB, DCT, normalisation) work on cache-sized arrays even for a batch of an hour of audio.
-_GROUP_FRAMES = 2048
+FEATURE_GROUP_FRAMES = 2048
 _SPECTRAL = frozenset(("stft", "mel", "logmel", "mfcc", "centroid", "bandwidth", "chroma"))
 
 
@@ -237,7 +237,7 @@ def compute_features(
     params = FeatureParams() if params is None else params
     clips, batched = as_clips(samples)
     sr = _checked_rate(sample_rate_hz)
-    per_group = max(1, _GROUP_FRAMES // max(frame_count(clips.shape[-1], params), 1))
+    per_group = max(1, FEATURE_GROUP_FRAMES // max(frame_count(clips.shape[-1], params), 1))
     groups = [_features_of_group(clips[i : i + per_group], sr, params)
               for i in range(0, max(clips.shape[0], 1), per_group)]  # 0 clips: one empty group
     out = {name: _joined([g[name] for g in groups]) for name in params.features}

@@ -94,17 +94,27 @@ def _channels(rec: dict, workflow: Workflow) -> list[int]:
     return [-1 if rec["channels"] > 1 else 0]
 
 
-#: A worker holds one shard of clips at a time; keep that bounded whatever the clip length and
-#: rate (a 0.5 s clip at 384 kHz is 0.77 MB, 128 of them 98 MB), so worker memory stays flat.
-SHARD_WAVEFORM_BUDGET_BYTES = 8 << 20
+#: A worker holds one shard of stored values at a time (features and QC, plus the clips when
+#: the waveform is stored); keep that bounded whatever the clip length and rate (a 0.5 s clip at
+#: 384 kHz is 0.77 MB, 128 of them 98 MB), so worker memory stays flat.
+SHARD_BUDGET_BYTES = 8 << 20
 
 
 def shard_clips(workflow: Workflow, dsp: DspSpec) -> int:
     """The workflow's clips per shard, lowered (in whole chunks) to fit the memory budget."""
     chunk, wanted = workflow.store.clips_per_chunk, workflow.store.clips_per_shard
-    clip_bytes = dsp.clip_len * (2 if dsp.waveform_dtype == "int16" else 4)
-    fitting = max(chunk, (SHARD_WAVEFORM_BUDGET_BYTES // clip_bytes) // chunk * chunk)
+    one = _layout(workflow, dsp, n_clips=1, shard=chunk)
+    clip_bytes = sum(math.prod(v.shape[1:]) * np.dtype(v.dtype).itemsize for v in one.variables())
+    fitting = max(chunk, (SHARD_BUDGET_BYTES // max(clip_bytes, 1)) // chunk * chunk)
     return min(wanted, fitting)
+
+
+def _layout(workflow: Workflow, dsp: DspSpec, n_clips: int, shard: int) -> StoreLayout:
+    return StoreLayout.from_feature_params(
+        n_clips, dsp.clip_len, dsp.target_rate_hz, FeatureParams.from_dict(dsp.feature_params),
+        waveform=workflow.store.waveform, waveform_dtype=dsp.waveform_dtype, feature_dtype=workflow.store.dtype,
+        clips_per_chunk=workflow.store.clips_per_chunk, clips_per_shard=shard,
+        compression_level=workflow.store.compressor.level)
 
 
 def _out_samples(rec: dict, rate: int) -> int:
@@ -128,11 +138,7 @@ def plan_run(session, workflow: Workflow, archive: Path, store: str) -> RunPlan:
     items = tuple(ItemSpec(rec["id"], str(archive / rec["archive_path"]), rec["subtype"], rec["sample_rate_hz"],
                            rec["channels"], rec["frames_present"], ch, n, span.start)
                   for (rec, ch), n, span in zip(pairs, counts, regions.item_clips))
-    layout = StoreLayout.from_feature_params(
-        max(regions.n_clips, 1), dsp.clip_len, rate, FeatureParams.from_dict(dsp.feature_params),
-        waveform=workflow.store.waveform, waveform_dtype=dsp.waveform_dtype, feature_dtype=workflow.store.dtype,
-        clips_per_chunk=workflow.store.clips_per_chunk, clips_per_shard=shard,
-        compression_level=workflow.store.compressor.level)
+    layout = _layout(workflow, dsp, max(regions.n_clips, 1), shard)
     tasks = tuple(TaskSpec(store, t.clips.start, t.clips.stop, shard,
                            tuple(items[i] for i in t.items if items[i].n_clips), dsp) for t in regions.tasks)
     coords = _coords(layout.n_clips, pairs, items, workflow)

@@ -1,9 +1,9 @@
 """The Dask task: read → count clipping on the original samples → resample → cut clips →
 features → write one shard-aligned region of the store.
 
-Memory stays flat whatever the file length: audio streams through in blocks, clips are held
-for at most one shard, and features are computed shard by shard just before that shard is
-written. On a resumed run a shard that is already complete in the store is skipped (its
+Memory stays flat whatever the file length: audio streams through in blocks, features are
+computed as clips complete, and a task holds at most one shard of stored values before writing
+it. On a resumed run a shard that is already complete in the store is skipped (its
 features are not computed again); the audio is still streamed through, because resampling and
 clip cutting are sequential.
 """
@@ -18,8 +18,9 @@ import numpy as np
 from fieldkit.dsp.bitdepth import to_float32, to_int16
 from fieldkit.dsp.clipping import clip_thresholds
 from fieldkit.dsp.clips import ClipCutter, ClippedCounter, clip_qc
-from fieldkit.dsp.features import compute_features
+from fieldkit.dsp.features import FEATURE_GROUP_FRAMES, compute_features
 from fieldkit.dsp.params import BitDepthParams, FeatureParams
+from fieldkit.dsp.stft import frame_count
 from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
 from fieldkit.io.audio_stream import read_blocks, sample_format
@@ -68,7 +69,14 @@ def item_clips(item: ItemSpec, target_rate_hz: int, quality: str, clip_len: int,
 
 
 class _RegionWriter:
-    """Collects a task's clips and writes each shard of its region as soon as it is full."""
+    """Turns a task's clips into rows of every stored variable; writes each shard when full.
+
+    Features and QC are computed as clips arrive, in batches of about a feature group (so short
+    clips are still vectorised) that never straddle a shard: a worker holds one shard of
+    *stored values* (features, plus the clips only when the waveform is stored), not one shard
+    of clips. A shard already complete in the store (resume) is counted, not computed. Padding
+    clips up to the region's end carry the store's fill values.
+    """
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -76,69 +84,89 @@ class _RegionWriter:
         self.layout = self.store.layout
         self.names = {v.name for v in self.layout.variables()}
         self.params = FeatureParams.from_dict(spec.dsp.feature_params)
-        self.cursor = spec.region_start
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # clips, valid, clipped fraction
-        self.n_pending = 0
-        self.pad_from = spec.region_stop  # clips from here on are padding (set by finish)
+        self.batch = max(1, FEATURE_GROUP_FRAMES // max(1, frame_count(spec.dsp.clip_len, self.params)))
+        self.cursor = spec.region_start  # first clip of the shard being filled
+        self.waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # clips, valid, clipped fraction
+        self.n_waiting = 0
+        self.rows: list[dict[str, np.ndarray]] = []  # computed rows of the current shard
+        self.n_rows = 0
+        self.skip_shard: bool | None = None  # whether the current shard is complete (asked once per shard)
         self.result = TaskResult(spec.region_start, spec.region_stop)
 
     def add(self, clips: np.ndarray, valid: np.ndarray, clipped: np.ndarray) -> None:
-        if len(clips):
-            self.parts.append((clips, valid, clipped))
-            self.n_pending += len(clips)
-        while self.n_pending and self.n_pending >= self._room() > 0:
-            self._flush(self._room())
+        if not len(clips):
+            return
+        if self.cursor + self.n_rows + self.n_waiting + len(clips) > self.spec.region_stop:
+            raise ProcessingError(f"task for clips [{self.spec.region_start}, {self.spec.region_stop}) produced more "
+                                  "clips than planned; the plan and the audio disagree.")
+        self.waiting.append((clips, valid, clipped))
+        self.n_waiting += len(clips)
+        while self.n_waiting and self.n_waiting >= min(self.batch, self._room() - self.n_rows):
+            self._compute(min(self.n_waiting, self._room() - self.n_rows))
 
     def _room(self) -> int:
-        """Clips until the end of the current shard (or of the region)."""
+        """Clips of the current shard inside the region."""
         offset = (self.cursor - self.spec.region_start) % self.spec.clips_per_shard
         return min(self.spec.clips_per_shard - offset, self.spec.region_stop - self.cursor)
 
     def _take(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        clips, valid, clipped = self.parts[0] if len(self.parts) == 1 else (np.concatenate(a) for a in zip(*self.parts))
-        rest = len(clips) - n
-        self.parts = [(clips[n:], valid[n:], clipped[n:])] if rest else []
-        self.n_pending = rest
-        return clips[:n], valid[:n], clipped[:n]
+        joined = self.waiting[0] if len(self.waiting) == 1 else tuple(np.concatenate(a) for a in zip(*self.waiting))
+        self.waiting = [tuple(a[n:] for a in joined)] if len(joined[0]) > n else []
+        self.n_waiting -= n
+        return joined[0][:n], joined[1][:n], joined[2][:n]
 
-    def _flush(self, n: int) -> None:
+    def _compute(self, n: int) -> None:
+        """Rows for the next ``n`` waiting clips (all in the current shard)."""
         clips, valid, clipped = self._take(n)
-        region = slice(self.cursor, self.cursor + n)
-        if self.store.is_complete(region):
-            self.result.clips_skipped += n
-        else:
-            self.store.write(region, self._arrays(clips, valid, clipped, region.start))
-            self.result.clips_computed += n
-        self.cursor += n
+        self._append(None if self._skipping() else self._rows(clips, valid, clipped, self.cursor + self.n_rows), n)
 
-    def _arrays(self, clips: np.ndarray, valid: np.ndarray, clipped: np.ndarray, start: int) -> dict:
+    def _skipping(self) -> bool:
+        if self.skip_shard is None:
+            self.skip_shard = self.store.is_complete(slice(self.cursor, self.cursor + self._room()))
+        return self.skip_shard
+
+    def _append(self, rows: dict[str, np.ndarray] | None, n: int) -> None:
+        if rows is not None:
+            self.rows.append(rows)
+        self.n_rows += n
+        if self.n_rows == self._room():
+            self._flush()
+
+    def _flush(self) -> None:
+        region = slice(self.cursor, self.cursor + self.n_rows)
+        if self.skip_shard:
+            self.result.clips_skipped += self.n_rows
+        else:
+            arrays = {name: _joined([r[name] for r in self.rows]) for name in self.rows[0]}
+            self.store.write(region, arrays)
+            self.result.clips_computed += self.n_rows
+        self.cursor = region.stop
+        self.rows, self.n_rows, self.skip_shard = [], 0, None
+
+    def _rows(self, clips: np.ndarray, valid: np.ndarray, clipped: np.ndarray, start: int) -> dict[str, np.ndarray]:
         dsp = self.spec.dsp
         out: dict[str, np.ndarray] = {"valid_samples": valid.astype(np.int32)}
-        if dsp.waveform:
-            out["waveform"] = clips if dsp.waveform_dtype == "float32" else to_int16(
-                clips, BitDepthParams(policy="int16", dither=dsp.dither, seed=dsp.seed), key=(start,))
-        out.update(compute_features(clips, dsp.target_rate_hz, self.params))
+        if dsp.waveform and dsp.waveform_dtype == "float32":
+            out["waveform"] = clips
+        elif dsp.waveform:  # dither keyed by the clip's index: the same bytes whichever task or batch computes it
+            bits = BitDepthParams(policy="int16", dither=dsp.dither, seed=dsp.seed)
+            out["waveform"] = np.stack([to_int16(clip, bits, key=(start + i,)) for i, clip in enumerate(clips)])
+        out.update(compute_features(clips, self.spec.dsp.target_rate_hz, self.params))
         out.update(clip_qc(clips, valid))
         out["clipped_fraction"] = clipped.astype(np.float32)
-        pad = np.arange(start, start + len(clips)) >= self.pad_from
-        if pad.any():  # padding clips carry the store's fill values, not features of silence
-            for name, values in padding_arrays(self.layout, int(pad.sum())).items():
-                if name in out:
-                    out[name] = np.array(out[name], copy=True)
-                    out[name][pad] = values
         return {k: v for k, v in out.items() if k in self.names}
 
     def finish(self) -> None:
-        """Write what is left: real clips, then the plan's padding clips up to the region's end."""
-        missing = self.spec.region_stop - self.cursor - self.n_pending
-        if missing < 0:
-            raise ProcessingError(f"task for clips [{self.spec.region_start}, {self.spec.region_stop}) produced "
-                                  f"{-missing} more clips than planned; the plan and the audio disagree.")
-        self.pad_from = self.cursor + self.n_pending
-        self.add(np.zeros((missing, self.spec.dsp.clip_len), np.float32), np.zeros(missing, np.int32),
-                 np.zeros(missing, np.float32))
-        if self.n_pending:
-            self._flush(self.n_pending)
+        """Compute what is waiting, then fill the region up to its end with padding clips."""
+        while self.n_waiting:
+            self._compute(min(self.n_waiting, self._room() - self.n_rows))
+        while self.cursor < self.spec.region_stop:
+            n = self._room() - self.n_rows
+            self._append(None if self._skipping() else padding_arrays(self.layout, n), n)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def process_task(spec: TaskSpec) -> TaskResult:

@@ -111,7 +111,7 @@ def test_batch_processed_in_several_groups_equals_one_group(monkeypatch):
     clips = np.stack([CHIRP[i : i + 4000] for i in range(0, 28000, 4000)])
     p = FeatureParams(features=ALL)
     one_group = F.compute_features(clips, SR, p)
-    monkeypatch.setattr(F, "_GROUP_FRAMES", 40)  # 16 frames per clip: groups of 2 clips
+    monkeypatch.setattr(F, "FEATURE_GROUP_FRAMES", 40)  # 16 frames per clip: groups of 2 clips
     groups = F.compute_features(clips, SR, p)
     for name in ALL:
         np.testing.assert_array_equal(groups[name], one_group[name])
