@@ -155,6 +155,31 @@ def test_coordinates_round_trip(store, layout):
                               "channel"}
 
 
+def test_coordinates_are_stored_in_few_chunks_and_read_whole(tmp_path, attrs):
+    """Store creation writes coordinates through zarr at ~0.4 ms per inner chunk: chunks of one
+    data shard made a month of 3 s clips cost ~1 min. Coordinates now take whole data shards of
+    at least COORD_CHUNK_MIN_CLIPS clips; reading by shard chunks only the data variables."""
+    import zarr
+
+    from fieldkit.store.zarr_store import COORD_CHUNK_MIN_CLIPS
+
+    layout = small_layout(n_clips=150_002, samples_per_clip=4, clips_per_chunk=16, clips_per_shard=32,
+                          waveform=False)
+    path = tmp_path / "big.zarr"
+    create_store(path, layout, coords_for(layout.n_clips), attrs)
+    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    for name in ("recording_id", "start_time", "site"):
+        chunk = group[name].chunks[0]
+        assert chunk >= COORD_CHUNK_MIN_CLIPS and chunk % layout.clips_per_shard == 0
+        assert -(-layout.n_clips // chunk) == 3  # 150 002 clips: 3 inner chunks, not 4 688
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "chunks separate the stored chunks" warning
+        ds = open_store(path)
+    assert ds["mel"].chunks[0][:2] == (32, 32)
+    assert not hasattr(ds["recording_id"].variable.data, "dask")
+    np.testing.assert_array_equal(ds["recording_id"].values, coords_for(layout.n_clips)["recording_id"])
+
+
 def test_attributes_and_layout_round_trip(store, layout, attrs):
     ds = open_store(store)
     assert ds.attrs["parameters"] == attrs["parameters"]
