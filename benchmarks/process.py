@@ -13,10 +13,15 @@ What one invocation does (default mode):
 3. runs a workflow equivalent to the anchors' job: 16 kHz soxr HQ, one 60 s clip per file (the
    anchors process whole files), n_fft 1024, hop 320, periodic Hann, centred frames, 64 Slaney
    mel bands 0 Hz-Nyquist, 20 MFCC, centroid, bandwidth, 12-bin chroma at tuning 0, no
-   waveform, float32 features, zstd level 1. Differences that remain: fieldkit stores the mel
-   *power* (``mel``; its logmel is only used for the MFCC) and adds per-clip QC variables
-   (valid_samples, clipped_fraction, peak_dbfs, dc_offset, silent_fraction); the anchors store
-   logmel with np.savez;
+   waveform, float32 features stored uncompressed (``compressor.level: 0``), as the floor's
+   np.savez stores them: these features compress by only 7-10 % with zstd (float32 spectral
+   values have noisy mantissas) at ~2.5 ms per minute of audio, see the ``-zstd1`` row.
+   Differences that remain: fieldkit stores the mel *power* (``mel``; its logmel is only used
+   for the MFCC) and adds per-clip QC variables (valid_samples, clipped_fraction, peak_dbfs,
+   dc_offset, silent_fraction); the anchors store logmel with np.savez. Every run's store is
+   kept until the end of the benchmark: deleting its ~1000 files just before the next run
+   makes ext4's inode allocator skip the recently deleted inodes one by one
+   (``recently_deleted`` in ``perf``), ~1 ms per file created instead of ~0.1 ms;
 4. times, interleaved over ``--repeats`` (order rotated each repeat, medians reported):
 
    - ``floor``, ``floor-mp2`` (control for the 2-worker speed-up: the floor on a
@@ -36,7 +41,9 @@ What one invocation does (default mode):
      is the steady-state throughput comparable to the anchors' loop (their imports and warm-up
      are outside the clock too). Cluster start and the workers' imports are reported apart.
      Peak RSS per worker via ``client.run`` reading VmHWM. ru_maxrss is recorded but not used:
-     Linux carries the parent's RSS into a spawned child's ru_maxrss (see _worker_memory_mb).
+     Linux carries the parent's RSS into a spawned child's ru_maxrss (see _worker_memory_mb);
+   - ``fieldkit-w1-warm-zstd1``: ``fieldkit-w1-warm`` with zstd level 1 (the workflows'
+     default), for what compression costs.
 
 5. prints a table (wall s, x real time, ratio to the floor's and to librosa-naive's
    throughput, 2-worker / 1-worker speed-up, peak RSS; per worker for fieldkit) and checks
@@ -94,7 +101,7 @@ TARGET_SR = 16000
 ANCHOR_SR = 48000
 LONG_SR = 96000
 ORIGINAL_MALLOC_TRIM = os.environ.get("MALLOC_TRIM_THRESHOLD_")
-FK_METHODS = ("fieldkit-w1", "fieldkit-w2", "fieldkit-w1-warm", "fieldkit-w2-warm")
+FK_METHODS = ("fieldkit-w1", "fieldkit-w2", "fieldkit-w1-warm", "fieldkit-w2-warm", "fieldkit-w1-warm-zstd1")
 
 
 def _default_shared_bench() -> Path:
@@ -264,7 +271,8 @@ class OwnCluster:
 
 
 # --------------------------------------------------------------------------- fieldkit runs
-def anchor_workflow(clip_s: float, clips_per_shard: int, anchors):
+def anchor_workflow(clip_s: float, clips_per_shard: int, anchors, level: int = 0):
+    """The anchors' job as a workflow; ``level`` 0 stores uncompressed, as the floor's np.savez."""
     from fieldkit.workflow import Workflow
 
     return Workflow.from_dict({
@@ -280,7 +288,7 @@ def anchor_workflow(clip_s: float, clips_per_shard: int, anchors):
                      "n_mfcc": anchors.N_MFCC, "n_chroma": anchors.N_CHROMA, "tuning": 0.0,
                      "compute": ["mel", "mfcc", "centroid", "bandwidth", "chroma"]},
         "store": {"waveform": False, "dtype": "float32", "clips_per_chunk": 1,
-                  "clips_per_shard": clips_per_shard, "compressor": {"name": "zstd", "level": 1}},
+                  "clips_per_shard": clips_per_shard, "compressor": {"name": "zstd", "level": level}},
     }, source="benchmarks/process.py")
 
 
@@ -358,8 +366,7 @@ def run_fieldkit(method: str, ws, workflow, expect_audio_s: float | None, expect
                tasks=report.tasks, state=report.state, run_id=report.run_id)
     if "work_wall_s" in row:
         row["x_realtime_work"] = report.audio_seconds / row["work_wall_s"]
-    _drop_store(ws, report)
-    return row
+    return row  # the store is deleted at the end (see main): deleting ~1000 files here would slow the next run
 
 
 # --------------------------------------------------------------------------- anchors
@@ -582,6 +589,7 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
     warm_page_cache(wavs)
 
     workflow = anchor_workflow(args.duration, args.clips_per_shard, anchors)
+    zstd_workflow = anchor_workflow(args.duration, args.clips_per_shard, anchors, level=1)
     result["workflow"] = workflow.to_dict()
 
     # Untimed warm-up: driver-side imports and first-call costs (xarray/zarr store creation).
@@ -608,8 +616,8 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
     for rep in range(repeats):
         order = methods[rep % len(methods):] + methods[:rep % len(methods)]
         for m in order:
-            row = (run_fieldkit(m, ws, workflow, audio_s, n_files) if m.startswith("fieldkit")
-                   else run_anchor(m, anchors, corpus, tmp))
+            row = (run_fieldkit(m, ws, zstd_workflow if m.endswith("-zstd1") else workflow, audio_s, n_files)
+                   if m.startswith("fieldkit") else run_anchor(m, anchors, corpus, tmp))
             row["repeat"] = rep
             row["loadavg"] = loadavg()
             by_method[m].append(row)
