@@ -71,12 +71,15 @@ def _fill(value, dtype: np.dtype):
 
 def _is_fill(chunk: np.ndarray, fill) -> bool:
     """zarr's ``all_equal`` for the fills fieldkit uses: NaN (floats, NaN equals NaN), 0 (ints)."""
-    return bool(np.isnan(chunk).all()) if chunk.dtype.kind == "f" else bool((chunk == fill).all())
+    if chunk.dtype.kind == "f":
+        return chunk.size == 0 or (bool(np.isnan(chunk.flat[0])) and bool(np.isnan(chunk).all()))
+    return chunk.size == 0 or (chunk.flat[0] == fill and bool((chunk == fill).all()))
 
 
-def _atomic_put(path: Path, data: bytes | memoryview) -> None:
-    """Write a whole object: a ``*.partial`` temporary beside it, then ``os.replace`` (as
-    zarr's LocalStore; ``finalize_store`` removes temporaries of writers killed mid-write)."""
+def _atomic_put(path: Path, data: bytes | memoryview | list[bytes]) -> None:
+    """Write a whole object (bytes, or a list of pieces written one after the other, not
+    joined): a ``*.partial`` temporary beside it, then ``os.replace`` (as zarr's LocalStore;
+    ``finalize_store`` removes temporaries of writers killed mid-write)."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     try:
         fh = open(tmp, "wb")
@@ -85,7 +88,10 @@ def _atomic_put(path: Path, data: bytes | memoryview) -> None:
         fh = open(tmp, "wb")
     try:
         with fh:
-            fh.write(data)
+            if isinstance(data, list):
+                fh.writelines(data)
+            else:
+                fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -149,9 +155,9 @@ class _Sharded:
                       blocksize=b.get("blocksize", 0), typesize=b.get("typesize", dtype.itemsize))
         return cls(root, separator, shape, dtype, fill, shard, chunk, blosc)
 
-    def encode(self, values: np.ndarray) -> bytes | None:
-        """The stored object of a shard holding ``values`` (its rows inside the array); None if
-        every inner chunk equals the fill value."""
+    def encode(self, values: np.ndarray) -> list[bytes] | None:
+        """The stored object of a shard holding ``values`` (its rows inside the array), as its
+        pieces in order; None if every inner chunk equals the fill value."""
         per_shard, rows = self.shard[0] // self.chunk[0], self.chunk[0]
         table = np.full((per_shard, *([1] * (len(self.shape) - 1)), 2), _MAX_U64, dtype="<u8")
         pieces, offset = [], 0
@@ -170,7 +176,7 @@ class _Sharded:
             return None
         index = table.tobytes()
         pieces += [index, np.uint32(google_crc32c.value(index)).astype("<u4").tobytes()]
-        return b"".join(pieces)
+        return pieces
 
     def write(self, index: int, values: np.ndarray) -> None:
         path = _chunk_key(self.root, self.separator, (index, *([0] * (len(self.shape) - 1))))
