@@ -61,11 +61,6 @@ def _mel_input(power: np.ndarray, exponent: float) -> np.ndarray:
     return np.power(power, np.float32(exponent / 2.0))
 
 
-def _mel_bank_t(sample_rate_hz: float, params: FeatureParams) -> np.ndarray:
-    return _transposed("mel", float(sample_rate_hz), params.n_fft, params.n_mels,
-                       params.fmin_hz, params.fmax_hz)
-
-
 def _chroma_bank_t(sample_rate_hz: float, params: FeatureParams) -> np.ndarray:
     return _transposed("chroma", float(sample_rate_hz), params.n_fft, params.n_chroma,
                        params.tuning)
@@ -77,6 +72,57 @@ def _transposed(kind: str, *args: object) -> np.ndarray:
     basis = filters.mel_basis(*args) if kind == "mel" else filters.chroma_basis(*args)
     out = np.ascontiguousarray(basis.T)
     out.setflags(write=False)
+    return out
+
+
+#: Relative cost of one more matmul call in a banded product (measured: 4 groups of 16 of 64
+#: Slaney bands over 513 bins take 47 us per 128-frame block, dense 102 us, 8 groups 51 us).
+_GROUP_CALL_COST = 0.06
+
+
+def _mel_groups(sample_rate_hz: float, params: FeatureParams) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    return _banded("mel", float(sample_rate_hz), params.n_fft, params.n_mels, params.fmin_hz, params.fmax_hz)
+
+
+@functools.lru_cache(maxsize=64)
+def _banded(kind: str, *args: object) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """The filter bank as groups of consecutive bands over the bins they use:
+    ``(bin_lo, bin_hi, band_lo, band_hi, bank_t[bin_lo:bin_hi, band_lo:band_hi])``.
+
+    Mel filters are triangles a few bins wide, so a product by groups skips most of the
+    zeros of the dense ``(bins, bands)`` matrix; it adds the same non-zero terms (agreeing to
+    float32 rounding). The number of groups (1, 2, 4 or 8) minimises the multiply-adds plus a
+    cost per call.
+    """
+    bank_t = _transposed(kind, *args)
+    n_bands = bank_t.shape[1]
+    best: tuple[float, tuple] = (np.inf, ())
+    for n_groups in (1, 2, 4, 8):
+        if n_groups > n_bands:
+            break
+        groups = []
+        edges = np.linspace(0, n_bands, n_groups + 1).round().astype(int)
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            used = np.flatnonzero(np.any(bank_t[:, a:b] != 0, axis=1))
+            lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+            sub = np.ascontiguousarray(bank_t[lo:hi, a:b])
+            sub.setflags(write=False)
+            groups.append((lo, hi, int(a), int(b), sub))
+        cost = sum((hi - lo) * (b - a) for lo, hi, a, b, _ in groups) / bank_t.size + _GROUP_CALL_COST * (n_groups - 1)
+        if cost < best[0]:
+            best = (cost, tuple(groups))
+    return best[1]
+
+
+def _apply_bank(x: np.ndarray, groups: tuple, out: np.ndarray | None = None) -> np.ndarray:
+    """``x @ bank_t`` by the band groups of :func:`_banded`, into ``out`` when given."""
+    if out is None:
+        out = np.empty((*x.shape[:-1], groups[-1][3]), np.result_type(x.dtype, np.float32))
+    for lo, hi, a, b, sub in groups:
+        if hi > lo:
+            out[..., a:b] = x[..., lo:hi] @ sub
+        else:
+            out[..., a:b] = 0
     return out
 
 
@@ -105,7 +151,7 @@ def mel(power: np.ndarray, sample_rate_hz: float, params: FeatureParams) -> np.n
     -------
     ndarray, float32, shape (..., frames, n_mels)
     """
-    return _mel_input(power, params.power) @ _mel_bank_t(sample_rate_hz, params)
+    return _apply_bank(_mel_input(power, params.power), _mel_groups(sample_rate_hz, params))
 
 
 def power_to_db(mel_power: np.ndarray, top_db: float | None = 80.0) -> np.ndarray:
@@ -289,8 +335,7 @@ def _accumulate(
 ) -> None:
     """Fill one block of every accumulator from its power spectrum (writes only into acc)."""
     if "mel" in acc:
-        np.matmul(_mel_input(power, params.power), _mel_bank_t(sample_rate_hz, params),
-                  out=acc["mel"][where])
+        _apply_bank(_mel_input(power, params.power), _mel_groups(sample_rate_hz, params), out=acc["mel"][where])
     if "chroma" in acc:
         np.matmul(power, _chroma_bank_t(sample_rate_hz, params), out=acc["chroma"][where])
     if "stft" in acc or "moments" in acc:

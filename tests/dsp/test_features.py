@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from fieldkit.dsp import features as F
+from fieldkit.dsp import filters
 from fieldkit.dsp.params import FeatureParams
 from fieldkit.dsp.stft import frame_count, stft_power
 from fieldkit.errors import ValidationError
@@ -222,3 +223,17 @@ def test_agrees_with_librosa_on_real_recordings(relative):
     ours = F.compute_features(y, sr, FeatureParams(features=("centroid",)))["centroid"]
     ref = librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=1024, hop_length=256)[0]
     assert max_rel_err(ours, ref) < 1e-5  # frame by frame, not only overall
+
+
+@pytest.mark.parametrize(("sr", "n_fft", "n_mels", "fmin", "fmax"), [
+    (16000, 1024, 64, 0.0, None), (16000, 1024, 64, 150.0, 8000.0), (48000, 2048, 128, 0.0, None),
+    (384000, 512, 40, 15000.0, 120000.0), (8000, 256, 128, 0.0, None), (22050, 512, 3, 0.0, None)])
+def test_mel_by_band_groups_equals_the_dense_product(sr, n_fft, n_mels, fmin, fmax):
+    """The banded product skips the mel bank's zeros; it must add the same terms as the dense
+    one (the 8 kHz / 128-band case has empty filters)."""
+    params = FeatureParams(n_fft=n_fft, n_mels=n_mels, n_mfcc=min(20, n_mels), fmin_hz=fmin, fmax_hz=fmax)
+    power = np.random.default_rng(1).random((2, 7, n_fft // 2 + 1), dtype=np.float32)
+    dense = power @ np.ascontiguousarray(filters.mel_basis(float(sr), n_fft, n_mels, fmin, fmax).T)
+    banded = F._apply_bank(power, F._mel_groups(sr, params))
+    np.testing.assert_allclose(banded, dense, rtol=2e-6, atol=1e-12)
+    assert banded.dtype == np.float32
