@@ -113,6 +113,39 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
         cluster.close()
 
 
+def _warm_worker() -> None:
+    import fieldkit.pipeline.tasks  # noqa: F401 - the task code, imported before the first task
+
+
+class _BackgroundClient:
+    """Connects (or starts a LocalCluster, ~0.5 s, whose workers then import the task code,
+    ~0.25 s) on a thread while the driver creates the store and writes its catalogue rows."""
+
+    def __init__(self, scheduler: str | None, workers: int | None, settings) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._stack = contextlib.ExitStack()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="fieldkit-dask-start")
+        self._future = self._pool.submit(self._start, scheduler, workers, settings)
+
+    def _start(self, scheduler, workers, settings):
+        client = self._stack.enter_context(dask_client(scheduler, workers, settings))
+        with contextlib.suppress(Exception):  # a warm-up only: a failing worker shows in its task
+            client.run(_warm_worker)
+        return client
+
+    def client(self):
+        return self._future.result()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a start that failed has nothing to close
+            self._future.result()
+        try:  # on the thread that entered the client: it set a context variable there
+            self._pool.submit(self._stack.close).result()
+        finally:
+            self._pool.shutdown()
+
+
 def _pending(plan: RunPlan, store: str) -> list[TaskSpec]:
     done = done_mask(store)  # one read for the whole plan
     return [t for t in plan.tasks if not np.all(done[t.region_start:t.region_stop] == 1)]
@@ -162,6 +195,17 @@ def run_workflow(ws, workflow: Workflow, *, workflow_source: str = "", scheduler
     started = time.perf_counter()
     with ws.catalogue.read() as s:
         plan = plan_run(s, workflow, ws.paths.archive, "")
+    # A new run has every task pending: start Dask now, behind the store's creation.
+    early = _BackgroundClient(scheduler, workers, ws.settings.dask) if resume is None and plan.tasks else None
+    try:
+        return _run(ws, workflow, plan, workflow_source, resume, progress, started, early, scheduler, workers)
+    finally:
+        if early is not None:
+            early.close()
+
+
+def _run(ws, workflow: Workflow, plan: RunPlan, workflow_source: str, resume: int | None, progress,
+         started: float, early: _BackgroundClient | None, scheduler: str | None, workers: int | None) -> RunReport:
     run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
     plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
     report = RunReport(run_id, workflow.name, "running", ws.relative(Path(store)), plan.layout.n_clips,
@@ -170,14 +214,24 @@ def run_workflow(ws, workflow: Workflow, *, workflow_source: str = "", scheduler
     report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
     with ws.catalogue.write() as s:
         run_rows.update_run(s, run_id, state="running", message=None)
-    results, failures = _execute(ws, pending, scheduler, workers, progress, report)
+    results, failures = _execute(ws, pending, early, scheduler, workers, progress, report)
     _account(report, results, failures, plan)
     report.seconds = time.perf_counter() - started
     _finish(ws, report, plan, store, results, failures)
     return report
 
 
-def _execute(ws, pending: list[TaskSpec], scheduler, workers, progress, report: RunReport):
+@contextlib.contextmanager
+def _client(early: _BackgroundClient | None, scheduler, workers, settings) -> Iterator[Any]:
+    if early is not None:
+        yield early.client()
+        return
+    with dask_client(scheduler, workers, settings) as client:
+        yield client
+
+
+def _execute(ws, pending: list[TaskSpec], early: _BackgroundClient | None, scheduler, workers, progress,
+             report: RunReport):
     from distributed import as_completed
 
     from fieldkit.pipeline.tasks import process_task
@@ -187,7 +241,7 @@ def _execute(ws, pending: list[TaskSpec], scheduler, workers, progress, report: 
     if not pending:
         return results, failures
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
-    with dask_client(scheduler, workers, ws.settings.dask) as client:
+    with _client(early, scheduler, workers, ws.settings.dask) as client:
         report.dashboard = client.dashboard_link
         report.scheduler = client.scheduler.address
         futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
