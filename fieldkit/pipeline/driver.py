@@ -113,10 +113,6 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
         cluster.close()
 
 
-def _warm_worker() -> None:
-    import fieldkit.pipeline.tasks  # noqa: F401 - the task code, imported before the first task
-
-
 class _BackgroundClient:
     """Connects (or starts a LocalCluster, ~0.5 s, whose workers then import the task code,
     ~0.25 s) on a thread while the driver creates the store and writes its catalogue rows."""
@@ -130,8 +126,10 @@ class _BackgroundClient:
 
     def _start(self, scheduler, workers, settings):
         client = self._stack.enter_context(dask_client(scheduler, workers, settings))
+        from fieldkit.pipeline.tasks import warm_up  # pickled by reference: the worker imports the task module only
+
         with contextlib.suppress(Exception):  # a warm-up only: a failing worker shows in its task
-            client.run(_warm_worker)
+            client.run(warm_up)
         return client
 
     def client(self):

@@ -27,7 +27,7 @@ from fieldkit.io.audio_stream import read_blocks, sample_format
 from fieldkit.pipeline.spec import ItemSpec, TaskResult, TaskSpec
 from fieldkit.store.regions import RegionStore, padding_arrays
 
-__all__ = ["process_task", "item_clips"]
+__all__ = ["process_task", "item_clips", "warm_up"]
 
 
 def _clipped_frames(block: np.ndarray, channel: int, thresholds) -> np.ndarray | None:
@@ -167,6 +167,11 @@ class _RegionWriter:
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def warm_up() -> None:
+    """Run on each worker before the first task: unpickling it imports this module (and only
+    what it needs: not the driver, xarray or the catalogue)."""
 
 
 def process_task(spec: TaskSpec) -> TaskResult:

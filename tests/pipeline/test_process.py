@@ -135,3 +135,18 @@ def test_quarantined_recordings_are_skipped_and_listed(store):
     ws, report, ds = store
     statuses = {r["id"]: r["status"] for r in recordings(ws).values()}
     assert all(statuses[i] in ("ok", "truncated") for i in np.unique(ds["recording_id"].values) if i >= 0)
+
+
+def test_workers_import_only_the_task_code(processed, workflow):
+    """A worker runs the driver's warm-up and the tasks without importing the driver, the catalogue,
+    xarray or pandas (~1 s and ~110 MB per worker when a warm-up function lived in the driver)."""
+    from fieldkit.pipeline import run_workflow
+    from fieldkit.pipeline.driver import dask_client
+    from tests.pipeline.worker_probe import heavy_modules
+
+    ws, _ = processed
+    with dask_client(None, 1, ws.settings.dask) as client:
+        assert all(not mods for mods in client.run(heavy_modules).values())  # a fresh worker
+        report = run_workflow(ws, workflow, workflow_source="test", scheduler=client.scheduler.address)
+        assert report.state == "complete" and report.clips_computed > 0
+        assert client.run(heavy_modules) == {w: [] for w in client.scheduler_info()["workers"]}
