@@ -132,8 +132,9 @@ class _BackgroundClient:
             client.run(warm_up)
         return client
 
-    def client(self):
-        return self._future.result()
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[Any]:
+        yield self._future.result()  # closed by close(), after the run's last catalogue rows
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # a start that failed has nothing to close
@@ -195,41 +196,27 @@ def run_workflow(ws, workflow: Workflow, *, workflow_source: str = "", scheduler
         plan = plan_run(s, workflow, ws.paths.archive, "")
     # A new run has every task pending: start Dask now, behind the store's creation.
     early = _BackgroundClient(scheduler, workers, ws.settings.dask) if resume is None and plan.tasks else None
+    connect = early.connected if early else functools.partial(dask_client, scheduler, workers, ws.settings.dask)
     try:
-        return _run(ws, workflow, plan, workflow_source, resume, progress, started, early, scheduler, workers)
+        run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
+        plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
+        report = RunReport(run_id, workflow.name, "running", ws.relative(Path(store)), plan.layout.n_clips,
+                           len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped))
+        pending = _pending(plan, store)
+        report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
+        with ws.catalogue.write() as s:
+            run_rows.update_run(s, run_id, state="running", message=None)
+        results, failures = _execute(pending, connect, progress, report)
+        _account(report, results, failures, plan)
+        report.seconds = time.perf_counter() - started
+        _finish(ws, report, plan, store, results, failures)
+        return report
     finally:
         if early is not None:
             early.close()
 
 
-def _run(ws, workflow: Workflow, plan: RunPlan, workflow_source: str, resume: int | None, progress,
-         started: float, early: _BackgroundClient | None, scheduler: str | None, workers: int | None) -> RunReport:
-    run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
-    plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
-    report = RunReport(run_id, workflow.name, "running", ws.relative(Path(store)), plan.layout.n_clips,
-                       len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped))
-    pending = _pending(plan, store)
-    report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
-    with ws.catalogue.write() as s:
-        run_rows.update_run(s, run_id, state="running", message=None)
-    results, failures = _execute(ws, pending, early, scheduler, workers, progress, report)
-    _account(report, results, failures, plan)
-    report.seconds = time.perf_counter() - started
-    _finish(ws, report, plan, store, results, failures)
-    return report
-
-
-@contextlib.contextmanager
-def _client(early: _BackgroundClient | None, scheduler, workers, settings) -> Iterator[Any]:
-    if early is not None:
-        yield early.client()
-        return
-    with dask_client(scheduler, workers, settings) as client:
-        yield client
-
-
-def _execute(ws, pending: list[TaskSpec], early: _BackgroundClient | None, scheduler, workers, progress,
-             report: RunReport):
+def _execute(pending: list[TaskSpec], connect, progress, report: RunReport):
     from distributed import as_completed
 
     from fieldkit.pipeline.tasks import process_task
@@ -239,7 +226,7 @@ def _execute(ws, pending: list[TaskSpec], early: _BackgroundClient | None, sched
     if not pending:
         return results, failures
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
-    with _client(early, scheduler, workers, ws.settings.dask) as client:
+    with connect() as client:
         report.dashboard = client.dashboard_link
         report.scheduler = client.scheduler.address
         futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",

@@ -103,8 +103,7 @@ SHARD_BUDGET_BYTES = 8 << 20
 def shard_clips(workflow: Workflow, dsp: DspSpec) -> int:
     """The workflow's clips per shard, lowered (in whole chunks) to fit the memory budget."""
     chunk, wanted = workflow.store.clips_per_chunk, workflow.store.clips_per_shard
-    one = _layout(workflow, dsp, n_clips=1, shard=chunk)
-    clip_bytes = sum(math.prod(v.shape[1:]) * np.dtype(v.dtype).itemsize for v in one.variables())
+    clip_bytes = _layout(workflow, dsp, n_clips=1, shard=chunk).bytes_per_clip
     fitting = max(chunk, (SHARD_BUDGET_BYTES // max(clip_bytes, 1)) // chunk * chunk)
     return min(wanted, fitting)
 

@@ -101,13 +101,17 @@ class _RegionWriter:
                                   "clips than planned; the plan and the audio disagree.")
         self.waiting.append((clips, valid, clipped))
         self.n_waiting += len(clips)
-        while self.n_waiting and self.n_waiting >= min(self.batch, self._room() - self.n_rows):
-            self._compute(min(self.n_waiting, self._room() - self.n_rows))
+        while self.n_waiting and self.n_waiting >= min(self.batch, self._left()):
+            self._compute(min(self.n_waiting, self._left()))
 
     def _room(self) -> int:
         """Clips of the current shard inside the region."""
         offset = (self.cursor - self.spec.region_start) % self.spec.clips_per_shard
         return min(self.spec.clips_per_shard - offset, self.spec.region_stop - self.cursor)
+
+    def _left(self) -> int:
+        """Clips the current shard still needs."""
+        return self._room() - self.n_rows
 
     def _take(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         joined = self.waiting[0] if len(self.waiting) == 1 else tuple(np.concatenate(a) for a in zip(*self.waiting))
@@ -151,7 +155,7 @@ class _RegionWriter:
         elif dsp.waveform:  # dither keyed by the clip's index: the same bytes whichever task or batch computes it
             bits = BitDepthParams(policy="int16", dither=dsp.dither, seed=dsp.seed)
             out["waveform"] = np.stack([to_int16(clip, bits, key=(start + i,)) for i, clip in enumerate(clips)])
-        out.update(compute_features(clips, self.spec.dsp.target_rate_hz, self.params))
+        out.update(compute_features(clips, dsp.target_rate_hz, self.params))
         out.update(clip_qc(clips, valid))
         out["clipped_fraction"] = clipped.astype(np.float32)
         return {k: v for k, v in out.items() if k in self.names}
@@ -159,9 +163,9 @@ class _RegionWriter:
     def finish(self) -> None:
         """Compute what is waiting, then fill the region up to its end with padding clips."""
         while self.n_waiting:
-            self._compute(min(self.n_waiting, self._room() - self.n_rows))
+            self._compute(min(self.n_waiting, self._left()))
         while self.cursor < self.spec.region_stop:
-            n = self._room() - self.n_rows
+            n = self._left()
             self._append(None if self._skipping() else padding_arrays(self.layout, n), n)
 
 

@@ -41,6 +41,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from fieldkit.dsp.params import FeatureParams
 from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ConfigError
@@ -205,6 +207,11 @@ class StoreLayout:
     def n_shards(self) -> int:
         """Number of shards along ``clip`` (the last one may be partial)."""
         return -(-self.n_clips // self.clips_per_shard)
+
+    @property
+    def bytes_per_clip(self) -> int:
+        """Bytes of every data variable for one clip, uncompressed."""
+        return sum(math.prod(v.shape[1:]) * np.dtype(v.dtype).itemsize for v in self.variables())
 
     def _band_width(self, dim: str) -> int:
         widths = {"mel_band": self.n_mels, "mfcc_coef": self.n_mfcc,

@@ -76,6 +76,14 @@ def test_from_feature_params_matches_the_dsp_output_shapes():
         assert layout.variable(name).shape == values.shape, name
 
 
+def test_bytes_per_clip_counts_every_variable():
+    # 32 samples, 3 frames: waveform, valid_samples, mel 5, mfcc 3, chroma 4, centroid, bandwidth, rms, 4 QC
+    floats = 32 + 3 * (5 + 3 + 4 + 1 + 1 + 1) + 4
+    assert small_layout().bytes_per_clip == 4 * floats + 4
+    assert small_layout(waveform_dtype="int16").bytes_per_clip == 4 * (floats - 32) + 2 * 32 + 4
+    assert small_layout(waveform=False).bytes_per_clip == 4 * (floats - 32) + 4
+
+
 def test_dict_round_trip(layout):
     again = StoreLayout.from_dict(layout.to_dict())
     assert again == layout
