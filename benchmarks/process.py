@@ -273,7 +273,7 @@ class OwnCluster:
 # --------------------------------------------------------------------------- fieldkit runs
 def anchor_workflow(clip_s: float, clips_per_shard: int, anchors, level: int = 0):
     """The anchors' job as a workflow; ``level`` 0 stores uncompressed, as the floor's np.savez."""
-    from fieldkit.workflow import Workflow
+    from fieldkit.config.workflow import Workflow
 
     return Workflow.from_dict({
         "name": "bench-anchor-job",
@@ -294,7 +294,7 @@ def anchor_workflow(clip_s: float, clips_per_shard: int, anchors, level: int = 0
 
 def birds16k_workflow(deployment: str):
     """birds-16k's processing parameters (workflows/birds-16k.yaml), selecting one deployment."""
-    from fieldkit.workflow import Workflow
+    from fieldkit.config.workflow import Workflow
 
     return Workflow.from_dict({
         "name": f"bench-16k-{deployment}",
@@ -691,7 +691,7 @@ print(json.dumps(rows))
 
 #: What a worker needs for process_task's computation and write, vs what it imports.
 _LEAN_IMPORTS = ("distributed", "numpy", "scipy.fft", "soxr", "soundfile", "zarr", "fieldkit.dsp.features",
-                 "fieldkit.dsp.resample", "fieldkit.dsp.clips", "fieldkit.io.audio_stream")
+                 "fieldkit.dsp.resample", "fieldkit.dsp.clips", "fieldkit.io.audio.stream")
 _TASK_IMPORTS = ("distributed", "pandas", "xarray", "dask.array", "sqlalchemy", "fieldkit.catalogue.runs",
                  "fieldkit.store.zarr_store", "fieldkit.pipeline.tasks")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fieldkit.dsp.features import compute_features
-from fieldkit.dsp.params import FeatureParams
+from fieldkit.config.params import FeatureParams
 from fieldkit.store import StoreLayout, create_store, open_store, write_region
 
 RATE_HZ, CLIP_S, N_CLIPS = 16000, 3, 1200

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from fieldkit.catalogue.engine import Catalogue
 from fieldkit.catalogue import migrate
-from fieldkit.config import (
+from fieldkit.config.settings import (
     CONFIG_FILENAME, LoadedSettings, WorkspacePaths, default_config_toml, find_workspace, load_settings,
 )
 from fieldkit.errors import MigrationError, WorkspaceExistsError

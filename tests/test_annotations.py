@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fieldkit.errors import ConfigError, UnknownNameError, ValidationError
-from fieldkit.io.annotations import (
+from fieldkit.io.annotations.readers import (
     COLUMNS,
     AnnotationError,
     FileRefError,

@@ -17,17 +17,14 @@ PACKAGE = Path(fieldkit.__file__).resolve().parent
 #: import each other. `testing` is a helper kit for tests and may use anything; nothing else may
 #: import it.
 LAYERS = {
-    "errors": 0, "units": 0, "config": 0, "workflow": 0, "faults": 0,
+    "errors": 0, "faults": 0, "config": 0,
     "model": 1, "dsp": 1,
-    "io": 2, "store": 2, "catalogue": 2, "schemas": 2,
-    "ingest": 3, "pipeline": 3, "export": 3, "sonify": 3, "workspace": 3, "demo": 3,
-    "verify": 3, "annotations": 3, "datasets": 3, "preview": 3, "report": 3, "lineage": 3, "handoff": 3,
-    "video": 3,
+    "io": 2, "store": 2, "catalogue": 2,
+    "workspace": 3, "ingest": 3, "pipeline": 3, "curate": 3, "export": 3, "listen": 3,
     "cli": 4,
 }
-ADAPTERS = {"io", "store", "catalogue", "schemas"}
-#: The pandera contracts are shared: readers in io validate what they parse against them.
-ALLOWED_ADAPTER_IMPORTS = {("io", "schemas")}
+ADAPTERS = {"io", "store", "catalogue"}
+ALLOWED_ADAPTER_IMPORTS: set[tuple[str, str]] = set()
 
 
 def _modules() -> list[str]:

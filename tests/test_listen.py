@@ -24,21 +24,21 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from fieldkit.annotations import import_labels_from_names
+from fieldkit.curate.annotations import import_labels_from_names
 from fieldkit.catalogue.queries import list_recordings
 from fieldkit.cli import app
-from fieldkit.datasets import DatasetRequest, create_dataset
-from fieldkit.dsp.sonify import SCALES
+from fieldkit.curate.datasets import DatasetRequest, create_dataset
+from fieldkit.dsp.melody import SCALES
 from fieldkit.ingest import IngestRequest, ingest_card
-from fieldkit.io.media import probe_media
+from fieldkit.io.render.media import probe_media
 from fieldkit.io.recorders.guano import parse_guano
-from fieldkit.io.riff import read_chunk_body, walk_riff_path
+from fieldkit.io.riff.chunks import read_chunk_body, walk_riff_path
 from fieldkit.pipeline import run_workflow
-from fieldkit.preview import PEAK_DBFS, TARGET_LUFS
+from fieldkit.listen.preview import PEAK_DBFS, TARGET_LUFS
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import add_broken_files
 from fieldkit.testing.signals import peak_hz, tone, white_noise
-from fieldkit.workflow import Workflow
+from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 from tests.pipeline.conftest import WORKFLOW, build_card
 

@@ -21,12 +21,12 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldkit.dsp import preview, sonify
+from fieldkit.dsp import listening as preview, melody as sonify
 from fieldkit.errors import ConfigError, UnknownNameError, ValidationError
-from fieldkit.io import media
-from fieldkit.io.ffmpeg import parse_ffmpeg_info, video_codec
+from fieldkit.io.render import media
+from fieldkit.io.audio.ffmpeg import parse_ffmpeg_info, video_codec
 from fieldkit.io.recorders.guano import parse_guano
-from fieldkit.io.riff import read_chunk_body, walk_riff_path
+from fieldkit.io.riff.chunks import read_chunk_body, walk_riff_path
 from fieldkit.testing.signals import chirp, peak_hz, tone, white_noise
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fieldkit.cli import app
-from fieldkit.schemas import AnnotationImport, RecordingsTable, json_schemas, render, validate
+from fieldkit.model.tables import AnnotationImport, RecordingsTable, json_schemas, render, validate
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 

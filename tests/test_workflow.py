@@ -10,10 +10,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldkit.dsp import params as dsp_params
+from fieldkit.config import params as dsp_params
 from fieldkit.errors import ConfigError
 from fieldkit.store import layout as store_layout
-from fieldkit.workflow import (
+from fieldkit.config.workflow import (
     FEATURES,
     RESAMPLE_QUALITIES,
     Features,

@@ -58,12 +58,12 @@ def _root(
 
 
 def _register() -> None:
-    from fieldkit.cli import catalog, db, handoff, ingest, listen, process, schema, workspace_cmds
+    from fieldkit.cli import catalog, curate, db, ingest, listen, process, schema, workspace_cmds
 
     workspace_cmds.register(app)
     ingest.register(app)
     process.register(app, catalog.app)
-    handoff.register(app, catalog.app)
+    curate.register(app, catalog.app)
     listen.register(app)
     app.add_typer(db.app, name="db")
     app.add_typer(catalog.app, name="catalog")

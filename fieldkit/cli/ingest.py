@@ -13,7 +13,7 @@ from fieldkit.cli.app_state import state
 from fieldkit.cli.progress import FileProgress
 from fieldkit.cli.render import emit_json, err, table
 from fieldkit.ingest import IngestRequest, ingest_card, plan_ingest
-from fieldkit.ingest.report import IngestReport
+from fieldkit.ingest.outcomes import IngestReport
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 

@@ -8,10 +8,10 @@ import typer
 
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, err
-from fieldkit.preview import MODES, preview_recording
-from fieldkit.report import build_report
-from fieldkit.sonify import SonifyOptions, sonify_dataset, sonify_deployment, sonify_run
-from fieldkit.video import video as make_video
+from fieldkit.listen.preview import MODES, preview_recording
+from fieldkit.listen.report import build_report
+from fieldkit.listen.sonify import SonifyOptions, sonify_dataset, sonify_deployment, sonify_run
+from fieldkit.listen.video import video as make_video
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 MODE = typer.Option(None, "--mode", help=f"{' | '.join(MODES)} (default: time-expansion at >= 192 kHz, else excerpt).")

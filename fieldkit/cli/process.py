@@ -12,7 +12,7 @@ from fieldkit.cli.app_state import state
 from fieldkit.cli.progress import TaskProgress
 from fieldkit.cli.render import emit_json, err, table
 from fieldkit.pipeline import run_workflow
-from fieldkit.workflow import load_workflow
+from fieldkit.config.workflow import load_workflow
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 

@@ -8,7 +8,7 @@ import typer
 
 from fieldkit.cli.render import emit_json, err
 from fieldkit.errors import EXIT_DATAERR
-from fieldkit.schemas import json_schemas, render, write_json_schemas
+from fieldkit.model.tables import json_schemas, render, write_json_schemas
 
 app = typer.Typer(help="JSON Schemas of the recordings, QC, annotation and export tables, and settings.",
                   no_args_is_help=True)

@@ -9,7 +9,7 @@ import typer
 
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, err, table
-from fieldkit.config import find_workspace, flatten, load_settings
+from fieldkit.config.settings import find_workspace, flatten, load_settings
 from fieldkit.workspace import init_workspace
 
 config_app = typer.Typer(help="Show the merged settings and where each value came from.", no_args_is_help=True)
@@ -51,7 +51,7 @@ def demo(
     json_out: bool = JSON,
 ) -> None:
     """Run the whole job end to end on the bundled sample card, in a fresh demo workspace."""
-    from fieldkit.demo import run_demo
+    from fieldkit.cli.demo import run_demo
 
     report = run_demo(directory, progress=not json_out)
     if json_out:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fieldkit.dsp.params import BitDepthParams
+from fieldkit.config.params import BitDepthParams
 from fieldkit.errors import ValidationError
 
 __all__ = ["full_scale", "to_float32", "to_int16", "apply_bit_depth"]

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from fieldkit.dsp.channels import as_channels
-from fieldkit.dsp.params import ClippingParams
+from fieldkit.config.params import ClippingParams
 from fieldkit.errors import ValidationError
 
 __all__ = ["ClipThresholds", "ClipStats", "ClipCounter", "clip_thresholds", "detect_clipping"]

@@ -32,7 +32,7 @@ import functools
 import numpy as np
 
 from fieldkit.dsp import filters
-from fieldkit.dsp.params import FeatureParams
+from fieldkit.config.params import FeatureParams
 from fieldkit.dsp.stft import as_clips, frame_count, frames, pad_clips, power_blocks, stft_power
 from fieldkit.errors import ValidationError
 

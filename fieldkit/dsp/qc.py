@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 
 from fieldkit.dsp.channels import as_channels
-from fieldkit.dsp.params import QCParams
+from fieldkit.config.params import QCParams
 from fieldkit.errors import ValidationError
 
 __all__ = ["QCStats", "QCAccumulator", "qc_metrics"]

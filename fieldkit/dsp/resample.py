@@ -15,7 +15,7 @@ import numpy as np
 import soxr
 
 from fieldkit.dsp.channels import as_channels
-from fieldkit.dsp.params import RESAMPLE_QUALITIES
+from fieldkit.config.params import RESAMPLE_QUALITIES
 from fieldkit.errors import ConfigError, ProcessingError, ValidationError
 
 __all__ = ["SOXR_DTYPES", "resample", "StreamingResampler"]

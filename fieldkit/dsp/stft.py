@@ -18,7 +18,7 @@ import numpy as np
 import scipy.fft
 
 from fieldkit.dsp.filters import window
-from fieldkit.dsp.params import FeatureParams
+from fieldkit.config.params import FeatureParams
 from fieldkit.errors import ValidationError
 
 __all__ = [

@@ -8,8 +8,8 @@ SHA-256 hashes. :func:`run_baseline` trains a reference classifier on any export
 
 from fieldkit.export.baseline import load_export, run_baseline
 from fieldkit.export.formats import FORMATS, ExportFormat, get_format
-from fieldkit.export.model import ExportInput
-from fieldkit.export.service import ExportResult, export_dataset
+from fieldkit.export.request import ExportInput
+from fieldkit.export.exporter import ExportResult, export_dataset
 
 __all__ = [
     "FORMATS",

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from fieldkit.export.model import ExportInput, hash_files
+from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.pooling import POOLED_FEATURES, clip_blocks, open_source
 from fieldkit.store import QC_VARIABLES, open_store, read_layout
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from fieldkit.export.model import ExportInput, hash_files
+from fieldkit.export.request import ExportInput, hash_files
 
 __all__ = ["CROISSANT_CONTEXT", "croissant", "write_croissant", "write_manifest"]
 

@@ -31,7 +31,7 @@ from fieldkit.export.arrays import (
     write_numpy,
     write_zarr,
 )
-from fieldkit.export.model import ExportInput
+from fieldkit.export.request import ExportInput
 from fieldkit.export.pooling import FrameTiming
 from fieldkit.export.tabular import META_COLUMNS, pool_dataset, read_parquet_split, write_parquet
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from fieldkit.export.model import ExportInput, hash_files
+from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.pooling import FrameTiming, open_source
 from fieldkit.store import read_layout
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import xarray as xr
 
 from fieldkit.export.arrays import POOL_VARIABLES
-from fieldkit.export.model import ExportInput, hash_files
+from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.pooling import (
     FrameTiming,
     clip_blocks,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["IngestRequest", "IngestReport", "FileOutcome", "ingest_card", "plan_ingest"]
 
-_HOME = {"FileOutcome": "report", "IngestReport": "report", "IngestRequest": "service", "ingest_card": "service",
+_HOME = {"FileOutcome": "outcomes", "IngestReport": "outcomes", "IngestRequest": "service", "ingest_card": "service",
          "plan_ingest": "service"}
 
 

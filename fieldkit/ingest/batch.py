@@ -35,7 +35,7 @@ from fieldkit.ingest.describe import describe_archived, describe_many, exit_with
 from fieldkit.ingest.inventory import CardFile
 from fieldkit.ingest.journal import Journal, JournalEntry
 from fieldkit.ingest.naming import archive_relpath
-from fieldkit.ingest.report import FileOutcome
+from fieldkit.ingest.outcomes import FileOutcome
 
 __all__ = ["BatchContext", "Placed", "Failure", "Describer", "copy_batch", "describe_batch", "commit_batch"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fieldkit.errors import TimeReconciliationError
-from fieldkit.io.audio import probe
+from fieldkit.io.audio.probe import probe
 from fieldkit.io.recorders import read_recorder_metadata
 from fieldkit.io.recorders.audiomoth import parse_config_txt
 from fieldkit.model.audio import AudioFacts

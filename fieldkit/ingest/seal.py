@@ -8,7 +8,7 @@ from typing import Any
 from fieldkit.catalogue import queries, writes
 from fieldkit.catalogue.base import utcnow
 from fieldkit.faults import crashpoint
-from fieldkit.io.mhl import CreatorInfo, MhlEntry, write_generation
+from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, write_generation
 
 __all__ = ["seal_session"]
 

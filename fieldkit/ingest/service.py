@@ -23,7 +23,7 @@ from fieldkit.ingest.inventory import CardFile, Inventory, take_inventory
 from fieldkit.ingest.journal import Journal
 from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.recover import clear_session_staging, recover_archive
-from fieldkit.ingest.report import FileOutcome, IngestReport, NullProgress, Progress
+from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Progress
 from fieldkit.ingest.seal import seal_session
 from fieldkit.ingest.session import SessionPlan, open_session
 

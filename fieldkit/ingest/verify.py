@@ -18,8 +18,8 @@ from fieldkit.errors import EXIT_DATAERR, EXIT_OK
 from fieldkit.ingest.copy import hash_file
 from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.recover import recover_archive
-from fieldkit.ingest.report import NullProgress, Progress
-from fieldkit.io.mhl import CreatorInfo, MhlEntry, latest_hashes, verify_chain, write_generation
+from fieldkit.ingest.outcomes import NullProgress, Progress
+from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, latest_hashes, verify_chain, write_generation
 
 __all__ = ["VerifyReport", "verify_archive"]
 

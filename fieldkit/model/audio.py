@@ -1,6 +1,6 @@
 """Plain records describing an audio file's container layout, format and ingest QC.
 
-These are produced by :mod:`fieldkit.io.riff` and :func:`fieldkit.io.audio.probe` and stored
+These are produced by :mod:`fieldkit.io.riff.chunks` and :func:`fieldkit.io.audio.probe.probe` and stored
 by the catalogue. They live in the model layer (no I/O) so that every layer can use them.
 
 Status and reason vocabulary (RELIABILITY.md, cases A1-A8):
@@ -245,7 +245,7 @@ class QCMetrics:
 
 @dataclass(frozen=True)
 class AudioFacts:
-    """What :func:`fieldkit.io.audio.probe` learned about one file.
+    """What :func:`fieldkit.io.audio.probe.probe` learned about one file.
 
     Attributes
     ----------

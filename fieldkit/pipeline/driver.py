@@ -24,7 +24,7 @@ from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store
-from fieldkit.workflow import Workflow
+from fieldkit.config.workflow import Workflow
 
 __all__ = ["RunReport", "run_workflow", "library_versions"]
 

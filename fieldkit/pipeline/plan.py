@@ -13,13 +13,13 @@ import numpy as np
 
 from fieldkit.catalogue import queries
 from fieldkit.dsp.clips import clip_count
-from fieldkit.dsp.params import FeatureParams
+from fieldkit.config.params import FeatureParams
 from fieldkit.errors import ConfigError, ProcessingError
 from fieldkit.model.times import parse_deployment_zone
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskSpec
 from fieldkit.store.layout import StoreLayout
-from fieldkit.store.plan import plan_regions
-from fieldkit.workflow import Workflow
+from fieldkit.store.allocation import plan_regions
+from fieldkit.config.workflow import Workflow
 
 __all__ = ["RunPlan", "plan_run", "select_recordings"]
 

@@ -19,11 +19,11 @@ from fieldkit.dsp.bitdepth import to_float32, to_int16
 from fieldkit.dsp.clipping import clip_thresholds
 from fieldkit.dsp.clips import ClipCutter, ClippedCounter, clip_qc
 from fieldkit.dsp.features import FEATURE_GROUP_FRAMES, compute_features
-from fieldkit.dsp.params import BitDepthParams, FeatureParams
+from fieldkit.config.params import BitDepthParams, FeatureParams
 from fieldkit.dsp.stft import frame_count
 from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
-from fieldkit.io.audio_stream import read_blocks, sample_format
+from fieldkit.io.audio.stream import read_blocks, sample_format
 from fieldkit.pipeline.spec import ItemSpec, TaskResult, TaskSpec
 from fieldkit.store.regions import RegionStore, padding_arrays
 

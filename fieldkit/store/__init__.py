@@ -1,6 +1,6 @@
 """Layer 2 adapter: the Zarr/xarray layout of a processing run's store (DESIGN.md).
 
-:mod:`.layout` says what a store holds, :mod:`.plan` where each recording's clips go so that
+:mod:`.layout` says what a store holds, :mod:`.allocation` where each recording's clips go so that
 every task owns whole shards, and :mod:`.zarr_store` creates, fills, resumes and publishes it.
 """
 
@@ -32,7 +32,7 @@ _HOME = {
     **dict.fromkeys(("COORDINATES", "DEFAULT_CLIPS_PER_CHUNK", "DEFAULT_CLIPS_PER_SHARD",
                      "DEFAULT_COMPRESSION_LEVEL", "FEATURE_VARIABLES", "QC_VARIABLES", "SCHEMA_VERSION",
                      "StoreLayout", "VariableSpec"), "layout"),
-    **dict.fromkeys(("RegionPlan", "TaskRegion", "plan_regions"), "plan"),
+    **dict.fromkeys(("RegionPlan", "TaskRegion", "plan_regions"), "allocation"),
     **dict.fromkeys(("padding_arrays", "read_layout", "region_is_complete", "completed_regions",
                      "write_region"), "regions"),
     **dict.fromkeys(("create_store", "finalize_store", "open_store", "read_variables", "remove_partial_files"),

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from fieldkit.dsp.params import FeatureParams
+from fieldkit.config.params import FeatureParams
 from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ConfigError
 

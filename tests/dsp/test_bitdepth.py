@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fieldkit.dsp.bitdepth import apply_bit_depth, full_scale, to_float32, to_int16
-from fieldkit.dsp.params import BitDepthParams
+from fieldkit.config.params import BitDepthParams
 from fieldkit.errors import ValidationError
 
 NO_DITHER = BitDepthParams(policy="int16", dither="none")

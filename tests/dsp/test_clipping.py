@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fieldkit.dsp.clipping import ClipCounter, clip_thresholds, detect_clipping
-from fieldkit.dsp.params import ClippingParams
+from fieldkit.config.params import ClippingParams
 from fieldkit.errors import ValidationError
 from fieldkit.testing import signals
 

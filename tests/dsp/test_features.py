@@ -9,7 +9,7 @@ import soundfile as sf
 
 from fieldkit.dsp import features as F
 from fieldkit.dsp import filters
-from fieldkit.dsp.params import FeatureParams
+from fieldkit.config.params import FeatureParams
 from fieldkit.dsp.stft import frame_count, stft_power
 from fieldkit.errors import ValidationError
 from fieldkit.testing import signals

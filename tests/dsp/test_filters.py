@@ -9,7 +9,7 @@ import scipy.fft
 import scipy.signal
 
 from fieldkit.dsp import filters
-from fieldkit.dsp.params import WINDOWS
+from fieldkit.config.params import WINDOWS
 
 
 @pytest.mark.parametrize(

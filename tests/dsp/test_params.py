@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fieldkit.dsp.params import (
+from fieldkit.config.params import (
     FEATURE_NAMES,
     RESAMPLE_QUALITIES,
     BitDepthParams,

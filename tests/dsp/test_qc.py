@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldkit.dsp.params import QCParams
+from fieldkit.config.params import QCParams
 from fieldkit.dsp.qc import QCAccumulator, qc_metrics
 from fieldkit.errors import ValidationError
 from fieldkit.testing import signals

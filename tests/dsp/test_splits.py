@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldkit.dsp.splits import SPLITS, grouped_split, split_manifest_hash
+from fieldkit.curate.splits import SPLITS, grouped_split, split_manifest_hash
 from fieldkit.errors import ValidationError
 
 SPECIES = ("WOTH", "EATO", "TUTI", "BCCH", "NOCA", "OVEN", "BTNW")

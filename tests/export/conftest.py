@@ -14,7 +14,7 @@ from fieldkit.export import ExportInput, export_dataset
 from fieldkit.ingest import IngestRequest, ingest_card
 from fieldkit.pipeline import run_workflow
 from fieldkit.store import open_store
-from fieldkit.workflow import Workflow
+from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 from tests.pipeline.conftest import WORKFLOW, build_card
 

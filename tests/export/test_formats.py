@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import xarray as xr
 
-from fieldkit.export.model import LINEAGE_KEYS, file_sha256
+from fieldkit.export.request import LINEAGE_KEYS, file_sha256
 from tests.export.conftest import LABELS, store_values
 
 COMMON_FILES = ("README.md", "croissant.json", "manifest.json", "index.parquet", "index.csv",

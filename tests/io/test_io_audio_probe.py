@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fieldkit.io.audio import flac_streaminfo, probe, sniff_format
+from fieldkit.io.audio.probe import flac_streaminfo, probe, sniff_format
 from fieldkit.testing import riffwriter as rw
 
 MOTH_COMMENT = rw.audiomoth_comment("1.6.0", time=datetime(2024, 9, 3, 19, 31, 30))
@@ -161,8 +161,8 @@ def test_probe_never_imports_stdlib_wave(tmp_path):
     path.write_bytes(rw.wav_bytes(np.zeros(10), 8000))
     code = (
         "import sys\n"
-        "from fieldkit.io.audio import probe\n"
-        "import fieldkit.io.riff, fieldkit.io.recorders\n"
+        "from fieldkit.io.audio.probe import probe\n"
+        "import fieldkit.io.riff.chunks, fieldkit.io.recorders\n"
         f"probe({str(path)!r})\n"
         "assert 'wave' not in sys.modules, 'stdlib wave was imported'\n"
     )

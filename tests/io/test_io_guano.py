@@ -81,7 +81,7 @@ def test_round_trip_keeps_every_field(fields):
 
 @pytest.mark.shared_data
 def test_echometer_two_spaces(shared):
-    from fieldkit.io.riff import read_chunk_body, walk_riff_path
+    from fieldkit.io.riff.chunks import read_chunk_body, walk_riff_path
 
     path = shared("batdetect2/Echometer.wav")
     layout = walk_riff_path(path)

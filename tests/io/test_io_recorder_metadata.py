@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from fieldkit.io.audio import probe
+from fieldkit.io.audio.probe import probe
 from fieldkit.io.recorders import read_recorder_metadata
-from fieldkit.io.riff import walk_riff, walk_riff_path
+from fieldkit.io.riff.chunks import walk_riff, walk_riff_path
 from fieldkit.model.times import reconcile_times
 from fieldkit.testing import riffwriter as rw
 

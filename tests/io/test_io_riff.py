@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fieldkit.errors import AudioFormatError
-from fieldkit.io.riff import read_chunk_body, walk_riff, walk_riff_path
+from fieldkit.io.riff.chunks import read_chunk_body, walk_riff, walk_riff_path
 from fieldkit.testing import riffwriter as rw
 
 
@@ -208,7 +208,7 @@ def test_rf64_shared_file_uses_ds64(shared):
 
 @pytest.mark.slow
 def test_plain_riff_over_4gib_with_wrapped_size_is_flagged(tmp_path):
-    from fieldkit.io.audio import probe
+    from fieldkit.io.audio.probe import probe
 
     path = tmp_path / "huge.wav"
     total_data = (1 << 32) + 4000  # true data bytes; the 32-bit field wraps to 4000

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fieldkit.errors import IngestError, UnknownNameError, ValidationError
-from fieldkit.io.mhl import (
+from fieldkit.io.manifests.mhl import (
     ASC_NS,
     CHAIN_FILENAME,
     DIRECTORY_NS,
@@ -286,7 +286,7 @@ def test_failed_link_leaves_neither_manifest_nor_temp(tmp_path, monkeypatch):
 CRASH_THEN_RESUME = """
 import os, sys
 from datetime import datetime, UTC
-from fieldkit.io.mhl import CreatorInfo, MhlEntry, write_generation
+from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, write_generation
 made = CreatorInfo(datetime(2024, 5, 1, tzinfo=UTC), "h", "0.1.0")
 if sys.argv[2] == "crash":
     os.link = lambda src, dst: os._exit(9)  # the process dies between temp write and link

@@ -16,7 +16,7 @@ from fieldkit.ingest import IngestRequest, ingest_card
 from fieldkit.pipeline import run_workflow
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.testing.signals import clip_bursts
-from fieldkit.workflow import Workflow
+from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 
 TEST_DATA = Path(__file__).resolve().parents[1] / "data"

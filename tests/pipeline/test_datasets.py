@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fieldkit.cli import app
-from fieldkit.datasets import SPLIT_KEYS, clip_labels
+from fieldkit.curate.datasets import SPLIT_KEYS, clip_labels
 from fieldkit.ingest import IngestRequest, ingest_card
 from fieldkit.pipeline import run_workflow
 from fieldkit.testing.cards import audiomoth_card
-from fieldkit.workflow import Workflow
+from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 
 WF = {"name": "ds", "resample": {"target_rate_hz": 16000}, "clips": {"length_s": 1.0},

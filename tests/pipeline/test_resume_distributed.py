@@ -19,7 +19,7 @@ from fieldkit.ingest import IngestRequest, ingest_card
 from fieldkit.pipeline import run_workflow
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
-from fieldkit.workflow import Workflow
+from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 from tests.pipeline.conftest import WORKFLOW
 

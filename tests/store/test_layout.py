@@ -7,7 +7,7 @@ import pytest
 from store_helpers import small_layout
 
 from fieldkit.dsp.features import compute_features
-from fieldkit.dsp.params import FeatureParams
+from fieldkit.config.params import FeatureParams
 from fieldkit.errors import ConfigError
 from fieldkit.store import QC_VARIABLES, StoreLayout
 

@@ -23,7 +23,7 @@ from fieldkit.io.recorders.filenames import parse_filename_time
 from fieldkit.io.recorders.guano import GuanoData, parse_guano
 from fieldkit.io.recorders.info import parse_list_info
 from fieldkit.io.recorders.wamd import parse_wamd
-from fieldkit.io.riff import METADATA_BODY_CAP_BYTES, read_chunk_body
+from fieldkit.io.riff.chunks import METADATA_BODY_CAP_BYTES, read_chunk_body
 from fieldkit.model.audio import RiffLayout
 from fieldkit.model.metadata import RecorderMetadata, TimeCandidate
 
@@ -64,7 +64,7 @@ def read_recorder_metadata(
     filename : str
         The recording's original file name (for the file-name timestamp).
     layout : RiffLayout or None
-        From :func:`fieldkit.io.riff.walk_riff`; None for non-RIFF files (then only the file
+        From :func:`fieldkit.io.riff.chunks.walk_riff`; None for non-RIFF files (then only the file
         name is used).
 
     Returns

@@ -26,10 +26,10 @@ from fieldkit import __version__
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import queries
 from fieldkit.catalogue import runs as run_rows
-from fieldkit.dsp.preview import default_expansion_factor
+from fieldkit.dsp.listening import default_expansion_factor
 from fieldkit.errors import FieldkitError
-from fieldkit.io.coverage import coverage_png
-from fieldkit.preview import ULTRASONIC_RATE_HZ, preview_recording
+from fieldkit.io.render.coverage import coverage_png
+from fieldkit.listen.preview import ULTRASONIC_RATE_HZ, preview_recording
 
 __all__ = ["GAP_FACTOR", "build_report", "find_gaps"]
 

@@ -1,4 +1,4 @@
-"""Records and constants of ASC-MHL-style manifests (see :mod:`fieldkit.io.mhl`)."""
+"""Records and constants of ASC-MHL-style manifests (see :mod:`fieldkit.io.manifests.mhl`)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from fieldkit.errors import ExportError, ValidationError
 from fieldkit.export.card import write_card
 from fieldkit.export.croissant import write_croissant, write_manifest
 from fieldkit.export.formats import get_format
-from fieldkit.export.model import ExportInput
+from fieldkit.export.request import ExportInput
 from fieldkit.export.pooling import open_source
 from fieldkit.export.sidecars import write_sidecars
 

@@ -112,7 +112,7 @@ def walk_riff(fileobj: BinaryIO, file_size: int) -> RiffLayout:
         raise AudioFormatError(
             f"not a RIFF/RF64 file: expected the magic bytes RIFF, RF64, BW64 or RIFX, "
             f"found {magic!r}.",
-            hint="Identify the format with fieldkit.io.audio.probe().",
+            hint="Identify the format with fieldkit.io.audio.probe.probe().",
         )
     endian = ">" if magic == b"RIFX" else "<"
     container = magic.decode("ascii")

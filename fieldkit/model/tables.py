@@ -15,8 +15,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from fieldkit.config import Settings
-from fieldkit.workflow import workflow_json_schema
+from fieldkit.config.settings import Settings
+from fieldkit.config.workflow import workflow_json_schema
 
 __all__ = [
     "RecordingsTable", "QCTable", "AnnotationImport", "ExportIndex", "TABLES",

@@ -45,7 +45,7 @@ __all__ = [
 
 STATUSES = ("ok", "truncated", "quarantined")
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
-#: Mirrors fieldkit.dsp.params (layer 1, which this layer-0 module may not import); a test
+#: Mirrors fieldkit.config.params (layer 1, which this layer-0 module may not import); a test
 #: keeps the two in step.
 FEATURES = ("stft", "mel", "mfcc", "centroid", "bandwidth", "chroma", "rms")
 
@@ -213,7 +213,7 @@ class Features(_Section):
         return self
 
     def dsp_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``fieldkit.dsp.params.FeatureParams`` (compute -> features)."""
+        """Keyword arguments of ``fieldkit.config.params.FeatureParams`` (compute -> features)."""
         return {**self.model_dump(exclude={"compute"}), "features": tuple(self.compute)}
 
 

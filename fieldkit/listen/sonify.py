@@ -4,8 +4,8 @@ Music").
 
 One note per data point, in time order: a data point is a clip (frame features averaged over
 the clip's frames, per-clip QC as it is), or for "a night in a minute" a group of consecutive
-clips. The notes come from :func:`fieldkit.dsp.sonify.melody`; the WAV and the plots of the three
-series (and the deployment's timeline) are written by :mod:`fieldkit.io.media`.
+clips. The notes come from :func:`fieldkit.dsp.melody.melody`; the WAV and the plots of the three
+series (and the deployment's timeline) are written by :mod:`fieldkit.io.render.media`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import runs as run_rows
-from fieldkit.dsp.sonify import melody
+from fieldkit.dsp.melody import melody
 from fieldkit.errors import ConfigError, NotFoundError, UnknownNameError
-from fieldkit.io.media import series_plot_png, timeline_png, write_wav
+from fieldkit.io.render.media import series_plot_png, timeline_png, write_wav
 from fieldkit.store.zarr_store import open_store
 
 __all__ = ["DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",

@@ -18,7 +18,7 @@ import numpy as np
 
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import runs as run_rows
-from fieldkit.dsp.splits import grouped_split, split_manifest_hash
+from fieldkit.curate.splits import grouped_split, split_manifest_hash
 from fieldkit.errors import ConfigError, ValidationError
 from fieldkit.store.regions import read_layout
 from fieldkit.store.zarr_store import read_variables

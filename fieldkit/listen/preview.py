@@ -2,8 +2,8 @@
 spectrogram (DESIGN.md, "Sonified previews").
 
 Reads only the excerpt's frames from the archived copy, calls the pure kernels of
-:mod:`fieldkit.dsp.preview` and writes ``rec<ID>-<mode>.wav`` and ``rec<ID>-<mode>.png`` with
-:mod:`fieldkit.io.media`. Every preview is loudness-normalised to :data:`TARGET_LUFS` under a
+:mod:`fieldkit.dsp.listening` and writes ``rec<ID>-<mode>.wav`` and ``rec<ID>-<mode>.png`` with
+:mod:`fieldkit.io.render.media`. Every preview is loudness-normalised to :data:`TARGET_LUFS` under a
 :data:`PEAK_DBFS` true-peak ceiling, so it is never clipped; the spectrogram always shows the
 original samples in real units (seconds of the recording, kHz as recorded).
 """
@@ -21,11 +21,11 @@ import numpy as np
 import scipy.signal
 
 from fieldkit.catalogue.queries import RecordingFilter, list_recordings
-from fieldkit.dsp import preview as kernels
+from fieldkit.dsp import listening as kernels
 from fieldkit.dsp.resample import resample
 from fieldkit.errors import ConfigError, NotFoundError, UnknownNameError, ValidationError
-from fieldkit.io.audio_stream import read_excerpt
-from fieldkit.io.media import spectrogram_png, write_wav
+from fieldkit.io.audio.stream import read_excerpt
+from fieldkit.io.render.media import spectrogram_png, write_wav
 
 __all__ = [
     "DEFAULT_EXCERPT_S",

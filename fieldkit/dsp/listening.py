@@ -1,7 +1,7 @@
 """Listening previews of recordings: time expansion, heterodyne, loudness normalisation.
 
 Pure kernels (ndarray + numbers -> ndarray + plain data); writing the WAV, its GUANO ``TE``
-field and the spectrogram is :mod:`fieldkit.io.media`'s job. Samples are float ``(frames,)``
+field and the spectrogram is :mod:`fieldkit.io.render.media`'s job. Samples are float ``(frames,)``
 or ``(channels, frames)`` in full-scale units (1.0 = 0 dBFS) and come back as float32.
 
 Two ways to hear ultrasound (bats call at 20-120 kHz, humans hear up to ~16-20 kHz):

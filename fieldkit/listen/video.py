@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from fieldkit.errors import ConfigError
-from fieldkit.io.media import probe_media, spectrogram_video
-from fieldkit.preview import find_recording, read_recording_excerpt, render_preview
-from fieldkit.sonify import RATE_HZ, SonifyOptions, sonify_run_samples
+from fieldkit.io.render.media import probe_media, spectrogram_video
+from fieldkit.listen.preview import find_recording, read_recording_excerpt, render_preview
+from fieldkit.listen.sonify import RATE_HZ, SonifyOptions, sonify_run_samples
 
 __all__ = ["FPS", "video"]
 
@@ -61,7 +61,7 @@ def video(ws: Any, target: str | int, out_mp4: Path | str, *, start_s: float = 0
     out_mp4 : path
     start_s, duration_s, mode
         For a recording: the excerpt and the preview mode (see
-        :func:`fieldkit.preview.preview_recording`).
+        :func:`fieldkit.listen.preview.preview_recording`).
     opt : SonifyOptions
         For a run: features and scale of the melody.
 

@@ -1,7 +1,7 @@
 """Judge a RIFF/RF64 file from its chunk layout alone: status, reason, frame counts.
 
 Pure functions of a :class:`~fieldkit.model.audio.RiffLayout` (no I/O), used by
-:func:`fieldkit.io.audio.probe` before any sample is decoded (RELIABILITY.md A1-A5, A8):
+:func:`fieldkit.io.audio.probe.probe` before any sample is decoded (RELIABILITY.md A1-A5, A8):
 
 - no usable ``fmt ``: ``stub`` when nothing else is there, else ``unreadable``;
 - no ``data``: ``unreadable`` (broken structure), ``header_only`` (cut short, or metadata but no

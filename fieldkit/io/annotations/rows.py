@@ -1,8 +1,8 @@
 """The shared half of the annotation readers: column mapping, parsing, validation, errors.
 
-A reader (:mod:`fieldkit.io.annotations`) turns its format into :class:`RawRow` objects (line
+A reader (:mod:`fieldkit.io.annotations.readers`) turns its format into :class:`RawRow` objects (line
 number, canonical fields as text, other columns verbatim); :func:`finish` converts the numbers,
-validates every row lazily with the pandera model :class:`fieldkit.schemas.AnnotationImport`,
+validates every row lazily with the pandera model :class:`fieldkit.model.tables.AnnotationImport`,
 and either raises one :class:`AnnotationError` listing every bad row or, with
 ``skip_bad_rows``, keeps the good rows and records the problems in ``frame.attrs["problems"]``.
 """
@@ -19,7 +19,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from fieldkit.errors import ValidationError
-from fieldkit.schemas import AnnotationImport
+from fieldkit.model.tables import AnnotationImport
 
 __all__ = [
     "COLUMNS", "AnnotationError", "RawRow", "ReadOptions", "RowProblem",

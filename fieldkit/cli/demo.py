@@ -12,17 +12,20 @@ from typing import Any
 
 from fieldkit.catalogue import queries
 from fieldkit.errors import WorkspaceExistsError
-from fieldkit.annotations import import_annotations
-from fieldkit.datasets import DatasetRequest, create_dataset
+from fieldkit.curate.annotations import import_annotations
+from fieldkit.curate.datasets import DatasetRequest, create_dataset
 from fieldkit.export.baseline import run_baseline
-from fieldkit.handoff import export_catalogued_dataset
+from fieldkit.curate.handoff import export_catalogued_dataset
 from fieldkit.ingest import IngestRequest, ingest_card
 from fieldkit.pipeline import run_workflow
-from fieldkit.preview import preview_recording
-from fieldkit.report import build_report
-from fieldkit.sonify import sonify_deployment, sonify_run
-from fieldkit.workflow import load_workflow
+from fieldkit.listen.preview import preview_recording
+from fieldkit.listen.report import build_report
+from fieldkit.listen.sonify import sonify_deployment, sonify_run
+from fieldkit.config.workflow import load_workflow
 from fieldkit.workspace import Workspace, init_workspace
+
+#: Files shipped inside the package: the sample card, its annotations, the demo workflow.
+_PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data"
 
 __all__ = ["run_demo", "DEMO_MARKER", "sample_card_path"]
 
@@ -33,7 +36,7 @@ DEMO_DEPLOYMENT = "audiomoth-2020-04"
 
 def sample_card_path() -> Path:
     """The sample recorder card shipped inside the package."""
-    return Path(__file__).resolve().parent / "data" / "sample_card"
+    return _PACKAGE_DATA / "sample_card"
 
 
 def _fresh_workspace(directory: Path) -> Workspace:
@@ -74,8 +77,8 @@ def _ingest_stage(ws: Workspace) -> dict[str, Any]:
 
 def demo_workflow_path() -> Path:
     """The demo's workflow file: workflows/demo.yaml in a checkout, else the packaged copy."""
-    checkout = Path(__file__).resolve().parents[1] / "workflows" / "demo.yaml"
-    return checkout if checkout.is_file() else Path(__file__).resolve().parent / "data" / "demo.yaml"
+    checkout = Path(__file__).resolve().parents[2] / "workflows" / "demo.yaml"
+    return checkout if checkout.is_file() else _PACKAGE_DATA / "demo.yaml"
 
 
 def _process_stage(ws: Workspace, progress: bool) -> dict[str, Any]:
@@ -87,7 +90,7 @@ def _process_stage(ws: Workspace, progress: bool) -> dict[str, Any]:
 
 
 def _handoff_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
-    files = sorted((Path(__file__).resolve().parent / "data" / "sample_annotations").iterdir())
+    files = sorted((_PACKAGE_DATA / "sample_annotations").iterdir())
     imported = import_annotations(ws, files)
     summary = create_dataset(ws, DatasetRequest("demo", run_id, background="background", split_by="recording",
                                                 ratios=(0.5, 0.25, 0.25), single_label=True))

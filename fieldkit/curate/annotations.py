@@ -1,6 +1,6 @@
 """Layer 3: importing annotations into the catalogue (Raven, Audacity, CSV, or labels from names).
 
-Each file is read by the tolerant, validated readers of :mod:`fieldkit.io.annotations`; a file
+Each file is read by the tolerant, validated readers of :mod:`fieldkit.io.annotations.readers`; a file
 with bad rows imports nothing unless ``skip_bad_rows`` (every problem is reported with its line).
 Rows are attached to a recording chosen by ``recording`` (an id or a sha256 prefix), by the
 file a row names (Raven ``Begin File``, a CSV file column — only names inside the annotation
@@ -19,7 +19,7 @@ import pandas as pd
 
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK, FieldkitError, NotFoundError, ValidationError
-from fieldkit.io.annotations import ReadOptions, labels_from_names, read_annotations, resolve_file_ref
+from fieldkit.io.annotations.readers import ReadOptions, labels_from_names, read_annotations, resolve_file_ref
 
 __all__ = ["ImportResult", "import_annotations", "import_labels_from_names", "guess_format"]
 

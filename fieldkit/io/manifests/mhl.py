@@ -37,8 +37,8 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from fieldkit.errors import IngestError, UnknownNameError, ValidationError
-from fieldkit.io.c4 import C4Hasher, c4_file, c4_id
-from fieldkit.io.mhl_records import (  # noqa: F401 - re-exported
+from fieldkit.io.manifests.c4 import C4Hasher, c4_file, c4_id
+from fieldkit.io.manifests.mhl_records import (  # noqa: F401 - re-exported
     ACTIONS, ASC_HASH_FORMATS, ASC_NS, CHAIN_FILENAME, DIRECTORY_NS, EXTENSION_HASH_FORMATS,  # noqa: F401
     FIELDKIT_NS, HASH_FORMATS, PROCESSES, Action, ChainLink, CreatorInfo, Generation, MhlEntry,  # noqa: F401
     _check_path, _CHUNK_BYTES, _HASH_TAGS, _HASH_VALUE, _MANIFEST_NAME, _require_aware,  # noqa: F401

@@ -20,9 +20,9 @@ from typing import BinaryIO
 
 import soundfile as sf
 
-from fieldkit.io.audio_qc import DEFAULT_BLOCK_FRAMES, INTEGER_BITS, ScanResult, scan_samples
-from fieldkit.io.riff import walk_riff
-from fieldkit.io.riff_verdict import LINEAR_TAGS, LayoutVerdict, judge_layout
+from fieldkit.io.audio.scan import DEFAULT_BLOCK_FRAMES, INTEGER_BITS, ScanResult, scan_samples
+from fieldkit.io.riff.chunks import walk_riff
+from fieldkit.io.riff.verdict import LINEAR_TAGS, LayoutVerdict, judge_layout
 from fieldkit.model.audio import (
     STATUS_QUARANTINED,
     STATUS_TRUNCATED,

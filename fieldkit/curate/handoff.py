@@ -2,7 +2,7 @@
 
 This is the catalogue side of the handoff: it gathers the dataset's clips, labels and splits,
 the run's parameters and versions, a QC summary and the full lineage of every clip, as a plain
-:class:`~fieldkit.export.model.ExportInput`, and hands it to :mod:`fieldkit.export`.
+:class:`~fieldkit.export.request.ExportInput`, and hands it to :mod:`fieldkit.export`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pandas as pd
 
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import queries
-from fieldkit.export.model import ExportInput
-from fieldkit.export.service import ExportResult, export_dataset
-from fieldkit.schemas import ExportIndex, validate
+from fieldkit.export.request import ExportInput
+from fieldkit.export.exporter import ExportResult, export_dataset
+from fieldkit.model.tables import ExportIndex, validate
 from fieldkit.store.zarr_store import read_variables
 
 __all__ = ["export_input", "export_catalogued_dataset"]

@@ -1,6 +1,6 @@
 """A deployment's coverage picture: what was recorded when, the gaps, and the broken files.
 
-Drawn with matplotlib's Agg canvas (no pyplot, no display), like :mod:`fieldkit.io.media`.
+Drawn with matplotlib's Agg canvas (no pyplot, no display), like :mod:`fieldkit.io.render.media`.
 Times are UTC ``datetime64``; recordings are bars as long as their duration (with a tick at
 each start, so that 5-second recordings stay visible on a month-long axis), gaps are shaded.
 """

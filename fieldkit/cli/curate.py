@@ -7,15 +7,15 @@ from typing import Optional
 
 import typer
 
-from fieldkit.annotations import import_annotations, import_labels_from_names
+from fieldkit.curate.annotations import import_annotations, import_labels_from_names
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, err, table
-from fieldkit.datasets import SPLIT_KEYS, DatasetRequest, create_dataset
+from fieldkit.curate.datasets import SPLIT_KEYS, DatasetRequest, create_dataset
 from fieldkit.errors import ConfigError
-from fieldkit.handoff import export_catalogued_dataset
-from fieldkit.io.annotations import ReadOptions
-from fieldkit.lineage import clip_lineage
+from fieldkit.curate.handoff import export_catalogued_dataset
+from fieldkit.io.annotations.readers import ReadOptions
+from fieldkit.curate.lineage import clip_lineage
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 annotations_app = typer.Typer(help="Import annotations (Raven, Audacity, CSV, or labels from file names).",

@@ -2,7 +2,7 @@
 
 A layer-2 adapter: soundfile for audio, matplotlib's Agg canvas for pictures (no pyplot, so no
 global figure state and no display needed), and the ffmpeg binary bundled with the
-imageio-ffmpeg wheel for video (:mod:`fieldkit.io.ffmpeg`; :func:`probe_media` is re-exported
+imageio-ffmpeg wheel for video (:mod:`fieldkit.io.audio.ffmpeg`; :func:`probe_media` is re-exported
 from there).
 
 Pictures use real units: time in seconds (or dates), frequency in kHz. Samples are float
@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from fieldkit.dsp.bitdepth import to_int16
 from fieldkit.dsp.channels import as_channels
 from fieldkit.errors import ConfigError, ExportError, ValidationError
-from fieldkit.io.ffmpeg import (
+from fieldkit.io.audio.ffmpeg import (
     MediaProbe,
     MediaStream,
     ffmpeg_exe,
@@ -122,7 +122,7 @@ def write_wav(
     path : path
     samples : ndarray, float, shape (frames,) or (channels, frames)
         Full-scale units; ``PCM_16`` needs ``|x| <= 1`` (use
-        :func:`fieldkit.dsp.preview.loudness_normalise`).
+        :func:`fieldkit.dsp.listening.loudness_normalise`).
     rate_hz : float
         Playback rate in Hz, rounded to an integer (a WAV header holds an integer; for a
         time-expanded preview, the exact factor is in GUANO ``TE``).

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fieldkit.dsp.splits import SPLITS
+from fieldkit.curate.splits import SPLITS
 from fieldkit.errors import ValidationError
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Readers are registered by name (``raven``, ``audacity``, ``csv``)::
 
-    from fieldkit.io import annotations
+    from fieldkit.io.annotations import readers as annotations
     frame, problems = annotations.read_annotations(Path("x.selections.txt"), "raven")
     read = annotations.get_reader("raven")   # UnknownNameError lists the known names on a miss
 
@@ -20,7 +20,7 @@ returns a :class:`pandas.DataFrame` with the columns of :data:`COLUMNS`:
 ``extra``        a dict of every other column, values verbatim (heterogeneous annotator
                  columns never break an import: opensoundscape#735)
 
-Rows are validated lazily with the pandera model :class:`fieldkit.schemas.AnnotationImport`
+Rows are validated lazily with the pandera model :class:`fieldkit.model.tables.AnnotationImport`
 plus a parse step (numbers, missing values); every bad row is reported with its line number.
 Strict by default (:class:`AnnotationError`); with ``skip_bad_rows=True`` the good rows are
 returned and the problems are in ``frame.attrs["problems"]``.
@@ -36,13 +36,13 @@ from collections.abc import Callable
 import pandas as pd
 
 from fieldkit.errors import UnknownNameError
-from fieldkit.io.annotation_paths import (
+from fieldkit.io.annotations.paths import (
     FileRefError,
     NameLabels,
     labels_from_names,
     resolve_file_ref,
 )
-from fieldkit.io.annotation_rows import (
+from fieldkit.io.annotations.rows import (
     COLUMNS,
     AnnotationError,
     RawRow,

@@ -1,0 +1,6 @@
+"""Layer 0: configuration — workspace settings, workflow files and the processing parameter models.
+
+- :mod:`.settings`: ``fieldkit.toml`` < ``FIELDKIT_*`` environment < command-line flags;
+- :mod:`.workflow`: workflow files (``workflows/*.yaml``): a selection and the processing steps;
+- :mod:`.params`: the parameter models of the processing steps, one definition each.
+"""

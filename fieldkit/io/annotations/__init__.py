@@ -1,0 +1,1 @@
+"""Annotation tables (Raven, Audacity, CSV): tolerant readers, row validation, path resolution."""

@@ -1,0 +1,1 @@
+"""Pictures and sound files for people: spectrograms, coverage charts, preview WAVs (matplotlib Agg)."""
