@@ -23,6 +23,19 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+#: Set by .ci/run: a server or browser the tests need must be there; a missing one fails the test
+#: instead of skipping it, so CI cannot go green with a silently skipped service.
+REQUIRE_SERVICES_ENV = "FIELDKIT_REQUIRE_SERVICES"
+_REQUIRE_SERVICES = os.environ.get(REQUIRE_SERVICES_ENV) == "1"  # read before tests clear FIELDKIT_*
+
+
+def skip_unless_required(reason: str) -> None:
+    """Skip a test whose service is missing — or fail it when the run requires every service."""
+    if _REQUIRE_SERVICES:
+        pytest.fail(f"{reason}; {REQUIRE_SERVICES_ENV}=1 requires it", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path):
     """A freshly initialised workspace with a migrated SQLite catalogue."""
@@ -44,7 +57,7 @@ def empty_catalogue_url(request: pytest.FixtureRequest, tmp_path: Path):
         yield f"sqlite:///{tmp_path / 'catalogue.sqlite'}"
         return
     if not os.environ.get(PG_ENV):
-        pytest.skip(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
+        skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
     with postgres_database() as url:
         yield url
 

@@ -40,6 +40,7 @@ from fieldkit.testing.cards import add_broken_files
 from fieldkit.testing.signals import peak_hz, tone, white_noise
 from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
+from tests.conftest import skip_unless_required
 from tests.pipeline.conftest import WORKFLOW, build_card
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -330,7 +331,7 @@ def test_report_content(report_doc, listening):
 def test_report_renders_in_headless_chromium(report_doc, tmp_path):
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+        skip_unless_required("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
