@@ -12,7 +12,7 @@ import typer
 from fieldkit.cli.app_state import state
 from fieldkit.cli.progress import FileProgress
 from fieldkit.cli.render import emit_json, err, table
-from fieldkit.ingest import IngestRequest, ingest_card, plan_ingest
+from fieldkit.ingest.service import IngestRequest, ingest_card, plan_ingest
 from fieldkit.ingest.outcomes import IngestReport
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")

@@ -11,7 +11,7 @@ from fieldkit.catalogue import runs as run_rows
 from fieldkit.cli.app_state import state
 from fieldkit.cli.progress import TaskProgress
 from fieldkit.cli.render import emit_json, err, table
-from fieldkit.pipeline import run_workflow
+from fieldkit.pipeline.driver import run_workflow
 from fieldkit.config.workflow import load_workflow
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
