@@ -5,15 +5,21 @@ project venv's) in a fresh process each time, with the environment passed throug
 ``PYTHONPATH`` selects a worktree), ``--runs`` times per command, interleaved so that a burst of
 load on the shared machine hits every command alike, after one untimed warm-up each (byte-code
 caches). ``catalog recordings`` runs on an empty workspace made by ``fieldkit init``. Prints the
-median wall time, min-max, the ratio to ``python -c pass`` and whether the command meets the
-issue's target (under 0.3 s; 3.0 s before issue #11). ``--importtime`` adds each command's
+median wall time, min-max, the median CPU time of the process (user + system: steadier than the
+wall time on a loaded machine), the ratio to ``python -c pass`` and whether the command meets
+the issue's target (under 0.3 s; 3.0 s before issue #11). ``--importtime`` adds each command's
 largest imports (``python -X importtime``), the place to look when a number regresses.
+
+With ``PYTHONDONTWRITEBYTECODE=1`` in the environment (as on the shared machine) fieldkit's own
+modules are compiled at every start; ``--bytecode-cache`` measures what an installed fieldkit
+does instead (pip compiles at install): the children cache byte code under the temporary folder
+(``PYTHONPYCACHEPREFIX``), so nothing is written beside the sources.
 
 Usage::
 
     python benchmarks/cli_startup.py                    # 20 runs each, table
     python benchmarks/cli_startup.py --runs 5 --json -  # JSON on stdout
-    python benchmarks/cli_startup.py --importtime
+    python benchmarks/cli_startup.py --importtime --bytecode-cache
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,14 +38,23 @@ from pathlib import Path
 TARGET_S = 0.3
 
 
-def timed(argv: list[str]) -> float:
-    """Wall time of one run of ``argv``, in seconds; a failing command stops the benchmark."""
-    t0 = time.perf_counter()
-    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy(), check=False)
-    seconds = time.perf_counter() - t0
+#: The children's environment: this one, passed through (PYTHONPATH selects a worktree).
+ENV = os.environ.copy()
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU time of one run of ``argv``, in seconds; a failing command stops the benchmark."""
+    cpu0, t0 = _children_cpu_s(), time.perf_counter()
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, check=False)
+    seconds, cpu = time.perf_counter() - t0, _children_cpu_s() - cpu0
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode(errors='replace')}")
-    return seconds
+    return seconds, cpu
 
 
 def commands(fieldkit: Path, workspace: Path) -> dict[str, list[str]]:
@@ -51,24 +67,26 @@ def commands(fieldkit: Path, workspace: Path) -> dict[str, list[str]]:
     }
 
 
-def measure(rows: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
-    """``runs`` interleaved timings of every row, after one untimed warm-up each."""
+def measure(rows: dict[str, list[str]], runs: int) -> dict[str, list[tuple[float, float]]]:
+    """``runs`` interleaved (wall, CPU) timings of every row, after one untimed warm-up each."""
     for argv in rows.values():
         timed(argv)
-    times: dict[str, list[float]] = {label: [] for label in rows}
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label in rows}
     for _ in range(runs):
         for label, argv in rows.items():
             times[label].append(timed(argv))
     return times
 
 
-def summary(times: dict[str, list[float]]) -> list[dict]:
-    base = statistics.median(times["python -c pass"])
+def summary(times: dict[str, list[tuple[float, float]]]) -> list[dict]:
+    base = statistics.median(wall for wall, _ in times["python -c pass"])
     out = []
-    for label, values in times.items():
+    for label, pairs in times.items():
+        values = [wall for wall, _ in pairs]
         median = statistics.median(values)
         row = {"command": label, "median_s": round(median, 4), "min_s": round(min(values), 4),
-               "max_s": round(max(values), 4), "x_python": round(median / base, 1), "runs": len(values)}
+               "max_s": round(max(values), 4), "cpu_s": round(statistics.median(c for _, c in pairs), 4),
+               "x_python": round(median / base, 1), "runs": len(values)}
         if label.startswith("fieldkit"):
             row["under_target"] = median < TARGET_S
         out.append(row)
@@ -76,10 +94,10 @@ def summary(times: dict[str, list[float]]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'command':<30} {'median s':>9} {'min-max s':>15} {'x python':>9}  target < {TARGET_S} s")
+    print(f"{'command':<30} {'median s':>9} {'min-max s':>15} {'cpu s':>7} {'x python':>9}  target < {TARGET_S} s")
     for r in rows:
         verdict = "" if "under_target" not in r else ("ok" if r["under_target"] else "MISSED")
-        print(f"{r['command']:<30} {r['median_s']:>9.3f} {r['min_s']:>7.3f}-{r['max_s']:<7.3f} "
+        print(f"{r['command']:<30} {r['median_s']:>9.3f} {r['min_s']:>7.3f}-{r['max_s']:<7.3f} {r['cpu_s']:>7.3f} "
               f"{r['x_python']:>9.1f}  {verdict}")
 
 
@@ -87,7 +105,7 @@ def largest_imports(argv: list[str], top: int = 8) -> list[tuple[str, float]]:
     """The ``top`` imports of ``argv`` by cumulative time (``-X importtime``), in seconds."""
     script = argv[0] if argv[0] != sys.executable else None
     cmd = [sys.executable, "-X", "importtime", *([script] if script else []), *argv[1:]]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, check=False)
     found = []
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "cumulative" not in line:
@@ -104,14 +122,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="the console script to time (default: beside this Python)")
     ap.add_argument("--json", help="also write the rows as JSON to this file ('-': stdout, no table)")
     ap.add_argument("--importtime", action="store_true", help="also list each command's largest imports")
+    ap.add_argument("--bytecode-cache", action="store_true",
+                    help="cache byte code (in the temporary folder) even under PYTHONDONTWRITEBYTECODE")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="fieldkit-cli-startup-") as tmp:
+        if args.bytecode_cache:
+            ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+            ENV["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         workspace = Path(tmp) / "ws"
         timed([str(args.fieldkit), "init", str(workspace)])
         rows = commands(args.fieldkit, workspace)
         times = measure(rows, args.runs)
         result = {"fieldkit": str(args.fieldkit), "runs": args.runs, "load_average": os.getloadavg(),
+                  "bytecode_cache": not ENV.get("PYTHONDONTWRITEBYTECODE"),
                   "target_s": TARGET_S, "rows": summary(times)}
         if args.importtime:
             result["largest_imports"] = {label: largest_imports(cmd) for label, cmd in rows.items()
@@ -120,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json == "-":
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{args.fieldkit}, {args.runs} runs each, load average {', '.join(f'{x:.2f}' for x in result['load_average'])}")
+    print(f"{args.fieldkit}, {args.runs} runs each, byte-code cache {'on' if result['bytecode_cache'] else 'off'}, "
+          f"load average {', '.join(f'{x:.2f}' for x in result['load_average'])}")
     print_table(result["rows"])
     for label, imports in result.get("largest_imports", {}).items():
         print(f"\n{label}: " + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in imports))
