@@ -37,7 +37,7 @@ import numpy as np
 
 from fieldkit.testing.riffwriter import wav_bytes
 from fieldkit.workspace import init_workspace
-from fieldkit.ingest import IngestRequest, ingest_card
+from fieldkit.ingest.service import IngestRequest, ingest_card
 
 
 def make_card(root: Path, n_small: int, n_large: int, large_s: float, rate: int = 16_000, seed: int = 7) -> int:

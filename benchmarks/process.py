@@ -329,7 +329,7 @@ def _drop_store(ws, report) -> None:
 
 def run_fieldkit(method: str, ws, workflow, expect_audio_s: float | None, expect_clips: int | None) -> dict:
     """One timed fieldkit run; see the module docstring for the methods."""
-    from fieldkit.pipeline import run_workflow
+    from fieldkit.pipeline.driver import run_workflow
 
     workers = 2 if "-w2" in method else 1
     row: dict = {"method": method, "workers": workers}
@@ -542,7 +542,7 @@ def warm_page_cache(paths) -> int:
 
 
 def ingest(ws, card: Path, deployment: str) -> dict:
-    from fieldkit.ingest import IngestRequest, ingest_card
+    from fieldkit.ingest.service import IngestRequest, ingest_card
 
     t0 = time.perf_counter()
     report = ingest_card(ws, IngestRequest(card, "bench", deployment))
@@ -596,7 +596,7 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
     import distributed  # noqa: F401
 
     import fieldkit.pipeline.tasks  # noqa: F401
-    from fieldkit.pipeline import run_workflow
+    from fieldkit.pipeline.driver import run_workflow
     t0 = time.perf_counter()
     report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py (warm-up)", workers=2)
     _restore_env()
@@ -825,7 +825,7 @@ def write_long_wav(path: Path, seconds: float, rate: int = LONG_SR, seed: int = 
 
 
 def bench_long(args, shared: Path, tmp: Path, result: dict) -> None:
-    from fieldkit.pipeline import run_workflow
+    from fieldkit.pipeline.driver import run_workflow
     from fieldkit.workspace import init_workspace
 
     long_s = 3600.0 * args.long_hours

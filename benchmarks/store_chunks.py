@@ -29,7 +29,9 @@ import numpy as np
 
 from fieldkit.dsp.features import compute_features
 from fieldkit.config.params import FeatureParams
-from fieldkit.store import StoreLayout, create_store, open_store, write_region
+from fieldkit.store.layout import StoreLayout
+from fieldkit.store.regions import write_region
+from fieldkit.store.zarr_store import create_store, open_store
 
 RATE_HZ, CLIP_S, N_CLIPS = 16000, 3, 1200
 PARAMS = FeatureParams(n_fft=1024, hop_length=320, n_mels=64, features=("mel",))

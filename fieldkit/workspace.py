@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fieldkit.catalogue.engine import Catalogue
-from fieldkit.catalogue import migrate
+from fieldkit.catalogue.revisions import current_revision, head_revision
 from fieldkit.config.settings import (
     CONFIG_FILENAME, LoadedSettings, WorkspacePaths, default_config_toml, find_workspace, load_settings,
 )
@@ -49,11 +49,12 @@ class Workspace:
             return str(path)
 
     def require_current_schema(self) -> None:
-        state = migrate.status(self.paths.catalogue_url)
-        if state.pending:
+        # The revision stamp only, without Alembic: drift is 'fieldkit db check's business.
+        current, head = current_revision(self.catalogue.engine), head_revision()
+        if current != head:
             raise MigrationError(
-                f"the catalogue of {self.root} is at schema revision {state.current or '(empty)'}, "
-                f"this fieldkit needs {state.head}.",
+                f"the catalogue of {self.root} is at schema revision {current or '(empty)'}, "
+                f"this fieldkit needs {head}.",
                 hint="Run 'fieldkit db upgrade' (a backup is made first).",
             )
 
@@ -70,6 +71,9 @@ class Workspace:
 
 def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | None = None) -> Workspace:
     """Create a workspace: ``fieldkit.toml``, the archive, stores and exports, a migrated catalogue."""
+    # Alembic (~0.3 s) is imported here, where a schema is created, not by every command that opens one.
+    from fieldkit.catalogue import migrate
+
     root = Path(directory).expanduser().resolve()
     config = root / CONFIG_FILENAME
     if config.exists():

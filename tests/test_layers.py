@@ -1,10 +1,11 @@
-"""Every module imports; no import cycles; no lower layer imports a higher one (DESIGN.md)."""
+"""Every module imports; no import cycles; the imports follow the layers of docs/layers.md."""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -12,19 +13,27 @@ import pytest
 import fieldkit
 
 PACKAGE = Path(fieldkit.__file__).resolve().parent
+LAYERS_DOC = Path(__file__).resolve().parents[1] / "docs" / "layers.md"
 
-#: DESIGN.md's layers. A module may import only from lower layers; the layer-2 adapters do not
-#: import each other. `testing` is a helper kit for tests and may use anything; nothing else may
-#: import it.
-LAYERS = {
-    "errors": 0, "faults": 0, "config": 0,
-    "model": 1, "dsp": 1,
-    "io": 2, "store": 2, "catalogue": 2,
-    "workspace": 3, "ingest": 3, "pipeline": 3, "curate": 3, "export": 3, "listen": 3,
-    "cli": 4,
-}
-ADAPTERS = {"io", "store", "catalogue"}
-ALLOWED_ADAPTER_IMPORTS: set[tuple[str, str]] = set()
+
+def _layer_table(text: str) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """The layer of every package and the declared same-layer edges, from docs/layers.md's table."""
+    layers: dict[str, int] = {}
+    edges: set[tuple[str, str]] = set()
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].isdigit():
+            continue
+        package = cells[1].strip("`")
+        assert package not in layers, f"docs/layers.md: {package} has two rows"
+        layers[package] = int(cells[0])
+        edges.update((package, target) for target in re.findall(r"`([a-z_]+)`", cells[2]))
+    return layers, edges
+
+
+#: docs/layers.md, written once: a module may import any lower layer, and its own layer only
+#: along a declared edge; `testing` is the top layer, so nothing else may import it.
+LAYERS, EDGES = _layer_table(LAYERS_DOC.read_text(encoding="utf-8"))
 
 
 def _modules() -> list[str]:
@@ -63,28 +72,55 @@ def test_every_module_imports(module):
     importlib.import_module(module)
 
 
-def test_every_top_level_module_has_a_layer():
-    tops = {_top(m) for m in _modules()} - {None, "testing", "data"}
-    assert tops <= set(LAYERS), f"add {tops - set(LAYERS)} to LAYERS (and to DESIGN.md's table)"
+def _top_level() -> set[str]:
+    return {_top(m) for m in _modules()} - {None}
+
+
+def test_the_layer_table_parses():
+    assert LAYERS["errors"] == 0 and LAYERS["cli"] == 4 and ("config", "errors") in EDGES
+    for src, dst in EDGES:
+        assert LAYERS.get(src) == LAYERS.get(dst), f"docs/layers.md: {src} -> {dst} crosses layers"
+
+
+def test_every_top_level_module_has_a_row():
+    missing = _top_level() - set(LAYERS)
+    assert not missing, f"add a row for {sorted(missing)} to docs/layers.md"
+
+
+def test_every_row_names_a_package():
+    unknown = set(LAYERS) - _top_level()
+    assert not unknown, f"docs/layers.md has rows for {sorted(unknown)}, which fieldkit does not have"
+
+
+def _cross_package_imports() -> list[tuple[str, str, str, str]]:
+    """(module, its package, imported module, its package) for every import between packages with a row."""
+    found = []
+    for module in _modules():
+        src = _top(module)
+        for target in _imports(module):
+            dst = _top(target)
+            if src in LAYERS and dst in LAYERS and dst != src:
+                found.append((module, src, target, dst))
+    return found
 
 
 def test_no_lower_layer_imports_a_higher_one():
-    problems = []
-    for module in _modules():
-        src = _top(module)
-        if src in (None, "testing"):
-            continue
-        for target in _imports(module):
-            dst = _top(target)
-            if dst is None or dst == src:
-                continue
-            if dst == "testing":
-                problems.append(f"{module} imports the test kit {target}")
-            elif LAYERS[dst] > LAYERS[src]:
-                problems.append(f"{module} (layer {LAYERS[src]}) imports {target} (layer {LAYERS[dst]})")
-            elif src in ADAPTERS and dst in ADAPTERS and (src, dst) not in ALLOWED_ADAPTER_IMPORTS:
-                problems.append(f"adapter {module} imports adapter {target}")
+    problems = [f"{module} (layer {LAYERS[src]}) imports {target} (layer {LAYERS[dst]})"
+                for module, src, target, dst in _cross_package_imports() if LAYERS[dst] > LAYERS[src]]
     assert not problems, "\n".join(problems)
+
+
+def test_imports_within_a_layer_follow_declared_edges():
+    problems = [f"{module} imports {target}: {src} -> {dst} is not declared in docs/layers.md"
+                for module, src, target, dst in _cross_package_imports()
+                if LAYERS[dst] == LAYERS[src] and (src, dst) not in EDGES]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_declared_edge_is_used():
+    used = {(src, dst) for _, src, _, dst in _cross_package_imports()}
+    stale = sorted(EDGES - used)
+    assert not stale, f"docs/layers.md declares {stale}, which no module imports any more: remove them"
 
 
 def test_no_import_cycles():

@@ -29,11 +29,11 @@ from fieldkit.catalogue.queries import list_recordings
 from fieldkit.cli import app
 from fieldkit.curate.datasets import DatasetRequest, create_dataset
 from fieldkit.dsp.melody import SCALES
-from fieldkit.ingest import IngestRequest, ingest_card
+from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.io.render.media import probe_media
 from fieldkit.io.recorders.guano import parse_guano
 from fieldkit.io.riff.chunks import read_chunk_body, walk_riff_path
-from fieldkit.pipeline import run_workflow
+from fieldkit.pipeline.driver import run_workflow
 from fieldkit.listen.preview import PEAK_DBFS, TARGET_LUFS
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import add_broken_files

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from fieldkit.workspace import Workspace, open_workspace
+if TYPE_CHECKING:
+    from fieldkit.workspace import Workspace
 
 __all__ = ["CliState", "state"]
 
@@ -17,6 +18,8 @@ class CliState:
     workspace: Optional[str] = None
 
     def open(self, **kwargs: Any) -> Workspace:
+        from fieldkit.workspace import open_workspace
+
         return open_workspace(self.workspace, **kwargs)
 
 

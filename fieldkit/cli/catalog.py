@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from fieldkit.catalogue import queries
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, table
 from fieldkit.errors import ConfigError
@@ -31,6 +30,8 @@ def _date(value: Optional[str], option: str) -> Optional[dt.datetime]:
 @app.command("sites")
 def sites(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Sites and how many deployments each has."""
+    from fieldkit.catalogue import queries
+
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = queries.list_sites(s)
     emit_json(rows) if json_out else table("sites", rows, ["id", "name", "deployments", "latitude", "longitude"])
@@ -40,6 +41,8 @@ def sites(ctx: typer.Context, json_out: bool = JSON) -> None:
 def deployments(ctx: typer.Context, site: Optional[str] = typer.Option(None, help="Only this site."),
                 json_out: bool = JSON) -> None:
     """Deployments with their site, time zone and recording counts."""
+    from fieldkit.catalogue import queries
+
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = queries.list_deployments(s, site=site)
     emit_json(rows) if json_out else table("deployments", rows, ["id", "site", "name", "timezone", "recordings"])
@@ -56,6 +59,8 @@ def recordings(
     json_out: bool = JSON,
 ) -> None:
     """Archived recordings with their facts, times, QC and origins."""
+    from fieldkit.catalogue import queries
+
     filters = queries.RecordingFilter(site=site, deployment=deployment, status=status,
                                       start=_date(since, "--since"), end=_date(until, "--until"))
     with state(ctx).open() as ws, ws.catalogue.read() as s:
@@ -71,6 +76,8 @@ def recordings(
 def sessions(ctx: typer.Context, deployment: Optional[str] = typer.Option(None, help="Only this deployment."),
              json_out: bool = JSON) -> None:
     """Ingest sessions: card, state, counts, and whether the card is safe to erase."""
+    from fieldkit.catalogue import queries
+
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = queries.list_sessions(s, deployment=deployment)
     emit_json(rows) if json_out else table(

@@ -7,16 +7,13 @@ from typing import Optional
 
 import typer
 
-from fieldkit.curate.annotations import import_annotations, import_labels_from_names
-from fieldkit.catalogue import labels as label_rows
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, err, table
-from fieldkit.curate.datasets import SPLIT_KEYS, DatasetRequest, create_dataset
 from fieldkit.errors import ConfigError
-from fieldkit.curate.handoff import export_catalogued_dataset
-from fieldkit.io.annotations.readers import ReadOptions
-from fieldkit.curate.lineage import clip_lineage
 
+#: :data:`fieldkit.curate.datasets.SPLIT_KEYS`, written out so that ``--help`` does not import the
+#: curation stack (numpy, the catalogue, zarr); a test keeps the two equal.
+SPLIT_KEYS = ("site", "deployment", "device", "day", "recording")
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 annotations_app = typer.Typer(help="Import annotations (Raven, Audacity, CSV, or labels from file names).",
                               no_args_is_help=True)
@@ -41,6 +38,9 @@ def import_(
     json_out: bool = JSON,
 ) -> None:
     """Import annotations; every bad row is reported with its line number."""
+    from fieldkit.curate.annotations import import_annotations, import_labels_from_names
+    from fieldkit.io.annotations.readers import ReadOptions
+
     ws = state(ctx).open()
     if label_from:
         summary = import_labels_from_names(ws, label_from, deployment=deployment)
@@ -79,6 +79,8 @@ def create(
     json_out: bool = JSON,
 ) -> None:
     """Label the clips of a run and split them, grouped (no group in two splits) and stratified."""
+    from fieldkit.curate.datasets import DatasetRequest, create_dataset
+
     try:
         parts = tuple(float(x) for x in ratios.split(","))
     except ValueError as exc:
@@ -98,6 +100,8 @@ def create(
 @dataset_app.command("list")
 def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Datasets and their versions."""
+    from fieldkit.catalogue import labels as label_rows
+
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = label_rows.list_datasets(s)
     emit_json(rows) if json_out else table("datasets", rows, ["id", "name", "version", "run_id", "clips", "split_by"])
@@ -105,6 +109,8 @@ def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
 
 def annotations_list(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Annotation counts per label."""
+    from fieldkit.catalogue import labels as label_rows
+
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = label_rows.annotation_counts(s)
     emit_json(rows) if json_out else table("annotations", rows, ["label", "annotations", "recordings"])
@@ -112,6 +118,8 @@ def annotations_list(ctx: typer.Context, json_out: bool = JSON) -> None:
 
 def lineage(ctx: typer.Context, clip: str = typer.Argument(..., help="RUN:CLIP, e.g. 3:120."), json_out: bool = JSON) -> None:
     """From a clip back to the card: recording, archive file, card sightings, processing parameters."""
+    from fieldkit.curate.lineage import clip_lineage
+
     doc = clip_lineage(state(ctx).open(), clip)
     if json_out:
         emit_json(doc)
@@ -136,6 +144,8 @@ def export(
     json_out: bool = JSON,
 ) -> None:
     """Write arrays, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
+    from fieldkit.curate.handoff import export_catalogued_dataset
+
     result = export_catalogued_dataset(state(ctx).open(), dataset, fmt=fmt, out=out, version=version,
                                        licence=licence, overwrite=overwrite)
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from fieldkit.catalogue import migrate
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, err
 from fieldkit.errors import EXIT_CONFIG
@@ -15,6 +14,8 @@ app = typer.Typer(help="Catalogue schema: upgrade and check.", no_args_is_help=T
 @app.command("upgrade")
 def upgrade(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
     """Migrate the catalogue to the newest schema (SQLite files are backed up first)."""
+    from fieldkit.catalogue import migrate
+
     ws = state(ctx).open(check_schema=False)
     before = migrate.status(ws.paths.catalogue_url).current
     backup = migrate.upgrade(ws.paths.catalogue_url)
@@ -30,6 +31,8 @@ def upgrade(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", h
 @app.command("check")
 def check(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
     """Exit 0 when no migration is pending and the schema matches the models; 78 otherwise."""
+    from fieldkit.catalogue import migrate
+
     ws = state(ctx).open(check_schema=False)
     st = migrate.status(ws.paths.catalogue_url)
     doc = {"current": st.current, "head": st.head, "pending": st.pending, "drift": st.drift, "ok": st.ok}

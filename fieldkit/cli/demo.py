@@ -16,8 +16,8 @@ from fieldkit.curate.annotations import import_annotations
 from fieldkit.curate.datasets import DatasetRequest, create_dataset
 from fieldkit.export.baseline import run_baseline
 from fieldkit.curate.handoff import export_catalogued_dataset
-from fieldkit.ingest import IngestRequest, ingest_card
-from fieldkit.pipeline import run_workflow
+from fieldkit.ingest.service import IngestRequest, ingest_card
+from fieldkit.pipeline.driver import run_workflow
 from fieldkit.listen.preview import preview_recording
 from fieldkit.listen.report import build_report
 from fieldkit.listen.sonify import sonify_deployment, sonify_run

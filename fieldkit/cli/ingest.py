@@ -5,15 +5,15 @@ from __future__ import annotations
 import signal
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.progress import FileProgress
 from fieldkit.cli.render import emit_json, err, table
-from fieldkit.ingest import IngestRequest, ingest_card, plan_ingest
-from fieldkit.ingest.outcomes import IngestReport
+
+if TYPE_CHECKING:
+    from fieldkit.ingest.outcomes import IngestReport
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
@@ -49,6 +49,9 @@ def ingest(
     json_out: bool = JSON,
 ) -> None:
     """Copy every file of a card into the archive, verified, and catalogue it."""
+    from fieldkit.cli.progress import FileProgress
+    from fieldkit.ingest.service import IngestRequest, ingest_card, plan_ingest
+
     ws = state(ctx).open()
     request = IngestRequest(card_dir, site, deployment, timezone, device, card_id, break_lock)
     if dry_run:
@@ -87,6 +90,7 @@ def _render(report: IngestReport) -> None:
 
 def verify(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Re-hash every archived file against the catalogue and the manifests; record the result."""
+    from fieldkit.cli.progress import FileProgress
     from fieldkit.ingest.verify import verify_archive
 
     ws = state(ctx).open()

@@ -8,11 +8,10 @@ import typer
 
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, err
-from fieldkit.listen.preview import MODES, preview_recording
-from fieldkit.listen.report import build_report
-from fieldkit.listen.sonify import SonifyOptions, sonify_dataset, sonify_deployment, sonify_run
-from fieldkit.listen.video import video as make_video
 
+#: :data:`fieldkit.listen.preview.MODES`, written out so that ``--help`` does not import the listening
+#: stack (numpy, scipy, matplotlib); a test keeps the two equal.
+MODES = ("excerpt", "time-expansion", "heterodyne")
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 MODE = typer.Option(None, "--mode", help=f"{' | '.join(MODES)} (default: time-expansion at >= 192 kHz, else excerpt).")
 
@@ -30,6 +29,8 @@ def preview(
     json_out: bool = JSON,
 ) -> None:
     """Listen to a recording: a loudness-normalised excerpt, time expansion or heterodyne, plus its spectrogram."""
+    from fieldkit.listen.preview import preview_recording
+
     result = preview_recording(state(ctx).open(), recording, start, duration, mode, factor, carrier_hz, out)
     if json_out:
         emit_json(result)
@@ -59,6 +60,8 @@ def sonify(
     json_out: bool = JSON,
 ) -> None:
     """Listen to the data: one note per clip (or group of clips), pitch, duration and volume from features."""
+    from fieldkit.listen.sonify import SonifyOptions, sonify_dataset, sonify_deployment, sonify_run
+
     if (target is None) == (deployment is None):
         raise typer.BadParameter("give a run id or a dataset name, or --deployment NAME (one of them).")
     ws, opt = state(ctx).open(), SonifyOptions(pitch, duration, volume, scale, notes)
@@ -90,6 +93,8 @@ def video(
     json_out: bool = JSON,
 ) -> None:
     """Data video: a spectrogram with a moving cursor, the preview or the sonification as its sound."""
+    from fieldkit.listen.video import video as make_video
+
     result = make_video(state(ctx).open(), target, out, start_s=start, duration_s=duration, mode=mode)
     if json_out:
         emit_json(result)
@@ -105,6 +110,8 @@ def report(
     json_out: bool = JSON,
 ) -> None:
     """A static, self-contained HTML report of the workspace that opens offline."""
+    from fieldkit.listen.report import build_report
+
     result = build_report(state(ctx).open(), out, max_previews=previews)
     if json_out:
         emit_json(result)

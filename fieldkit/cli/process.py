@@ -7,12 +7,8 @@ from typing import Optional
 
 import typer
 
-from fieldkit.catalogue import runs as run_rows
 from fieldkit.cli.app_state import state
-from fieldkit.cli.progress import TaskProgress
 from fieldkit.cli.render import emit_json, err, table
-from fieldkit.pipeline import run_workflow
-from fieldkit.config.workflow import load_workflow
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
@@ -27,6 +23,10 @@ def process(
     json_out: bool = JSON,
 ) -> None:
     """Process the selected recordings into a Zarr store: clips, waveforms, features, QC."""
+    from fieldkit.cli.progress import TaskProgress
+    from fieldkit.config.workflow import load_workflow
+    from fieldkit.pipeline.driver import run_workflow
+
     ws = state(ctx).open()
     wf = load_workflow(workflow)
     report = run_workflow(ws, wf, workflow_source=str(workflow), scheduler=scheduler, workers=workers,
@@ -51,6 +51,8 @@ def process(
 
 def runs(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Processing runs: state, store, clip counts."""
+    from fieldkit.catalogue import runs as run_rows
+
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = run_rows.list_runs(s)
     emit_json(rows) if json_out else table("processing runs", rows, ["id", "name", "state", "n_clips", "store_path",
@@ -60,6 +62,8 @@ def runs(ctx: typer.Context, json_out: bool = JSON) -> None:
 def run(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id (see 'fieldkit catalog runs')."),
         json_out: bool = JSON) -> None:
     """One run: parameters, versions, state, store path, clip count, failures."""
+    from fieldkit.catalogue import runs as run_rows
+
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         doc = run_rows.get_run(s, run_id)
         doc["derivatives"] = run_rows.run_derivatives(s, run_id)

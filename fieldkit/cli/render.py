@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 __all__ = ["err", "emit_json", "table", "to_jsonable"]
 
@@ -41,6 +40,8 @@ def emit_json(document: Any) -> None:
 
 def table(title: str, rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> None:
     """Render rows as a rich table on stderr (or say there are none)."""
+    from rich.table import Table
+
     columns = list(columns)
     if not rows:
         err.print(f"[dim]{title}: none[/dim]")

@@ -8,7 +8,6 @@ import typer
 
 from fieldkit.cli.render import emit_json, err
 from fieldkit.errors import EXIT_DATAERR
-from fieldkit.model.tables import json_schemas, render, write_json_schemas
 
 app = typer.Typer(help="JSON Schemas of the recordings, QC, annotation and export tables, and settings.",
                   no_args_is_help=True)
@@ -21,6 +20,8 @@ def export(
     json_out: bool = typer.Option(False, "--json", help="Print the file list as JSON on stdout."),
 ) -> None:
     """Write (or with --check, compare) one JSON Schema file per table."""
+    from fieldkit.model.tables import json_schemas, render, write_json_schemas
+
     if check:
         stale = [name for name, schema in json_schemas().items()
                  if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != render(schema)]

@@ -9,8 +9,6 @@ import typer
 
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import emit_json, err, table
-from fieldkit.config.settings import find_workspace, flatten, load_settings
-from fieldkit.workspace import init_workspace
 
 config_app = typer.Typer(help="Show the merged settings and where each value came from.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -22,6 +20,8 @@ def init(
     json_out: bool = JSON,
 ) -> None:
     """Create a workspace: fieldkit.toml, catalogue, archive/, stores/, exports/."""
+    from fieldkit.workspace import init_workspace
+
     with init_workspace(directory, catalogue_url=catalogue_url) as ws:
         doc = {"workspace": str(ws.root), "catalogue_url": ws.paths.catalogue_url,
                "archive": str(ws.paths.archive), "stores": str(ws.paths.stores), "exports": str(ws.paths.exports)}
@@ -34,6 +34,8 @@ def init(
 @config_app.command("show")
 def show(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Merged settings (fieldkit.toml < FIELDKIT_* env < flags) with the source of every value."""
+    from fieldkit.config.settings import find_workspace, flatten, load_settings
+
     root = find_workspace(state(ctx).workspace)
     loaded = load_settings(root)
     values = loaded.settings.model_dump()

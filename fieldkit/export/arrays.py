@@ -18,7 +18,9 @@ import zarr
 
 from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.pooling import POOLED_FEATURES, clip_blocks, open_source
-from fieldkit.store import QC_VARIABLES, open_store, read_layout
+from fieldkit.store.layout import QC_VARIABLES
+from fieldkit.store.regions import read_layout
+from fieldkit.store.zarr_store import open_store
 
 __all__ = ["POOL_VARIABLES", "numpy_split", "write_numpy", "write_zarr", "zarr_split"]
 

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from fieldkit.store import FEATURE_VARIABLES, QC_VARIABLES, open_store
+from fieldkit.store.layout import FEATURE_VARIABLES, QC_VARIABLES
+from fieldkit.store.zarr_store import open_store
 
 __all__ = [
     "BLOCK_BYTES",

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fieldkit.errors import ExportError
-from fieldkit.export import export_dataset, load_export, run_baseline
+from fieldkit.export.baseline import load_export, run_baseline
+from fieldkit.export.exporter import export_dataset
 from tests.export.conftest import LABELS, make_input
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -66,7 +66,7 @@ def test_numpy_arrays_memory_map_and_equal_the_store(exports, export_input, stor
 
 def test_numpy_export_streams_in_small_blocks(tmp_path, export_input, store_path, monkeypatch):
     monkeypatch.setattr("fieldkit.export.pooling.BLOCK_BYTES", 100_000)  # ~1 clip per block
-    from fieldkit.export import export_dataset
+    from fieldkit.export.exporter import export_dataset
 
     out = export_dataset(export_input, tmp_path / "small-blocks", format="numpy").out_dir
     ids = _split_rows(export_input, "train")["clip_id"].to_numpy()

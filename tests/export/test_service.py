@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fieldkit.errors import ExportError, UnknownNameError, ValidationError
-from fieldkit.export import FORMATS, export_dataset, get_format
-from fieldkit.export.formats import ExportFormat
+from fieldkit.export.exporter import export_dataset
+from fieldkit.export.formats import FORMATS, ExportFormat, get_format
 from fieldkit.export.pooling import FrameTiming, pooled_columns, valid_frame_counts
 from tests.export.conftest import make_input
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fieldkit.ingest import IngestRequest, ingest_card
-from fieldkit.pipeline import run_workflow
+from fieldkit.ingest.service import IngestRequest, ingest_card
+from fieldkit.pipeline.driver import run_workflow
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.testing.signals import clip_bursts
 from fieldkit.config.workflow import Workflow

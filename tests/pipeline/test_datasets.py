@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from fieldkit.cli import app
 from fieldkit.curate.datasets import SPLIT_KEYS, clip_labels
-from fieldkit.ingest import IngestRequest, ingest_card
-from fieldkit.pipeline import run_workflow
+from fieldkit.ingest.service import IngestRequest, ingest_card
+from fieldkit.pipeline.driver import run_workflow
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace

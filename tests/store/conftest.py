@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from store_helpers import small_layout
 
-from fieldkit.store import StoreLayout
+from fieldkit.store.layout import StoreLayout
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fieldkit.store import StoreLayout, read_layout, write_region
+from fieldkit.store.layout import StoreLayout
+from fieldkit.store.regions import read_layout, write_region
 
 N_CLIPS = 22  # 5 shards of 4 clips plus a partial one of 2
 

@@ -9,7 +9,7 @@ from store_helpers import small_layout
 from fieldkit.dsp.features import compute_features
 from fieldkit.config.params import FeatureParams
 from fieldkit.errors import ConfigError
-from fieldkit.store import QC_VARIABLES, StoreLayout
+from fieldkit.store.layout import QC_VARIABLES, StoreLayout
 
 
 def test_variables_follow_the_design_table(layout):

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fieldkit.errors import ConfigError
-from fieldkit.store import plan_regions
+from fieldkit.store.allocation import plan_regions
 
 
 def check_plan(counts: list[int], shard: int, plan) -> None:

@@ -16,14 +16,9 @@ import pytest
 import zarr
 from store_helpers import coords_for, small_layout
 
-from fieldkit.store import (
-    create_store,
-    open_store,
-    padding_arrays,
-    region_is_complete,
-    regions,
-    write_region,
-)
+from fieldkit.store import regions
+from fieldkit.store.regions import padding_arrays, region_is_complete, write_region
+from fieldkit.store.zarr_store import create_store, open_store
 from fieldkit.store.regions import RegionStore
 from fieldkit.store.shards import ShardWriter, Unsupported, local_store_root
 
