@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from fieldkit.config.params import FeatureParams
 from fieldkit.config.workflow import Workflow, load_workflow
 from fieldkit.store.layout import StoreLayout
 
@@ -81,8 +80,7 @@ def test_defaults_hash_as_before(data, params_hash):
 
 def test_the_stored_layout_is_byte_identical():
     workflow = load_workflow(WORKFLOWS / "birds-16k.yaml")
-    params = FeatureParams(**workflow.features.dsp_kwargs())
-    layout = StoreLayout.from_feature_params(300, 48000, 16000, params, waveform=workflow.store.waveform,
+    layout = StoreLayout.from_feature_params(300, 48000, 16000, workflow.features, waveform=workflow.store.waveform,
                                              feature_dtype=workflow.store.dtype)
     assert json.dumps(layout.to_dict()) == BIRDS_LAYOUT
     assert StoreLayout.from_dict(json.loads(BIRDS_LAYOUT)) == layout
