@@ -19,7 +19,7 @@ and what is allowed (inside a workflow file the same checks name the file and th
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -113,7 +113,7 @@ class _Params(BaseModel, metaclass=_ConfigErrorOnCall):
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         """Rebuild from :meth:`to_dict` output; an unknown key or bad value raises ConfigError."""
         try:
             return cls.model_validate(data)
