@@ -32,7 +32,7 @@ import functools
 import numpy as np
 
 from fieldkit.dsp import filters
-from fieldkit.config.params import FeatureParams
+from fieldkit.config.params import FEATURES, FeatureParams
 from fieldkit.dsp.stft import as_clips, frame_count, frames, pad_clips, power_blocks, stft_power
 from fieldkit.errors import ValidationError
 
@@ -255,7 +255,7 @@ def _frame_energy(clips: np.ndarray, params: FeatureParams) -> np.ndarray:
 #: Clips are processed in groups of about this many frames, so that the finishing steps
 #: (dB, DCT, normalisation) work on cache-sized arrays even for a batch of an hour of audio.
 FEATURE_GROUP_FRAMES = 2048
-_SPECTRAL = frozenset(("stft", "mel", "logmel", "mfcc", "centroid", "bandwidth", "chroma"))
+_SPECTRAL = frozenset(FEATURES) - {"rms"}  # every feature but rms comes from the STFT
 
 
 def compute_features(
