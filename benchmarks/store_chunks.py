@@ -34,7 +34,7 @@ from fieldkit.store.regions import write_region
 from fieldkit.store.zarr_store import create_store, open_store
 
 RATE_HZ, CLIP_S, N_CLIPS = 16000, 3, 1200
-PARAMS = FeatureParams(n_fft=1024, hop_length=320, n_mels=64, features=("mel",))
+PARAMS = FeatureParams(n_fft=1024, hop_length=320, n_mels=64, compute=("mel",))
 #: (clips_per_chunk, clips_per_shard, zstd level)
 SETTINGS = [(1, 32, 3), (1, 128, 3), (4, 128, 3), (8, 64, 3), (8, 128, 3), (8, 512, 3),
             (32, 128, 3), (32, 512, 3), (8, 128, 0), (8, 128, 1), (8, 128, 5), (16, 128, 1),

@@ -10,13 +10,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldkit.config import params as dsp_params
+from fieldkit.config.params import FEATURES, RESAMPLE_QUALITIES, FeatureParams
 from fieldkit.errors import ConfigError
 from fieldkit.store import layout as store_layout
 from fieldkit.config.workflow import (
-    FEATURES,
-    RESAMPLE_QUALITIES,
-    Features,
     Store,
     TimeOfDay,
     Workflow,
@@ -232,10 +229,7 @@ def test_json_schema_is_the_models_schema():
     assert set(schema["required"]) == {"name", "clips"}
 
 
-def test_choices_mirror_the_dsp_and_store_layers():
-    assert set(RESAMPLE_QUALITIES) == set(dsp_params.RESAMPLE_QUALITIES)
-    assert set(FEATURES) <= set(dsp_params.FEATURE_NAMES)
-    assert set(FEATURES) <= set(store_layout.FEATURE_VARIABLES)
+def test_store_defaults_are_the_measured_ones():
     defaults = Store()
     assert defaults.clips_per_chunk == store_layout.DEFAULT_CLIPS_PER_CHUNK
     assert defaults.clips_per_shard == store_layout.DEFAULT_CLIPS_PER_SHARD
@@ -243,10 +237,10 @@ def test_choices_mirror_the_dsp_and_store_layers():
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_features_build_valid_dsp_parameters(path):
+def test_the_features_section_is_the_kernels_parameter_model(path):
     workflow = load_workflow(path)
-    params = dsp_params.FeatureParams(**workflow.features.dsp_kwargs())
-    assert params.features == workflow.features.compute
+    assert isinstance(workflow.features, FeatureParams)
+    assert FeatureParams.from_dict(workflow.to_dict()["features"]) == workflow.features
 
 
 workflows = st.builds(
@@ -280,7 +274,7 @@ def test_round_trip_property(data):
 @given(data=workflows, key=st.from_regex(r"[a-z]{3,10}", fullmatch=True))
 def test_any_unknown_key_is_named(data, key):
     section = "features"
-    if key in Features.model_fields:
+    if key in FeatureParams.model_fields:
         return
     bad = {**data, section: {**data[section], key: 1}}
     with pytest.raises(ConfigError, match=f"unknown key '{section}.{key}'"):

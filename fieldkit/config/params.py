@@ -1,17 +1,36 @@
-"""Parameters of the DSP kernels: frozen, validated, hashable dataclasses.
+"""The parameters of each processing step, declared once: frozen, validated pydantic models.
 
-Each parameter set is saved next to every output it produced (Zarr attributes, the
-``processing_run`` row, export cards), so each has ``to_dict()`` returning plain JSON-friendly
-values and ``from_dict()`` that rebuilds an equal object (the round trip is an identity and is
-tested). Invalid values raise :class:`fieldkit.errors.ConfigError` naming the field, the value
-and what is allowed.
+One model per step (:class:`ResampleParams`, :class:`BitDepthParams`, :class:`ClippingParams`,
+:class:`QCParams`, :class:`FeatureParams`) is at the same time
+
+- a section of a workflow file (``resample:``, ``bit_depth:``, ``features:``; see
+  :mod:`fieldkit.config.workflow`), so the JSON Schema, the defaults and the error messages of
+  workflow files come from here;
+- what the driver sends to Dask workers in the task specs (the models are frozen, hashable and
+  picklable) and what the store layout reads its band counts from;
+- what the kernels in :mod:`fieldkit.dsp` take (or plain values read from it).
+
+Each model is saved next to every output it produced (Zarr attributes, the ``processing_run``
+row), so each has ``to_dict()`` returning plain JSON-friendly values and ``from_dict()`` that
+rebuilds an equal object; the round trip is an identity and is tested. Built directly, an
+invalid value raises :class:`fieldkit.errors.ConfigError` naming the model, the field, the value
+and what is allowed (inside a workflow file the same checks name the file and the dotted key).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
 
 from fieldkit.errors import ConfigError
 
@@ -21,13 +40,14 @@ __all__ = [
     "DITHERS",
     "WINDOWS",
     "PAD_MODES",
-    "FEATURE_NAMES",
+    "FEATURES",
     "FFT_PRECISIONS",
     "ResampleParams",
     "BitDepthParams",
     "ClippingParams",
     "QCParams",
     "FeatureParams",
+    "describe_errors",
 ]
 
 #: soxr quality presets, from quickest to best.
@@ -39,76 +59,84 @@ WINDOWS = ("hann", "hamming", "blackman", "blackmanharris", "bartlett", "boxcar"
 #: numpy.pad modes that librosa's centred STFT accepts and that fieldkit tests.
 PAD_MODES = ("constant", "edge", "reflect")
 FFT_PRECISIONS = ("float32", "float64")
-#: Feature names understood by :func:`fieldkit.dsp.features.compute_features`.
-FEATURE_NAMES = ("stft", "mel", "logmel", "mfcc", "centroid", "bandwidth", "chroma", "rms")
+#: Feature names understood by :func:`fieldkit.dsp.features.compute_features`; each is also
+#: the name of its variable in a run's store (:data:`fieldkit.store.layout.FEATURE_VARIABLES`).
+FEATURES = ("stft", "mel", "logmel", "mfcc", "centroid", "bandwidth", "chroma", "rms")
 
-P = TypeVar("P", bound="_Params")
-
-
-def _fail(cls_name: str, field: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{cls_name}.{field} = {value!r} is invalid; expected {allowed}.")
+PositiveInt = Annotated[int, Field(gt=0)]
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+class _ConfigErrorOnCall(type(BaseModel)):  # type: ignore[misc]
+    """Building a model directly (``FeatureParams(n_fft=1001)``) raises ConfigError.
+
+    Done here rather than in ``__init__``: pydantic calls a custom ``__init__`` when it
+    validates a nested section too, where a workflow needs pydantic's own errors (their
+    locations give the file's dotted keys).
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as exc:
+            raise ConfigError(_explained(cls, exc)) from exc
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+class _Params(BaseModel, metaclass=_ConfigErrorOnCall):
+    """Frozen, hashable, strict about keys; ``to_dict``/``from_dict`` and ConfigError.
 
+    ``_written_when_set`` names fields added after runs were first stored: they are left out
+    of ``to_dict()`` (and of a workflow's dump and ``params_hash``) while they hold their
+    default, so the stored form of every earlier workflow stays byte-identical and its runs
+    still resume. A field a workflow always had must never be listed here.
+    """
 
-class _Params:
-    """Shared ``to_dict``/``from_dict`` and validation helpers of the parameter dataclasses."""
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    _written_when_set: ClassVar[tuple[str, ...]] = ()
 
-    _tuple_fields: ClassVar[tuple[str, ...]] = ()
+    @model_serializer(mode="wrap")
+    def _omit_later_defaults(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for name in self._written_when_set:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                data.pop(name, None)
+        return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # The schema describes a section in one line; the rest of the docstring is for readers.
+        schema = handler(core_schema)
+        handler.resolve_ref_schema(schema)["description"] = cls.__doc__.strip().splitlines()[0]
+        return schema
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-friendly values (tuples become lists)."""
-        out = dataclasses.asdict(self)  # type: ignore[call-overload]
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls: type[P], data: dict[str, Any]) -> P:
-        """Rebuild from :meth:`to_dict` output; unknown keys raise ConfigError."""
-        known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"{cls.__name__} got unknown field(s) {unknown}; known fields: {', '.join(known)}."
-            )
-        values = {k: tuple(v) if k in cls._tuple_fields else v for k, v in data.items()}
-        return cls(**values)
-
-    def _check(self, field: str, ok: bool, allowed: str) -> None:
-        if not ok:
-            raise _fail(type(self).__name__, field, getattr(self, field), allowed)
-
-    def _check_choice(self, field: str, choices: tuple[str, ...]) -> None:
-        self._check(field, getattr(self, field) in choices, f"one of {', '.join(choices)}")
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`to_dict` output; an unknown key or bad value raises ConfigError."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_explained(cls, exc)) from exc
 
 
-@dataclasses.dataclass(frozen=True)
 class ResampleParams(_Params):
     """Band-limited resampling with soxr.
 
     Parameters
     ----------
-    target_rate_hz : float
-        Output sample rate in Hz, > 0 (any ratio to the input rate is allowed).
+    target_rate_hz : int or None
+        Output sample rate in Hz, > 0 (any ratio to the input rate is allowed); None keeps
+        the native rate (a run then requires its recordings to share one rate).
     quality : str
         soxr preset, one of :data:`RESAMPLE_QUALITIES`; ``"HQ"`` by default.
     """
 
-    target_rate_hz: float
-    quality: str = "HQ"
-
-    def __post_init__(self) -> None:
-        rate = self.target_rate_hz
-        self._check("target_rate_hz", _is_real(rate) and rate > 0, "a finite number of Hz > 0")
-        self._check_choice("quality", RESAMPLE_QUALITIES)
+    target_rate_hz: int | None = Field(16000, gt=0, description="Hz; null keeps the native rate.")
+    quality: Literal[RESAMPLE_QUALITIES] = "HQ"  # type: ignore[valid-type]
 
 
-@dataclasses.dataclass(frozen=True)
 class BitDepthParams(_Params):
     """Sample format of the stored waveform.
 
@@ -123,17 +151,11 @@ class BitDepthParams(_Params):
         Seed (>= 0) of the dither noise; the same seed and key give the same samples.
     """
 
-    policy: str = "float32"
-    dither: str = "tpdf"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        self._check_choice("policy", BIT_DEPTH_POLICIES)
-        self._check_choice("dither", DITHERS)
-        self._check("seed", _is_int(self.seed) and self.seed >= 0, "an integer >= 0")
+    policy: Literal[BIT_DEPTH_POLICIES] = "float32"  # type: ignore[valid-type]
+    dither: Literal[DITHERS] = Field("tpdf", description="Only used by int16.")  # type: ignore[valid-type]
+    seed: int = Field(0, ge=0)
 
 
-@dataclasses.dataclass(frozen=True)
 class ClippingParams(_Params):
     """Clipping detection on the original samples.
 
@@ -145,16 +167,10 @@ class ClippingParams(_Params):
         Threshold as a fraction of full scale, in (0, 1]; 1.0 means exactly full scale.
     """
 
-    min_run: int = 1
-    fraction: float = 1.0
-
-    def __post_init__(self) -> None:
-        self._check("min_run", _is_int(self.min_run) and self.min_run >= 1, "an integer >= 1")
-        ok = _is_real(self.fraction) and 0.0 < self.fraction <= 1.0
-        self._check("fraction", ok, "a number in (0, 1]")
+    min_run: int = Field(1, ge=1)
+    fraction: float = Field(1.0, gt=0, le=1)
 
 
-@dataclasses.dataclass(frozen=True)
 class QCParams(_Params):
     """Quality-control metrics.
 
@@ -166,18 +182,14 @@ class QCParams(_Params):
         A frame whose RMS is below this level (dB re full scale, <= 0) counts as silent.
     """
 
-    frame_s: float = 0.05
-    silence_threshold_dbfs: float = -60.0
-
-    def __post_init__(self) -> None:
-        self._check("frame_s", _is_real(self.frame_s) and self.frame_s > 0, "seconds > 0")
-        level = self.silence_threshold_dbfs
-        self._check("silence_threshold_dbfs", _is_real(level) and level <= 0, "a dBFS value <= 0")
+    frame_s: float = Field(0.05, gt=0)
+    silence_threshold_dbfs: float = Field(-60.0, le=0)
 
 
-@dataclasses.dataclass(frozen=True)
 class FeatureParams(_Params):
-    """Short-time features computed from one shared STFT; names follow librosa 0.11.
+    """Short-time features (librosa definitions; see fieldkit.dsp.features).
+
+    All features come from one shared STFT; names follow librosa 0.11.
 
     Parameters
     ----------
@@ -190,10 +202,6 @@ class FeatureParams(_Params):
         None means n_fft.
     window : str
         Window name, one of :data:`WINDOWS` (periodic, as ``scipy.signal.get_window``).
-    center : bool
-        Pad ``n_fft // 2`` samples on each side so frame t is centred at ``t * hop_length``.
-    pad_mode : str
-        numpy.pad mode used when ``center`` is true, one of :data:`PAD_MODES`.
     n_mels : int
         Number of Slaney mel bands (>= 1).
     fmin_hz, fmax_hz : float, float or None
@@ -204,12 +212,17 @@ class FeatureParams(_Params):
         Number of chroma bins per octave (>= 1).
     tuning : float
         Fixed tuning offset in fractions of a chroma bin, in [-0.5, 0.5) (never estimated).
+    compute : tuple of str
+        Features to compute, distinct names from :data:`FEATURES` (may be empty: a run that
+        stores only the waveform).
+    center : bool
+        Pad ``n_fft // 2`` samples on each side so frame t is centred at ``t * hop_length``.
+    pad_mode : str
+        numpy.pad mode used when ``center`` is true, one of :data:`PAD_MODES`.
     power : float
         Exponent of the magnitude for the mel spectrogram (1 = magnitude, 2 = power), > 0.
     top_db : float or None
         Dynamic range kept by the dB conversion before MFCC and log-mel (librosa's 80).
-    features : tuple of str
-        Features to compute, from :data:`FEATURE_NAMES`.
     fft_precision : str
         ``"float32"`` (fast; agrees with librosa to ~1e-7 whenever the signal has a noise
         floor above ~-130 dB of its peak, i.e. any recording) or ``"float64"`` (librosa's
@@ -217,67 +230,131 @@ class FeatureParams(_Params):
         Outputs are float32 either way.
     """
 
-    _tuple_fields: ClassVar[tuple[str, ...]] = ("features",)
+    # Workflow files had these five keys only since issue #11 (see _Params).
+    _written_when_set: ClassVar[tuple[str, ...]] = (
+        "center", "pad_mode", "power", "top_db", "fft_precision")
 
-    n_fft: int = 1024
-    hop_length: int = 256
-    win_length: int | None = None
-    window: str = "hann"
-    center: bool = True
-    pad_mode: str = "constant"
-    n_mels: int = 64
-    fmin_hz: float = 0.0
-    fmax_hz: float | None = None
-    n_mfcc: int = 20
-    n_chroma: int = 12
-    tuning: float = 0.0
-    power: float = 2.0
-    top_db: float | None = 80.0
-    features: tuple[str, ...] = ("mel", "mfcc", "centroid", "bandwidth", "chroma", "rms")
-    fft_precision: str = "float32"
-
-    def __post_init__(self) -> None:
-        self._check_framing()
-        self._check_bands()
-        self._check_features()
+    n_fft: int = Field(1024, ge=16, description="FFT length in samples (even).")
+    hop_length: PositiveInt = 320
+    win_length: int | None = Field(None, gt=0, description="<= n_fft; null = n_fft.")
+    window: Literal[WINDOWS] = "hann"  # type: ignore[valid-type]
+    n_mels: PositiveInt = 64
+    fmin_hz: float = Field(0.0, ge=0)
+    fmax_hz: float | None = Field(None, gt=0, description="<= Nyquist; null = Nyquist.")
+    n_mfcc: PositiveInt = 20
+    n_chroma: PositiveInt = 12
+    tuning: float = Field(0.0, ge=-0.5, lt=0.5, description="Chroma bins; never estimated.")
+    compute: tuple[Literal[FEATURES], ...] = Field(  # type: ignore[valid-type]
+        ("mel", "mfcc", "centroid", "bandwidth", "chroma", "rms"),
+        description="All but stft (big) and logmel (mfcc's input).")
+    center: StrictBool = Field(True, description="Centre frames (pad n_fft // 2 each side).")
+    pad_mode: Literal[PAD_MODES] = Field(  # type: ignore[valid-type]
+        "constant", description="numpy.pad mode used when center is true.")
+    power: float = Field(2.0, gt=0, description="Magnitude exponent of mel (2 = power).")
+    top_db: float | None = Field(80.0, ge=0, description="dB range kept before MFCC and logmel.")
+    fft_precision: Literal[FFT_PRECISIONS] = Field(  # type: ignore[valid-type]
+        "float32", description="float64: librosa's precision, ~1.3x slower.")
 
     @property
     def frame_length(self) -> int:
         """Window length in samples actually used (``win_length`` or ``n_fft``)."""
         return self.n_fft if self.win_length is None else self.win_length
 
-    def _check_framing(self) -> None:
-        n_fft = self.n_fft
-        self._check("n_fft", _is_int(n_fft) and n_fft >= 16 and n_fft % 2 == 0,
-                    "an even integer >= 16")
-        self._check("hop_length", _is_int(self.hop_length) and self.hop_length >= 1,
-                    "an integer >= 1")
-        win = self.win_length
-        self._check("win_length", win is None or (_is_int(win) and 1 <= win <= n_fft),
-                    f"None or an integer in [1, n_fft={n_fft}]")
-        self._check_choice("window", WINDOWS)
-        self._check("center", isinstance(self.center, bool), "True or False")
-        self._check_choice("pad_mode", PAD_MODES)
-        self._check_choice("fft_precision", FFT_PRECISIONS)
+    @field_validator("n_fft")
+    @classmethod
+    def _even(cls, n_fft: int) -> int:
+        if n_fft % 2:
+            raise ValueError(f"n_fft ({n_fft}) must be even")
+        return n_fft
 
-    def _check_bands(self) -> None:
-        self._check("n_mels", _is_int(self.n_mels) and self.n_mels >= 1, "an integer >= 1")
-        self._check("fmin_hz", _is_real(self.fmin_hz) and self.fmin_hz >= 0, "a number of Hz >= 0")
-        fmax = self.fmax_hz
-        self._check("fmax_hz", fmax is None or (_is_real(fmax) and fmax > self.fmin_hz),
-                    f"None (Nyquist) or a number of Hz > fmin_hz={self.fmin_hz}")
-        self._check("n_mfcc", _is_int(self.n_mfcc) and 1 <= self.n_mfcc <= self.n_mels,
-                    f"an integer in [1, n_mels={self.n_mels}]")
-        self._check("n_chroma", _is_int(self.n_chroma) and self.n_chroma >= 1, "an integer >= 1")
-        self._check("tuning", _is_real(self.tuning) and -0.5 <= self.tuning < 0.5,
-                    "a number of chroma bins in [-0.5, 0.5)")
-        self._check("power", _is_real(self.power) and self.power > 0, "a number > 0")
-        top_db = self.top_db
-        self._check("top_db", top_db is None or (_is_real(top_db) and top_db >= 0),
-                    "None or a number of dB >= 0")
+    # Cross-field rules are field validators (fields validate in declaration order), so an
+    # error names the key at fault and its value, not only the section.
+    @field_validator("win_length")
+    @classmethod
+    def _window_fits(cls, win: int | None, info: ValidationInfo) -> int | None:
+        n_fft = info.data.get("n_fft")
+        if None not in (win, n_fft) and win > n_fft:  # type: ignore[operator]
+            raise ValueError(f"win_length ({win}) must be <= n_fft ({n_fft})")
+        return win
 
-    def _check_features(self) -> None:
-        names = self.features
-        ok = isinstance(names, tuple) and len(names) > 0 and all(n in FEATURE_NAMES for n in names)
-        self._check("features", ok and len(set(names)) == len(names),
-                    f"a non-empty tuple of distinct names from {', '.join(FEATURE_NAMES)}")
+    @field_validator("fmax_hz")
+    @classmethod
+    def _band_not_empty(cls, fmax: float | None, info: ValidationInfo) -> float | None:
+        fmin = info.data.get("fmin_hz")
+        if None not in (fmax, fmin) and fmax <= fmin:  # type: ignore[operator]
+            raise ValueError(f"fmax_hz ({fmax}) must exceed fmin_hz ({fmin})")
+        return fmax
+
+    @field_validator("n_mfcc")
+    @classmethod
+    def _mfcc_from_mels(cls, mfcc: int, info: ValidationInfo) -> int:
+        mels = info.data.get("n_mels")
+        if mels is not None and mfcc > mels:
+            raise ValueError(f"n_mfcc ({mfcc}) must be <= n_mels ({mels})")
+        return mfcc
+
+    @field_validator("compute")
+    @classmethod
+    def _distinct(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(names)) < len(names):
+            raise ValueError(f"compute repeats a feature: {list(names)}")
+        return names
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel class inside a field annotation (``X``, ``X | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_submodel, getattr(annotation, "__args__", ()))), None)
+
+
+def _walk(loc: tuple[Any, ...], root: type[BaseModel],
+          prefix: str) -> tuple[str, type[BaseModel] | None]:
+    """Dotted key of an error location, and the model found at that location (if any).
+
+    Parts that are neither field names nor indices (pydantic's union-member tags such as
+    ``date`` or ``function-after[...]``) are dropped.
+    """
+    model: type[BaseModel] | None = root
+    key = prefix
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif model is not None and part in model.model_fields:
+            key = f"{key}.{part}" if key else part
+            model = _submodel(model.model_fields[part].annotation)
+    return key, model
+
+
+def _describe_one(err: Any, root: type[BaseModel], prefix: str) -> str:
+    key, _ = _walk(tuple(err["loc"]), root, prefix)
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        parent_key, parent = _walk(tuple(err["loc"][:-1]), root, prefix)
+        name = ".".join(filter(None, [parent_key, str(err["loc"][-1])]))
+        allowed = ", ".join((parent or root).model_fields)
+        return f"unknown key {name!r}; allowed keys here: {allowed}"
+    if err["type"] == "missing":
+        return f"{key} is required"
+    if not key or isinstance(err.get("input"), dict):
+        return f"{key + ': ' if key else ''}{msg}"
+    return f"{key} = {err.get('input')!r} is invalid: {msg}"
+
+
+def describe_errors(exc: ValidationError, root: type[BaseModel], prefix: str = "") -> list[str]:
+    """One line per distinct error of ``exc``, in order: the dotted key, the value and why.
+
+    Parameters
+    ----------
+    exc : pydantic.ValidationError
+        Raised while validating ``root`` (or a model nested in it).
+    root : type of BaseModel
+        The model that was validated; keys are found by walking its fields.
+    prefix : str
+        Put before every key (``"FeatureParams"`` gives ``FeatureParams.n_fft = ...``).
+    """
+    return list(dict.fromkeys(_describe_one(err, root, prefix) for err in exc.errors()))
+
+
+def _explained(model: type[BaseModel], exc: ValidationError) -> str:
+    return "; ".join(describe_errors(exc, model, prefix=model.__name__)) + "."

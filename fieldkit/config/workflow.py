@@ -1,7 +1,9 @@
 """Workflow files (``workflows/*.yaml``): what to process and how, as a frozen, validated model.
 
 A workflow names a *selection* of catalogued recordings and the parameters of every processing
-step (DESIGN.md, "Processing"). Every section forbids unknown keys; a mistake raises
+step (DESIGN.md, "Processing"). The steps' sections ``resample``, ``bit_depth`` and ``features``
+are the parameter models of :mod:`fieldkit.config.params` themselves, the same objects the task
+specs carry to the kernels. Every section forbids unknown keys; a mistake raises
 :class:`~fieldkit.errors.ConfigError` naming the file, the dotted key, the value and what is
 allowed. Conventions:
 
@@ -30,28 +32,28 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fieldkit.config.params import (
+    BitDepthParams,
+    FeatureParams,
+    PositiveInt,
+    ResampleParams,
+    describe_errors,
+)
 from fieldkit.errors import ConfigError
 
 __all__ = [
-    "FEATURES", "RESAMPLE_QUALITIES", "STATUSES", "BitDepth", "Channels", "Clips", "Compressor",
-    "Features", "Resample", "Selection", "Store", "TimeOfDay", "Workflow", "load_workflow",
-    "workflow_json_schema",
+    "STATUSES", "Channels", "Clips", "Compressor", "Selection", "Store", "TimeOfDay", "Workflow",
+    "load_workflow", "workflow_json_schema",
 ]
 
 STATUSES = ("ok", "truncated", "quarantined")
-RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
-#: Mirrors fieldkit.config.params (layer 1, which this layer-0 module may not import); a test
-#: keeps the two in step.
-FEATURES = ("stft", "mel", "mfcc", "centroid", "bandwidth", "chroma", "rms")
 
 Status = Literal[STATUSES]  # type: ignore[valid-type]
-Feature = Literal[FEATURES]  # type: ignore[valid-type]
-PositiveInt = Annotated[int, Field(gt=0)]
 
 
 class _Section(BaseModel):
@@ -135,21 +137,6 @@ def _instant(value: dt.date | None, days_after: int) -> dt.datetime | None:
     return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC) + dt.timedelta(days_after)
 
 
-class Resample(_Section):
-    """Band-limited resampling with soxr."""
-
-    target_rate_hz: int | None = Field(16000, gt=0, description="Hz; null keeps the native rate.")
-    quality: Literal[RESAMPLE_QUALITIES] = "HQ"  # type: ignore[valid-type]
-
-
-class BitDepth(_Section):
-    """Sample format of the stored waveform."""
-
-    policy: Literal["float32", "int16"] = "float32"
-    dither: Literal["tpdf", "none"] = Field("tpdf", description="Only used by int16.")
-    seed: int = Field(0, ge=0)
-
-
 class Channels(_Section):
     """What to do with multichannel recordings (``channel`` coordinate: -1 when mixed)."""
 
@@ -178,43 +165,6 @@ class Clips(_Section):
         if isinstance(data, dict) and data.get("hop_s") is None and "length_s" in data:
             return {**data, "hop_s": data["length_s"]}
         return data
-
-
-class Features(_Section):
-    """Short-time features (librosa definitions; see fieldkit.dsp.features)."""
-
-    n_fft: int = Field(1024, ge=16, description="FFT length in samples (even).")
-    hop_length: PositiveInt = 320
-    win_length: int | None = Field(None, gt=0, description="<= n_fft; null = n_fft.")
-    window: Literal["hann", "hamming", "blackman", "blackmanharris", "bartlett", "boxcar",
-                    "nuttall"] = "hann"
-    n_mels: PositiveInt = 64
-    fmin_hz: float = Field(0.0, ge=0)
-    fmax_hz: float | None = Field(None, gt=0, description="<= Nyquist; null = Nyquist.")
-    n_mfcc: PositiveInt = 20
-    n_chroma: PositiveInt = 12
-    tuning: float = Field(0.0, ge=-0.5, lt=0.5, description="Chroma bins; never estimated.")
-    compute: tuple[Feature, ...] = Field(FEATURES[1:], description="All but stft (big).")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Features:
-        win, fmax, mfcc, mels = self.win_length or 0, self.fmax_hz, self.n_mfcc, self.n_mels
-        problems = [message for broken, message in (
-            (self.n_fft % 2, f"n_fft ({self.n_fft}) must be even"),
-            (win > self.n_fft, f"win_length ({win}) must be <= n_fft ({self.n_fft})"),
-            (fmax is not None and fmax <= self.fmin_hz,
-             f"fmax_hz ({fmax}) must exceed fmin_hz ({self.fmin_hz})"),
-            (mfcc > mels, f"n_mfcc ({mfcc}) must be <= n_mels ({mels})"),
-            (len(set(self.compute)) < len(self.compute),
-             f"compute repeats a feature: {list(self.compute)}"),
-        ) if broken]
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    def dsp_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``fieldkit.config.params.FeatureParams`` (compute -> features)."""
-        return {**self.model_dump(exclude={"compute"}), "features": tuple(self.compute)}
 
 
 class Compressor(_Section):
@@ -248,11 +198,11 @@ class Workflow(_Section):
                       description="Short name (letters, digits, . _ -); names run stores.")
     description: str = ""
     selection: Selection = Selection()
-    resample: Resample = Resample()
-    bit_depth: BitDepth = BitDepth()
+    resample: ResampleParams = ResampleParams()
+    bit_depth: BitDepthParams = BitDepthParams()
     channels: Channels = Channels()
     clips: Clips
-    features: Features = Features()
+    features: FeatureParams = FeatureParams()
     store: Store = Store()
 
     @model_validator(mode="after")
@@ -282,7 +232,7 @@ class Workflow(_Section):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"invalid workflow {source}: " + "; ".join(_describe(exc)) + ".",
+            raise ConfigError(f"invalid workflow {source}: " + "; ".join(describe_errors(exc, cls)) + ".",
                               hint="See schemas/workflow.schema.json for every key.") from exc
 
 
@@ -302,49 +252,6 @@ def _rate_problems(workflow: Workflow, rate: int) -> list[str]:
             problems.append(f"clips.{key} = {seconds} is {samples:g} samples at {rate} Hz; "
                             "expected a whole number of samples >= 1")
     return problems
-
-
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    """The BaseModel class inside a field annotation (``X``, ``X | None``), if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next(filter(None, map(_submodel, getattr(annotation, "__args__", ()))), None)
-
-
-def _walk(loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
-    """Dotted key of an error location, and the model found at that location (if any).
-
-    Parts that are neither field names nor indices (pydantic's union-member tags such as
-    ``date`` or ``function-after[...]``) are dropped.
-    """
-    model: type[BaseModel] | None = Workflow
-    key = ""
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-        elif model is not None and part in model.model_fields:
-            key = f"{key}.{part}" if key else part
-            model = _submodel(model.model_fields[part].annotation)
-    return key, model
-
-
-def _describe_one(err: Any) -> str:
-    key, _ = _walk(tuple(err["loc"]))
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        parent_key, parent = _walk(tuple(err["loc"][:-1]))
-        name = ".".join(filter(None, [parent_key, str(err["loc"][-1])]))
-        allowed = ", ".join((parent or Workflow).model_fields)
-        return f"unknown key {name!r}; allowed keys here: {allowed}"
-    if err["type"] == "missing":
-        return f"{key} is required"
-    if not key or isinstance(err.get("input"), dict):
-        return f"{key + ': ' if key else ''}{msg}"
-    return f"{key} = {err.get('input')!r} is invalid: {msg}"
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    return list(dict.fromkeys(_describe_one(err) for err in exc.errors()))  # unique, in order
 
 
 class _Loader(yaml.SafeLoader):

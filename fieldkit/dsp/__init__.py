@@ -2,7 +2,7 @@
 
 Modules (import what you need; nothing is re-exported so that importing one kernel stays cheap):
 
-- :mod:`~fieldkit.config.params`: frozen, validated parameter dataclasses with to_dict/from_dict;
+- :mod:`~fieldkit.config.params`: the frozen, validated parameter model of each step (to_dict/from_dict);
 - :mod:`~fieldkit.dsp.resample`: soxr resampling, whole or streamed (:class:`StreamingResampler`);
 - :mod:`~fieldkit.dsp.bitdepth`: PCM -> float32 full scale, float -> int16 with TPDF dither;
 - :mod:`~fieldkit.dsp.clipping`: clipping on the original samples (:class:`ClipCounter`);

@@ -32,7 +32,7 @@ import functools
 import numpy as np
 
 from fieldkit.dsp import filters
-from fieldkit.config.params import FeatureParams
+from fieldkit.config.params import FEATURES, FeatureParams
 from fieldkit.dsp.stft import as_clips, frame_count, frames, pad_clips, power_blocks, stft_power
 from fieldkit.errors import ValidationError
 
@@ -255,7 +255,7 @@ def _frame_energy(clips: np.ndarray, params: FeatureParams) -> np.ndarray:
 #: Clips are processed in groups of about this many frames, so that the finishing steps
 #: (dB, DCT, normalisation) work on cache-sized arrays even for a batch of an hour of audio.
 FEATURE_GROUP_FRAMES = 2048
-_SPECTRAL = frozenset(("stft", "mel", "logmel", "mfcc", "centroid", "bandwidth", "chroma"))
+_SPECTRAL = frozenset(FEATURES) - {"rms"}  # every feature but rms comes from the STFT
 
 
 def compute_features(
@@ -271,12 +271,12 @@ def compute_features(
     sample_rate_hz : float
         Sample rate in Hz, > 0.
     params : FeatureParams, optional
-        Which features (``params.features``) and how; ``FeatureParams()`` by default.
+        Which features (``params.compute``) and how; ``FeatureParams()`` by default.
 
     Returns
     -------
     dict of str to ndarray
-        One float32 array per name in ``params.features``, in that order: ``(frames, n)``
+        One float32 array per name in ``params.compute``, in that order: ``(frames, n)``
         for band features and ``(frames,)`` for centroid, bandwidth and rms; a batch adds a
         leading clip axis. See the module docstring for the definitions.
     """
@@ -286,7 +286,7 @@ def compute_features(
     per_group = max(1, FEATURE_GROUP_FRAMES // max(frame_count(clips.shape[-1], params), 1))
     groups = [_features_of_group(clips[i : i + per_group], sr, params)
               for i in range(0, max(clips.shape[0], 1), per_group)]  # 0 clips: one empty group
-    out = {name: _joined([g[name] for g in groups]) for name in params.features}
+    out = {name: _joined([g[name] for g in groups]) for name in params.compute}
     return out if batched else {name: value[0] for name, value in out.items()}
 
 
@@ -297,11 +297,11 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 def _features_of_group(clips: np.ndarray, sr: float, params: FeatureParams) -> dict:
     """Features of a few clips, (clips, frames, ...): every temporary stays cache-sized."""
     acc = _allocate(clips.shape[0], frame_count(clips.shape[-1], params), params)
-    if _SPECTRAL.intersection(params.features):
+    if _SPECTRAL.intersection(params.compute):
         for cs, ts, power in power_blocks(clips, params):
             _accumulate(acc, power, (cs, ts), sr, params)
     out = _finish(acc, params)
-    if "rms" in params.features:
+    if "rms" in params.compute:
         out["rms"] = rms(clips, params)
     return out
 
@@ -314,7 +314,7 @@ def _checked_rate(sample_rate_hz: float) -> float:
 
 
 def _allocate(n_clips: int, n_frames: int, params: FeatureParams) -> dict[str, np.ndarray]:
-    wanted = set(params.features)
+    wanted = set(params.compute)
     widths = {
         "mel": params.n_mels if wanted & {"mel", "logmel", "mfcc"} else 0,
         "chroma": params.n_chroma if "chroma" in wanted else 0,
@@ -349,7 +349,7 @@ def _accumulate(
 
 def _finish(acc: dict[str, np.ndarray], params: FeatureParams) -> dict[str, np.ndarray]:
     out = {k: acc[k] for k in ("mel", "stft") if k in acc}
-    if {"logmel", "mfcc"} & set(params.features):
+    if {"logmel", "mfcc"} & set(params.compute):
         out["logmel"] = power_to_db(acc["mel"], params.top_db)
         out["mfcc"] = out["logmel"] @ filters.dct_matrix(params.n_mels, params.n_mfcc)
     if "chroma" in acc:

@@ -13,7 +13,7 @@ import numpy as np
 
 from fieldkit.catalogue import queries
 from fieldkit.dsp.clips import clip_count
-from fieldkit.config.params import FeatureParams
+from fieldkit.config.params import ResampleParams
 from fieldkit.errors import ConfigError, ProcessingError
 from fieldkit.model.times import parse_deployment_zone
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskSpec
@@ -75,10 +75,9 @@ def _target_rate(workflow: Workflow, recordings: list[dict]) -> int:
 def _dsp_spec(workflow: Workflow, rate: int) -> DspSpec:
     clip_len = round(workflow.clips.length_s * rate)
     hop = round((workflow.clips.hop_s or workflow.clips.length_s) * rate)
-    params = FeatureParams(**workflow.features.dsp_kwargs())
-    return DspSpec(rate, workflow.resample.quality, clip_len, hop, workflow.store.waveform,
-                   "int16" if workflow.bit_depth.policy == "int16" else "float32", workflow.bit_depth.dither,
-                   workflow.bit_depth.seed, params.to_dict())
+    resample = ResampleParams(target_rate_hz=rate, quality=workflow.resample.quality)
+    return DspSpec(resample=resample, bit_depth=workflow.bit_depth, features=workflow.features, clip_len=clip_len,
+                   hop=hop, waveform=workflow.store.waveform)
 
 
 def _channels(rec: dict, workflow: Workflow) -> list[int]:
@@ -110,8 +109,8 @@ def shard_clips(workflow: Workflow, dsp: DspSpec) -> int:
 
 def _layout(workflow: Workflow, dsp: DspSpec, n_clips: int, shard: int) -> StoreLayout:
     return StoreLayout.from_feature_params(
-        n_clips, dsp.clip_len, dsp.target_rate_hz, FeatureParams.from_dict(dsp.feature_params),
-        waveform=workflow.store.waveform, waveform_dtype=dsp.waveform_dtype, feature_dtype=workflow.store.dtype,
+        n_clips, dsp.clip_len, dsp.target_rate_hz, dsp.features,
+        waveform=workflow.store.waveform, waveform_dtype=dsp.bit_depth.policy, feature_dtype=workflow.store.dtype,
         clips_per_chunk=workflow.store.clips_per_chunk, clips_per_shard=shard,
         compression_level=workflow.store.compressor.level)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fieldkit.config.params import BitDepthParams, FeatureParams, ResampleParams
+
 __all__ = ["ItemSpec", "TaskSpec", "TaskResult", "DspSpec"]
 
 
@@ -25,18 +27,25 @@ class ItemSpec:
 
 @dataclass(frozen=True)
 class DspSpec:
-    """Everything a task needs to know about the processing, as plain values."""
+    """How every task processes its clips: the workflow's step parameters, and the cutting.
 
-    target_rate_hz: int
-    quality: str
-    clip_len: int  # samples at target rate
+    The parameter models are the workflow's own sections (frozen and picklable), except that
+    ``resample.target_rate_hz`` is always set: a workflow's null (keep the native rate) is
+    resolved by the planner to the recordings' one rate.
+    """
+
+    resample: ResampleParams
+    bit_depth: BitDepthParams
+    features: FeatureParams
+    clip_len: int  # samples at the target rate
     hop: int
     waveform: bool
-    waveform_dtype: str  # float32 | int16
-    dither: str
-    seed: int
-    feature_params: dict[str, Any]
     block_frames: int = 262144
+
+    @property
+    def target_rate_hz(self) -> int:
+        """Sample rate of the clips, the features' input and the stored waveform, Hz."""
+        return int(self.resample.target_rate_hz)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from fieldkit.dsp.bitdepth import to_float32, to_int16
 from fieldkit.dsp.clipping import clip_thresholds
 from fieldkit.dsp.clips import ClipCutter, ClippedCounter, clip_qc
 from fieldkit.dsp.features import FEATURE_GROUP_FRAMES, compute_features
-from fieldkit.config.params import BitDepthParams, FeatureParams
 from fieldkit.dsp.stft import frame_count
 from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
@@ -83,7 +82,7 @@ class _RegionWriter:
         self.store = RegionStore(spec.store)
         self.layout = self.store.layout
         self.names = {v.name for v in self.layout.variables()}
-        self.params = FeatureParams.from_dict(spec.dsp.feature_params)
+        self.params = spec.dsp.features
         self.batch = max(1, FEATURE_GROUP_FRAMES // max(1, frame_count(spec.dsp.clip_len, self.params)))
         self.cursor = spec.region_start  # first clip of the shard being filled
         self.waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # clips, valid, clipped fraction
@@ -150,11 +149,10 @@ class _RegionWriter:
     def _rows(self, clips: np.ndarray, valid: np.ndarray, clipped: np.ndarray, start: int) -> dict[str, np.ndarray]:
         dsp = self.spec.dsp
         out: dict[str, np.ndarray] = {"valid_samples": valid.astype(np.int32)}
-        if dsp.waveform and dsp.waveform_dtype == "float32":
+        if dsp.waveform and dsp.bit_depth.policy == "float32":
             out["waveform"] = clips
         elif dsp.waveform:  # dither keyed by the clip's index: the same bytes whichever task or batch computes it
-            bits = BitDepthParams(policy="int16", dither=dsp.dither, seed=dsp.seed)
-            out["waveform"] = np.stack([to_int16(clip, bits, key=(start + i,)) for i, clip in enumerate(clips)])
+            out["waveform"] = np.stack([to_int16(clip, dsp.bit_depth, key=(start + i,)) for i, clip in enumerate(clips)])
         out.update(compute_features(clips, dsp.target_rate_hz, self.params))
         out.update(clip_qc(clips, valid))
         out["clipped_fraction"] = clipped.astype(np.float32)
@@ -198,7 +196,7 @@ def _process_item(item: ItemSpec, writer: _RegionWriter) -> None:
     dsp = writer.spec.dsp
     ratio = item.sample_rate_hz / dsp.target_rate_hz
     channels = item.channels if item.channel < 0 else 1
-    for clips, valid, clipped in item_clips(item, dsp.target_rate_hz, dsp.quality, dsp.clip_len, dsp.hop,
+    for clips, valid, clipped in item_clips(item, dsp.target_rate_hz, dsp.resample.quality, dsp.clip_len, dsp.hop,
                                             dsp.block_frames):
         original = np.maximum(np.round(valid * ratio) * channels, 1)
         writer.add(clips, valid, np.minimum(clipped / original, 1.0))

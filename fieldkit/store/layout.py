@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from fieldkit.config.params import FeatureParams
+from fieldkit.config.params import BIT_DEPTH_POLICIES, FEATURES, FeatureParams
 from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ConfigError
 
@@ -65,20 +65,25 @@ DEFAULT_CLIPS_PER_CHUNK = 16
 DEFAULT_CLIPS_PER_SHARD = 128
 DEFAULT_COMPRESSION_LEVEL = 1
 
-#: Feature name -> the name of its third dimension (None for per-frame scalars).
 #: Band dims are not named after their variable: xarray would turn a variable whose name is
 #: one of its own dims into a coordinate.
-FEATURE_VARIABLES: dict[str, str | None] = {
-    "stft": "freq_bin", "mel": "mel_band", "logmel": "mel_band", "mfcc": "mfcc_coef",
-    "chroma": "chroma_bin", "centroid": None, "bandwidth": None, "rms": None,
-}
+_BAND_DIMS = {"stft": "freq_bin", "mel": "mel_band", "logmel": "mel_band", "mfcc": "mfcc_coef",
+              "chroma": "chroma_bin"}
+#: Feature name (every name of fieldkit.config.params.FEATURES) -> the name of its third
+#: dimension (None for per-frame scalars).
+FEATURE_VARIABLES: dict[str, str | None] = {name: _BAND_DIMS.get(name) for name in FEATURES}
+#: The stored ``layout`` attribute keeps each band width under the name of the FeatureParams
+#: field it comes from (n_freq is n_fft // 2 + 1), as it always has: stores written before
+#: must still open and resume.
+_STORED_BANDS = {"n_mels": "mel_band", "n_mfcc": "mfcc_coef", "n_chroma": "chroma_bin",
+                 "n_freq": "freq_bin"}
 QC_VARIABLES = ("clipped_fraction", "peak_dbfs", "dc_offset", "silent_fraction")
 #: Coordinate name -> numpy dtype string ("str" = variable-length UTF-8 in Zarr).
 COORDINATES: dict[str, str] = {
     "recording_id": "int64", "start_time": "datetime64[ns]", "offset_s": "float64",
     "site": "str", "deployment": "str", "channel": "int16",
 }
-WAVEFORM_DTYPES = ("float32", "int16")
+WAVEFORM_DTYPES = BIT_DEPTH_POLICIES
 FEATURE_DTYPES = ("float32", "float16")
 
 
@@ -123,10 +128,11 @@ class StoreLayout:
         STFT frames per clip (``fieldkit.dsp.stft.frame_count``), >= 1 if any feature is stored.
     features : tuple of str
         Feature variables to store, names from :data:`FEATURE_VARIABLES`.
-    n_mels, n_mfcc, n_chroma : int
-        Band counts of ``mel``/``logmel``, ``mfcc`` and ``chroma``.
-    n_freq : int or None
-        STFT bins (``n_fft // 2 + 1``); required when ``"stft"`` is in ``features``.
+    bands : dict of str to int
+        Width (>= 1) of each band dim (``mel_band``, ``mfcc_coef``, ``chroma_bin``,
+        ``freq_bin``); every stored feature's band dim needs one. :meth:`from_feature_params`
+        takes them from the FeatureParams (``n_mels``, ``n_mfcc``, ``n_chroma``, and
+        ``n_fft // 2 + 1`` STFT bins when ``"stft"`` is stored).
     waveform : bool
         Whether the ``waveform`` variable is stored.
     waveform_dtype, feature_dtype : str
@@ -141,11 +147,8 @@ class StoreLayout:
     samples_per_clip: int
     sample_rate_hz: int
     n_frames: int
-    features: tuple[str, ...] = ("mel", "mfcc", "centroid", "bandwidth", "chroma", "rms")
-    n_mels: int = 64
-    n_mfcc: int = 20
-    n_chroma: int = 12
-    n_freq: int | None = None
+    features: tuple[str, ...]
+    bands: dict[str, int] = dataclasses.field(hash=False)
     waveform: bool = True
     waveform_dtype: str = "float32"
     feature_dtype: str = "float32"
@@ -155,6 +158,7 @@ class StoreLayout:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(self.features))
+        object.__setattr__(self, "bands", dict(self.bands))  # a copy: the layout stays frozen
         self._check_sizes()
         self._check_storage()
 
@@ -163,8 +167,7 @@ class StoreLayout:
                            f"expected {allowed}.")
 
     def _check_sizes(self) -> None:
-        for name in ("n_clips", "samples_per_clip", "sample_rate_hz", "n_mels", "n_mfcc",
-                     "n_chroma"):
+        for name in ("n_clips", "samples_per_clip", "sample_rate_hz"):
             if not (_is_int(getattr(self, name)) and getattr(self, name) >= 1):
                 raise self._fail(name, "an integer >= 1")
         if not (_is_int(self.n_frames) and self.n_frames >= (1 if self.features else 0)):
@@ -172,8 +175,16 @@ class StoreLayout:
         unknown = [f for f in self.features if f not in FEATURE_VARIABLES]
         if unknown or len(set(self.features)) != len(self.features):
             raise self._fail("features", f"distinct names from {', '.join(FEATURE_VARIABLES)}")
-        if "stft" in self.features and not (_is_int(self.n_freq) and self.n_freq >= 1):
-            raise self._fail("n_freq", "an integer >= 1 (n_fft // 2 + 1) when stft is stored")
+        self._check_bands()
+
+    def _check_bands(self) -> None:
+        dims = set(_STORED_BANDS.values())
+        if not all(dim in dims and _is_int(n) and n >= 1 for dim, n in self.bands.items()):
+            raise self._fail("bands", f"band dims from {', '.join(sorted(dims))} with widths >= 1")
+        needed = {dim for dim in map(FEATURE_VARIABLES.get, self.features) if dim is not None}
+        if needed - set(self.bands):
+            raise self._fail("bands", f"a width for {', '.join(sorted(needed - set(self.bands)))} "
+                             "(the band dim of a stored feature; freq_bin is n_fft // 2 + 1)")
 
     def _check_storage(self) -> None:
         if self.waveform_dtype not in WAVEFORM_DTYPES:
@@ -196,12 +207,14 @@ class StoreLayout:
 
         ``storage`` takes the remaining fields (``waveform``, dtypes, chunking, level).
         """
-        n_freq = params.n_fft // 2 + 1 if "stft" in params.features else None
+        bands = {"mel_band": params.n_mels, "mfcc_coef": params.n_mfcc,
+                 "chroma_bin": params.n_chroma}
+        if "stft" in params.compute:
+            bands["freq_bin"] = params.n_fft // 2 + 1
         return cls(n_clips=n_clips, samples_per_clip=samples_per_clip,
                    sample_rate_hz=sample_rate_hz,
-                   n_frames=frame_count(samples_per_clip, params), features=params.features,
-                   n_mels=params.n_mels, n_mfcc=params.n_mfcc, n_chroma=params.n_chroma,
-                   n_freq=n_freq, **storage)
+                   n_frames=frame_count(samples_per_clip, params), features=params.compute,
+                   bands=bands, **storage)
 
     @property
     def n_shards(self) -> int:
@@ -213,11 +226,6 @@ class StoreLayout:
         """Bytes of every data variable for one clip, uncompressed."""
         return sum(math.prod(v.shape[1:]) * np.dtype(v.dtype).itemsize for v in self.variables())
 
-    def _band_width(self, dim: str) -> int:
-        widths = {"mel_band": self.n_mels, "mfcc_coef": self.n_mfcc,
-                  "chroma_bin": self.n_chroma, "freq_bin": self.n_freq}
-        return int(widths[dim])  # type: ignore[arg-type]
-
     def _spec(self, name: str, dims: tuple[str, ...], rest: tuple[int, ...],
               dtype: str) -> VariableSpec:
         return VariableSpec(name=name, dims=("clip", *dims), shape=(self.n_clips, *rest),
@@ -228,7 +236,7 @@ class StoreLayout:
         band = FEATURE_VARIABLES[name]
         if band is None:
             return self._spec(name, ("frame",), (self.n_frames,), self.feature_dtype)
-        return self._spec(name, ("frame", band), (self.n_frames, self._band_width(band)),
+        return self._spec(name, ("frame", band), (self.n_frames, self.bands[band]),
                           self.feature_dtype)
 
     def variables(self) -> tuple[VariableSpec, ...]:
@@ -251,17 +259,29 @@ class StoreLayout:
         raise ConfigError(f"no data variable {name!r} in this layout; known: {known}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly values (stored in the store's ``layout`` attribute)."""
-        out = dataclasses.asdict(self)
+        """JSON-friendly values (stored in the store's ``layout`` attribute).
+
+        The band widths are stored flat, as ``n_mels``, ``n_mfcc``, ``n_chroma`` and ``n_freq``
+        (None when absent), in the place of ``bands``.
+        """
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "bands":
+                out.update({key: self.bands.get(dim) for key, dim in _STORED_BANDS.items()})
+            else:
+                out[f.name] = getattr(self, f.name)
         out["features"] = list(self.features)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StoreLayout:
         """Rebuild from :meth:`to_dict` output; unknown keys raise ConfigError."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - {"bands"} | set(_STORED_BANDS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"StoreLayout got unknown field(s) {unknown}; "
                               f"known: {', '.join(sorted(known))}.")
-        return cls(**{k: tuple(v) if k == "features" else v for k, v in data.items()})
+        values = {k: tuple(v) if k == "features" else v for k, v in data.items()
+                  if k not in _STORED_BANDS}
+        bands = {dim: data[key] for key, dim in _STORED_BANDS.items() if data.get(key) is not None}
+        return cls(**values, bands=bands)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 
-HEAVY = ("fieldkit.pipeline.driver", "fieldkit.catalogue", "sqlalchemy", "xarray", "pandas", "dask.array")
+#: Workers do import pydantic: the task specs carry the steps' parameter models of
+#: fieldkit.config.params (issue #11, about +0.1 s per worker start); not the workflow reader.
+HEAVY = ("fieldkit.pipeline.driver", "fieldkit.catalogue", "sqlalchemy", "xarray", "pandas", "dask.array",
+         "fieldkit.config.workflow")
 
 
 def heavy_modules() -> list[str]:

@@ -12,7 +12,8 @@ N_CLIPS = 22  # 5 shards of 4 clips plus a partial one of 2
 
 def small_layout(n_clips: int = N_CLIPS, **overrides) -> StoreLayout:
     values = {"n_clips": n_clips, "samples_per_clip": 32, "sample_rate_hz": 16000,
-              "n_frames": 3, "n_mels": 5, "n_mfcc": 3, "n_chroma": 4, "clips_per_chunk": 2,
+              "n_frames": 3, "features": ("mel", "mfcc", "centroid", "bandwidth", "chroma", "rms"),
+              "bands": {"mel_band": 5, "mfcc_coef": 3, "chroma_bin": 4}, "clips_per_chunk": 2,
               "clips_per_shard": 4}
     return StoreLayout(**{**values, **overrides})
 

@@ -38,8 +38,8 @@ def test_fill_values_make_unwritten_floats_nan(layout):
 
 
 def test_optional_variables_and_dtypes():
-    lean = small_layout(waveform=False, features=("stft", "mel"), n_freq=9,
-                        feature_dtype="float16")
+    lean = small_layout(waveform=False, features=("stft", "mel"),
+                        bands={"mel_band": 5, "freq_bin": 9}, feature_dtype="float16")
     specs = {spec.name: spec for spec in lean.variables()}
     assert "waveform" not in specs
     assert specs["stft"].dims == ("clip", "frame", "freq_bin") and specs["stft"].shape[2] == 9
@@ -50,7 +50,8 @@ def test_optional_variables_and_dtypes():
 @pytest.mark.parametrize(("overrides", "expected"), [
     ({"clips_per_shard": 6, "clips_per_chunk": 4},
      r"clips_per_shard = 6 .*multiple of clips_per_chunk=4"),
-    ({"features": ("stft",)}, r"n_freq = None"),
+    ({"features": ("stft",)}, r"bands = .*expected a width for freq_bin"),
+    ({"bands": {"mel_band": 0}}, r"bands = \{'mel_band': 0\} .*widths >= 1"),
     ({"features": ("mel", "loudness")}, r"features = \('mel', 'loudness'\)"),
     ({"waveform_dtype": "float64"}, r"waveform_dtype = 'float64'.*float32, int16"),
     ({"compression_level": 10}, r"compression_level = 10"),
@@ -68,7 +69,7 @@ def test_unknown_variable_lists_the_known_ones(layout):
 
 def test_from_feature_params_matches_the_dsp_output_shapes():
     params = FeatureParams(n_fft=256, hop_length=64, n_mels=16, n_mfcc=8,
-                           features=("mel", "mfcc", "chroma", "rms", "stft"))
+                           compute=("mel", "mfcc", "chroma", "rms", "stft"))
     layout = StoreLayout.from_feature_params(5, 1600, 16000, params, clips_per_chunk=1,
                                              clips_per_shard=2)
     out = compute_features(np.zeros((5, 1600), np.float32), 16000, params)
