@@ -25,7 +25,7 @@ from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
 from fieldkit.io.audio.stream import read_blocks, sample_format
 from fieldkit.pipeline.spec import ItemSpec, TaskResult, TaskSpec
-from fieldkit.store.regions import RegionStore, padding_arrays
+from fieldkit.store.regions import open_sink, padding_arrays
 
 __all__ = ["process_task", "item_clips", "warm_up"]
 
@@ -80,7 +80,7 @@ class _RegionWriter:
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
-        self.store = RegionStore(spec.store)
+        self.store = open_sink(spec.store)
         self.layout = self.store.layout
         self.names = {v.name for v in self.layout.variables()}
         self.params = FeatureParams.from_dict(spec.dsp.feature_params)
