@@ -17,7 +17,7 @@ import numpy as np
 
 from fieldkit.dsp.bitdepth import to_float32, to_int16
 from fieldkit.dsp.clipping import clip_thresholds
-from fieldkit.dsp.clips import ClipCutter, ClippedCounter, clip_qc
+from fieldkit.dsp.clips import ClipCutter, ClippedCounter, clip_qc, joined
 from fieldkit.dsp.features import FEATURE_GROUP_FRAMES, compute_features
 from fieldkit.config.params import BitDepthParams, FeatureParams
 from fieldkit.dsp.stft import frame_count
@@ -141,7 +141,7 @@ class _RegionWriter:
         if self.skip_shard:
             self.result.clips_skipped += self.n_rows
         else:
-            arrays = {name: _joined([r[name] for r in self.rows]) for name in self.rows[0]}
+            arrays = {name: joined([r[name] for r in self.rows]) for name in self.rows[0]}
             self.store.write(region, arrays)
             self.result.clips_computed += self.n_rows
         self.cursor = region.stop
@@ -167,10 +167,6 @@ class _RegionWriter:
         while self.cursor < self.spec.region_stop:
             n = self._left()
             self._append(None if self._skipping() else padding_arrays(self.layout, n), n)
-
-
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def warm_up() -> None:
