@@ -1,10 +1,11 @@
 """The store contract: where a task's shards go, whichever code encodes them.
 
 A :class:`ShardSink` writes one shard-aligned region of every data variable and tells whether
-a region is complete. The checks and the completion protocol are the same for every sink
-and live here: the region is checked (bounds, shard alignment, every variable with its shape
-and dtype) before anything is written, and a write clears the ``progress/done`` marker of its
-clips, writes every variable, then sets the marker, so a crash leaves the region incomplete.
+a region is complete. The checks are the same for every sink and live here: the region is
+checked (bounds, shard alignment, every variable with its shape and dtype) before anything is
+written. The completion protocol is the same too: a write clears the ``progress/done`` marker
+of its clips, writes every variable, then sets the marker, so a crash leaves the region
+incomplete.
 
 Two sinks implement it (zarr-python's store ABC and conformance suite are the model; the
 contract tests in ``tests/store/test_sinks.py`` run against both):
