@@ -14,7 +14,7 @@ import numpy as np
 
 from fieldkit.errors import ConfigError
 
-__all__ = ["ClipCutter", "clip_count", "clip_qc", "ClippedCounter"]
+__all__ = ["ClipCutter", "clip_count", "clip_qc", "ClippedCounter", "joined"]
 
 
 def clip_count(n_samples: int, clip_len: int, hop: int, min_valid_fraction: float) -> int:
@@ -142,3 +142,12 @@ def clip_qc(clips: np.ndarray, valid: np.ndarray, silence_threshold: float = 1e-
     dc = clips.sum(axis=1, dtype=np.float32).astype(np.float64) / n
     return {"peak_dbfs": peak_dbfs.astype(np.float32), "dc_offset": dc.astype(np.float32),
             "silent_fraction": np.where(valid > 0, quiet / n, 1.0).astype(np.float32)}
+
+
+def joined(parts: list[np.ndarray]) -> np.ndarray:
+    """Batches (of clips, or of their values) end to end along the first axis.
+
+    A single part is returned as it is, not copied: most batches arrive whole, and a copy of a
+    shard's values per write or a feature group per batch is measurable on the worker path.
+    """
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

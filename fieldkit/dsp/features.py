@@ -34,6 +34,7 @@ import numpy as np
 from fieldkit.dsp import filters
 from fieldkit.config.params import FEATURES, FeatureParams
 from fieldkit.dsp.stft import as_clips, frame_count, frames, pad_clips, power_blocks, stft_power
+from fieldkit.dsp.clips import joined
 from fieldkit.errors import ValidationError
 
 __all__ = [
@@ -286,12 +287,8 @@ def compute_features(
     per_group = max(1, FEATURE_GROUP_FRAMES // max(frame_count(clips.shape[-1], params), 1))
     groups = [_features_of_group(clips[i : i + per_group], sr, params)
               for i in range(0, max(clips.shape[0], 1), per_group)]  # 0 clips: one empty group
-    out = {name: _joined([g[name] for g in groups]) for name in params.compute}
+    out = {name: joined([g[name] for g in groups]) for name in params.compute}
     return out if batched else {name: value[0] for name, value in out.items()}
-
-
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _features_of_group(clips: np.ndarray, sr: float, params: FeatureParams) -> dict:

@@ -1,5 +1,5 @@
 """The Dask task: read → count clipping on the original samples → resample → cut clips →
-features → write one shard-aligned region of the store.
+extract stored rows (:mod:`.extract`) → write one shard-aligned region of the store.
 
 Memory stays flat whatever the file length: audio streams through in blocks, features are
 computed as clips complete, and a task holds at most one shard of stored values before writing
@@ -11,22 +11,22 @@ clip cutting are sequential.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from fieldkit.dsp.bitdepth import to_float32, to_int16
+from fieldkit.dsp.bitdepth import to_float32
 from fieldkit.dsp.clipping import clip_thresholds
-from fieldkit.dsp.clips import ClipCutter, ClippedCounter, clip_qc
-from fieldkit.dsp.features import FEATURE_GROUP_FRAMES, compute_features
-from fieldkit.dsp.stft import frame_count
+from fieldkit.dsp.clips import ClipCutter, ClippedCounter, joined
 from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
 from fieldkit.io.audio.stream import read_blocks, sample_format
-from fieldkit.pipeline.spec import ItemSpec, TaskResult, TaskSpec
-from fieldkit.store.regions import RegionStore, padding_arrays
+from fieldkit.pipeline.extract import ClipBatch, RowExtractor, clipped_fraction
+from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskResult, TaskSpec
+from fieldkit.store.regions import open_sink, padding_arrays
+from fieldkit.store.sinks import ShardSink
 
-__all__ = ["process_task", "item_clips", "warm_up"]
+__all__ = ["ShardBuffer", "process_task", "item_clips", "warm_up"]
 
 
 def _clipped_frames(block: np.ndarray, channel: int, thresholds) -> np.ndarray | None:
@@ -67,108 +67,110 @@ def item_clips(item: ItemSpec, target_rate_hz: int, quality: str, clip_len: int,
             done += len(clips)
 
 
-class _RegionWriter:
-    """Turns a task's clips into rows of every stored variable; writes each shard when full.
+class _Shard:
+    """The shard being filled: its rows so far, or none when it is complete in the store."""
 
-    Features and QC are computed as clips arrive, in batches of about a feature group (so short
-    clips are still vectorised) that never straddle a shard: a worker holds one shard of
-    *stored values* (features, plus the clips only when the waveform is stored), not one shard
-    of clips. A shard already complete in the store (resume) is counted, not computed. Padding
-    clips up to the region's end carry the store's fill values.
+    __slots__ = ("region", "skip", "rows")
+
+    def __init__(self, region: slice, skip: bool) -> None:
+        self.region = region
+        self.skip = skip  # complete in the store already (resume): counted, not computed
+        self.rows: list[dict[str, np.ndarray]] = []
+
+
+class ShardBuffer:
+    """Owns a task's region of a store: buffers clips, has them extracted a batch at a time into
+    the shard being filled, writes each shard when full, and skips shards already complete.
+
+    Batches of about ``batch_clips`` (so short clips are still vectorised) never straddle a
+    shard: a worker holds one shard of *stored values* (features, plus the clips only when
+    the waveform is stored), not one shard of clips. A shard already complete in the store
+    (resume) is counted, not extracted. Padding clips up to the region's end carry the store's
+    fill values.
+
+    Parameters
+    ----------
+    sink : ShardSink
+        Where the shards go.
+    region : slice
+        The task's shard-aligned ``[start, stop)`` clips.
+    clips_per_shard : int
+        Clips of a shard (the last one of the store may be shorter).
+    extract : callable
+        ``extract(batch, first_clip) -> rows``, e.g. :meth:`RowExtractor.extract`.
+    batch_clips : int
+        Clips to extract at once (>= 1).
     """
 
-    def __init__(self, spec: TaskSpec) -> None:
-        self.spec = spec
-        self.store = RegionStore(spec.store)
-        self.layout = self.store.layout
-        self.names = {v.name for v in self.layout.variables()}
-        self.params = spec.dsp.features
-        self.batch = max(1, FEATURE_GROUP_FRAMES // max(1, frame_count(spec.dsp.clip_len, self.params)))
-        self.cursor = spec.region_start  # first clip of the shard being filled
-        self.waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # clips, valid, clipped fraction
+    def __init__(self, sink: ShardSink, region: slice, clips_per_shard: int,
+                 extract: Callable[[ClipBatch, int], dict[str, np.ndarray]], batch_clips: int) -> None:
+        self.sink, self.start, self.stop = sink, region.start, region.stop
+        self.clips_per_shard, self.extract, self.batch_clips = clips_per_shard, extract, batch_clips
+        self.cursor = region.start  # first clip not yet extracted or counted
+        self.waiting: list[ClipBatch] = []
         self.n_waiting = 0
-        self.rows: list[dict[str, np.ndarray]] = []  # computed rows of the current shard
-        self.n_rows = 0
-        self.skip_shard: bool | None = None  # whether the current shard is complete (asked once per shard)
-        self.result = TaskResult(spec.region_start, spec.region_stop)
+        self.shard: _Shard | None = None
+        self.clips_computed = 0
+        self.clips_skipped = 0
 
-    def add(self, clips: np.ndarray, valid: np.ndarray, clipped: np.ndarray) -> None:
-        if not len(clips):
+    def add(self, batch: ClipBatch) -> None:
+        """Take the next clips of the region; extract and write what fills a batch or a shard."""
+        if not len(batch.clips):
             return
-        if self.cursor + self.n_rows + self.n_waiting + len(clips) > self.spec.region_stop:
-            raise ProcessingError(f"task for clips [{self.spec.region_start}, {self.spec.region_stop}) produced more "
+        if self.cursor + self.n_waiting + len(batch.clips) > self.stop:
+            raise ProcessingError(f"task for clips [{self.start}, {self.stop}) produced more "
                                   "clips than planned; the plan and the audio disagree.")
-        self.waiting.append((clips, valid, clipped))
-        self.n_waiting += len(clips)
-        while self.n_waiting and self.n_waiting >= min(self.batch, self._left()):
-            self._compute(min(self.n_waiting, self._left()))
+        self.waiting.append(batch)
+        self.n_waiting += len(batch.clips)
+        while self.n_waiting and self.n_waiting >= min(self.batch_clips, self._left()):
+            self._extract(min(self.n_waiting, self._left()))
 
-    def _room(self) -> int:
-        """Clips of the current shard inside the region."""
-        offset = (self.cursor - self.spec.region_start) % self.spec.clips_per_shard
-        return min(self.spec.clips_per_shard - offset, self.spec.region_stop - self.cursor)
+    def finish(self) -> None:
+        """Extract what is waiting, then fill the region up to its end with padding clips."""
+        while self.n_waiting:
+            self._extract(min(self.n_waiting, self._left()))
+        while self.cursor < self.stop:
+            n = self._left()
+            self._append(None if self._current().skip else padding_arrays(self.sink.layout, n), n)
+
+    def _current(self) -> _Shard:
+        """The shard holding the cursor; whether it is complete is asked once, when it opens."""
+        if self.shard is None:
+            region = slice(self.cursor, min(self.cursor + self.clips_per_shard, self.stop))
+            self.shard = _Shard(region, self.sink.is_complete(region))
+        return self.shard
 
     def _left(self) -> int:
         """Clips the current shard still needs."""
-        return self._room() - self.n_rows
+        return self._current().region.stop - self.cursor
 
-    def _take(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        joined = self.waiting[0] if len(self.waiting) == 1 else tuple(np.concatenate(a) for a in zip(*self.waiting))
-        self.waiting = [tuple(a[n:] for a in joined)] if len(joined[0]) > n else []
+    def _take(self, n: int) -> ClipBatch:
+        whole = self.waiting[0] if len(self.waiting) == 1 else ClipBatch(*map(np.concatenate, zip(*self.waiting)))
+        self.waiting = [ClipBatch(*(a[n:] for a in whole))] if len(whole.clips) > n else []
         self.n_waiting -= n
-        return joined[0][:n], joined[1][:n], joined[2][:n]
+        return ClipBatch(*(a[:n] for a in whole))
 
-    def _compute(self, n: int) -> None:
+    def _extract(self, n: int) -> None:
         """Rows for the next ``n`` waiting clips (all in the current shard)."""
-        clips, valid, clipped = self._take(n)
-        self._append(None if self._skipping() else self._rows(clips, valid, clipped, self.cursor + self.n_rows), n)
-
-    def _skipping(self) -> bool:
-        if self.skip_shard is None:
-            self.skip_shard = self.store.is_complete(slice(self.cursor, self.cursor + self._room()))
-        return self.skip_shard
+        batch = self._take(n)
+        self._append(None if self._current().skip else self.extract(batch, self.cursor), n)
 
     def _append(self, rows: dict[str, np.ndarray] | None, n: int) -> None:
+        shard = self._current()
         if rows is not None:
-            self.rows.append(rows)
-        self.n_rows += n
-        if self.n_rows == self._room():
-            self._flush()
+            shard.rows.append(rows)
+        self.cursor += n
+        if self.cursor == shard.region.stop:
+            self._flush(shard)
 
-    def _flush(self) -> None:
-        region = slice(self.cursor, self.cursor + self.n_rows)
-        if self.skip_shard:
-            self.result.clips_skipped += self.n_rows
+    def _flush(self, shard: _Shard) -> None:
+        n = shard.region.stop - shard.region.start
+        if shard.skip:
+            self.clips_skipped += n
         else:
-            arrays = {name: _joined([r[name] for r in self.rows]) for name in self.rows[0]}
-            self.store.write(region, arrays)
-            self.result.clips_computed += self.n_rows
-        self.cursor = region.stop
-        self.rows, self.n_rows, self.skip_shard = [], 0, None
-
-    def _rows(self, clips: np.ndarray, valid: np.ndarray, clipped: np.ndarray, start: int) -> dict[str, np.ndarray]:
-        dsp = self.spec.dsp
-        out: dict[str, np.ndarray] = {"valid_samples": valid.astype(np.int32)}
-        if dsp.waveform and dsp.bit_depth.policy == "float32":
-            out["waveform"] = clips
-        elif dsp.waveform:  # dither keyed by the clip's index: the same bytes whichever task or batch computes it
-            out["waveform"] = np.stack([to_int16(clip, dsp.bit_depth, key=(start + i,)) for i, clip in enumerate(clips)])
-        out.update(compute_features(clips, dsp.target_rate_hz, self.params))
-        out.update(clip_qc(clips, valid))
-        out["clipped_fraction"] = clipped.astype(np.float32)
-        return {k: v for k, v in out.items() if k in self.names}
-
-    def finish(self) -> None:
-        """Compute what is waiting, then fill the region up to its end with padding clips."""
-        while self.n_waiting:
-            self._compute(min(self.n_waiting, self._left()))
-        while self.cursor < self.spec.region_stop:
-            n = self._left()
-            self._append(None if self._skipping() else padding_arrays(self.layout, n), n)
-
-
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+            self.sink.write(shard.region, {name: joined([r[name] for r in shard.rows]) for name in shard.rows[0]})
+            self.clips_computed += n
+        self.shard = None
 
 
 def warm_up() -> None:
@@ -179,27 +181,30 @@ def warm_up() -> None:
 def process_task(spec: TaskSpec) -> TaskResult:
     """Process one task's items and write its region; idempotent and resumable shard by shard."""
     started = time.perf_counter()
-    writer = _RegionWriter(spec)
+    sink = open_sink(spec.store)
+    extractor = RowExtractor.for_store(spec.dsp, (v.name for v in sink.layout.variables()))
+    buffer = ShardBuffer(sink, slice(spec.region_start, spec.region_stop), spec.clips_per_shard,
+                         extractor.extract, extractor.batch_clips)
+    result = TaskResult(spec.region_start, spec.region_stop)
     for item in spec.items:
         try:
-            _process_item(item, writer)
+            _process_item(item, spec.dsp, buffer, result)
         except Exception as exc:  # noqa: BLE001 - the driver must learn which recording and step
             raise ProcessingError(f"processing recording {item.recording_id} ({item.path}) failed: "
                                   f"{type(exc).__name__}: {exc}",
                                   hint="Fix or quarantine the file, then run again with --resume.") from exc
-    writer.finish()
-    writer.result.seconds = time.perf_counter() - started
-    return writer.result
+    buffer.finish()
+    result.clips_computed, result.clips_skipped = buffer.clips_computed, buffer.clips_skipped
+    result.seconds = time.perf_counter() - started
+    return result
 
 
-def _process_item(item: ItemSpec, writer: _RegionWriter) -> None:
-    dsp = writer.spec.dsp
+def _process_item(item: ItemSpec, dsp: DspSpec, buffer: ShardBuffer, result: TaskResult) -> None:
     ratio = item.sample_rate_hz / dsp.target_rate_hz
     channels = item.channels if item.channel < 0 else 1
     for clips, valid, clipped in item_clips(item, dsp.target_rate_hz, dsp.resample.quality, dsp.clip_len, dsp.hop,
                                             dsp.block_frames):
-        original = np.maximum(np.round(valid * ratio) * channels, 1)
-        writer.add(clips, valid, np.minimum(clipped / original, 1.0))
-    writer.result.items.append({"recording_id": item.recording_id, "channel": item.channel,
-                                "clip_start": item.clip_start, "clips": item.n_clips})
-    writer.result.audio_seconds += item.frames_present / item.sample_rate_hz
+        buffer.add(ClipBatch(clips, valid, clipped_fraction(clipped, valid, ratio, channels)))
+    result.items.append({"recording_id": item.recording_id, "channel": item.channel,
+                         "clip_start": item.clip_start, "clips": item.n_clips})
+    result.audio_seconds += item.frames_present / item.sample_rate_hz

@@ -4,33 +4,34 @@ Split from :mod:`fieldkit.store.zarr_store` so that a Dask worker imports only z
 (not xarray or dask.array): about 1 s and 100 MB less per worker. See that module for the
 protocol (alignment checked before writing, ``progress/done`` marker written last).
 
-On a local store whose arrays have the layout fieldkit creates, whole shards are encoded and
-written by :mod:`fieldkit.store.shards` (byte-identical objects, about 8x cheaper than
-through zarr's asynchronous path); any other store (an fsspec URL, an older marker format)
-goes through zarr.
+Writes go through a sink (the contract is in :mod:`fieldkit.store.sinks`), which
+:func:`open_sink` chooses once per opened store: on a local store whose arrays have the layout
+fieldkit creates, whole shards are encoded and written by :mod:`fieldkit.store.shards`
+(byte-identical objects, about 8x cheaper than through zarr's asynchronous path); any other
+store (an fsspec URL, an older marker format) goes through zarr (:class:`ZarrShardSink`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fieldkit.errors import StoreError
-from fieldkit.store.layout import SCHEMA_VERSION, StoreLayout, VariableSpec
-from fieldkit.store.shards import DoneMarker, ShardWriter, Unsupported, local_store_root
+from fieldkit.store.layout import SCHEMA_VERSION, StoreLayout
+from fieldkit.store.shards import DirectShardSink, DoneMarker, Unsupported, local_store_root
+from fieldkit.store.sinks import PROGRESS_GROUP, PathLike, ShardSink, SinkCapabilities
 
 if TYPE_CHECKING:
     import zarr
 
-__all__ = ["PROGRESS_GROUP", "RegionStore", "done_mask", "read_layout", "write_region", "padding_arrays",
-           "region_is_complete", "completed_regions"]
+__all__ = ["PROGRESS_GROUP", "ZarrShardSink", "open_sink", "done_mask", "read_layout", "write_region",
+           "padding_arrays", "region_is_complete", "completed_regions"]
 
-PathLike = str | os.PathLike[str]
-#: Child group holding the completion marker ``done`` (uint8 per clip).
-PROGRESS_GROUP = "progress"
+log = logging.getLogger(__name__)
 
 
 def _open_group(path: PathLike, mode: str = "r") -> zarr.Group:
@@ -63,95 +64,49 @@ def read_layout(path: PathLike) -> StoreLayout:
     return _layout_of(_open_group(path), path)
 
 
-def _bounds(clip_slice: slice, layout: StoreLayout, path: PathLike) -> tuple[int, int]:
-    """``(start, stop)`` of a step-1 slice inside ``[0, n_clips]``; StoreError otherwise."""
-    if not isinstance(clip_slice, slice) or clip_slice.step not in (None, 1):
-        raise StoreError(f"region {clip_slice!r} of {path} must be a slice with step 1.")
-    start, stop = clip_slice.start or 0, layout.n_clips if clip_slice.stop is None \
-        else clip_slice.stop
-    if not (0 <= start < stop <= layout.n_clips):
-        raise StoreError(f"region [{start}, {stop}) of {path} is empty or outside "
-                         f"[0, {layout.n_clips}).")
-    return start, stop
+class ZarrShardSink(ShardSink):
+    """The store contract through zarr: any store zarr opens (an fsspec URL, other encodings).
 
-
-def _check_aligned(start: int, stop: int, layout: StoreLayout, path: PathLike) -> None:
-    shard = layout.clips_per_shard
-    if start % shard == 0 and (stop % shard == 0 or stop == layout.n_clips):
-        return
-    lo, hi = start - start % shard, min(-(-stop // shard) * shard, layout.n_clips)
-    raise StoreError(
-        f"region [{start}, {stop}) of {path} is not aligned to its {shard}-clip shards: it "
-        f"must start on a multiple of {shard} and end on one or at n_clips={layout.n_clips} "
-        f"(the enclosing aligned region is [{lo}, {hi})); two writers sharing a shard would "
-        "lose data, so nothing was written. Plan regions with plan_regions().")
-
-
-def _checked_array(spec: VariableSpec, values: np.ndarray, n: int) -> np.ndarray:
-    array = np.asarray(values)
-    expected = (n, *spec.shape[1:])
-    if array.shape != expected:
-        raise StoreError(f"{spec.name} has shape {array.shape}; expected {expected} "
-                         f"{spec.dims} for this region.")
-    if not np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
-        raise StoreError(f"{spec.name} has dtype {array.dtype}; expected {spec.dtype}.")
-    return np.ascontiguousarray(array, dtype=spec.dtype)
-
-
-def _checked_arrays(layout: StoreLayout, n: int,
-                    arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    specs = {spec.name: spec for spec in layout.variables()}
-    missing, unknown = sorted(set(specs) - set(arrays)), sorted(set(arrays) - set(specs))
-    if missing or unknown:
-        raise StoreError(f"a region must give every data variable: missing {missing}, "
-                         f"unknown {unknown} (expected {', '.join(specs)}).")
-    return {name: _checked_array(specs[name], arrays[name], n) for name in specs}
-
-
-class RegionStore:
-    """A store opened once by a task: write shard-aligned regions, tell which are complete.
-
-    Uses the direct shard writer on a local store laid out as fieldkit creates it, zarr
-    otherwise; the protocol and the bytes stored are the same either way.
+    The group is opened for each call: read-only to tell what is complete (a store one may
+    not write to can still be asked), read-write to write.
     """
 
-    def __init__(self, path: PathLike) -> None:
-        self.path = path
-        self.layout = read_layout(path)
-        self._direct: ShardWriter | None | bool = None  # None: not tried yet; False: use zarr
+    capabilities = SinkCapabilities("zarr", remote=True, other_encodings=True)
 
-    def _writer(self) -> ShardWriter | None:
-        if self._direct is None:
-            root = local_store_root(self.path)
-            try:
-                self._direct = False if root is None else ShardWriter(
-                    root, [v.name for v in self.layout.variables()], PROGRESS_GROUP,
-                    self.layout.clips_per_shard)
-            except (Unsupported, OSError, KeyError, ValueError):
-                self._direct = False
-        return self._direct or None
-
-    def write(self, clip_slice: slice, arrays: dict[str, np.ndarray]) -> None:
-        """See :func:`write_region`."""
-        start, stop = _bounds(clip_slice, self.layout, self.path)
-        _check_aligned(start, stop, self.layout, self.path)
-        checked = _checked_arrays(self.layout, stop - start, arrays)
-        writer = self._writer()
-        if writer is not None:
-            writer.write(start, stop, checked)
-            return
+    def _write(self, start: int, stop: int, arrays: dict[str, np.ndarray]) -> None:
         group = _open_group(self.path, mode="r+")
         done = group[f"{PROGRESS_GROUP}/done"]
         done[start:stop] = 0  # a rewrite of a done region is incomplete until it finishes
-        _write_variables(group, start, stop, checked)
+        _write_variables(group, start, stop, arrays)
         done[start:stop] = 1
 
-    def is_complete(self, clip_slice: slice) -> bool:
-        """Whether every clip of ``clip_slice`` was written by a finished write."""
-        start, stop = _bounds(clip_slice, self.layout, self.path)
-        writer = self._writer()  # a task asks once per shard: reuse the marker the writer opened
-        done = writer.done.read(start, stop) if writer is not None else _done_mask(self.path, self.layout, start, stop)
-        return bool(np.all(done == 1))
+    def _done(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(_open_group(self.path)[f"{PROGRESS_GROUP}/done"][start:stop])
+
+
+def open_sink(path: PathLike) -> ShardSink:
+    """The sink of a store, chosen here and only here: the direct shard writer where it applies
+    (a local store laid out as ``create_store`` makes it), zarr otherwise.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A store made by :func:`~fieldkit.store.zarr_store.create_store`: a local path, a
+        ``file://`` URL or any URL zarr opens.
+
+    Returns
+    -------
+    ShardSink
+        A :class:`~fieldkit.store.shards.DirectShardSink` or a :class:`ZarrShardSink`; both
+        store the same bytes. Choosing zarr is logged at INFO with the reason.
+    """
+    layout = read_layout(path)
+    try:
+        return DirectShardSink(path, layout)
+    except (Unsupported, OSError, KeyError, ValueError) as exc:  # any doubt about the layout: zarr
+        reason = str(exc) if isinstance(exc, Unsupported) else f"{type(exc).__name__}: {exc}"
+        log.info("store %s is written through zarr, not the direct shard writer: %s", os.fspath(path), reason)
+        return ZarrShardSink(path, layout)
 
 
 def write_region(path: PathLike, clip_slice: slice, arrays: dict[str, np.ndarray]) -> None:
@@ -173,7 +128,7 @@ def write_region(path: PathLike, clip_slice: slice, arrays: dict[str, np.ndarray
     -----
     Idempotent: writing the same arrays twice gives byte-identical shard objects.
     """
-    RegionStore(path).write(clip_slice, arrays)
+    open_sink(path).write(clip_slice, arrays)
 
 
 def _write_variables(group: zarr.Group, start: int, stop: int,
@@ -216,7 +171,7 @@ def done_mask(path: PathLike) -> np.ndarray:
 
 def region_is_complete(path: PathLike, clip_slice: slice) -> bool:
     """Whether every clip of ``clip_slice`` was written by a finished :func:`write_region`."""
-    return RegionStore(path).is_complete(clip_slice)
+    return open_sink(path).is_complete(clip_slice)
 
 
 def completed_regions(path: PathLike) -> list[slice]:

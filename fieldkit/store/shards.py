@@ -11,7 +11,8 @@ array per region on this machine, ten times the compression itself (``benchmarks
 creates (regular grid, default ``/`` chunk keys, ``sharding_indexed`` with
 ``bytes(little) + blosc`` inner codecs and a ``bytes(little) + crc32c`` index at the end; the
 ``progress/done`` marker with the ``bytes`` codec only). Anything else raises
-:class:`Unsupported` and the caller falls back to zarr. The objects written are
+:class:`Unsupported` and :func:`fieldkit.store.regions.open_sink` falls back to zarr.
+:class:`DirectShardSink` is this writer behind the store contract (:mod:`.sinks`). The objects written are
 byte-identical to zarr's own (tested against zarr, padding chunks and a partial last shard
 included): inner chunks equal to the fill value are left out, a shard whose chunks are all
 empty is deleted, as with zarr's default ``write_empty_chunks=False``.
@@ -31,7 +32,10 @@ import numcodecs
 import numpy as np
 from numcodecs.blosc import Blosc
 
-__all__ = ["DoneMarker", "ShardWriter", "Unsupported", "local_store_root"]
+from fieldkit.store.layout import StoreLayout
+from fieldkit.store.sinks import PROGRESS_GROUP, ShardSink, SinkCapabilities
+
+__all__ = ["DirectShardSink", "DoneMarker", "ShardWriter", "Unsupported", "local_store_root"]
 
 numcodecs.blosc.use_threads = False  # as zarr sets it: one thread per task, deterministic output
 
@@ -263,3 +267,27 @@ class ShardWriter:
             for k in shards:
                 lo = k * self.shard - start
                 arr.write(k, values[lo:lo + self.shard])
+
+
+class DirectShardSink(ShardSink):
+    """The store contract on a local store laid out as ``create_store`` makes it: whole shards
+    encoded here (:class:`ShardWriter`), not through zarr.
+
+    Raises :class:`Unsupported` on construction for any other store (a URL, other encodings).
+    """
+
+    capabilities = SinkCapabilities("direct", remote=False, other_encodings=False)
+
+    def __init__(self, path: str | os.PathLike[str], layout: StoreLayout) -> None:
+        super().__init__(path, layout)
+        root = local_store_root(path)
+        if root is None:
+            raise Unsupported(f"{os.fspath(path)} is not a local directory holding a zarr.json")
+        self._writer = ShardWriter(root, [v.name for v in layout.variables()], PROGRESS_GROUP,
+                                   layout.clips_per_shard)
+
+    def _write(self, start: int, stop: int, arrays: dict[str, np.ndarray]) -> None:
+        self._writer.write(start, stop, arrays)
+
+    def _done(self, start: int, stop: int) -> np.ndarray:
+        return self._writer.done.read(start, stop)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fieldkit.dsp.clips import ClipCutter, ClippedCounter, clip_count, clip_qc
+from fieldkit.dsp.clips import ClipCutter, ClippedCounter, clip_count, clip_qc, joined
 
 
 def _cut(signal: np.ndarray, clip_len: int, hop: int, n_clips: int, blocks: list[int]):
@@ -63,3 +63,9 @@ def test_clip_qc_known_answers():
     np.testing.assert_allclose(qc["silent_fraction"], [0.0, 0.75, 0.0])
     empty = clip_qc(np.zeros((1, rate), np.float32), np.array([0]))
     assert empty["peak_dbfs"].tolist() == [-np.inf] and empty["silent_fraction"].tolist() == [1.0]
+
+
+def test_joined_batches_are_one_array_and_a_single_one_is_not_copied():
+    a, b = np.arange(6.0).reshape(3, 2), np.arange(4.0).reshape(2, 2)
+    np.testing.assert_array_equal(joined([a, b]), np.vstack([a, b]))
+    assert joined([a]) is a

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fieldkit.store.layout import StoreLayout
-from fieldkit.store.regions import read_layout, write_region
+from fieldkit.store.regions import padding_arrays, read_layout, write_region
 
 N_CLIPS = 22  # 5 shards of 4 clips plus a partial one of 2
 
@@ -45,3 +45,18 @@ def write_task(path: str, start: int, stop: int) -> tuple[int, int]:
     layout = read_layout(path)
     write_region(path, slice(start, stop), region_arrays(layout, start, stop))
     return start, stop
+
+
+def random_region(layout: StoreLayout, start: int, stop: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random values for clips [start, stop), the last few of them padding clips."""
+    arrays = {}
+    for spec in layout.variables():
+        shape = (stop - start, *spec.shape[1:])
+        if np.dtype(spec.dtype).kind == "f":
+            arrays[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+        else:
+            arrays[spec.name] = rng.integers(-1000, 1000, shape).astype(spec.dtype)
+    pad_from = int(rng.integers(0, stop - start + 1))  # the last clips are padding
+    for name, values in padding_arrays(layout, stop - start).items():
+        arrays[name][pad_from:] = values[pad_from:]
+    return arrays

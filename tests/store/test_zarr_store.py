@@ -98,6 +98,7 @@ def test_unwritten_and_interrupted_regions_are_incomplete(store, layout, monkeyp
 
     if writer == "zarr":  # as for a remote store: every write goes through zarr
         monkeypatch.setattr(regions, "local_store_root", lambda path: None)
+        monkeypatch.setattr(shards, "local_store_root", lambda path: None)
     write_region(store, slice(0, 8), region_arrays(layout, 0, 8))
     assert region_is_complete(store, slice(0, 8)) and region_is_complete(store, slice(4, 8))
     assert not region_is_complete(store, slice(8, 12))

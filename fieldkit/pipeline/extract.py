@@ -1,0 +1,113 @@
+"""From a batch of clips to the rows a store keeps of them: the pure half of a task.
+
+lhotse keeps ``FeatureExtractor.extract(samples, sampling_rate)`` apart from
+``extract_from_recording_and_store``; here :meth:`RowExtractor.extract` turns clips into stored
+rows (features, QC values, the waveform) and knows nothing of shards, resumes or stores, while
+:mod:`fieldkit.pipeline.tasks` reads audio, buffers clips into shards and writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from fieldkit.config.params import FeatureParams
+from fieldkit.dsp.bitdepth import to_int16
+from fieldkit.dsp.clips import clip_qc
+from fieldkit.dsp.features import FEATURE_GROUP_FRAMES, compute_features
+from fieldkit.dsp.stft import frame_count
+from fieldkit.pipeline.spec import DspSpec
+
+__all__ = ["ClipBatch", "RowExtractor", "clipped_fraction"]
+
+
+class ClipBatch(NamedTuple):
+    """Consecutive clips of one task, as the clip cutter yields them."""
+
+    clips: np.ndarray  # (clips, clip_len) float32 at the target rate, zero-padded after valid
+    valid: np.ndarray  # (clips,) samples of each clip that are real audio
+    clipped: np.ndarray  # (clips,) fraction of each clip's original samples that clipped, [0, 1]
+
+
+def clipped_fraction(clipped: np.ndarray, valid: np.ndarray, ratio: float, channels: int) -> np.ndarray:
+    """Fraction of each clip's original samples that clipped.
+
+    Parameters
+    ----------
+    clipped : ndarray, int, shape (clips,)
+        Clipped original samples per clip, over the channels used.
+    valid : ndarray, int, shape (clips,)
+        Real samples per clip at the target rate.
+    ratio : float
+        Original rate / target rate (> 0).
+    channels : int
+        Channels the clip is made of (1, or all of them for a mix).
+
+    Returns
+    -------
+    ndarray, float64, shape (clips,), in [0, 1]
+    """
+    original = np.maximum(np.round(valid * ratio) * channels, 1)
+    return np.minimum(clipped / original, 1.0)
+
+
+@dataclass(frozen=True)
+class RowExtractor:
+    """What a store keeps of each clip, and how it is computed; made once per task.
+
+    Attributes
+    ----------
+    dsp : DspSpec
+        The run's processing (target rate, waveform format, dither, feature parameters).
+    variables : frozenset of str
+        The store's data variables: rows hold these and no others.
+    """
+
+    dsp: DspSpec
+    variables: frozenset[str]
+
+    @classmethod
+    def for_store(cls, dsp: DspSpec, variables: Iterable[str]) -> RowExtractor:
+        """The extractor of a run's processing into a store with these data variables."""
+        return cls(dsp, frozenset(variables))
+
+    @property
+    def features(self) -> FeatureParams:
+        """The run's feature parameters."""
+        return self.dsp.features
+
+    @property
+    def batch_clips(self) -> int:
+        """Clips to extract at once: about a feature group, so that short clips still vectorise."""
+        return max(1, FEATURE_GROUP_FRAMES // max(1, frame_count(self.dsp.clip_len, self.features)))
+
+    def extract(self, batch: ClipBatch, first_clip: int) -> dict[str, np.ndarray]:
+        """The stored rows of a batch of clips; a pure function of its arguments.
+
+        Parameters
+        ----------
+        batch : ClipBatch
+            Clips, their valid samples and clipped fractions.
+        first_clip : int
+            Store index of the batch's first clip: the int16 dither of a clip is keyed by its
+            index, so its bytes do not depend on which task or batch computes it.
+
+        Returns
+        -------
+        dict of str to ndarray
+            One array per stored variable in :attr:`variables`, each with a leading clip axis.
+        """
+        dsp = self.dsp
+        out: dict[str, np.ndarray] = {"valid_samples": batch.valid.astype(np.int32)}
+        if dsp.waveform and dsp.bit_depth.policy == "float32":
+            out["waveform"] = batch.clips
+        elif dsp.waveform:
+            out["waveform"] = np.stack([to_int16(clip, dsp.bit_depth, key=(first_clip + i,))
+                                        for i, clip in enumerate(batch.clips)])
+        out.update(compute_features(batch.clips, dsp.target_rate_hz, self.features))
+        out.update(clip_qc(batch.clips, batch.valid))
+        out["clipped_fraction"] = batch.clipped.astype(np.float32)
+        return {k: v for k, v in out.items() if k in self.variables}

@@ -1,0 +1,156 @@
+"""The two halves of a task on real stores: the pure :class:`RowExtractor` (clips -> stored
+rows) and the :class:`ShardBuffer` (batches into shards, skips shards a resumed run finds
+complete, writes), the latter through both sinks of the store contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fieldkit.config.params import BitDepthParams, FeatureParams, ResampleParams
+from fieldkit.dsp.bitdepth import to_int16
+from fieldkit.errors import ProcessingError
+from fieldkit.pipeline.extract import ClipBatch, RowExtractor, clipped_fraction
+from fieldkit.pipeline.spec import DspSpec
+from fieldkit.pipeline.tasks import ShardBuffer
+from fieldkit.store.layout import StoreLayout
+from fieldkit.store.regions import ZarrShardSink, padding_arrays
+from fieldkit.store.shards import DirectShardSink
+from fieldkit.store.zarr_store import create_store, open_store
+from fieldkit.testing.signals import white_noise
+from tests.store.store_helpers import coords_for
+
+SR, CLIP, N_CLIPS, SHARD = 16000, 400, 12, 4
+PARAMS = FeatureParams(n_fft=256, hop_length=128, n_mels=16, n_mfcc=8)
+DSP = DspSpec(resample=ResampleParams(target_rate_hz=SR, quality="HQ"),
+              bit_depth=BitDepthParams(policy="int16", dither="tpdf", seed=7), features=PARAMS,
+              clip_len=CLIP, hop=CLIP, waveform=True)
+LAYOUT = StoreLayout.from_feature_params(N_CLIPS, CLIP, SR, PARAMS, waveform=True, waveform_dtype="int16",
+                                         clips_per_chunk=2, clips_per_shard=SHARD)
+EXTRACTOR = RowExtractor.for_store(DSP, (v.name for v in LAYOUT.variables()))
+
+
+def clips(n: int, seed: int = 1) -> ClipBatch:
+    samples = white_noise(n * CLIP / SR, SR, rms=0.1, seed=seed).reshape(n, CLIP)
+    valid = np.full(n, CLIP, np.int64)
+    valid[-1] = CLIP // 2
+    samples[-1, CLIP // 2:] = 0  # as the clip cutter pads the last clip
+    return ClipBatch(samples, valid, np.linspace(0, 1, n))
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_rows_are_the_same_whichever_batch_computes_them():
+    batch = clips(10)
+    whole = EXTRACTOR.extract(batch, first_clip=3)
+    halves = [EXTRACTOR.extract(ClipBatch(*(a[s] for a in batch)), first_clip=3 + s.start)
+              for s in (slice(0, 4), slice(4, 10))]
+    assert set(whole) == {v.name for v in LAYOUT.variables()}
+    for name, values in whole.items():
+        joined = np.concatenate([h[name] for h in halves])
+        if name == "waveform":  # dither keyed by the clip's store index: the very same bytes
+            np.testing.assert_array_equal(joined, values)
+        else:
+            np.testing.assert_allclose(joined, values, rtol=1e-5, atol=1e-6)
+    bits = BitDepthParams(policy="int16", dither="tpdf", seed=7)
+    np.testing.assert_array_equal(whole["waveform"][5], to_int16(batch.clips[5], bits, key=(8,)))
+    assert not np.array_equal(whole["waveform"][5], to_int16(batch.clips[5], bits, key=(5,)))
+    np.testing.assert_array_equal(whole["valid_samples"], batch.valid.astype(np.int32))
+    assert whole["clipped_fraction"].dtype == np.float32
+
+
+def test_rows_hold_the_stored_variables_only():
+    extractor = RowExtractor.for_store(DSP, ["valid_samples", "mel", "peak_dbfs"])
+    rows = extractor.extract(clips(3), first_clip=0)
+    assert sorted(rows) == ["mel", "peak_dbfs", "valid_samples"]
+    assert rows["mel"].shape == (3, LAYOUT.n_frames, PARAMS.n_mels)
+
+
+def test_a_float32_waveform_is_the_clips_themselves():
+    dsp = dataclasses.replace(DSP, bit_depth=BitDepthParams(policy="float32"))
+    batch = clips(2)
+    assert RowExtractor.for_store(dsp, ["waveform"]).extract(batch, 0)["waveform"] is batch.clips
+
+
+def test_clipped_fraction_counts_original_samples_of_every_channel_used():
+    fraction = clipped_fraction(np.array([0, 3, 100, 5]), np.array([10, 10, 0, 10]), ratio=2.0, channels=2)
+    np.testing.assert_allclose(fraction, [0.0, 3 / 40, 1.0, 5 / 40])
+
+
+def test_a_batch_is_extracted_for_about_a_feature_group_of_frames():
+    assert EXTRACTOR.batch_clips == 2048 // LAYOUT.n_frames
+
+
+@pytest.fixture(params=[DirectShardSink, ZarrShardSink], ids=["direct", "zarr"])
+def sink_class(request):
+    return request.param
+
+
+def fresh_store(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    create_store(path, LAYOUT, coords_for(N_CLIPS), {})
+    return path
+
+
+def run_buffer(sink, pieces: list[ClipBatch], batch_clips: int = 3) -> tuple[ShardBuffer, list[int]]:
+    """Feed ``pieces`` to a buffer over the whole store; also return where extraction started."""
+    extracted: list[int] = []
+
+    def extract(batch: ClipBatch, first_clip: int) -> dict[str, np.ndarray]:
+        extracted.extend(range(first_clip, first_clip + len(batch.clips)))
+        return EXTRACTOR.extract(batch, first_clip)
+
+    buffer = ShardBuffer(sink, slice(0, N_CLIPS), SHARD, extract, batch_clips)
+    for piece in pieces:
+        buffer.add(piece)
+    buffer.finish()
+    return buffer, extracted
+
+
+def split(batch: ClipBatch, sizes: list[int]) -> list[ClipBatch]:
+    edges = np.cumsum([0, *sizes])
+    return [ClipBatch(*(a[lo:hi] for a in batch)) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def test_the_buffer_writes_whole_shards_and_pads_the_region(tmp_path, sink_class):
+    path = fresh_store(tmp_path, "s.zarr")
+    batch = clips(9)
+    buffer, extracted = run_buffer(sink_class(path, LAYOUT), split(batch, [1, 5, 0, 2, 1]))
+    assert (buffer.clips_computed, buffer.clips_skipped) == (N_CLIPS, 0)
+    assert extracted == list(range(9))
+    ds = open_store(path).load()
+    expected = EXTRACTOR.extract(batch, 0)
+    np.testing.assert_array_equal(ds["waveform"].values[:9], expected["waveform"])
+    np.testing.assert_allclose(ds["mfcc"].values[:9], expected["mfcc"], rtol=1e-5, atol=1e-5)
+    for name, values in padding_arrays(LAYOUT, 3).items():
+        np.testing.assert_array_equal(ds[name].values[9:], values)
+    assert sink_class(path, LAYOUT).is_complete(slice(0, N_CLIPS))
+
+
+def test_a_resumed_buffer_skips_complete_shards_and_gives_the_same_bytes(tmp_path, sink_class):
+    batch = clips(11)
+    reference = fresh_store(tmp_path, "reference.zarr")
+    run_buffer(sink_class(reference, LAYOUT), split(batch, [4, 4, 3]))
+    resumed = tmp_path / "resumed.zarr"
+    shutil.copytree(reference, resumed)
+    for shard in (0, 2):  # as a crash mid-write leaves them: done cleared, a variable missing
+        (resumed / "progress" / "done" / f"c.{shard}").unlink()
+        (resumed / "mel" / f"c.{shard}.0.0").unlink()
+    buffer, extracted = run_buffer(sink_class(resumed, LAYOUT), split(batch, [2, 7, 2]))
+    assert (buffer.clips_computed, buffer.clips_skipped) == (8, 4)
+    assert extracted == [0, 1, 2, 3, 8, 9, 10]  # shard 1 was not extracted again; 11 is padding
+    assert snapshot(resumed) == snapshot(reference)
+
+
+def test_more_clips_than_planned_is_an_error(tmp_path, sink_class):
+    buffer = ShardBuffer(sink_class(fresh_store(tmp_path, "s.zarr"), LAYOUT), slice(0, 8), SHARD,
+                         EXTRACTOR.extract, 3)
+    buffer.add(clips(6))
+    with pytest.raises(ProcessingError, match=r"task for clips \[0, 8\) produced more clips than planned"):
+        buffer.add(clips(3))
