@@ -13,6 +13,7 @@ import dataclasses
 import math
 from typing import Any, ClassVar, TypeVar
 
+from fieldkit.config.checks import is_int as _is_int
 from fieldkit.errors import ConfigError
 
 __all__ = [
@@ -47,10 +48,6 @@ P = TypeVar("P", bound="_Params")
 
 def _fail(cls_name: str, field: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"{cls_name}.{field} = {value!r} is invalid; expected {allowed}.")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_real(value: Any) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from fieldkit.errors import IngestError, InsufficientSpaceError
 
 __all__ = ["CopyFailure", "CardRemovedError", "StagedCopy", "stage_copy", "stage_unsynced", "verify_staged",
-           "syncfs", "place", "hash_file", "fsync_dir"]
+           "syncfs", "place", "hash_file"]
 
 _GONE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ESTALE}
 try:
@@ -229,11 +229,3 @@ def place(staged: StagedCopy, final: Path, chunk_bytes: int = 4 << 20) -> tuple[
         return target, False
     raise IngestError(f"could not place {staged.partial} at {final}: both {final.name} and its "
                       "hash-suffixed name hold other content.", hint="Run 'fieldkit verify'.")
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from fieldkit.config.checks import is_int as _is_int
 from fieldkit.config.params import FeatureParams
 from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ConfigError
@@ -101,10 +102,6 @@ class VariableSpec:
     def fill_value(self) -> float | int:
         """NaN for floating-point variables (never-written reads as NaN), else 0."""
         return math.nan if self.dtype.startswith("float") else 0
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

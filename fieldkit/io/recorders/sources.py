@@ -46,12 +46,12 @@ def guano_source(given: SourceInput) -> Reading:
         return Reading()
     guano = parse_guano(bodies[0])
     typed = guano.typed
-    values = dict(make=guano.get("Make"), model=guano.get("Model"), serial=guano.get("Serial"),
-                  firmware=guano.get("Firmware Version"),
-                  deployment_id=guano.get("OAD|Deployment ID"), battery_v=typed.get("battery_v"),
-                  temperature_c=typed.get("temperature_int_c", typed.get("temperature_ext_c")),
-                  latitude_deg=typed.get("latitude_deg"),
-                  longitude_deg=typed.get("longitude_deg"), elevation_m=typed.get("elevation_m"))
+    values = {"make": guano.get("Make"), "model": guano.get("Model"),
+              "serial": guano.get("Serial"), "firmware": guano.get("Firmware Version"),
+              "deployment_id": guano.get("OAD|Deployment ID"), "battery_v": typed.get("battery_v"),
+              "temperature_c": typed.get("temperature_int_c", typed.get("temperature_ext_c")),
+              "latitude_deg": typed.get("latitude_deg"),
+              "longitude_deg": typed.get("longitude_deg"), "elevation_m": typed.get("elevation_m")}
     times = ()
     if typed.get("timestamp") is not None:
         times = (TimeCandidate("guano", guano.fields["Timestamp"], typed["timestamp"],
@@ -134,10 +134,10 @@ def wamd_source(given: SourceInput) -> Reading:
     wamd = parse_wamd(bodies[0])
     raw = {"wamd": {"fields": wamd.fields, "latitude_deg": wamd.latitude_deg,
                     "longitude_deg": wamd.longitude_deg, "altitude_m": wamd.altitude_m}}
-    values = dict(make="Wildlife Acoustics", model=wamd.fields.get("model"),
-                  serial=wamd.fields.get("serial"), firmware=wamd.fields.get("firmware"),
-                  latitude_deg=wamd.latitude_deg, longitude_deg=wamd.longitude_deg,
-                  elevation_m=wamd.altitude_m)
+    values = {"make": "Wildlife Acoustics", "model": wamd.fields.get("model"),
+              "serial": wamd.fields.get("serial"), "firmware": wamd.fields.get("firmware"),
+              "latitude_deg": wamd.latitude_deg, "longitude_deg": wamd.longitude_deg,
+              "elevation_m": wamd.altitude_m}
     times = ()
     if wamd.timestamp is not None:
         times = (TimeCandidate("wamd", str(wamd.fields.get("timestamp")), wamd.timestamp,
