@@ -1,4 +1,4 @@
-"""Layer 3 service: hand a curated dataset to an ML team (DESIGN.md, "Export").
+"""Layer 3 service: hand a curated dataset to an ML team (docs/architecture.md, "Export").
 
 :func:`export_dataset` writes one dataset version, described by a plain :class:`ExportInput`,
 as arrays in a named format (:data:`FORMATS`: ``zarr``, ``numpy``, ``parquet``), an index, the

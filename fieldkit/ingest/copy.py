@@ -1,6 +1,6 @@
 """The verified copy of one file: hash while streaming into staging, fsync, re-read, compare, place.
 
-Per file (shared/reference/formats-and-faults.md §1.3): the card is opened read-only; bytes are
+Per file (why each step: docs/notes/durability.md): the card is opened read-only; bytes are
 hashed while they stream into ``archive/.staging/<session>/<n>.partial`` (created with
 ``O_EXCL``); the copy is fsynced, evicted from the page cache and re-read; the source is read a
 second time, independently. Only when all three SHA-256 digests agree is the copy linked into its

@@ -1,7 +1,7 @@
 """The layout of one processing run's Zarr store: variables, dims, dtypes, chunks and shards.
 
-One store holds one xarray Dataset whose first dimension is always ``clip`` (DESIGN.md,
-"Processing: DSP into Zarr with Dask"):
+One store holds one xarray Dataset whose first dimension is always ``clip`` (docs/architecture.md,
+"Store layout"):
 
 =================================================  ======================  =====================
 variable                                           dims                    dtype
@@ -18,7 +18,7 @@ variable                                           dims                    dtype
 =================================================  ======================  =====================
 
 The band dims are ``mel_band``, ``mfcc_coef``, ``chroma_bin`` and ``freq_bin`` rather than
-DESIGN.md's ``mel``/``mfcc``/``chroma``: xarray treats a variable that has a dimension of its
+the design's ``mel``/``mfcc``/``chroma``: xarray treats a variable that has a dimension of its
 own name as a coordinate, so ``mel (clip, frame, mel)`` would not be a data variable.
 
 Coordinates on ``clip``: ``recording_id`` (int64, -1 for padding clips), ``start_time``

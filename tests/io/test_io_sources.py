@@ -50,7 +50,8 @@ def test_a_registered_source_changes_what_is_read_until_it_is_removed(before):
         assert meta.serial == "ID3-SERIAL" and meta.raw["id3"]["found_make"] is None
         assert [c.source for c in meta.time_candidates] == ["id3", "audiomoth_comment", "filename"]
     else:  # consulted last: it fills only what no other source gave, and sees the make
-        assert meta.serial == plain.serial and meta.raw["id3"]["found_make"] == "Open Acoustic Devices"
+        assert meta.serial == plain.serial
+        assert meta.raw["id3"]["found_make"] == "Open Acoustic Devices"
         assert [c.source for c in meta.time_candidates] == ["audiomoth_comment", "filename", "id3"]
     assert meta.firmware == "id3-firmware" and meta.raw["id3"]["size"] > 0
     assert "id3_seen" in meta.flags and "id3: a test source" in meta.warnings
@@ -61,7 +62,8 @@ def test_a_registered_source_changes_what_is_read_until_it_is_removed(before):
 def test_source_registry_misses_are_helpful():
     with pytest.raises(UnknownNameError) as err:
         registry.get_source("zoom_f3")
-    assert "zoom_f3" in str(err.value) and "guano" in str(err.value) and "filename" in str(err.value)
+    message = str(err.value)
+    assert "zoom_f3" in message and "guano" in message and "filename" in message
     with pytest.raises(UnknownNameError, match="known: .*wamd"):
         registry.register_source("x", before="nothing")(_id3_source)
     with pytest.raises(UnknownNameError):

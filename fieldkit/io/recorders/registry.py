@@ -172,7 +172,8 @@ def register_source(
 
     def decorate(func: _R) -> _R:
         if name in _SOURCES and _SOURCES[name].read is not func:
-            raise ValueError(f"source name {name!r} is already registered by {_SOURCES[name].read!r}")
+            raise ValueError(
+                f"source name {name!r} is already registered by {_SOURCES[name].read!r}")
         if name not in _ORDER:
             if before is not None and before not in _ORDER:
                 raise UnknownNameError("recorder metadata source", before, list(_ORDER))
