@@ -70,4 +70,7 @@ def test_source_registry_misses_are_helpful():
         registry.unregister_source("zoom_f3")
     with pytest.raises(ValueError, match="already registered"):
         registry.register_source("wamd", ("wamd",))(_id3_source)
+    with pytest.raises(ValueError, match="declared in registry.PRIORITY"):
+        registry.unregister_source("guano")
+    assert registry.source_names() == registry.PRIORITY
     assert "x" not in registry.source_names()

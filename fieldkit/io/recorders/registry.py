@@ -185,17 +185,20 @@ def register_source(
 
 
 def unregister_source(name: str) -> None:
-    """Remove the source ``name``; a declared name keeps its place for a later registration.
+    """Remove the source ``name``, registered outside :data:`PRIORITY` (a plug-in, a test).
 
     Raises
     ------
     UnknownNameError
         When no source of that name is registered.
+    ValueError
+        For a source of :data:`PRIORITY`: the reader needs every declared source.
     """
     get_source(name)
+    if name in PRIORITY:
+        raise ValueError(f"source {name!r} is declared in registry.PRIORITY and cannot be removed.")
     del _SOURCES[name]
-    if name not in PRIORITY:
-        _ORDER.remove(name)
+    _ORDER.remove(name)
 
 
 def get_source(name: str) -> Source:
