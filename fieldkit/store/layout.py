@@ -18,7 +18,7 @@ variable                                           dims                    dtype
 =================================================  ======================  =====================
 
 The band dims are ``mel_band``, ``mfcc_coef``, ``chroma_bin`` and ``freq_bin`` rather than
-the design's ``mel``/``mfcc``/``chroma``: xarray treats a variable that has a dimension of its
+plain ``mel``/``mfcc``/``chroma``: xarray treats a variable that has a dimension of its
 own name as a coordinate, so ``mel (clip, frame, mel)`` would not be a data variable.
 
 Coordinates on ``clip``: ``recording_id`` (int64, -1 for padding clips), ``start_time``
