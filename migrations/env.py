@@ -2,7 +2,7 @@
 
 Migrations run on a connection with SQLite foreign keys OFF (set before any transaction): a
 batch migration recreates a parent table by copy-and-rename, and with foreign keys ON SQLite
-would cascade-delete the child rows (see shared/reference/ecosystem.md §3). After the upgrade a
+would cascade-delete the child rows (see docs/notes/durability.md). After the upgrade a
 ``PRAGMA foreign_key_check`` proves no reference was broken. Everything runs in one explicit
 transaction, so an interrupted migration leaves the old schema intact.
 """

@@ -47,7 +47,7 @@ def _sqlite_on_connect(foreign_keys: bool):
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a row marked 'verified' must survive power loss (formats-and-faults §4.1).
+        # FULL: a row marked 'verified' must survive power loss (docs/notes/durability.md).
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.close()

@@ -1,4 +1,4 @@
-"""The catalogue tables of DESIGN.md as a typed SQLAlchemy 2 ORM.
+"""The catalogue tables (docs/architecture.md) as a typed SQLAlchemy 2 ORM.
 
 The schema is created and changed only by the Alembic migrations in ``migrations/``; a test
 checks that these models and the migrations never drift apart. Tables hold facts; queries live

@@ -1,7 +1,7 @@
 """Workflow files (``workflows/*.yaml``): what to process and how, as a frozen, validated model.
 
 A workflow names a *selection* of catalogued recordings and the parameters of every processing
-step (DESIGN.md, "Processing"). The steps' sections ``resample``, ``bit_depth`` and ``features``
+step (docs/architecture.md, "Processing"). The steps' sections ``resample``, ``bit_depth`` and ``features``
 are the parameter models of :mod:`fieldkit.config.params` themselves, the same objects the task
 specs carry to the kernels. Every section forbids unknown keys; a mistake raises
 :class:`~fieldkit.errors.ConfigError` naming the file, the dotted key, the value and what is

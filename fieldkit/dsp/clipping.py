@@ -16,7 +16,7 @@ float                  1.0                              -1.0
 Counted per channel: clipped samples, runs of consecutive clipped samples and the longest
 run. Only runs of at least ``min_run`` samples count (a lone full-scale sample may be a
 legitimate peak). Resampling first would smear clipped plateaus and undercount them ~10x
-(see ``shared/reference/perf-anchors.md``), hence "original samples". Samples are
+(see ``docs/notes/performance.md``), hence "original samples". Samples are
 ``(frames,)`` or ``(channels, frames)``.
 """
 

@@ -7,7 +7,7 @@ in the padded signal; there are ``1 + (padded_length - n_fft) // hop_length`` fr
 are time-major, ``(..., frames, n_fft // 2 + 1)``, to match the Zarr layout (clip, frame, bin).
 
 The FFT runs on blocks of about :data:`BLOCK_FRAMES` frames so that its working set stays in
-the L2 cache (see ``shared/reference/perf-anchors.md``: the whole-signal FFT was ~1.5x slower).
+the L2 cache (see ``docs/notes/performance.md``: the whole-signal FFT was ~1.5x slower).
 """
 
 from __future__ import annotations

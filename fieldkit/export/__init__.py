@@ -1,4 +1,4 @@
-"""Layer 3 service: hand a curated dataset to an ML team (DESIGN.md, "Export").
+"""Layer 3 service: hand a curated dataset to an ML team (docs/architecture.md, "Export").
 
 :func:`~fieldkit.export.exporter.export_dataset` writes one dataset version, described by a plain
 :class:`~fieldkit.export.request.ExportInput`, as arrays in a named format

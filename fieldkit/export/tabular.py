@@ -3,7 +3,7 @@
 Files follow the Hugging Face layout convention, ``data/<split>-00000-of-00001.parquet``, and
 carry the schema metadata key ``huggingface`` that ``datasets`` reads to restore its feature
 types (``ClassLabel`` with names, lists of strings, timestamps) without ``datasets`` being
-needed to write them (reference/ecosystem.md section 6).
+needed to write them (docs/architecture.md, "Export").
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from fieldkit.faults import crashpoint
 from fieldkit.ingest.copy import (
     CopyFailure,
     StagedCopy,
-    fsync_dir,
     place,
     stage_copy,
     stage_unsynced,
@@ -36,6 +35,7 @@ from fieldkit.ingest.inventory import CardFile
 from fieldkit.ingest.journal import Journal, JournalEntry
 from fieldkit.ingest.naming import archive_relpath
 from fieldkit.ingest.outcomes import FileOutcome
+from fieldkit.io.durable import fsync_dir
 
 __all__ = ["BatchContext", "Placed", "Failure", "Describer", "copy_batch", "describe_batch", "commit_batch"]
 

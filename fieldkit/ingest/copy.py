@@ -1,6 +1,6 @@
 """The verified copy of one file: hash while streaming into staging, fsync, re-read, compare, place.
 
-Per file (shared/reference/formats-and-faults.md §1.3): the card is opened read-only; bytes are
+Per file (why each step: docs/notes/durability.md): the card is opened read-only; bytes are
 hashed while they stream into ``archive/.staging/<session>/<n>.partial`` (created with
 ``O_EXCL``); the copy is fsynced, evicted from the page cache and re-read; the source is read a
 second time, independently. Only when all three SHA-256 digests agree is the copy linked into its
@@ -21,7 +21,7 @@ from pathlib import Path
 from fieldkit.errors import IngestError, InsufficientSpaceError
 
 __all__ = ["CopyFailure", "CardRemovedError", "StagedCopy", "stage_copy", "stage_unsynced", "verify_staged",
-           "syncfs", "place", "hash_file", "fsync_dir"]
+           "syncfs", "place", "hash_file"]
 
 _GONE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ESTALE}
 try:
@@ -229,11 +229,3 @@ def place(staged: StagedCopy, final: Path, chunk_bytes: int = 4 << 20) -> tuple[
         return target, False
     raise IngestError(f"could not place {staged.partial} at {final}: both {final.name} and its "
                       "hash-suffixed name hold other content.", hint="Run 'fieldkit verify'.")
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,7 +1,7 @@
 """The ingest lock: one ingest (or verify) per archive at a time, in a file beside the archive.
 
 The lock is a file, not a database row, so it works whatever the catalogue backend and even
-when the catalogue is locked or broken (RELIABILITY.md E1). It is an OS lock (``flock``) on
+when the catalogue is locked or broken (docs/reliability.md, E1). It is an OS lock (``flock``) on
 ``archive/.ingest.lock``, and the file records who holds it (pid, host, since) for the message a
 second run prints. Because the kernel releases an ``flock`` when its process dies, a run killed
 with SIGKILL leaves no stale lock on a local disk: the next run takes over and recovers. Where

@@ -1,4 +1,4 @@
-"""Safe, stable archive names for whatever names a card holds (RELIABILITY.md C6, G3).
+"""Safe, stable archive names for whatever names a card holds (docs/reliability.md, C6, G3).
 
 The raw bytes of every card path are kept in the catalogue; the archive gets a portable name:
 UTF-8 (undecodable bytes spelled ``_xNN``), NFC, no control characters or separators, no

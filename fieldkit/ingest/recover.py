@@ -1,4 +1,4 @@
-"""Recovery at the start of every ingest and verify (RELIABILITY.md D1).
+"""Recovery at the start of every ingest and verify (docs/reliability.md, D1).
 
 Stray ``*.partial`` files are removed (their copy never completed, the card still has the
 data). Files that a killed run placed in the archive but never committed are adopted through

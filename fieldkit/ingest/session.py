@@ -1,6 +1,6 @@
 """Opening an ingest session: a new one, a resumed one, or none at all (nothing new on the card).
 
-Rules (RELIABILITY.md D4, F1): the newest session of the same card with the same inventory is
+Rules (docs/reliability.md, D4, F1): the newest session of the same card with the same inventory is
 resumed (or, when it is complete without failures, the run is a no-op); a card whose inventory
 grew since an unfinished session gets a new session linked to it; a card whose earlier files
 changed or vanished cannot resume an unfinished session — that is refused with an explanation.

@@ -1,5 +1,5 @@
 """Listen to a recording: a loudness-normalised excerpt, time expansion or heterodyne, plus its
-spectrogram (DESIGN.md, "Sonified previews").
+spectrogram (docs/architecture.md, "Previews").
 
 Reads only the excerpt's frames from the archived copy, calls the pure kernels of
 :mod:`fieldkit.dsp.listening` and writes ``rec<ID>-<mode>.wav`` and ``rec<ID>-<mode>.png`` with

@@ -6,7 +6,7 @@ parameters; datasets with label counts per split; spectrograms with ``<audio>`` 
 Pictures are base64 PNG ``data:`` URIs and previews short mono WAV ``data:`` URIs (5 s, at most
 16 kHz, or a time-expanded bat call at its playback rate: each well under 1 MB), the CSS is
 inline, and nothing is fetched from the network, so the page can be mailed, archived with a
-dataset or opened in the field (ecosystem.md section 8).
+dataset or opened in the field (docs/architecture.md, "Previews").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Listen to the data: the clips of a run, a dataset or a deployment as a melody (DESIGN.md,
-"Sonified previews"; after V. Granville, "Sound Generation in Python: Turning Your Data into
-Music").
+"""Listen to the data: the clips of a run, a dataset or a deployment as a melody
+(docs/architecture.md, "Previews"; after V. Granville, "Sound Generation in Python: Turning
+Your Data into Music").
 
 One note per data point, in time order: a data point is a clip (frame features averaged over
 the clip's frames, per-clip QC as it is), or for "a night in a minute" a group of consecutive

@@ -1,5 +1,5 @@
-"""Data video: a spectrogram with a moving cursor and a sound track (DESIGN.md, "Sonified
-previews").
+"""Data video: a spectrogram with a moving cursor and a sound track (docs/architecture.md,
+"Previews").
 
 A recording's video shows the spectrogram of its excerpt in real units with its listening
 preview as the sound (time-expanded for ultrasonic recordings, so the cursor moves slower

@@ -3,7 +3,7 @@
 These are produced by :mod:`fieldkit.io.riff.chunks` and :func:`fieldkit.io.audio.probe.probe` and stored
 by the catalogue. They live in the model layer (no I/O) so that every layer can use them.
 
-Status and reason vocabulary (RELIABILITY.md, cases A1-A8):
+Status and reason vocabulary (docs/reliability.md, cases A1-A8):
 
 ``status``
     ``ok`` (every declared frame is present), ``truncated`` (some whole frames, fewer than the

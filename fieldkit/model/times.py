@@ -5,7 +5,7 @@ daylight saving time. So the recommended deployment time zone is a fixed offset 
 ``UTC+5:30``, ``-0300``). An IANA name (``Europe/Berlin``) is accepted only as the user's
 statement that the clock followed that zone's DST; a local time that does not exist or happens
 twice in that zone then raises :class:`~fieldkit.errors.TimeReconciliationError` instead of
-being shifted silently (RELIABILITY.md B6).
+being shifted silently (docs/reliability.md, B6).
 
 Which offset a naive time gets, in order:
 
@@ -13,7 +13,7 @@ Which offset a naive time gets, in order:
    ``(UTC+N)`` in an AudioMoth comment, an ISO file name ``20191125T000000+1000``).
 2. ``file``: another source *in the same file* states one. AudioMoth writes the file name, the
    comment and GUANO from one clock at one configured offset, so a naive file name borrows the
-   comment's offset; this is the file's own data, not a guess (formats-and-faults §3).
+   comment's offset; this is the file's own data, not a guess (docs/notes/recorder-formats.md).
 3. ``deployment``: the deployment's time zone given by the user.
 4. otherwise the time stays unresolved (flag ``no_offset``) - never assumed to be UTC.
 

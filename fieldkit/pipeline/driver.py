@@ -100,7 +100,7 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
             yield client
         return
     # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers: every large temporary then
-    # becomes an mmap/munmap with fresh page faults, 2.7x slower here (perf-anchors.md); memory
+    # becomes an mmap/munmap with fresh page faults, 2.7x slower (docs/notes/performance.md); memory
     # stays flat without it because buffers are bounded by the shard size.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = LocalCluster(n_workers=workers or settings.n_workers, threads_per_worker=settings.threads_per_worker,

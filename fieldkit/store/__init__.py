@@ -1,4 +1,4 @@
-"""Layer 2 adapter: the Zarr/xarray layout of a processing run's store (DESIGN.md).
+"""Layer 2 adapter: the Zarr/xarray layout of a processing run's store (docs/architecture.md).
 
 :mod:`.layout` says what a store holds, :mod:`.allocation` where each recording's clips go so that
 every task owns whole shards, :mod:`.regions` writes one task's region (all a Dask worker needs:

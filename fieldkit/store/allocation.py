@@ -1,4 +1,4 @@
-"""Plan every recording's clip range so that each task owns whole shards (RELIABILITY.md E3).
+"""Plan every recording's clip range so that each task owns whole shards (docs/reliability.md, E3).
 
 The choice: **several recordings per task, one writer per shard.** Items (recordings, or
 shard-sized segments of very long recordings) are laid out on the ``clip`` axis in the order
@@ -12,7 +12,7 @@ The last task is not padded: the array ends with it (its last shard is a partial
 Why not "every recording starts on a shard boundary": with one-minute AudioMoth files (20 clips
 of 3 s) and 128-clip shards, that wastes 84 % of the store in padding. Grouping keeps padding to
 at most one shard per task (typically a few clips), and gives tasks of several files, which is
-also what perf-anchors.md recommends to amortise per-task overhead. A task may write its region
+also what docs/notes/performance.md recommends for per-task overhead. A task may write its region
 in several shard-aligned pieces (``write_region`` accepts any shard-aligned slice), so a long
 group never needs to sit in memory at once.
 """

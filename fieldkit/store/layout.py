@@ -1,7 +1,7 @@
 """The layout of one processing run's Zarr store: variables, dims, dtypes, chunks and shards.
 
-One store holds one xarray Dataset whose first dimension is always ``clip`` (DESIGN.md,
-"Processing: DSP into Zarr with Dask"):
+One store holds one xarray Dataset whose first dimension is always ``clip`` (docs/architecture.md,
+"Store layout"):
 
 =================================================  ======================  =====================
 variable                                           dims                    dtype
@@ -18,7 +18,7 @@ variable                                           dims                    dtype
 =================================================  ======================  =====================
 
 The band dims are ``mel_band``, ``mfcc_coef``, ``chroma_bin`` and ``freq_bin`` rather than
-DESIGN.md's ``mel``/``mfcc``/``chroma``: xarray treats a variable that has a dimension of its
+plain ``mel``/``mfcc``/``chroma``: xarray treats a variable that has a dimension of its
 own name as a coordinate, so ``mel (clip, frame, mel)`` would not be a data variable.
 
 Coordinates on ``clip``: ``recording_id`` (int64, -1 for padding clips), ``start_time``
@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from fieldkit.config.checks import is_int as _is_int
 from fieldkit.config.params import BIT_DEPTH_POLICIES, FEATURES, FeatureParams
 from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ConfigError
@@ -106,10 +107,6 @@ class VariableSpec:
     def fill_value(self) -> float | int:
         """NaN for floating-point variables (never-written reads as NaN), else 0."""
         return math.nan if self.dtype.startswith("float") else 0
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

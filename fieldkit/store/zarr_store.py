@@ -1,6 +1,6 @@
 """Create, fill, resume and publish one run's Zarr v3 store (layout in :mod:`.layout`).
 
-The protocol (DESIGN.md, "Processing: DSP into Zarr with Dask"; RELIABILITY.md E3/E4):
+The protocol (docs/architecture.md, "Processing"; docs/reliability.md, E3 and E4):
 
 1. The driver plans every clip (``plan_regions``) and calls :func:`create_store`: xarray writes
    the template with ``to_zarr(compute=False)`` (array metadata and attributes, no chunk of any
@@ -18,7 +18,7 @@ The protocol (DESIGN.md, "Processing: DSP into Zarr with Dask"; RELIABILITY.md E
    incomplete, and :func:`region_is_complete` / :func:`completed_regions` tell a resumed run
    what is left to do.
 4. :func:`finalize_store` checks that every clip is done, consolidates the metadata and
-   removes the ``*.partial`` temporaries of writers killed mid-write (RELIABILITY.md E4).
+   removes the ``*.partial`` temporaries of writers killed mid-write (docs/reliability.md, E4).
 
 Data variables are written with zarr directly (their xarray encoding is the identity: no
 scale, offset or time units), which skips xarray's per-call dataset construction.

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises: (none)
 Create Date: 2026-11-23
 
-Every core table of DESIGN.md except the manifest table (0002).
+Every core table of docs/architecture.md except the manifest table (0002).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 An annotation table names its audio (Raven ``Begin File``, a CSV ``file`` or ``notated_path``
 column). Those names come from outside and are resolved only *inside* the dataset root
-(RELIABILITY.md G2): ``../../etc/passwd``, ``/etc/passwd``, ``\\\\server\\share\\x.wav``,
+(docs/reliability.md, G2): ``../../etc/passwd``, ``/etc/passwd``, ``\\\\server\\share\\x.wav``,
 ``C:\\x.wav``, ``%2e%2e%2fx.wav``, ``file:///x.wav``, NUL bytes and line breaks are refused
 with an error naming the reference, before the file system is touched.
 

@@ -3,7 +3,7 @@
 :func:`probe` never raises for bad audio: an empty, stubbed, truncated, mislabelled or corrupt
 file comes back as :class:`~fieldkit.model.audio.AudioFacts` with a status, a reason code and a
 message that names the file, says what was expected and found, and what to do next
-(RELIABILITY.md A1-A8).
+(docs/reliability.md, A1-A8).
 
 Why not trust libsndfile alone: when a WAV ``data`` chunk claims more bytes than the file holds,
 libsndfile silently clamps the length, so a truncated recording would look complete. Frame counts

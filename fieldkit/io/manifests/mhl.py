@@ -37,6 +37,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from fieldkit.errors import IngestError, UnknownNameError, ValidationError
+from fieldkit.io.durable import fsync_dir
 from fieldkit.io.manifests.c4 import C4Hasher, c4_file, c4_id
 from fieldkit.io.manifests.mhl_records import (  # noqa: F401 - re-exported
     ACTIONS, ASC_HASH_FORMATS, ASC_NS, CHAIN_FILENAME, DIRECTORY_NS, EXTENSION_HASH_FORMATS,  # noqa: F401
@@ -115,16 +116,6 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:  # removed meanwhile by its writer
         return float("inf")
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_temp(folder: Path, data: bytes, mode: int = 0o444) -> Path:
@@ -275,7 +266,7 @@ def write_generation(folder: str | os.PathLike[str], *, sequence: int | None = N
         final = _link_manifest(temp, sequence, root_name, creator.created)
     finally:
         temp.unlink(missing_ok=True)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     append_to_chain(folder, final)
     return final
 
@@ -339,7 +330,7 @@ def _replace_file(folder: Path, name: str, data: bytes) -> None:
         os.replace(temp, folder / name)  # the chain is derived data, so replacing it is safe
     finally:
         temp.unlink(missing_ok=True)
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""Recorder metadata: pure parsers registered by name, and the per-file reader.
+"""Recorder metadata: pure parsers and the sources that use them, registered by name, and the
+per-file reader that walks the sources in their declared priority.
 
 Importing this package registers every parser (``registry.names()`` lists them):
 ``audiomoth_comment``, ``audiomoth_config``, ``opso_metadata``, ``guano``, ``wamd``, ``bext``,
-``ixml``, ``info`` and ``filename``.
+``ixml``, ``info`` and ``filename``; and every source (``registry.source_names()``, in the order
+the reader consults them): ``guano``, ``info``, ``wamd``, ``bext``, ``ixml`` and ``filename``.
 """
 
-from fieldkit.io.recorders import audiomoth, bwf, filenames, guano, info, registry, wamd
+from fieldkit.io.recorders import audiomoth, bwf, filenames, guano, info, registry, sources, wamd
 from fieldkit.io.recorders.reader import read_recorder_metadata
 
 __all__ = [
@@ -16,5 +18,6 @@ __all__ = [
     "info",
     "read_recorder_metadata",
     "registry",
+    "sources",
     "wamd",
 ]

@@ -1,6 +1,7 @@
 """A lenient, read-only GUANO parser (the ``guan`` RIFF chunk).
 
-Handles what real files and field reports contain (formats-and-faults §2.2, RELIABILITY B3)::
+Handles what real files and field reports contain (docs/notes/recorder-formats.md;
+docs/reliability.md, B3)::
 
     GUANO|Version:1.0                       AudioMoth 1.10+, no space after the colon
     GUANO|Version:  1.0                     Echo Meter Touch: two spaces

@@ -1,7 +1,7 @@
 """Judge a RIFF/RF64 file from its chunk layout alone: status, reason, frame counts.
 
 Pure functions of a :class:`~fieldkit.model.audio.RiffLayout` (no I/O), used by
-:func:`fieldkit.io.audio.probe.probe` before any sample is decoded (RELIABILITY.md A1-A5, A8):
+:func:`fieldkit.io.audio.probe.probe` before any sample is decoded (docs/reliability.md, A1-A5, A8):
 
 - no usable ``fmt ``: ``stub`` when nothing else is there, else ``unreadable``;
 - no ``data``: ``unreadable`` (broken structure), ``header_only`` (cut short, or metadata but no
@@ -50,7 +50,7 @@ class LayoutVerdict:
 
 
 def judge_layout(layout: RiffLayout) -> LayoutVerdict:
-    """Decide status and reason from the chunk layout alone (RELIABILITY.md A1-A5, A8)."""
+    """Decide status and reason from the chunk layout alone (docs/reliability.md, A1-A5, A8)."""
     issues = set(layout.issues)
     if "not_wave" in issues:
         return LayoutVerdict(STATUS_QUARANTINED, "not_audio", messages=(
