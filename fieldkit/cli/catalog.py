@@ -32,7 +32,7 @@ def _date(value: Optional[str], option: str) -> Optional[dt.datetime]:
 def sites(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Sites and how many deployments each has."""
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = queries.list_sites(s)
+        rows = [r.to_dict() for r in queries.list_sites(s)]
     emit_json(rows) if json_out else table("sites", rows, ["id", "name", "deployments", "latitude", "longitude"])
 
 
@@ -41,7 +41,7 @@ def deployments(ctx: typer.Context, site: Optional[str] = typer.Option(None, hel
                 json_out: bool = JSON) -> None:
     """Deployments with their site, time zone and recording counts."""
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = queries.list_deployments(s, site=site)
+        rows = [r.to_dict() for r in queries.list_deployments(s, site=site)]
     emit_json(rows) if json_out else table("deployments", rows, ["id", "site", "name", "timezone", "recordings"])
 
 
@@ -59,7 +59,7 @@ def recordings(
     filters = queries.RecordingFilter(site=site, deployment=deployment, status=status,
                                       start=_date(since, "--since"), end=_date(until, "--until"))
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = queries.list_recordings(s, filters)
+        rows = [r.to_dict() for r in queries.list_recordings(s, filters)]
     if json_out:
         emit_json(rows)
         return
@@ -72,6 +72,6 @@ def sessions(ctx: typer.Context, deployment: Optional[str] = typer.Option(None, 
              json_out: bool = JSON) -> None:
     """Ingest sessions: card, state, counts, and whether the card is safe to erase."""
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = queries.list_sessions(s, deployment=deployment)
+        rows = [r.to_dict() for r in queries.list_sessions(s, deployment=deployment)]
     emit_json(rows) if json_out else table(
         "ingest sessions", rows, ["id", "card", "deployment", "state", "files_total", "safe_to_erase", "started_at"])

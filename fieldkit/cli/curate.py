@@ -99,14 +99,14 @@ def create(
 def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Datasets and their versions."""
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = label_rows.list_datasets(s)
+        rows = [r.to_dict() for r in label_rows.list_datasets(s)]
     emit_json(rows) if json_out else table("datasets", rows, ["id", "name", "version", "run_id", "clips", "split_by"])
 
 
 def annotations_list(ctx: typer.Context, json_out: bool = JSON) -> None:
     """Annotation counts per label."""
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = label_rows.annotation_counts(s)
+        rows = [r.to_dict() for r in label_rows.annotation_counts(s)]
     emit_json(rows) if json_out else table("annotations", rows, ["label", "annotations", "recordings"])
 
 
