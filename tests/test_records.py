@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 from pathlib import Path
 
 import fieldkit
@@ -31,9 +32,9 @@ def _record_returning_functions() -> set[str]:
     for module in QUERY_MODULES:
         tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and node.returns is not None:
-                if RECORD_NAMES & {n.id for n in ast.walk(node.returns) if isinstance(n, ast.Name)}:
-                    names.add(node.name)
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and node.returns is not None \
+                    and RECORD_NAMES & {n.id for n in ast.walk(node.returns) if isinstance(n, ast.Name)}:
+                names.add(node.name)
     return names
 
 
@@ -99,15 +100,15 @@ class _RowFlow:
     def string_keys(self) -> list[ast.AST]:
         while self._step():
             pass
-        found = []
-        for node in ast.walk(self.func):
-            if isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Constant, ast.JoinedStr)) \
-                    and not isinstance(getattr(node.slice, "value", ""), int) and self.carries_rows(node.value):
-                found.append(node)
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
-                    and node.args and isinstance(node.args[0], ast.Constant) and self.carries_rows(node.func.value):
-                found.append(node)
-        return found
+        return [node for node in ast.walk(self.func) if self._keyed(node)]
+
+    def _keyed(self, node: ast.AST) -> bool:
+        """``row["key"]``, ``row[f"..."]`` or ``row.get("key")`` on a value that carries rows."""
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Constant, ast.JoinedStr)):
+            return not isinstance(getattr(node.slice, "value", ""), int) and self.carries_rows(node.value)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            return bool(node.args) and isinstance(node.args[0], ast.Constant) and self.carries_rows(node.func.value)
+        return False
 
 
 def string_keyed_rows(source: str) -> list[str]:
@@ -168,3 +169,10 @@ def test_no_catalogue_row_is_indexed_by_string_outside_the_catalogue():
     offenders = {str(p.relative_to(PACKAGE)): hits for p in _service_modules()
                  if (hits := string_keyed_rows(p.read_text(encoding="utf-8")))}
     assert not offenders, f"use record attributes, not string keys: {offenders}"
+
+
+def test_recording_rows_hold_every_documented_column():
+    """The recordings JSON Schema documents fields of ``catalog recordings --json``: each is a field."""
+    schema = json.loads((PACKAGE.parent / "schemas" / "recordings.schema.json").read_text(encoding="utf-8"))
+    fields = {f.name for f in dataclasses.fields(records.RecordingRow)}
+    assert set(schema["properties"]) <= fields, set(schema["properties"]) - fields

@@ -15,10 +15,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = [
-    "Record", "SiteRow", "DeploymentRow", "RecordingRow", "SessionRow", "SessionFileRow", "SessionContext",
-    "ProcessingCandidate", "CardSessionRow", "ArchivedRecording", "RunRow", "RunDetail", "DerivativeRow",
-    "MatchableRecording", "AnnotationSpan", "LabelCount", "DatasetRow", "DatasetItemRow", "DatasetDetail",
-    "CardSighting", "RecordingLineage",
+    "AnnotationSpan", "ArchivedRecording", "CardSessionRow", "CardSighting", "DatasetDetail", "DatasetItemRow",
+    "DatasetRow", "DeploymentRow", "DerivativeRow", "LabelCount", "MatchableRecording", "ProcessingCandidate",
+    "Record", "RecordingLineage", "RecordingRow", "RunDetail", "RunRow", "SessionContext", "SessionFileRow",
+    "SessionRow", "SiteRow",
 ]
 
 

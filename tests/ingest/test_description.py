@@ -37,7 +37,7 @@ def test_description_columns_are_recording_columns():
 
 
 def test_an_audiomoth_file_is_described_with_its_facts_and_time(archived):
-    description, meta = describe_archived(archived["20200404_102500.WAV"], "20200404_102500.WAV", "UTC")
+    description, _ = describe_archived(archived["20200404_102500.WAV"], "20200404_102500.WAV", "UTC")
     assert type(description) is Description and description.status == "ok" and description.format == "wav"
     assert description.sample_rate_hz and description.frames_present and description.start_time_utc is not None
     assert description.metadata["chunks"] and description.times

@@ -5,23 +5,32 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import json
 import pickle
 import shutil
+import typing
 
 import pytest
+import sqlalchemy as sa
 
 from fieldkit.catalogue import labels, queries, records, runs, writes
+from fieldkit.catalogue.models import Card
 from fieldkit.catalogue.records import Record
 
 
-def _query_functions() -> set[str]:
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("scan", Path(__file__).resolve().parents[1] / "test_records.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.QUERY_FUNCTIONS
+def _mentions_a_record(hint: object) -> bool:
+    if isinstance(hint, type):
+        return issubclass(hint, Record)
+    return any(_mentions_a_record(arg) for arg in typing.get_args(hint))
+
+
+def _record_returning_functions() -> set[str]:
+    """Public functions of the query modules whose return type holds a record."""
+    return {name for module in (queries, runs, labels, writes)
+            for name, fn in inspect.getmembers(module, inspect.isfunction)
+            if fn.__module__ == module.__name__ and not name.startswith("_")
+            and _mentions_a_record(typing.get_type_hints(fn).get("return"))}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +63,7 @@ def test_query_functions_return_records(catalogued):
     with ws.catalogue.read() as s:
         recs = queries.list_recordings(s)
         session_id = queries.list_sessions(s)[0].id
-        card_id = 1
+        card_id = s.scalar(sa.select(Card.id))
         lineage = labels.recording_lineage(s, [r.id for r in recs])
         returned = {
             "list_sites": (queries.list_sites(s), records.SiteRow),
@@ -70,8 +79,8 @@ def test_query_functions_return_records(catalogued):
             "recordings_for_matching": (labels.recordings_for_matching(s), records.MatchableRecording),
             "annotation_counts": (labels.annotation_counts(s), records.LabelCount),
             "list_datasets": (labels.list_datasets(s), records.DatasetRow),
-            "annotations_for": (sum(labels.annotations_for(s, [r.id for r in recs]).values(), []),
-                                records.AnnotationSpan),
+            "annotations_for": ([a for spans in labels.annotations_for(s, [r.id for r in recs]).values()
+                                 for a in spans], records.AnnotationSpan),
             "recording_lineage": (list(lineage.values()), records.RecordingLineage),
         }
         context = queries.session_context(s, session_id)
@@ -83,7 +92,7 @@ def test_query_functions_return_records(catalogued):
     assert type(context) is records.SessionContext and type(run) is records.RunDetail
     assert type(dataset) is records.DatasetDetail and _is_record_list(list(dataset.items), records.DatasetItemRow)
     assert all(type(src) is records.CardSighting for rec in lineage.values() for src in rec.sources)
-    assert set(returned) | {"session_context", "get_run", "get_dataset"} >= _query_functions() - {"annotations_for"}
+    assert set(returned) | {"session_context", "get_run", "get_dataset"} == _record_returning_functions()
 
 
 def test_records_are_frozen_picklable_and_not_mappings(catalogued):
@@ -122,3 +131,51 @@ def test_processing_candidates_carry_datetimes(catalogued):
     with ws.catalogue.read() as s:
         timed = [c for c in queries.processing_candidates(s) if c.start_time_utc is not None]
     assert timed and all(isinstance(c.start_time_utc, dt.datetime) and c.start_time_utc.tzinfo for c in timed)
+
+
+#: The key order of each ``--json`` document, as the CLI has always printed it (scripts and the
+#: JSON Schemas rely on the names; byte-for-byte stable output relies on the order).
+DOCUMENT_KEYS = {
+    ("catalog", "sites"): ["id", "name", "description", "latitude", "longitude", "deployments"],
+    ("catalog", "deployments"): ["id", "name", "site", "timezone", "start_utc", "end_utc", "recordings"],
+    ("catalog", "recordings"): [
+        "id", "sha256", "size_bytes", "archive_path", "source_paths", "status", "reason", "status_message", "format",
+        "declared_extension", "sample_rate_hz", "channels", "bit_depth", "subtype", "frames_declared",
+        "frames_present", "duration_s", "start_time_utc", "time_source", "time_discrepancy_s", "site", "deployment",
+        "device_make", "device_model", "device_serial", "peak_dbfs", "clipped_samples", "dc_offset",
+        "silent_fraction", "times", "metadata"],
+    ("catalog", "sessions"): ["id", "card", "site", "deployment", "state", "source_root", "files_total", "bytes_total",
+                              "counts", "safe_to_erase", "resumed_from", "started_at", "finished_at", "message"],
+    ("catalog", "runs"): ["id", "name", "state", "params_hash", "store_path", "n_clips", "started_at", "finished_at",
+                          "timings", "message"],
+    ("catalog", "annotations"): ["label", "annotations", "recordings"],
+    ("dataset", "list"): ["id", "name", "version", "run_id", "clips", "split_by", "manifest_hash", "created_at"],
+}
+
+
+@pytest.mark.parametrize("command", list(DOCUMENT_KEYS), ids=" ".join)
+def test_cli_json_rows_keep_their_keys_in_order(catalogued, command):
+    from typer.testing import CliRunner
+
+    from fieldkit.cli.app import app
+
+    ws, _ = catalogued
+    result = CliRunner().invoke(app, ["-w", str(ws.root), *command, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows and all(list(row) == DOCUMENT_KEYS[command] for row in rows)
+
+
+def test_cli_run_document_keeps_its_keys_in_order(catalogued):
+    from typer.testing import CliRunner
+
+    from fieldkit.cli.app import app
+
+    ws, run_id = catalogued
+    result = CliRunner().invoke(app, ["-w", str(ws.root), "catalog", "run", str(run_id), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert list(doc) == [*DOCUMENT_KEYS[("catalog", "runs")], "parameters", "versions", "derivatives", "failures"]
+    assert list(doc["derivatives"][0]) == ["recording_id", "channel", "clip_start", "clip_stop", "state", "error"]
+    assert doc["failures"] == [d for d in doc["derivatives"] if d["state"] == "failed"]
+    assert isinstance(doc["started_at"], str) and doc["started_at"].endswith("Z")
