@@ -63,7 +63,7 @@ def listening(tmp_path_factory):
     create_dataset(ws, DatasetRequest("calls", report.run_id, background="other", split_by="recording"))
     ingest_card(ws, IngestRequest(_ultrasonic_card(base / "batcard"), "Cave", "B1", timezone="+00:00"))
     with ws.catalogue.read() as session:
-        ids = {Path(r["archive_path"]).name: r["id"] for r in list_recordings(session)}
+        ids = {Path(r.archive_path).name: r.id for r in list_recordings(session)}
     ws.close()
     return base / "ws", report.run_id, ids
 

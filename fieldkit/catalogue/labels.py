@@ -14,6 +14,10 @@ from fieldkit.catalogue.models import (
     Site, SourceFile,
 )
 from fieldkit.catalogue.queries import iso_utc
+from fieldkit.catalogue.records import (
+    AnnotationSpan, CardSighting, DatasetDetail, DatasetItemRow, DatasetRow, LabelCount, MatchableRecording,
+    RecordingLineage,
+)
 from fieldkit.errors import NotFoundError
 
 __all__ = ["recordings_for_matching", "replace_annotations", "annotations_for", "annotation_counts",
@@ -21,7 +25,7 @@ __all__ = ["recordings_for_matching", "replace_annotations", "annotations_for", 
            "recording_devices", "insert_export"]
 
 
-def recordings_for_matching(session: Session) -> list[dict[str, Any]]:
+def recordings_for_matching(session: Session) -> list[MatchableRecording]:
     """Every recording with the names it was seen under on cards (for matching annotation files)."""
     names: dict[int, set[str]] = defaultdict(set)
     for rec_id, path in session.execute(sa.select(SourceFile.recording_id, SourceFile.display_path)
@@ -29,7 +33,8 @@ def recordings_for_matching(session: Session) -> list[dict[str, Any]]:
         names[rec_id].add(path)
     rows = session.execute(sa.select(Recording.id, Recording.sha256, Recording.archive_path, Recording.duration_s,
                                      Recording.status)).all()
-    return [{"id": i, "sha256": h, "archive_path": p, "duration_s": d, "status": st, "source_paths": sorted(names[i])}
+    return [MatchableRecording(id=i, sha256=h, archive_path=p, duration_s=d, status=st,
+                               source_paths=tuple(sorted(names[i])))
             for i, h, p, d, st in rows]
 
 
@@ -43,19 +48,19 @@ def replace_annotations(session: Session, recording_id: int, source_file: str, r
     return len(rows)
 
 
-def annotations_for(session: Session, recording_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+def annotations_for(session: Session, recording_ids: list[int]) -> dict[int, list[AnnotationSpan]]:
+    out: dict[int, list[AnnotationSpan]] = defaultdict(list)
     stmt = sa.select(Annotation).where(Annotation.recording_id.in_(recording_ids)).order_by(Annotation.begin_s)
     for a in session.scalars(stmt):
-        out[a.recording_id].append({"begin_s": a.begin_s, "end_s": a.end_s, "label": a.label,
-                                    "low_hz": a.low_hz, "high_hz": a.high_hz})
+        out[a.recording_id].append(AnnotationSpan(begin_s=a.begin_s, end_s=a.end_s, label=a.label,
+                                                  low_hz=a.low_hz, high_hz=a.high_hz))
     return out
 
 
-def annotation_counts(session: Session) -> list[dict[str, Any]]:
+def annotation_counts(session: Session) -> list[LabelCount]:
     stmt = sa.select(Annotation.label, sa.func.count(), sa.func.count(sa.distinct(Annotation.recording_id))) \
         .group_by(Annotation.label).order_by(Annotation.label)
-    return [{"label": label, "annotations": n, "recordings": r} for label, n, r in session.execute(stmt)]
+    return [LabelCount(label=label, annotations=n, recordings=r) for label, n, r in session.execute(stmt)]
 
 
 def next_dataset_version(session: Session, name: str) -> int:
@@ -82,45 +87,46 @@ def _dataset_row(session: Session, name: str, version: int | None) -> Dataset:
     return row
 
 
-def get_dataset(session: Session, name: str, version: int | None = None) -> dict[str, Any]:
+def get_dataset(session: Session, name: str, version: int | None = None) -> DatasetDetail:
     row = _dataset_row(session, name, version)
     items = session.execute(
         sa.select(DatasetItem.clip_index, DatasetItem.recording_id, DatasetItem.labels, DatasetItem.split,
                   Recording.sha256).join(Recording, DatasetItem.recording_id == Recording.id)
         .where(DatasetItem.dataset_id == row.id).order_by(DatasetItem.clip_index)).all()
     run = session.get(ProcessingRun, row.run_id)
-    return {"id": row.id, "name": row.name, "version": row.version, "run_id": row.run_id, "params": row.params,
-            "manifest_hash": row.manifest_hash, "created_at": iso_utc(row.created_at),
-            "store_path": run.store_path, "workflow": run.workflow, "versions": run.versions,
-            "params_hash": run.params_hash,
-            "items": [{"clip_id": c, "recording_id": r, "labels": list(lab), "split": sp, "recording_sha256": h}
-                      for c, r, lab, sp, h in items]}
+    return DatasetDetail(
+        id=row.id, name=row.name, version=row.version, run_id=row.run_id, params=row.params,
+        manifest_hash=row.manifest_hash, created_at=iso_utc(row.created_at), store_path=run.store_path,
+        workflow=run.workflow, versions=run.versions, params_hash=run.params_hash,
+        items=tuple(DatasetItemRow(clip_id=c, recording_id=r, labels=tuple(lab), split=sp, recording_sha256=h)
+                    for c, r, lab, sp, h in items))
 
 
-def list_datasets(session: Session) -> list[dict[str, Any]]:
+def list_datasets(session: Session) -> list[DatasetRow]:
     counts = dict(session.execute(sa.select(DatasetItem.dataset_id, sa.func.count()).group_by(DatasetItem.dataset_id)).all())
-    return [{"id": d.id, "name": d.name, "version": d.version, "run_id": d.run_id, "clips": counts.get(d.id, 0),
-             "split_by": d.params.get("split_by"), "manifest_hash": d.manifest_hash, "created_at": iso_utc(d.created_at)}
+    return [DatasetRow(id=d.id, name=d.name, version=d.version, run_id=d.run_id, clips=counts.get(d.id, 0),
+                       split_by=d.params.get("split_by"), manifest_hash=d.manifest_hash,
+                       created_at=iso_utc(d.created_at))
             for d in session.scalars(sa.select(Dataset).order_by(Dataset.name, Dataset.version))]
 
 
-def recording_lineage(session: Session, recording_ids: list[int]) -> dict[int, dict[str, Any]]:
+def recording_lineage(session: Session, recording_ids: list[int]) -> dict[int, RecordingLineage]:
     """Recording → archive file → every card sighting (card, ingest session, card path, when)."""
     recs = session.execute(
         sa.select(Recording, Deployment.name, Site.name).outerjoin(Deployment, Recording.deployment_id == Deployment.id)
         .outerjoin(Site, Deployment.site_id == Site.id).where(Recording.id.in_(recording_ids))).all()
-    out = {r.id: {"recording_id": r.id, "sha256": r.sha256, "archive_path": r.archive_path, "status": r.status,
-                  "start_time_utc": iso_utc(r.start_time_utc), "time_source": r.time_source, "site": site,
-                  "deployment": dep, "sources": []} for r, dep, site in recs}
+    sources: dict[int, list[CardSighting]] = defaultdict(list)
     sightings = session.execute(
         sa.select(SourceFile.recording_id, SourceFile.display_path, SourceFile.state, Card.identity,
                   IngestSession.id, IngestSession.started_at, IngestSession.source_root)
         .join(IngestSession, SourceFile.session_id == IngestSession.id).join(Card, IngestSession.card_id == Card.id)
         .where(SourceFile.recording_id.in_(recording_ids)).order_by(SourceFile.id)).all()
     for rec_id, path, state, card, session_id, started, root in sightings:
-        out[rec_id]["sources"].append({"card": card, "ingest_session": session_id, "card_path": path, "state": state,
-                                       "card_root": root, "ingested_at": iso_utc(started)})
-    return out
+        sources[rec_id].append(CardSighting(card=card, ingest_session=session_id, card_path=path, state=state,
+                                            card_root=root, ingested_at=iso_utc(started)))
+    return {r.id: RecordingLineage(recording_id=r.id, sha256=r.sha256, archive_path=r.archive_path, status=r.status,
+                                   start_time_utc=iso_utc(r.start_time_utc), time_source=r.time_source, site=site,
+                                   deployment=dep, sources=tuple(sources[r.id])) for r, dep, site in recs}
 
 
 def recording_devices(session: Session, recording_ids: list[int]) -> dict[int, str]:

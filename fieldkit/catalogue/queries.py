@@ -1,17 +1,18 @@
-"""Read-side queries: plain dictionaries, ready for JSON, tables and pandera validation."""
+"""Read-side queries: typed records (:mod:`fieldkit.catalogue.records`), ready for JSON via ``to_dict``."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fieldkit.catalogue.models import (
     Card, Deployment, Device, IngestSession, Recording, Site, SourceFile,
+)
+from fieldkit.catalogue.records import (
+    DeploymentRow, ProcessingCandidate, RecordingRow, SessionContext, SessionFileRow, SessionRow, SiteRow,
 )
 
 __all__ = ["RecordingFilter", "list_sites", "list_deployments", "list_recordings", "list_sessions", "iso_utc",
@@ -25,19 +26,19 @@ def iso_utc(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def list_sites(session: Session) -> list[dict[str, Any]]:
+def list_sites(session: Session) -> list[SiteRow]:
     counts = dict(
         session.execute(sa.select(Deployment.site_id, sa.func.count()).group_by(Deployment.site_id)).all()
     )
     rows = session.scalars(sa.select(Site).order_by(Site.name)).all()
     return [
-        {"id": s.id, "name": s.name, "description": s.description, "latitude": s.latitude,
-         "longitude": s.longitude, "deployments": counts.get(s.id, 0)}
+        SiteRow(id=s.id, name=s.name, description=s.description, latitude=s.latitude,
+                longitude=s.longitude, deployments=counts.get(s.id, 0))
         for s in rows
     ]
 
 
-def list_deployments(session: Session, *, site: str | None = None) -> list[dict[str, Any]]:
+def list_deployments(session: Session, *, site: str | None = None) -> list[DeploymentRow]:
     stmt = sa.select(Deployment, Site.name).join(Site).order_by(Site.name, Deployment.name)
     if site is not None:
         stmt = stmt.where(Site.name == site)
@@ -47,9 +48,9 @@ def list_deployments(session: Session, *, site: str | None = None) -> list[dict[
         ).all()
     )
     return [
-        {"id": d.id, "name": d.name, "site": site_name, "timezone": d.timezone,
-         "start_utc": iso_utc(d.start_utc), "end_utc": iso_utc(d.end_utc),
-         "recordings": counts.get(d.id, 0)}
+        DeploymentRow(id=d.id, name=d.name, site=site_name, timezone=d.timezone,
+                      start_utc=iso_utc(d.start_utc), end_utc=iso_utc(d.end_utc),
+                      recordings=counts.get(d.id, 0))
         for d, site_name in session.execute(stmt).all()
     ]
 
@@ -107,34 +108,34 @@ def _source_paths(session: Session, recording_ids: list[int]) -> dict[int, list[
     return paths
 
 
-def list_recordings(session: Session, filters: RecordingFilter = RecordingFilter()) -> list[dict[str, Any]]:
+def list_recordings(session: Session, filters: RecordingFilter = RecordingFilter()) -> list[RecordingRow]:
     """Recordings with their deployment, site, device and every card path they were seen at."""
     rows = session.execute(_recording_statement(filters)).all()
     origins = _source_paths(session, [r.id for r, *_ in rows])
-    return [_recording_dict(r, dep, site, dev, origins.get(r.id, [])) for r, dep, site, dev in rows]
+    return [_recording_row(r, dep, site, dev, origins.get(r.id, [])) for r, dep, site, dev in rows]
 
 
-def _recording_dict(r: Recording, deployment: str | None, site: str | None,
-                    device: Device | None, source_paths: list[str]) -> dict[str, Any]:
-    return {
-        "id": r.id, "sha256": r.sha256, "size_bytes": r.size_bytes, "archive_path": r.archive_path,
-        "source_paths": source_paths, "status": r.status, "reason": r.reason,
-        "status_message": r.status_message, "format": r.format,
-        "declared_extension": r.declared_extension, "sample_rate_hz": r.sample_rate_hz,
-        "channels": r.channels, "bit_depth": r.bit_depth, "subtype": r.subtype,
-        "frames_declared": r.frames_declared, "frames_present": r.frames_present,
-        "duration_s": r.duration_s, "start_time_utc": iso_utc(r.start_time_utc),
-        "time_source": r.time_source, "time_discrepancy_s": r.time_discrepancy_s,
-        "site": site, "deployment": deployment,
-        "device_make": (device.make or None) if device else None,
-        "device_model": (device.model or None) if device else None,
-        "device_serial": (device.serial or None) if device else None,
-        "peak_dbfs": r.peak_dbfs, "clipped_samples": r.clipped_samples, "dc_offset": r.dc_offset,
-        "silent_fraction": r.silent_fraction, "times": r.times or {}, "metadata": r.metadata_ or {},
-    }
+def _recording_row(r: Recording, deployment: str | None, site: str | None,
+                   device: Device | None, source_paths: list[str]) -> RecordingRow:
+    return RecordingRow(
+        id=r.id, sha256=r.sha256, size_bytes=r.size_bytes, archive_path=r.archive_path,
+        source_paths=tuple(source_paths), status=r.status, reason=r.reason,
+        status_message=r.status_message, format=r.format,
+        declared_extension=r.declared_extension, sample_rate_hz=r.sample_rate_hz,
+        channels=r.channels, bit_depth=r.bit_depth, subtype=r.subtype,
+        frames_declared=r.frames_declared, frames_present=r.frames_present,
+        duration_s=r.duration_s, start_time_utc=iso_utc(r.start_time_utc),
+        time_source=r.time_source, time_discrepancy_s=r.time_discrepancy_s,
+        site=site, deployment=deployment,
+        device_make=(device.make or None) if device else None,
+        device_model=(device.model or None) if device else None,
+        device_serial=(device.serial or None) if device else None,
+        peak_dbfs=r.peak_dbfs, clipped_samples=r.clipped_samples, dc_offset=r.dc_offset,
+        silent_fraction=r.silent_fraction, times=r.times or {}, metadata=r.metadata_ or {},
+    )
 
 
-def list_sessions(session: Session, *, deployment: str | None = None) -> list[dict[str, Any]]:
+def list_sessions(session: Session, *, deployment: str | None = None) -> list[SessionRow]:
     stmt = (
         sa.select(IngestSession, Card.identity, Deployment.name, Site.name)
         .join(Card).join(Deployment, IngestSession.deployment_id == Deployment.id)
@@ -144,11 +145,11 @@ def list_sessions(session: Session, *, deployment: str | None = None) -> list[di
     if deployment is not None:
         stmt = stmt.where(Deployment.name == deployment)
     return [
-        {"id": s.id, "card": card, "site": site, "deployment": dep, "state": s.state,
-         "source_root": s.source_root, "files_total": s.files_total, "bytes_total": s.bytes_total,
-         "counts": s.counts or {}, "safe_to_erase": s.safe_to_erase,
-         "resumed_from": s.resumed_from_id, "started_at": iso_utc(s.started_at),
-         "finished_at": iso_utc(s.finished_at), "message": s.message}
+        SessionRow(id=s.id, card=card, site=site, deployment=dep, state=s.state,
+                   source_root=s.source_root, files_total=s.files_total, bytes_total=s.bytes_total,
+                   counts=s.counts or {}, safe_to_erase=s.safe_to_erase,
+                   resumed_from=s.resumed_from_id, started_at=iso_utc(s.started_at),
+                   finished_at=iso_utc(s.finished_at), message=s.message)
         for s, card, dep, site in session.execute(stmt).all()
     ]
 
@@ -159,7 +160,7 @@ def source_file_keys(session: Session, session_id: int) -> set[tuple[bytes, int]
     return {(bytes(p), n) for p, n in session.execute(stmt).all()}
 
 
-def session_files(session: Session, session_id: int) -> list[dict[str, Any]]:
+def session_files(session: Session, session_id: int) -> list[SessionFileRow]:
     """Every inventoried file of an ingest session with its outcome and its recording's status."""
     stmt = (
         sa.select(SourceFile, Recording.archive_path, Recording.status, Recording.status_message)
@@ -168,14 +169,14 @@ def session_files(session: Session, session_id: int) -> list[dict[str, Any]]:
         .order_by(SourceFile.id)
     )
     return [
-        {"raw_path": bytes(f.raw_path), "path": f.display_path, "size_bytes": f.size_bytes, "state": f.state,
-         "reason": f.reason, "message": f.message or note, "sha256": f.sha256, "archive_path": path,
-         "recording_id": f.recording_id, "status": status if f.state == "verified" else None}
+        SessionFileRow(raw_path=bytes(f.raw_path), path=f.display_path, size_bytes=f.size_bytes, state=f.state,
+                       reason=f.reason, message=f.message or note, sha256=f.sha256, archive_path=path,
+                       recording_id=f.recording_id, status=status if f.state == "verified" else None)
         for f, path, status, note in session.execute(stmt).all()
     ]
 
 
-def session_context(session: Session, session_id: int) -> dict[str, Any]:
+def session_context(session: Session, session_id: int) -> SessionContext:
     """Site, deployment and time zone of an ingest session."""
     row = session.execute(
         sa.select(IngestSession.deployment_id, Deployment.name, Deployment.timezone, Site.name)
@@ -183,13 +184,13 @@ def session_context(session: Session, session_id: int) -> dict[str, Any]:
         .join(Site, Deployment.site_id == Site.id)
         .where(IngestSession.id == session_id)
     ).one()
-    return {"deployment_id": row[0], "deployment": row[1], "timezone": row[2], "site": row[3]}
+    return SessionContext(deployment_id=row[0], deployment=row[1], timezone=row[2], site=row[3])
 
 
 def processing_candidates(session: Session, *, sites: tuple[str, ...] = (), deployments: tuple[str, ...] = (),
                           start: dt.datetime | None = None, end: dt.datetime | None = None,
                           statuses: tuple[str, ...] = ("ok", "truncated"), min_duration_s: float = 0.0,
-                          min_rate_hz: int | None = None, max_rate_hz: int | None = None) -> list[dict[str, Any]]:
+                          min_rate_hz: int | None = None, max_rate_hz: int | None = None) -> list[ProcessingCandidate]:
     """Recordings a processing run may use, in time order, with what a task needs to read them."""
     stmt = (
         sa.select(Recording, Deployment.name, Deployment.timezone, Site.name)
@@ -207,7 +208,8 @@ def processing_candidates(session: Session, *, sites: tuple[str, ...] = (), depl
     for column, op, value in bounds:
         if value is not None:
             stmt = stmt.where(getattr(column, op)(value))
-    return [{"id": r.id, "archive_path": r.archive_path, "subtype": r.subtype, "sample_rate_hz": r.sample_rate_hz,
-             "channels": r.channels or 1, "frames_present": r.frames_present, "duration_s": r.duration_s,
-             "start_time_utc": r.start_time_utc, "site": site, "deployment": dep, "timezone": tz}
+    return [ProcessingCandidate(id=r.id, archive_path=r.archive_path, subtype=r.subtype,
+                                sample_rate_hz=r.sample_rate_hz, channels=r.channels or 1,
+                                frames_present=r.frames_present, duration_s=r.duration_s,
+                                start_time_utc=r.start_time_utc, site=site, deployment=dep, timezone=tz)
             for r, dep, tz, site in session.execute(stmt).all()]

@@ -16,6 +16,7 @@ from fieldkit.catalogue.base import utcnow
 from fieldkit.catalogue.models import (
     Card, Deployment, Device, IngestSession, Manifest, Recording, Site, SourceFile,
 )
+from fieldkit.catalogue.records import ArchivedRecording, CardSessionRow
 from fieldkit.errors import IngestError
 
 __all__ = [
@@ -89,13 +90,13 @@ def update_session(session: Session, session_id: int, **fields: Any) -> None:
     session.execute(sa.update(IngestSession).where(IngestSession.id == session_id).values(**fields))
 
 
-def card_sessions(session: Session, card_id: int) -> list[dict[str, Any]]:
+def card_sessions(session: Session, card_id: int) -> list[CardSessionRow]:
     """Sessions of a card, newest first."""
     rows = session.scalars(
         sa.select(IngestSession).where(IngestSession.card_id == card_id).order_by(IngestSession.id.desc())
     ).all()
-    return [{"id": r.id, "state": r.state, "fingerprint": r.inventory_fingerprint,
-             "deployment_id": r.deployment_id, "files_total": r.files_total} for r in rows]
+    return [CardSessionRow(id=r.id, state=r.state, fingerprint=r.inventory_fingerprint,
+                           deployment_id=r.deployment_id, files_total=r.files_total) for r in rows]
 
 
 def insert_inventory(session: Session, session_id: int, files: Iterable[Mapping[str, Any]]) -> None:
@@ -175,9 +176,9 @@ def session_counts(session: Session, session_id: int) -> dict[str, int]:
     return {state: n for state, n in session.execute(stmt).all()}
 
 
-def archived_recordings(session: Session) -> list[dict[str, Any]]:
+def archived_recordings(session: Session) -> list[ArchivedRecording]:
     stmt = sa.select(Recording.id, Recording.sha256, Recording.archive_path, Recording.size_bytes)
-    return [{"id": i, "sha256": h, "archive_path": p, "size_bytes": s}
+    return [ArchivedRecording(id=i, sha256=h, archive_path=p, size_bytes=s)
             for i, h, p, s in session.execute(stmt.order_by(Recording.id)).all()]
 
 

@@ -33,7 +33,7 @@ def sites(ctx: typer.Context, json_out: bool = JSON) -> None:
     from fieldkit.catalogue import queries
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = queries.list_sites(s)
+        rows = [r.to_dict() for r in queries.list_sites(s)]
     emit_json(rows) if json_out else table("sites", rows, ["id", "name", "deployments", "latitude", "longitude"])
 
 
@@ -44,7 +44,7 @@ def deployments(ctx: typer.Context, site: Optional[str] = typer.Option(None, hel
     from fieldkit.catalogue import queries
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = queries.list_deployments(s, site=site)
+        rows = [r.to_dict() for r in queries.list_deployments(s, site=site)]
     emit_json(rows) if json_out else table("deployments", rows, ["id", "site", "name", "timezone", "recordings"])
 
 
@@ -64,7 +64,7 @@ def recordings(
     filters = queries.RecordingFilter(site=site, deployment=deployment, status=status,
                                       start=_date(since, "--since"), end=_date(until, "--until"))
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = queries.list_recordings(s, filters)
+        rows = [r.to_dict() for r in queries.list_recordings(s, filters)]
     if json_out:
         emit_json(rows)
         return
@@ -79,6 +79,6 @@ def sessions(ctx: typer.Context, deployment: Optional[str] = typer.Option(None, 
     from fieldkit.catalogue import queries
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = queries.list_sessions(s, deployment=deployment)
+        rows = [r.to_dict() for r in queries.list_sessions(s, deployment=deployment)]
     emit_json(rows) if json_out else table(
         "ingest sessions", rows, ["id", "card", "deployment", "state", "files_total", "safe_to_erase", "started_at"])

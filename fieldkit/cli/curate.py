@@ -103,7 +103,7 @@ def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
     from fieldkit.catalogue import labels as label_rows
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = label_rows.list_datasets(s)
+        rows = [r.to_dict() for r in label_rows.list_datasets(s)]
     emit_json(rows) if json_out else table("datasets", rows, ["id", "name", "version", "run_id", "clips", "split_by"])
 
 
@@ -112,7 +112,7 @@ def annotations_list(ctx: typer.Context, json_out: bool = JSON) -> None:
     from fieldkit.catalogue import labels as label_rows
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = label_rows.annotation_counts(s)
+        rows = [r.to_dict() for r in label_rows.annotation_counts(s)]
     emit_json(rows) if json_out else table("annotations", rows, ["label", "annotations", "recordings"])
 
 

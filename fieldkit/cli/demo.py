@@ -111,8 +111,8 @@ def _handoff_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
 
 def _listen_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
     with ws.catalogue.read() as s:
-        playable = [r for r in queries.list_recordings(s) if r["status"] == "ok"]
-    preview = preview_recording(ws, playable[0]["id"], duration_s=5.0)
+        playable = [r for r in queries.list_recordings(s) if r.status == "ok"]
+    preview = preview_recording(ws, playable[0].id, duration_s=5.0)
     melody = sonify_run(ws, run_id)
     night = sonify_deployment(ws, DEMO_DEPLOYMENT, seconds=10.0)
     report = build_report(ws)

@@ -54,7 +54,7 @@ def runs(ctx: typer.Context, json_out: bool = JSON) -> None:
     from fieldkit.catalogue import runs as run_rows
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = run_rows.list_runs(s)
+        rows = [r.to_dict() for r in run_rows.list_runs(s)]
     emit_json(rows) if json_out else table("processing runs", rows, ["id", "name", "state", "n_clips", "store_path",
                                                                      "started_at"])
 
@@ -65,9 +65,10 @@ def run(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id (see 
     from fieldkit.catalogue import runs as run_rows
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
-        doc = run_rows.get_run(s, run_id)
-        doc["derivatives"] = run_rows.run_derivatives(s, run_id)
-    doc["failures"] = [d for d in doc["derivatives"] if d["state"] == "failed"]
+        detail = run_rows.get_run(s, run_id)
+        derivatives = run_rows.run_derivatives(s, run_id)
+    doc = {**detail.to_dict(), "derivatives": [d.to_dict() for d in derivatives],
+           "failures": [d.to_dict() for d in derivatives if d.state == "failed"]}
     if json_out:
         emit_json(doc)
         return

@@ -13,13 +13,17 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from fieldkit.catalogue import labels as label_rows
+from fieldkit.catalogue.records import MatchableRecording
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK, FieldkitError, NotFoundError, ValidationError
 from fieldkit.io.annotations.readers import ReadOptions, labels_from_names, read_annotations, resolve_file_ref
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["ImportResult", "import_annotations", "import_labels_from_names", "guess_format"]
 
@@ -64,24 +68,24 @@ def _stem(name: str) -> str:
 
 
 class _Matcher:
-    def __init__(self, recordings: list[dict[str, Any]]) -> None:
-        self.by_id = {r["id"]: r for r in recordings}
-        self.by_stem: dict[str, list[dict]] = {}
+    def __init__(self, recordings: list[MatchableRecording]) -> None:
+        self.by_id = {r.id: r for r in recordings}
+        self.by_stem: dict[str, list[MatchableRecording]] = {}
         for r in recordings:
-            for name in {PurePosixPath(p).name for p in r["source_paths"]} | {PurePosixPath(r["archive_path"]).name}:
+            for name in {PurePosixPath(p).name for p in r.source_paths} | {PurePosixPath(r.archive_path).name}:
                 self.by_stem.setdefault(_stem(name), []).append(r)
 
-    def explicit(self, key: str) -> dict[str, Any]:
+    def explicit(self, key: str) -> MatchableRecording:
         if key.isdigit() and int(key) in self.by_id:
             return self.by_id[int(key)]
-        found = [r for r in self.by_id.values() if r["sha256"].startswith(key.lower())] if len(key) >= 8 else []
+        found = [r for r in self.by_id.values() if r.sha256.startswith(key.lower())] if len(key) >= 8 else []
         if len(found) != 1:
             raise NotFoundError(f"--recording {key!r} matches {len(found)} recordings; give an id or a longer sha256 prefix.",
                                 hint="See 'fieldkit catalog recordings'.")
         return found[0]
 
-    def by_name(self, name: str) -> dict[str, Any] | None:
-        found = {r["id"]: r for r in self.by_stem.get(_stem(name), [])}
+    def by_name(self, name: str) -> MatchableRecording | None:
+        found = {r.id: r for r in self.by_stem.get(_stem(name), [])}
         return next(iter(found.values())) if len(found) == 1 else None
 
 
@@ -99,14 +103,14 @@ def _assign(frame, path: Path, matcher: _Matcher, recording: str | None,
     """Rows by recording id; a file naming audio that is not catalogued raises ValidationError,
     unless ``skip`` (a list) is given: those rows are then left out and reported in it."""
     if recording is not None:
-        return {matcher.explicit(recording)["id"]: _rows(frame)}
+        return {matcher.explicit(recording).id: _rows(frame)}
     refs = frame["file_ref"].dropna().unique().tolist() if "file_ref" in frame else []
     if not refs:
         rec = matcher.by_name(path.name)
         if rec is None:
             raise ValidationError(f"{path}: no recording in the catalogue was seen on a card under the name "
                                   f"{_stem(path.name)!r}.*", hint="Pass --recording ID (see 'fieldkit catalog recordings').")
-        return {rec["id"]: _rows(frame)}
+        return {rec.id: _rows(frame)}
     out: dict[int, list[dict]] = {}
     for ref in refs:
         resolve_file_ref(ref, path.parent, must_exist=False)  # rejects ../, absolute, %2e%2e... (G2)
@@ -120,11 +124,11 @@ def _assign(frame, path: Path, matcher: _Matcher, recording: str | None,
             skip.extend({"line": int(line), "column": "file", "reason": f"{ref}: no such recording"}
                         for line in rows["source_line"])
             continue
-        out.setdefault(rec["id"], []).extend(_rows(rows))
+        out.setdefault(rec.id, []).extend(_rows(rows))
     return out
 
 
-def import_annotations(ws, files: list[Path], *, fmt: str | None = None, recording: str | None = None,
+def import_annotations(ws: Workspace, files: list[Path], *, fmt: str | None = None, recording: str | None = None,
                        options: ReadOptions | None = None) -> ImportSummary:
     """Import every file; a bad file is reported and the others carry on."""
     with ws.catalogue.read() as s:
@@ -134,7 +138,7 @@ def import_annotations(ws, files: list[Path], *, fmt: str | None = None, recordi
     return ImportSummary(results)
 
 
-def _import_one(ws, path: Path, fmt: str, matcher: _Matcher, recording: str | None,
+def _import_one(ws: Workspace, path: Path, fmt: str, matcher: _Matcher, recording: str | None,
                 options: ReadOptions) -> ImportResult:
     result = ImportResult(str(path), fmt)
     try:
@@ -152,12 +156,12 @@ def _import_one(ws, path: Path, fmt: str, matcher: _Matcher, recording: str | No
     return result
 
 
-def import_labels_from_names(ws, pattern: str, *, deployment: str | None = None) -> ImportSummary:
+def import_labels_from_names(ws: Workspace, pattern: str, *, deployment: str | None = None) -> ImportSummary:
     """Whole-recording annotations labelled by a regex (group ``label``) on each card path."""
     with ws.catalogue.read() as s:
-        recordings = [r for r in label_rows.recordings_for_matching(s) if r["status"] in ("ok", "truncated")
-                      and (deployment is None or f"/{deployment}/" in f"/{r['archive_path']}")]
-    by_path = {r["source_paths"][0] if r["source_paths"] else r["archive_path"]: r for r in recordings}
+        recordings = [r for r in label_rows.recordings_for_matching(s) if r.status in ("ok", "truncated")
+                      and (deployment is None or f"/{deployment}/" in f"/{r.archive_path}")]
+    by_path = {r.source_paths[0] if r.source_paths else r.archive_path: r for r in recordings}
     names = labels_from_names(list(by_path), pattern)
     result = ImportResult(f"label-from:{pattern}", "names", problems=[{"line": 0, "column": "path", "reason": f"{p}: no match"}
                                                                       for p in names.unmatched])
@@ -165,6 +169,6 @@ def import_labels_from_names(ws, pattern: str, *, deployment: str | None = None)
         for path, label in names.items():
             rec = by_path[str(path)]
             result.imported += label_rows.replace_annotations(
-                s, rec["id"], result.file, [{"begin_s": 0.0, "end_s": float(rec["duration_s"] or 0.0), "label": label}])
-            result.recordings.append(rec["id"])
+                s, rec.id, result.file, [{"begin_s": 0.0, "end_s": float(rec.duration_s or 0.0), "label": label}])
+            result.recordings.append(rec.id)
     return ImportSummary([result])

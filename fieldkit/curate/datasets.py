@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import runs as run_rows
+from fieldkit.catalogue.records import AnnotationSpan
 from fieldkit.curate.splits import grouped_split, split_manifest_hash
 from fieldkit.errors import ConfigError, ValidationError
 from fieldkit.store.regions import read_layout
 from fieldkit.store.zarr_store import read_variables
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["DatasetRequest", "create_dataset", "SPLIT_KEYS", "clip_labels"]
 
@@ -47,17 +51,17 @@ class DatasetRequest:
             raise ConfigError(f"--min-overlap {self.min_overlap} must be in (0, 1].")
 
 
-def clip_labels(offset_s: float, length_s: float, annotations: list[dict], min_overlap: float,
+def clip_labels(offset_s: float, length_s: float, annotations: list[AnnotationSpan], min_overlap: float,
                 single: bool = False) -> list[str]:
     """Labels of annotations overlapping ``[offset_s, offset_s + length_s)`` enough (see module doc);
     with ``single``, only the label that overlaps the clip longest (ties: alphabetical)."""
     end = offset_s + length_s
     overlaps: dict[str, float] = {}
     for a in annotations:
-        overlap = min(end, a["end_s"]) - max(offset_s, a["begin_s"])
-        needed = min_overlap * min(length_s, max(a["end_s"] - a["begin_s"], 1e-9))
+        overlap = min(end, a.end_s) - max(offset_s, a.begin_s)
+        needed = min_overlap * min(length_s, max(a.end_s - a.begin_s, 1e-9))
         if overlap > 0 and overlap >= needed - 1e-9:
-            overlaps[a["label"]] = max(overlap, overlaps.get(a["label"], 0.0))
+            overlaps[a.label] = max(overlap, overlaps.get(a.label, 0.0))
     if single and overlaps:
         return [min(overlaps, key=lambda label: (-overlaps[label], label))]
     return sorted(overlaps)
@@ -70,13 +74,13 @@ def _clips(store: str) -> dict[str, Any]:
     return clips
 
 
-def _labelled(clips: dict, annotations: dict[int, list[dict]], req: DatasetRequest) -> list[dict[str, Any]]:
+def _labelled(clips: dict, annotations: dict[int, list[AnnotationSpan]], req: DatasetRequest) -> list[dict[str, Any]]:
     items = []
     for index, rec in enumerate(clips["recording_id"]):
         if rec < 0:
             continue
         real_s = clips["valid_samples"][index] / clips["rate"]
-        anns = [a for a in annotations.get(int(rec), []) if not req.labels or a["label"] in req.labels]
+        anns = [a for a in annotations.get(int(rec), []) if not req.labels or a.label in req.labels]
         labels = clip_labels(float(clips["offset_s"][index]), real_s, anns, req.min_overlap, req.single_label)
         if not labels and req.background:
             labels = [req.background]
@@ -95,16 +99,16 @@ def _group(item: dict, clips: dict, devices: dict[int, str], key: str) -> str:
             "recording": lambda: str(item["recording_id"])}[key]()
 
 
-def create_dataset(ws, req: DatasetRequest) -> dict[str, Any]:
+def create_dataset(ws: Workspace, req: DatasetRequest) -> dict[str, Any]:
     """Label, split and save a dataset; returns its summary (counts per split and label, hash)."""
     with ws.catalogue.read() as s:
         run = run_rows.get_run(s, req.run_id)
-        clips = _clips(str(ws.root / run["store_path"]))
+        clips = _clips(str(ws.root / run.store_path))
         rec_ids = sorted({int(r) for r in clips["recording_id"] if r >= 0})
         annotations = label_rows.annotations_for(s, rec_ids)
         devices = label_rows.recording_devices(s, rec_ids)
-    if run["state"] != "complete":
-        raise ValidationError(f"run {req.run_id} is {run['state']}; a dataset needs a complete run.",
+    if run.state != "complete":
+        raise ValidationError(f"run {req.run_id} is {run.state}; a dataset needs a complete run.",
                               hint=f"Finish it with 'fieldkit process WORKFLOW --resume {req.run_id}'.")
     items = _labelled(clips, annotations, req)
     if not items:

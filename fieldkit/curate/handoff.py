@@ -9,80 +9,85 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import queries
+from fieldkit.catalogue.records import DatasetDetail, DatasetItemRow, RecordingLineage
 from fieldkit.export.request import ExportInput
 from fieldkit.export.exporter import ExportResult, export_dataset
 from fieldkit.model.tables import ExportIndex, validate
 from fieldkit.store.zarr_store import read_variables
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["export_input", "export_catalogued_dataset"]
 
 
 def _qc_summary(session, recording_ids: set[int]) -> dict[str, Any]:
     recs = queries.list_recordings(session)
-    used = [r for r in recs if r["id"] in recording_ids]
+    used = [r for r in recs if r.id in recording_ids]
     return {"recordings_used": len(used),
-            "recordings_by_status": dict(Counter(r["status"] for r in recs)),
-            "recordings_with_clipping": sum(1 for r in used if (r["clipped_samples"] or 0) > 0),
-            "quarantined": [{"file": r["archive_path"], "reason": r["reason"]} for r in recs if r["status"] == "quarantined"],
-            "truncated_used": [r["archive_path"] for r in used if r["status"] == "truncated"]}
+            "recordings_by_status": dict(Counter(r.status for r in recs)),
+            "recordings_with_clipping": sum(1 for r in used if (r.clipped_samples or 0) > 0),
+            "quarantined": [{"file": r.archive_path, "reason": r.reason} for r in recs if r.status == "quarantined"],
+            "truncated_used": [r.archive_path for r in used if r.status == "truncated"]}
 
 
-def _lineage(items: list[dict], recs: dict[int, dict], dataset: dict) -> list[dict[str, Any]]:
+def _lineage(items: tuple[DatasetItemRow, ...], recs: dict[int, RecordingLineage],
+             dataset: DatasetDetail) -> list[dict[str, Any]]:
     out = []
     for item in items:
-        rec = recs[item["recording_id"]]
-        out.append({"clip_id": item["clip_id"], "recording_sha256": rec["sha256"], "archive_path": rec["archive_path"],
-                    "recording_status": rec["status"], "start_time_utc": rec["start_time_utc"],
-                    "cards": sorted({s["card"] for s in rec["sources"]}),
-                    "ingest_sessions": sorted({s["ingest_session"] for s in rec["sources"]}),
-                    "source_paths": [s["card_path"] for s in rec["sources"]],
-                    "run_id": dataset["run_id"], "params_hash": dataset["params_hash"]})
+        rec = recs[item.recording_id]
+        out.append({"clip_id": item.clip_id, "recording_sha256": rec.sha256, "archive_path": rec.archive_path,
+                    "recording_status": rec.status, "start_time_utc": rec.start_time_utc,
+                    "cards": sorted({s.card for s in rec.sources}),
+                    "ingest_sessions": sorted({s.ingest_session for s in rec.sources}),
+                    "source_paths": [s.card_path for s in rec.sources],
+                    "run_id": dataset.run_id, "params_hash": dataset.params_hash})
     return out
 
 
-def _index(items: list[dict], coords: dict[str, np.ndarray]) -> pd.DataFrame:
-    ids = np.array([i["clip_id"] for i in items], dtype=np.int64)
+def _index(items: tuple[DatasetItemRow, ...], coords: dict[str, np.ndarray]) -> pd.DataFrame:
+    ids = np.array([i.clip_id for i in items], dtype=np.int64)
     return pd.DataFrame({
-        "clip_id": ids, "recording_id": [i["recording_id"] for i in items],
-        "recording_sha256": [i["recording_sha256"] for i in items],
+        "clip_id": ids, "recording_id": [i.recording_id for i in items],
+        "recording_sha256": [i.recording_sha256 for i in items],
         "start_time": pd.to_datetime(coords["start_time"][ids]).tz_localize("UTC"),
         "offset_s": coords["offset_s"][ids], "site": [str(x) for x in coords["site"][ids]],
-        "deployment": [str(x) for x in coords["deployment"][ids]], "labels": [list(i["labels"]) for i in items],
-        "split": [i["split"] for i in items]})
+        "deployment": [str(x) for x in coords["deployment"][ids]], "labels": [list(i.labels) for i in items],
+        "split": [i.split for i in items]})
 
 
-def export_input(ws, name: str, version: int | None = None, *, licence: str = "CC-BY-4.0",
+def export_input(ws: Workspace, name: str, version: int | None = None, *, licence: str = "CC-BY-4.0",
                  description: str | None = None) -> tuple[ExportInput, int]:
     """The plain description of a dataset version, and the dataset's catalogue id."""
     with ws.catalogue.read() as s:
         dataset = label_rows.get_dataset(s, name, version)
-        rec_ids = sorted({i["recording_id"] for i in dataset["items"]})
+        rec_ids = sorted({i.recording_id for i in dataset.items})
         recs = label_rows.recording_lineage(s, rec_ids)
         qc = _qc_summary(s, set(rec_ids))
-    store = ws.root / dataset["store_path"]
+    store = ws.root / dataset.store_path
     coords = read_variables(store, ("start_time", "offset_s", "site", "deployment"))
-    params = dataset["params"]
-    labels = sorted({lab for i in dataset["items"] for lab in i["labels"]})
-    text = description or (f"Clips of processing run {dataset['run_id']} ({dataset['workflow'].get('name')}) from "
+    params = dataset.params
+    labels = sorted({lab for i in dataset.items for lab in i.labels})
+    text = description or (f"Clips of processing run {dataset.run_id} ({dataset.workflow.get('name')}) from "
                            f"{len(rec_ids)} recordings, labelled from annotations by overlap.")
-    index = _index(dataset["items"], coords)
+    index = _index(dataset.items, coords)
     validate(ExportIndex, index.assign(labels=index["labels"].map(";".join)))
-    inp = ExportInput(name=name, version=dataset["version"], description=text, licence=licence, store_path=store,
+    inp = ExportInput(name=name, version=dataset.version, description=text, licence=licence, store_path=store,
                       index=index, label_names=tuple(labels), split_by=params["split_by"],
-                      seed=params["seed"], ratios=tuple(params["ratios"]), manifest_hash=dataset["manifest_hash"],
-                      workflow=dataset["workflow"], versions=dataset["versions"], qc_summary=qc,
-                      lineage=_lineage(dataset["items"], recs, dataset))
-    return inp, dataset["id"]
+                      seed=params["seed"], ratios=tuple(params["ratios"]), manifest_hash=dataset.manifest_hash,
+                      workflow=dataset.workflow, versions=dataset.versions, qc_summary=qc,
+                      lineage=_lineage(dataset.items, recs, dataset))
+    return inp, dataset.id
 
 
-def export_catalogued_dataset(ws, name: str, *, fmt: str = "zarr", out: Path | None = None, version: int | None = None,
+def export_catalogued_dataset(ws: Workspace, name: str, *, fmt: str = "zarr", out: Path | None = None, version: int | None = None,
                               licence: str = "CC-BY-4.0", overwrite: bool = False) -> ExportResult:
     """Export a dataset version and record the export in the catalogue."""
     inp, dataset_id = export_input(ws, name, version, licence=licence)

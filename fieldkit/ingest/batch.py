@@ -17,7 +17,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
 
 from fieldkit.catalogue import writes
 from fieldkit.faults import crashpoint
@@ -30,12 +29,12 @@ from fieldkit.ingest.copy import (
     syncfs,
     verify_staged,
 )
-from fieldkit.ingest.describe import describe_archived, describe_many, exit_with
+from fieldkit.ingest.describe import Description, describe_archived, describe_many, exit_with
 from fieldkit.ingest.inventory import CardFile
 from fieldkit.ingest.journal import Journal, JournalEntry
 from fieldkit.ingest.naming import archive_relpath
-from fieldkit.ingest.outcomes import FileOutcome
 from fieldkit.io.durable import fsync_dir
+from fieldkit.model.metadata import RecorderMetadata
 
 __all__ = ["BatchContext", "Placed", "Failure", "Describer", "copy_batch", "describe_batch", "commit_batch"]
 
@@ -72,8 +71,8 @@ class Placed:
     card: CardFile
     sha256: str
     archive_path: str
-    description: dict[str, Any] | None = None
-    meta: Any = None
+    description: Description | None = None
+    meta: RecorderMetadata | None = None
 
 
 def _partial(ctx: BatchContext) -> Path:
@@ -253,7 +252,7 @@ def commit_batch(ctx: BatchContext, s, placed: list[Placed], failed: list[Failur
     for p in placed:
         if p.sha256 in known or not p.archive_path:
             continue
-        fields = dict(p.description or {})
+        fields = p.description.columns() if p.description is not None else {}
         new_rows.append({**fields, "sha256": p.sha256, "size_bytes": p.card.size_bytes,
                          "archive_path": p.archive_path, "deployment_id": ctx.deployment_id,
                          "device_id": _device(ctx, s, p.meta)})
@@ -265,14 +264,9 @@ def commit_batch(ctx: BatchContext, s, placed: list[Placed], failed: list[Failur
         first = bool(p.archive_path) and path == p.archive_path
         settle.append({"raw_path": p.card.raw_path, "state": "verified" if first else "duplicate",
                        "sha256": p.sha256, "recording_id": rec_id,
-                       "reason": (p.description or {}).get("reason") if first else None,
+                       "reason": p.description.reason if first and p.description is not None else None,
                        "message": None if first else f"identical to {path}"})
     settle += [{"raw_path": c.raw_path, "state": "failed", "sha256": None, "recording_id": None,
                 "reason": f.reason, "message": f.message} for c, f in failed]
     writes.settle_source_files(s, ctx.session_id, settle)
     crashpoint("during_commit")
-
-
-def outcome_of(row: dict) -> FileOutcome:
-    return FileOutcome(row["path"], row["size_bytes"], row["state"], row["reason"], row["message"], row["sha256"],
-                       row["archive_path"], row["recording_id"], row["status"])

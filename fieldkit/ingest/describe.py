@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,39 @@ __all__ = ["describe_archived", "describe_many", "exit_with", "Description"]
 
 log = logging.getLogger(__name__)
 
-Description = dict[str, Any]
+
+@dataclass(frozen=True)
+class Description:
+    """What an archived file is, as the catalogue's recording columns (besides hash, size and path).
+
+    A sidecar text file leaves the audio facts None. Picklable: describe workers return these.
+    """
+
+    format: str
+    status: str  # ok | truncated | quarantined | sidecar
+    declared_extension: str | None = None
+    sample_rate_hz: int | None = None
+    channels: int | None = None
+    bit_depth: int | None = None
+    subtype: str | None = None
+    frames_declared: int | None = None
+    frames_present: int | None = None
+    duration_s: float | None = None
+    reason: str | None = None
+    status_message: str | None = None
+    peak_dbfs: float | None = None
+    clipped_samples: int | None = None
+    dc_offset: float | None = None
+    silent_fraction: float | None = None
+    start_time_utc: dt.datetime | None = None
+    time_source: str | None = None
+    time_discrepancy_s: float | None = None
+    times: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def columns(self) -> dict[str, Any]:
+        """The recording row's columns, keyed by column name (``metadata`` included)."""
+        return asdict(self)
 
 
 def describe_archived(path: Path, card_name: str, timezone: str) -> tuple[Description, RecorderMetadata]:
@@ -34,10 +68,9 @@ def describe_archived(path: Path, card_name: str, timezone: str) -> tuple[Descri
     if sidecar is not None:
         return sidecar, RecorderMetadata()
     meta = _metadata(path, card_name, facts)
-    fields = _facts_fields(facts)
-    fields.update(_time_fields(meta, timezone, path))
-    fields["metadata"] = {**meta.to_dict(), "chunks": _chunks(facts)}
-    return fields, meta
+    description = Description(**_facts_fields(facts), **_time_fields(meta, timezone, path),
+                              metadata={**meta.to_dict(), "chunks": _chunks(facts)})
+    return description, meta
 
 
 def describe_many(jobs: list[tuple[int, str, str]], timezone: str) -> list[tuple[int, Description, RecorderMetadata]]:
@@ -99,9 +132,8 @@ def _sidecar(path: Path, card_name: str, facts: AudioFacts) -> Description | Non
         config = parse_config_txt(raw)
         meta["config"] = config.fields
         meta["warnings"] = list(config.warnings)
-    return {"format": "text", "declared_extension": Path(card_name).suffix.lstrip(".").lower(),
-            "status": "sidecar", "reason": None, "status_message": f"{card_name}: recorder text file ({kind})",
-            "duration_s": None, "frames_present": None, "metadata": meta, "times": {}}
+    return Description(format="text", declared_extension=Path(card_name).suffix.lstrip(".").lower(),
+                       status="sidecar", status_message=f"{card_name}: recorder text file ({kind})", metadata=meta)
 
 
 def _sidecar_kind(name: str) -> str:
@@ -133,7 +165,7 @@ def _metadata(path: Path, card_name: str, facts: AudioFacts) -> RecorderMetadata
         return RecorderMetadata(flags=("metadata_unparsed",), warnings=(f"metadata parse failed: {exc}",))
 
 
-def _facts_fields(facts: AudioFacts) -> Description:
+def _facts_fields(facts: AudioFacts) -> dict[str, Any]:
     qc = facts.qc
     return {
         "format": facts.detected_format, "declared_extension": facts.declared_extension or None,
@@ -147,7 +179,7 @@ def _facts_fields(facts: AudioFacts) -> Description:
     }
 
 
-def _time_fields(meta: RecorderMetadata, timezone: str, path: Path) -> Description:
+def _time_fields(meta: RecorderMetadata, timezone: str, path: Path) -> dict[str, Any]:
     try:
         res = reconcile_times(meta.time_candidates, timezone)
     except TimeReconciliationError as exc:

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from fieldkit.catalogue.records import SessionFileRow
 from fieldkit.errors import EXIT_OK, EXIT_PARTIAL
 
 __all__ = ["FileOutcome", "IngestReport", "Progress", "NullProgress"]
@@ -24,6 +25,13 @@ class FileOutcome:
     archive_path: str | None = None
     recording_id: int | None = None
     status: str | None = None  # ok | truncated | quarantined (for archived content)
+
+    @classmethod
+    def from_row(cls, row: SessionFileRow) -> FileOutcome:
+        """The outcome of one inventoried file, from its catalogue row."""
+        return cls(path=row.path, size_bytes=row.size_bytes, state=row.state, reason=row.reason,
+                   message=row.message, sha256=row.sha256, archive_path=row.archive_path,
+                   recording_id=row.recording_id, status=row.status)
 
 
 @dataclass

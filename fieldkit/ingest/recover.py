@@ -11,12 +11,16 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fieldkit.catalogue import queries, writes
 from fieldkit.ingest.batch import BatchContext, Placed, commit_batch, describe_batch
 from fieldkit.ingest.copy import hash_file
 from fieldkit.ingest.inventory import CardFile, display_name
 from fieldkit.ingest.journal import Journal, JournalEntry, read_journal
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["Recovery", "recover_archive"]
 
@@ -30,7 +34,7 @@ class Recovery:
     unmatched: list[str] = field(default_factory=list)
 
 
-def recover_archive(workspace, *, do_fsync: bool = True) -> Recovery:
+def recover_archive(workspace: Workspace, *, do_fsync: bool = True) -> Recovery:
     """Remove partials and adopt committed-but-uncatalogued files of every session folder."""
     result = Recovery()
     staging = workspace.paths.staging
@@ -44,13 +48,13 @@ def recover_archive(workspace, *, do_fsync: bool = True) -> Recovery:
     return result
 
 
-def _orphans(workspace, entries: list[JournalEntry]) -> list[JournalEntry]:
+def _orphans(workspace: Workspace, entries: list[JournalEntry]) -> list[JournalEntry]:
     with workspace.catalogue.read() as s:
         return [e for e in entries if writes.recording_by_sha(s, e.sha256) is None
                 and (workspace.paths.archive / e.archive_path).is_file()]
 
 
-def _adopt(workspace, entries: list[JournalEntry], result: Recovery, do_fsync: bool) -> None:
+def _adopt(workspace: Workspace, entries: list[JournalEntry], result: Recovery, do_fsync: bool) -> None:
     orphans = _orphans(workspace, entries)
     if not orphans:
         return
@@ -66,12 +70,12 @@ def _adopt(workspace, entries: list[JournalEntry], result: Recovery, do_fsync: b
         result.adopted += [e.archive_path for e in mine]
 
 
-def _commit_orphans(workspace, session_id: int, entries: list[JournalEntry], do_fsync: bool) -> None:
+def _commit_orphans(workspace: Workspace, session_id: int, entries: list[JournalEntry], do_fsync: bool) -> None:
     with workspace.catalogue.read() as s:
         context = queries.session_context(s, session_id)
     folder = workspace.paths.staging / str(session_id)
-    ctx = BatchContext(workspace.paths.archive, folder, session_id, context["deployment_id"], context["site"],
-                       context["deployment"], context["timezone"], None, workspace.settings.ingest.chunk_bytes,
+    ctx = BatchContext(workspace.paths.archive, folder, session_id, context.deployment_id, context.site,
+                       context.deployment, context.timezone, None, workspace.settings.ingest.chunk_bytes,
                        do_fsync, 0, Journal(folder, session_id, do_fsync=do_fsync))
     placed = [Placed(CardFile(e.raw_path, display_name(e.raw_path), e.size_bytes, None), e.sha256, e.archive_path)
               for e in entries]
@@ -80,6 +84,6 @@ def _commit_orphans(workspace, session_id: int, entries: list[JournalEntry], do_
         commit_batch(ctx, s, placed, [])
 
 
-def clear_session_staging(workspace, session_id: int) -> None:
+def clear_session_staging(workspace: Workspace, session_id: int) -> None:
     """Once a session is sealed, its journal is no longer needed."""
     shutil.rmtree(workspace.paths.staging / str(session_id), ignore_errors=True)

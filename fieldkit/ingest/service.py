@@ -15,8 +15,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fieldkit.catalogue import queries
+from fieldkit.catalogue.records import SessionFileRow
 from fieldkit.errors import InsufficientSpaceError
 from fieldkit.ingest.batch import DESCRIBE_WORKERS, BatchContext, Describer, commit_batch, copy_batch
 from fieldkit.ingest.inventory import CardFile, Inventory, take_inventory
@@ -26,6 +28,9 @@ from fieldkit.ingest.recover import clear_session_staging, recover_archive
 from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Progress
 from fieldkit.ingest.seal import seal_session
 from fieldkit.ingest.session import SessionPlan, open_session
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["IngestRequest", "ingest_card", "plan_ingest"]
 
@@ -59,7 +64,7 @@ def _batches(files: list[CardFile], batch_files: int) -> Iterator[list[CardFile]
         yield batch
 
 
-def _preflight_space(workspace, files: list[CardFile]) -> None:
+def _preflight_space(workspace: Workspace, files: list[CardFile]) -> None:
     needed = sum(f.size_bytes for f in files) + workspace.settings.ingest.free_space_margin_bytes
     free = shutil.disk_usage(workspace.paths.archive).free
     if files and free < needed:
@@ -70,14 +75,14 @@ def _preflight_space(workspace, files: list[CardFile]) -> None:
             hint="Free space on the archive volume, or move the workspace, then run again.")
 
 
-def _report(inv: Inventory, request: IngestRequest, plan: SessionPlan, files: list[dict], **kw) -> IngestReport:
-    outcomes = [FileOutcome(f["path"], f["size_bytes"], f["state"], f["reason"], f["message"], f["sha256"],
-                            f["archive_path"], f["recording_id"], f["status"]) for f in files]
+def _report(inv: Inventory, request: IngestRequest, plan: SessionPlan, files: list[SessionFileRow],
+            **kw) -> IngestReport:
+    outcomes = [FileOutcome.from_row(f) for f in files]
     return IngestReport(inv.identity, str(inv.root), request.site, request.deployment, plan.session_id,
                         files=outcomes, resumed_from=plan.resumed_from, **kw)
 
 
-def ingest_card(workspace, request: IngestRequest, *, progress: Progress | None = None,
+def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progress | None = None,
                 should_stop: Callable[[], bool] = lambda: False) -> IngestReport:
     """Ingest one card into ``workspace``; see the module docstring for the protocol."""
     progress = progress or NullProgress()
@@ -93,14 +98,14 @@ def ingest_card(workspace, request: IngestRequest, *, progress: Progress | None 
         _preflight_space(workspace, pending)
         stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop)
         sealed = seal_session(workspace, plan.session_id, stopped=stopped, comment=f"ingest of {inv.identity}")
-        if sealed["state"] == "complete":
+        if sealed.state == "complete":
             clear_session_staging(workspace, plan.session_id)
-    return _report(inv, request, plan, sealed["files"], state=sealed["state"],
-                   safe_to_erase=sealed["safe_to_erase"], manifest=sealed["manifest"],
+    return _report(inv, request, plan, sealed.files, state=sealed.state,
+                   safe_to_erase=sealed.safe_to_erase, manifest=sealed.manifest,
                    messages=[] if not stopped else ["stopped on request; run the same command to resume"])
 
 
-def _copy_all(workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan, pending: list[CardFile],
+def _copy_all(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan, pending: list[CardFile],
               progress: Progress, should_stop: Callable[[], bool]) -> bool:
     cfg = workspace.settings.ingest
     folder = workspace.paths.staging / str(plan.session_id)
@@ -133,7 +138,7 @@ def _copy_all(workspace, inv: Inventory, request: IngestRequest, plan: SessionPl
     return should_stop()
 
 
-def _commit(workspace, ctx: BatchContext, describer: Describer, batch_state, progress: Progress) -> None:
+def _commit(workspace: Workspace, ctx: BatchContext, describer: Describer, batch_state, progress: Progress) -> None:
     batch, placed, failed, pending = batch_state
     describer.collect(placed, pending)
     with workspace.catalogue.write() as s:
@@ -144,17 +149,17 @@ def _commit(workspace, ctx: BatchContext, describer: Describer, batch_state, pro
         progress.advance(f.display_path, f.size_bytes)
 
 
-def _noop(workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan) -> IngestReport:
+def _noop(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan) -> IngestReport:
     with workspace.catalogue.read() as s:
         files = queries.session_files(s, plan.resumed_from)
-        session = next(x for x in queries.list_sessions(s) if x["id"] == plan.resumed_from)
-    archived = sum(1 for f in files if f["state"] in ("verified", "duplicate"))
-    return _report(inv, request, plan, files, state="complete", safe_to_erase=session["safe_to_erase"],
+        session = next(x for x in queries.list_sessions(s) if x.id == plan.resumed_from)
+    archived = sum(1 for f in files if f.state in ("verified", "duplicate"))
+    return _report(inv, request, plan, files, state="complete", safe_to_erase=session.safe_to_erase,
                    messages=[f"{archived} files already archived (identical hash), 0 new: nothing to do "
                              f"(session {plan.resumed_from})"])
 
 
-def plan_ingest(workspace, request: IngestRequest) -> dict:
+def plan_ingest(workspace: Workspace, request: IngestRequest) -> dict:
     """``--dry-run``: what an ingest would do, without writing anything anywhere."""
     inv = take_inventory(request.card_dir, request.card_id)
     needed = inv.bytes_to_copy + workspace.settings.ingest.free_space_margin_bytes

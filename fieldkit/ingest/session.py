@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from fieldkit import __version__
 from fieldkit.catalogue import queries, writes
+from fieldkit.catalogue.records import CardSessionRow
 from fieldkit.errors import CardChangedError
 from fieldkit.ingest.inventory import Inventory
 
@@ -47,13 +48,13 @@ def open_session(s, inv: Inventory, *, site: str, deployment: str, timezone: str
                                  capacity_bytes=inv.capacity_bytes, recorder_hint=inv.recorder_hint)
     sessions = writes.card_sessions(s, card_id)
     latest = sessions[0] if sessions else None
-    if latest and latest["fingerprint"] == inv.fingerprint:
-        settled = writes.settled_paths(s, latest["id"])
-        failed = writes.session_counts(s, latest["id"]).get("failed", 0)
-        if latest["state"] == "complete" and not failed and latest["deployment_id"] == dep_id:
-            return SessionPlan(None, card_id, dep_id, tz, latest["id"], False, settled)
-        writes.update_session(s, latest["id"], state="copying", finished_at=None)
-        return SessionPlan(latest["id"], card_id, dep_id, tz, None, True, settled)
+    if latest and latest.fingerprint == inv.fingerprint:
+        settled = writes.settled_paths(s, latest.id)
+        failed = writes.session_counts(s, latest.id).get("failed", 0)
+        if latest.state == "complete" and not failed and latest.deployment_id == dep_id:
+            return SessionPlan(None, card_id, dep_id, tz, latest.id, False, settled)
+        writes.update_session(s, latest.id, state="copying", finished_at=None)
+        return SessionPlan(latest.id, card_id, dep_id, tz, None, True, settled)
     resumed_from = _link_or_refuse(s, inv, latest)
     session_id = writes.create_session(
         s, card_id=card_id, deployment_id=dep_id, resumed_from_id=resumed_from, state="copying",
@@ -64,17 +65,17 @@ def open_session(s, inv: Inventory, *, site: str, deployment: str, timezone: str
     return SessionPlan(session_id, card_id, dep_id, tz, resumed_from, False, {})
 
 
-def _link_or_refuse(s, inv: Inventory, latest: dict | None) -> int | None:
+def _link_or_refuse(s, inv: Inventory, latest: CardSessionRow | None) -> int | None:
     if latest is None:
         return None
-    grew = queries.source_file_keys(s, latest["id"]) <= inv.keys() | _ignored_keys(inv)
-    if latest["state"] != "complete" and not grew:
+    grew = queries.source_file_keys(s, latest.id) <= inv.keys() | _ignored_keys(inv)
+    if latest.state != "complete" and not grew:
         raise CardChangedError(
             f"card {inv.identity} at {inv.root} no longer holds the files of unfinished ingest session "
-            f"{latest['id']} (files changed or are missing), so that session cannot be resumed.",
+            f"{latest.id} (files changed or are missing), so that session cannot be resumed.",
             hint="If this is another card, give it its own identity with --card-id NAME; "
                  "if it is the same card, re-insert it unchanged to resume.")
-    return latest["id"] if grew else None
+    return latest.id if grew else None
 
 
 def _ignored_keys(inv: Inventory) -> set[tuple[bytes, int]]:

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldkit.catalogue import writes
+from fieldkit.catalogue.records import ArchivedRecording
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK
 from fieldkit.ingest.copy import hash_file
 from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.recover import recover_archive
 from fieldkit.ingest.outcomes import NullProgress, Progress
 from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, latest_hashes, verify_chain, write_generation
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["VerifyReport", "verify_archive"]
 
@@ -48,7 +52,7 @@ class VerifyReport:
         return {**asdict(self), "passed": self.passed, "exit_code": self.exit_code}
 
 
-def verify_archive(workspace, *, progress: Progress | None = None) -> VerifyReport:
+def verify_archive(workspace: Workspace, *, progress: Progress | None = None) -> VerifyReport:
     """Scrub the archive; see the module docstring."""
     progress = progress or NullProgress()
     report = VerifyReport()
@@ -58,40 +62,41 @@ def verify_archive(workspace, *, progress: Progress | None = None) -> VerifyRepo
             recordings = writes.archived_recordings(s)
         manifest_hashes = latest_hashes(workspace.paths.manifests)
         entries = _check_all(workspace, recordings, manifest_hashes, report, progress)
-        report.uncatalogued = _uncatalogued(workspace.paths.archive, {r["archive_path"] for r in recordings})
+        report.uncatalogued = _uncatalogued(workspace.paths.archive, {r.archive_path for r in recordings})
         report.chain_problems = verify_chain(workspace.paths.manifests)
         _record(workspace, entries, report)
     return report
 
 
-def _check_all(workspace, recordings, manifest_hashes, report: VerifyReport, progress: Progress) -> list[MhlEntry]:
+def _check_all(workspace: Workspace, recordings: list[ArchivedRecording], manifest_hashes: dict[str, MhlEntry],
+               report: VerifyReport, progress: Progress) -> list[MhlEntry]:
     archive, entries = workspace.paths.archive, []
-    progress.start(len(recordings), sum(r["size_bytes"] for r in recordings))
+    progress.start(len(recordings), sum(r.size_bytes for r in recordings))
     for rec in recordings:
-        entry = _check_one(archive / rec["archive_path"], rec, manifest_hashes.get(rec["archive_path"]), report)
+        entry = _check_one(archive / rec.archive_path, rec, manifest_hashes.get(rec.archive_path), report)
         if entry is not None:
             entries.append(entry)
-        progress.advance(rec["archive_path"], rec["size_bytes"])
+        progress.advance(rec.archive_path, rec.size_bytes)
     progress.finish()
     return entries
 
 
-def _check_one(path: Path, rec: dict, listed: MhlEntry | None, report: VerifyReport) -> MhlEntry | None:
+def _check_one(path: Path, rec: ArchivedRecording, listed: MhlEntry | None, report: VerifyReport) -> MhlEntry | None:
     report.checked += 1
     if not path.is_file():
-        report.missing.append(rec["archive_path"])
+        report.missing.append(rec.archive_path)
         return None
     digest, size = hash_file(path, evict=True)
-    expected = {"catalogue": rec["sha256"]}
+    expected = {"catalogue": rec.sha256}
     if listed is not None and "sha256" in listed.hashes:
         expected["manifest"] = listed.hashes["sha256"]
     wrong = {k: v for k, v in expected.items() if v != digest}
     if wrong:
-        report.mismatched.append({"archive_path": rec["archive_path"], "found": digest, "expected": wrong,
+        report.mismatched.append({"archive_path": rec.archive_path, "found": digest, "expected": wrong,
                                   "size_bytes": size})
     else:
         report.ok += 1
-    return MhlEntry(rec["archive_path"], size, {"sha256": digest}, action="failed" if wrong else "verified")
+    return MhlEntry(rec.archive_path, size, {"sha256": digest}, action="failed" if wrong else "verified")
 
 
 def _uncatalogued(archive: Path, known: set[str]) -> list[str]:
@@ -104,7 +109,7 @@ def _uncatalogued(archive: Path, known: set[str]) -> list[str]:
     return found
 
 
-def _record(workspace, entries: list[MhlEntry], report: VerifyReport) -> None:
+def _record(workspace: Workspace, entries: list[MhlEntry], report: VerifyReport) -> None:
     if not entries:
         return
     creator = CreatorInfo.now(comment="fieldkit verify")

@@ -15,17 +15,21 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.signal
 
 from fieldkit.catalogue.queries import RecordingFilter, list_recordings
+from fieldkit.catalogue.records import RecordingRow
 from fieldkit.dsp import listening as kernels
 from fieldkit.dsp.resample import resample
 from fieldkit.errors import ConfigError, NotFoundError, UnknownNameError, ValidationError
 from fieldkit.io.audio.stream import read_excerpt
 from fieldkit.io.render.media import spectrogram_png, write_wav
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = [
     "DEFAULT_EXCERPT_S",
@@ -60,7 +64,7 @@ PLAYABLE = ("ok", "truncated")
 class Excerpt:
     """The original samples of an excerpt and where they come from."""
 
-    recording: dict[str, Any]
+    recording: RecordingRow
     samples: np.ndarray  # float32 (channels, frames), full scale
     rate_hz: float
     start_s: float
@@ -70,14 +74,14 @@ class Excerpt:
         return self.samples.shape[-1] / self.rate_hz
 
 
-def find_recording(ws: Any, key: str | int) -> dict[str, Any]:
+def find_recording(ws: Workspace, key: str | int) -> RecordingRow:
     """A catalogued recording by id or by a sha256 prefix of at least 8 hex digits."""
     text = str(key).strip().lower()
     with ws.catalogue.read() as session:
         if text.isdigit():
             found = list_recordings(session, RecordingFilter(ids=(int(text),)))
         else:
-            found = [r for r in list_recordings(session) if len(text) >= 8 and r["sha256"].startswith(text)]
+            found = [r for r in list_recordings(session) if len(text) >= 8 and r.sha256.startswith(text)]
     if len(found) != 1:
         raise NotFoundError(f"recording {key!r} matches {len(found)} recordings; expected an id or a sha256 "
                             "prefix of at least 8 hex digits naming exactly one.",
@@ -85,15 +89,15 @@ def find_recording(ws: Any, key: str | int) -> dict[str, Any]:
     return found[0]
 
 
-def _check_playable(rec: dict[str, Any]) -> None:
-    if rec["status"] not in PLAYABLE or not rec["sample_rate_hz"] or not rec["frames_present"]:
-        why = "; ".join(x for x in (rec.get("reason"), rec.get("status_message")) if x) or "no audio frames"
-        raise ValidationError(f"recording {rec['id']} (archive/{rec['archive_path']}) is {rec['status']} ({why}); "
+def _check_playable(rec: RecordingRow) -> None:
+    if rec.status not in PLAYABLE or not rec.sample_rate_hz or not rec.frames_present:
+        why = "; ".join(x for x in (rec.reason, rec.status_message) if x) or "no audio frames"
+        raise ValidationError(f"recording {rec.id} (archive/{rec.archive_path}) is {rec.status} ({why}); "
                               "it has no audio to preview.",
                               hint="Its bytes are kept in the archive; see 'fieldkit catalog recordings'.")
 
 
-def read_recording_excerpt(ws: Any, rec: dict[str, Any], start_s: float = 0.0,
+def read_recording_excerpt(ws: Workspace, rec: RecordingRow, start_s: float = 0.0,
                            duration_s: float | None = None) -> Excerpt:
     """Read ``duration_s`` seconds (default :data:`DEFAULT_EXCERPT_S`) from ``start_s``."""
     _check_playable(rec)
@@ -101,12 +105,12 @@ def read_recording_excerpt(ws: Any, rec: dict[str, Any], start_s: float = 0.0,
     if not (math.isfinite(start_s) and start_s >= 0 and math.isfinite(duration_s) and duration_s > 0):
         raise ConfigError(f"--start {start_s!r} and --duration {duration_s!r} are invalid; expected seconds, "
                           "start >= 0 and duration > 0.")
-    rate = float(rec["sample_rate_hz"])
-    if start_s >= rec["frames_present"] / rate:
-        raise ConfigError(f"--start {start_s:g} s is past the end of recording {rec['id']} "
-                          f"({rec['frames_present'] / rate:.3f} s long).")
-    samples = read_excerpt(ws.paths.archive / rec["archive_path"], rec["frames_present"],
-                           round(start_s * rate), max(1, round(duration_s * rate)), subtype=rec["subtype"])
+    rate = float(rec.sample_rate_hz)
+    if start_s >= rec.frames_present / rate:
+        raise ConfigError(f"--start {start_s:g} s is past the end of recording {rec.id} "
+                          f"({rec.frames_present / rate:.3f} s long).")
+    samples = read_excerpt(ws.paths.archive / rec.archive_path, rec.frames_present,
+                           round(start_s * rate), max(1, round(duration_s * rate)), subtype=rec.subtype)
     return Excerpt(rec, samples, rate, start_s)
 
 
@@ -157,10 +161,10 @@ def _time_expansion(ex: Excerpt, opt: PreviewOptions) -> tuple[np.ndarray, float
     factor = opt.factor if opt.factor is not None else kernels.default_expansion_factor(ex.rate_hz, dominant_hz(ex.samples, ex.rate_hz))
     y, rate = kernels.time_expand(ex.samples, ex.rate_hz, factor)
     guano: dict[str, Any] = {"TE": factor, "Samplerate": round(ex.rate_hz), "Length": round(ex.duration_s, 6),
-                             "Original Filename": Path(ex.recording["archive_path"]).name,
+                             "Original Filename": Path(ex.recording.archive_path).name,
                              "fieldkit|Preview": "time expansion",
-                             "fieldkit|Recording": ex.recording["sha256"]}
-    start = ex.recording.get("start_time_utc")
+                             "fieldkit|Recording": ex.recording.sha256}
+    start = ex.recording.start_time_utc
     if start:
         guano["Timestamp"] = dt.datetime.fromisoformat(start) + dt.timedelta(seconds=ex.start_s)
     return y, rate, {"factor": factor}, guano
@@ -189,17 +193,17 @@ def render_preview(ex: Excerpt, mode: str | None, out_dir: Path,
         y = y.mean(axis=0)
     y, loudness = kernels.loudness_normalise(y, rate, target_lufs=TARGET_LUFS, peak_dbfs=PEAK_DBFS)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"rec{ex.recording['id']}-{mode}"
+    stem = out_dir / f"rec{ex.recording.id}-{mode}"
     wav = write_wav(stem.with_suffix(".wav"), y, rate, guano=guano)
-    title = f"recording {ex.recording['id']}: {ex.start_s:.2f}-{ex.start_s + ex.duration_s:.2f} s ({mode})"
+    title = f"recording {ex.recording.id}: {ex.start_s:.2f}-{ex.start_s + ex.duration_s:.2f} s ({mode})"
     png = spectrogram_png(stem.with_suffix(".png"), ex.samples, ex.rate_hz, title)
-    return {"recording_id": ex.recording["id"], "sha256": ex.recording["sha256"], "mode": mode, "wav": wav,
+    return {"recording_id": ex.recording.id, "sha256": ex.recording.sha256, "mode": mode, "wav": wav,
             "png": png, "start_s": ex.start_s, "excerpt_s": ex.duration_s, "rate_hz": ex.rate_hz,
             "playback_rate_hz": rate, "preview_s": y.shape[-1] / rate, "channels": 1 if y.ndim == 1 else y.shape[0],
             **params, "loudness": loudness}
 
 
-def preview_recording(ws: Any, recording: str | int, start_s: float = 0.0, duration_s: float | None = None,
+def preview_recording(ws: Workspace, recording: str | int, start_s: float = 0.0, duration_s: float | None = None,
                       mode: str | None = None, factor: int | None = None, carrier_hz: float | None = None,
                       out_dir: Path | str | None = None, *, max_rate_hz: float | None = None,
                       mono: bool = False) -> dict[str, Any]:

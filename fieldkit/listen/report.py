@@ -17,7 +17,7 @@ import json
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import numpy as np
@@ -26,10 +26,14 @@ from fieldkit import __version__
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import queries
 from fieldkit.catalogue import runs as run_rows
+from fieldkit.catalogue.records import RecordingRow, RunDetail
 from fieldkit.dsp.listening import default_expansion_factor
 from fieldkit.errors import FieldkitError
 from fieldkit.io.render.coverage import coverage_png
 from fieldkit.listen.preview import ULTRASONIC_RATE_HZ, preview_recording
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["GAP_FACTOR", "build_report", "find_gaps"]
 
@@ -72,22 +76,22 @@ def find_gaps(starts: np.ndarray, durations_s: np.ndarray) -> list[tuple[np.date
     return [(ends[i], t[i + 1]) for i in np.flatnonzero(is_gap)]
 
 
-def _deployment(name: str, recs: list[dict[str, Any]], png_path: Path) -> dict[str, Any]:
-    playable = [r for r in recs if r["status"] in PLAYABLE and r["duration_s"]]
-    timed = [r for r in playable if r["start_time_utc"]]
-    starts = np.array([_utc(r["start_time_utc"]) for r in timed], dtype="datetime64[ns]")
-    durations = np.array([float(r["duration_s"]) for r in timed])
+def _deployment(name: str, recs: list[RecordingRow], png_path: Path) -> dict[str, Any]:
+    playable = [r for r in recs if r.status in PLAYABLE and r.duration_s]
+    timed = [r for r in playable if r.start_time_utc]
+    starts = np.array([_utc(r.start_time_utc) for r in timed], dtype="datetime64[ns]")
+    durations = np.array([float(r.duration_s) for r in timed])
     recorded_s = float(durations.sum())
     gaps = find_gaps(starts, durations)
     out = {"name": name, "recordings": len(recs), "playable": len(playable), "timed": len(timed),
-           "untimed": len(playable) - len(timed), "hours": sum(float(r["duration_s"]) for r in playable) / 3600,
+           "untimed": len(playable) - len(timed), "hours": sum(float(r.duration_s) for r in playable) / 3600,
            "gaps": [{"from": _fmt(a), "to": _fmt(b), "hours": float((b - a) / np.timedelta64(1, "h"))}
                     for a, b in gaps]}
     if not timed:
         return out
     end = max(s + np.timedelta64(int(d * 1e9), "ns") for s, d in zip(starts, durations))
     span_s = float((end - starts.min()) / np.timedelta64(1, "s"))
-    bad = [_utc(r["start_time_utc"]) for r in recs if r["status"] == "quarantined" and r["start_time_utc"]]
+    bad = [_utc(r.start_time_utc) for r in recs if r.status == "quarantined" and r.start_time_utc]
     png = coverage_png(png_path, starts, durations, gaps,
                        f"{name}: coverage", problems=np.array(bad, dtype="datetime64[ns]"))
     out.update(first=_fmt(starts.min()), last=_fmt(end), coverage_pct=100 * recorded_s / span_s if span_s else 100.0,
@@ -95,77 +99,77 @@ def _deployment(name: str, recs: list[dict[str, Any]], png_path: Path) -> dict[s
     return out
 
 
-def _deployments(recordings: list[dict[str, Any]], assets: Path) -> list[dict[str, Any]]:
-    by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def _deployments(recordings: list[RecordingRow], assets: Path) -> list[dict[str, Any]]:
+    by_name: dict[str, list[RecordingRow]] = defaultdict(list)
     for r in recordings:
-        if r["status"] != "sidecar":
-            by_name[f"{r['site'] or '(no site)'}/{r['deployment'] or '(no deployment)'}"].append(r)
+        if r.status != "sidecar":
+            by_name[f"{r.site or '(no site)'}/{r.deployment or '(no deployment)'}"].append(r)
     return [_deployment(name, recs, assets / f"coverage-{i}.png") for i, (name, recs) in enumerate(sorted(by_name.items()))]
 
 
 # -- summary, QC, runs, datasets ----------------------------------------------------------------
 
-def _summary(session: Any, recordings: list[dict[str, Any]]) -> dict[str, Any]:
-    status = Counter(r["status"] for r in recordings)
-    playable = [r for r in recordings if r["status"] in PLAYABLE]
+def _summary(session: Any, recordings: list[RecordingRow]) -> dict[str, Any]:
+    status = Counter(r.status for r in recordings)
+    playable = [r for r in recordings if r.status in PLAYABLE]
     return {"recordings": len(recordings), "status": dict(sorted(status.items())),
-            "hours": sum(float(r["duration_s"] or 0) for r in playable) / 3600,
-            "archive_gb": sum(r["size_bytes"] or 0 for r in recordings) / 1e9,
+            "hours": sum(float(r.duration_s or 0) for r in playable) / 3600,
+            "archive_gb": sum(r.size_bytes or 0 for r in recordings) / 1e9,
             "sites": len(queries.list_sites(session)), "deployments": len(queries.list_deployments(session)),
             "ingest_sessions": len(queries.list_sessions(session)),
-            "sample_rates_hz": sorted({r["sample_rate_hz"] for r in playable if r["sample_rate_hz"]})}
+            "sample_rates_hz": sorted({r.sample_rate_hz for r in playable if r.sample_rate_hz})}
 
 
-def _qc(recordings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    problems = [r for r in recordings if r["status"] in ("quarantined", "truncated")]
-    clipped = [r for r in recordings if (r["clipped_samples"] or 0) > 0]
-    return {"problems": problems, "clipped": sorted(clipped, key=lambda r: -r["clipped_samples"])}
+def _qc(recordings: list[RecordingRow]) -> dict[str, list[RecordingRow]]:
+    problems = [r for r in recordings if r.status in ("quarantined", "truncated")]
+    clipped = [r for r in recordings if (r.clipped_samples or 0) > 0]
+    return {"problems": problems, "clipped": sorted(clipped, key=lambda r: -r.clipped_samples)}
 
 
-def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
-    params = run.get("parameters") or {}
+def _run_summary(run: RunDetail) -> dict[str, Any]:
+    params = run.parameters or {}
     features = params.get("features") or {}
-    return {**run, "target_rate_hz": (params.get("resample") or {}).get("target_rate_hz"),
+    return {**run.to_dict(), "target_rate_hz": (params.get("resample") or {}).get("target_rate_hz"),
             "clip_s": (params.get("clips") or {}).get("length_s"),
             "features": ", ".join(features.get("compute") or []),
             "parameters_json": json.dumps(params, indent=2, sort_keys=True, default=str)}
 
 
 def _runs(session: Any) -> list[dict[str, Any]]:
-    return [_run_summary(run_rows.get_run(session, r["id"])) for r in run_rows.list_runs(session)]
+    return [_run_summary(run_rows.get_run(session, r.id)) for r in run_rows.list_runs(session)]
 
 
 def _datasets(session: Any) -> list[dict[str, Any]]:
     out = []
     for row in label_rows.list_datasets(session):
-        items = label_rows.get_dataset(session, row["name"], row["version"])["items"]
+        items = label_rows.get_dataset(session, row.name, row.version).items
         counts: dict[str, Counter] = defaultdict(Counter)
         for item in items:
-            counts[item["split"]].update(item["labels"])
+            counts[item.split].update(item.labels)
         labels = sorted({label for c in counts.values() for label in c})
-        splits = [{"split": s, "clips": sum(1 for i in items if i["split"] == s),
+        splits = [{"split": s, "clips": sum(1 for i in items if i.split == s),
                    "counts": [counts[s][label] for label in labels]} for s in sorted(counts)]
-        out.append({**row, "labels": labels, "splits": splits})
+        out.append({**row.to_dict(), "labels": labels, "splits": splits})
     return out
 
 
 # -- previews -----------------------------------------------------------------------------------
 
-def _pick_previews(recordings: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+def _pick_previews(recordings: list[RecordingRow], limit: int) -> list[RecordingRow]:
     """One playable recording per deployment (the first in time), then more, up to ``limit``."""
-    playable = [r for r in recordings if r["status"] in PLAYABLE and r["frames_present"]]
-    firsts = list({(r["site"], r["deployment"]): r for r in reversed(playable)}.values())[::-1]
-    chosen = {r["id"] for r in firsts}
-    rest = [r for r in playable if r["id"] not in chosen]
+    playable = [r for r in recordings if r.status in PLAYABLE and r.frames_present]
+    firsts = list({(r.site, r.deployment): r for r in reversed(playable)}.values())[::-1]
+    chosen = {r.id for r in firsts}
+    rest = [r for r in playable if r.id not in chosen]
     return (firsts + rest)[:limit]
 
 
-def _preview(ws: Any, rec: dict[str, Any], assets: Path) -> dict[str, Any]:
-    rate = float(rec["sample_rate_hz"])
+def _preview(ws: Workspace, rec: RecordingRow, assets: Path) -> dict[str, Any]:
+    rate = float(rec.sample_rate_hz)
     factor = default_expansion_factor(rate) if rate >= ULTRASONIC_RATE_HZ else None
     seconds = PREVIEW_S / factor if factor else PREVIEW_S
     try:
-        result = preview_recording(ws, rec["id"], duration_s=seconds, factor=factor, out_dir=assets,
+        result = preview_recording(ws, rec.id, duration_s=seconds, factor=factor, out_dir=assets,
                                    max_rate_hz=PREVIEW_RATE_HZ, mono=True)
     except FieldkitError as exc:  # one unreadable file must not stop the report: say why instead
         return {"recording": rec, "error": str(exc)}
@@ -184,7 +188,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _context(ws: Any, assets: Path, max_previews: int) -> dict[str, Any]:
+def _context(ws: Workspace, assets: Path, max_previews: int) -> dict[str, Any]:
     with ws.catalogue.read() as session:
         recordings = queries.list_recordings(session)
         context = {"summary": _summary(session, recordings), "runs": _runs(session),
@@ -194,7 +198,7 @@ def _context(ws: Any, assets: Path, max_previews: int) -> dict[str, Any]:
     return context
 
 
-def build_report(ws: Any, out_dir: Path | str | None = None, max_previews: int = MAX_PREVIEWS) -> dict[str, Any]:
+def build_report(ws: Workspace, out_dir: Path | str | None = None, max_previews: int = MAX_PREVIEWS) -> dict[str, Any]:
     """Write ``index.html``, a self-contained report of the workspace.
 
     Parameters

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import runs as run_rows
+from fieldkit.catalogue.records import RunRow
 from fieldkit.dsp.melody import melody
 from fieldkit.errors import ConfigError, NotFoundError, UnknownNameError
 from fieldkit.io.render.media import series_plot_png, timeline_png, write_wav
 from fieldkit.store.zarr_store import open_store
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",
            "group_points", "melody_points", "sonify_dataset", "sonify_deployment", "sonify_run",
@@ -173,21 +177,21 @@ def _write(points: Points, opt: SonifyOptions, out: Path | str | None, default: 
     return result, samples
 
 
-def _default_dir(ws: Any) -> Path:
+def _default_dir(ws: Workspace) -> Path:
     return ws.paths.exports / "sonify"
 
 
-def sonify_run_samples(ws: Any, run_id: int, opt: SonifyOptions = SonifyOptions(),
+def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
                        out: Path | str | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """:func:`sonify_run`, also returning the melody's samples (for the data video)."""
     with ws.catalogue.read() as session:
         run = run_rows.get_run(session, run_id)
-    points = clip_points(ws.root / run["store_path"], opt.features)
+    points = clip_points(ws.root / run.store_path, opt.features)
     result, samples = _write(points, opt, out, _default_dir(ws) / f"run{run_id}.wav", f"run {run_id}")
     return {"run_id": run_id, **result}, samples
 
 
-def sonify_run(ws: Any, run_id: int, opt: SonifyOptions = SonifyOptions(),
+def sonify_run(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
                out: Path | str | None = None) -> dict[str, Any]:
     """Sonify every clip of a processing run, in time order: one note per clip.
 
@@ -210,17 +214,17 @@ def sonify_run(ws: Any, run_id: int, opt: SonifyOptions = SonifyOptions(),
     return sonify_run_samples(ws, run_id, opt, out)[0]
 
 
-def sonify_dataset(ws: Any, name: str, opt: SonifyOptions = SonifyOptions(), out: Path | str | None = None,
+def sonify_dataset(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptions(), out: Path | str | None = None,
                    version: int | None = None) -> dict[str, Any]:
     """Sonify the clips of a dataset (latest version by default), as :func:`sonify_run`."""
     with ws.catalogue.read() as session:
         dataset = label_rows.get_dataset(session, name, version)
-    clips = np.array(sorted(i["clip_id"] for i in dataset["items"]), np.int64)
-    points = clip_points(ws.root / dataset["store_path"], opt.features, clips=clips)
-    title = f"dataset {name} v{dataset['version']}"
-    default = _default_dir(ws) / f"dataset-{name}-v{dataset['version']}.wav"
+    clips = np.array(sorted(i.clip_id for i in dataset.items), np.int64)
+    points = clip_points(ws.root / dataset.store_path, opt.features, clips=clips)
+    title = f"dataset {name} v{dataset.version}"
+    default = _default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
     result, _ = _write(points, opt, out, default, title)
-    return {"dataset": name, "version": dataset["version"], "run_id": dataset["run_id"], **result}
+    return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **result}
 
 
 def _deployment_filter(name: str) -> Any:
@@ -228,12 +232,12 @@ def _deployment_filter(name: str) -> Any:
     return lambda c: (c["deployment"] == deployment) & ((c["site"] == site) if site else True)
 
 
-def _latest_run_with(ws: Any, name: str) -> dict[str, Any]:
+def _latest_run_with(ws: Workspace, name: str) -> RunRow:
     """The latest complete run whose store holds clips of deployment ``name`` (``SITE/NAME`` or ``NAME``)."""
     with ws.catalogue.read() as session:
-        complete = [r for r in run_rows.list_runs(session) if r["state"] == "complete"]
-    for run in sorted(complete, key=lambda r: r["id"], reverse=True):
-        ds = open_store(ws.root / run["store_path"], chunks=None)
+        complete = [r for r in run_rows.list_runs(session) if r.state == "complete"]
+    for run in sorted(complete, key=lambda r: r.id, reverse=True):
+        ds = open_store(ws.root / run.store_path, chunks=None)
         try:
             coords = {k: ds[k].values for k in ("site", "deployment")}
         finally:
@@ -241,11 +245,11 @@ def _latest_run_with(ws: Any, name: str) -> dict[str, Any]:
         if _deployment_filter(name)(coords).any():
             return run
     raise NotFoundError(f"no complete processing run has clips of deployment {name!r} "
-                        f"(complete runs: {', '.join(str(r['id']) for r in complete) or 'none'}).",
+                        f"(complete runs: {', '.join(str(r.id) for r in complete) or 'none'}).",
                         hint="Process it first: 'fieldkit process WORKFLOW' with the deployment selected.")
 
 
-def sonify_deployment(ws: Any, name: str, seconds: float = 60.0, opt: SonifyOptions = SonifyOptions(),
+def sonify_deployment(ws: Workspace, name: str, seconds: float = 60.0, opt: SonifyOptions = SonifyOptions(),
                       out: Path | str | None = None) -> dict[str, Any]:
     """"A night in a minute": a deployment's clips of the latest complete run as a short melody.
 
@@ -263,7 +267,7 @@ def sonify_deployment(ws: Any, name: str, seconds: float = 60.0, opt: SonifyOpti
     if not seconds > 0:
         raise ConfigError(f"seconds = {seconds!r} is invalid; expected a duration > 0.")
     run = _latest_run_with(ws, name)
-    points = clip_points(ws.root / run["store_path"], opt.features, where=_deployment_filter(name))
+    points = clip_points(ws.root / run.store_path, opt.features, where=_deployment_filter(name))
     timed = ~np.isnat(points.times)
     untimed = int((~timed).sum())
     points = Points(points.times[timed], points.clips[timed], {k: v[timed] for k, v in points.values.items()})
@@ -271,6 +275,6 @@ def sonify_deployment(ws: Any, name: str, seconds: float = 60.0, opt: SonifyOpti
     grouped = group_points(points, max_points)
     stem = name.replace("/", "-")
     result, _ = _write(grouped, opt, out, _default_dir(ws) / f"deployment-{stem}.wav",
-                       f"deployment {name} (run {run['id']})", timeline=True)
-    return {"deployment": name, "run_id": run["id"], "max_points": max_points, "clips_without_time": untimed,
+                       f"deployment {name} (run {run.id})", timeline=True)
+    return {"deployment": name, "run_id": run.id, "max_points": max_points, "clips_without_time": untimed,
             **result}

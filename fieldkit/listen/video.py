@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldkit.errors import ConfigError
 from fieldkit.io.render.media import probe_media, spectrogram_video
 from fieldkit.listen.preview import find_recording, read_recording_excerpt, render_preview
 from fieldkit.listen.sonify import RATE_HZ, SonifyOptions, sonify_run_samples
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["FPS", "video"]
 
@@ -32,23 +35,23 @@ def _run_id(target: str) -> int | None:
     return int(rest)
 
 
-def _recording_video(ws: Any, key: str, out_mp4: Path, tmp: Path, start_s: float,
+def _recording_video(ws: Workspace, key: str, out_mp4: Path, tmp: Path, start_s: float,
                      duration_s: float | None, mode: str | None) -> dict[str, Any]:
     ex = read_recording_excerpt(ws, find_recording(ws, key), start_s, duration_s)
     preview = render_preview(ex, mode, tmp)
     spectrogram_video(out_mp4, ex.samples, ex.rate_hz, preview["wav"], fps=FPS)
     params = {k: preview[k] for k in ("factor", "carrier_hz") if k in preview}
-    return {"source": f"recording {ex.recording['id']}", "mode": preview["mode"], **params,
+    return {"source": f"recording {ex.recording.id}", "mode": preview["mode"], **params,
             "audio_s": preview["preview_s"]}
 
 
-def _run_video(ws: Any, run_id: int, out_mp4: Path, tmp: Path, opt: SonifyOptions) -> dict[str, Any]:
+def _run_video(ws: Workspace, run_id: int, out_mp4: Path, tmp: Path, opt: SonifyOptions) -> dict[str, Any]:
     result, samples = sonify_run_samples(ws, run_id, opt, out=tmp / f"run{run_id}.wav")
     spectrogram_video(out_mp4, samples, RATE_HZ, result["wav"], fps=FPS)
     return {"source": f"run {run_id}", "notes": len(result["notes"]), "audio_s": result["duration_s"]}
 
 
-def video(ws: Any, target: str | int, out_mp4: Path | str, *, start_s: float = 0.0,
+def video(ws: Workspace, target: str | int, out_mp4: Path | str, *, start_s: float = 0.0,
           duration_s: float | None = None, mode: str | None = None,
           opt: SonifyOptions | None = None) -> dict[str, Any]:
     """Write an MP4 (H.264 + AAC) of a recording's preview or a run's sonification.

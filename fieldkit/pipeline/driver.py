@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from fieldkit.pipeline.plan import RunPlan, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store
 from fieldkit.config.workflow import Workflow
+
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
 
 __all__ = ["RunReport", "run_workflow", "library_versions"]
 
@@ -161,17 +164,17 @@ def _store_matches(plan: RunPlan, store: str) -> bool:
         existing.close()
 
 
-def _open_or_create(ws, workflow: Workflow, plan: RunPlan, resume: int | None, workflow_source: str) -> tuple[int, str]:
+def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: int | None, workflow_source: str) -> tuple[int, str]:
     if resume is not None:
         with ws.catalogue.read() as s:
             row = run_rows.get_run(s, resume)
-        if row["params_hash"] != workflow.params_hash():
-            raise ProcessingError(f"run {resume} was made with other parameters (hash {row['params_hash'][:12]}…, "
+        if row.params_hash != workflow.params_hash():
+            raise ProcessingError(f"run {resume} was made with other parameters (hash {row.params_hash[:12]}…, "
                                   f"this workflow {workflow.params_hash()[:12]}…).",
                                   hint="Resume with the same workflow file, or start a new run without --resume.")
-        store = str(ws.root / row["store_path"])
+        store = str(ws.root / row.store_path)
         if not _store_matches(plan, store):
-            raise ProcessingError(f"the catalogue changed since run {resume} was planned (its store {row['store_path']} "
+            raise ProcessingError(f"the catalogue changed since run {resume} was planned (its store {row.store_path} "
                                   "holds other recordings).", hint="Start a new run without --resume.")
         return resume, store
     with ws.catalogue.write() as s:
@@ -187,7 +190,7 @@ def _open_or_create(ws, workflow: Workflow, plan: RunPlan, resume: int | None, w
     return run_id, store
 
 
-def run_workflow(ws, workflow: Workflow, *, workflow_source: str = "", scheduler: str | None = None,
+def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = "", scheduler: str | None = None,
                  workers: int | None = None, resume: int | None = None, progress=None) -> RunReport:
     """Plan, create (or resume) the store, run every pending task on Dask, record the run."""
     progress = progress or _NoProgress()
@@ -261,7 +264,7 @@ def _account(report: RunReport, results: list[TaskResult], failures, plan: RunPl
                         "message": m} for t, m in failures]
 
 
-def _finish(ws, report: RunReport, plan: RunPlan, store: str, results, failures) -> None:
+def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: str, results, failures) -> None:
     failed_ids = {i.recording_id for t, _ in failures for i in t.items}
     if not failures:
         finalize_store(store)

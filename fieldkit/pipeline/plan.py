@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fieldkit.catalogue import queries
+from fieldkit.catalogue.records import ProcessingCandidate
 from fieldkit.dsp.clips import clip_count
 from fieldkit.config.params import ResampleParams
 from fieldkit.errors import ConfigError, ProcessingError
@@ -30,24 +31,24 @@ class RunPlan:
     coords: dict[str, np.ndarray]
     tasks: tuple[TaskSpec, ...]
     items: tuple[ItemSpec, ...]
-    recordings: tuple[dict[str, Any], ...]
-    skipped: tuple[dict[str, Any], ...]
+    recordings: tuple[ProcessingCandidate, ...]
+    skipped: tuple[dict[str, Any], ...]  # JSON-ready: the run report lists them
     dsp: DspSpec
 
 
-def _in_window(rec: dict[str, Any], workflow: Workflow) -> bool:
+def _in_window(rec: ProcessingCandidate, workflow: Workflow) -> bool:
     window = workflow.selection.time_of_day
     if window is None:
         return True
-    start = rec["start_time_utc"]
+    start = rec.start_time_utc
     if start is None:
         return False
     if window.zone == "local":
-        start = start.astimezone(parse_deployment_zone(rec["timezone"]))
+        start = start.astimezone(parse_deployment_zone(rec.timezone))
     return window.contains(start.time())
 
 
-def select_recordings(session, workflow: Workflow) -> tuple[list[dict], list[dict]]:
+def select_recordings(session, workflow: Workflow) -> tuple[list[ProcessingCandidate], list[dict[str, Any]]]:
     """(selected, skipped-with-reason) recordings for the workflow's selection."""
     sel = workflow.selection
     lo, hi = sel.utc_bounds()
@@ -56,15 +57,15 @@ def select_recordings(session, workflow: Workflow) -> tuple[list[dict], list[dic
         min_duration_s=sel.min_duration_s, min_rate_hz=sel.min_sample_rate_hz, max_rate_hz=sel.max_sample_rate_hz)
     chosen = [r for r in candidates if _in_window(r, workflow)]
     excluded = queries.list_recordings(session, queries.RecordingFilter())
-    skipped = [{"id": r["id"], "archive_path": r["archive_path"], "status": r["status"], "reason": r["reason"]}
-               for r in excluded if r["status"] == "quarantined"]
+    skipped = [{"id": r.id, "archive_path": r.archive_path, "status": r.status, "reason": r.reason}
+               for r in excluded if r.status == "quarantined"]
     return chosen, skipped
 
 
-def _target_rate(workflow: Workflow, recordings: list[dict]) -> int:
+def _target_rate(workflow: Workflow, recordings: list[ProcessingCandidate]) -> int:
     if workflow.resample.target_rate_hz is not None:
         return workflow.resample.target_rate_hz
-    rates = sorted({r["sample_rate_hz"] for r in recordings})
+    rates = sorted({r.sample_rate_hz for r in recordings})
     if len(rates) > 1:
         raise ConfigError(f"resample.target_rate_hz is null (keep the native rate), but the selected recordings "
                           f"have several rates: {rates} Hz.",
@@ -80,17 +81,17 @@ def _dsp_spec(workflow: Workflow, rate: int) -> DspSpec:
                    hop=hop, waveform=workflow.store.waveform)
 
 
-def _channels(rec: dict, workflow: Workflow) -> list[int]:
+def _channels(rec: ProcessingCandidate, workflow: Workflow) -> list[int]:
     policy = workflow.channels.policy
     if policy == "keep":
-        return list(range(rec["channels"]))
+        return list(range(rec.channels))
     if policy == "pick":
         pick = workflow.channels.pick
-        if pick >= rec["channels"]:
-            raise ConfigError(f"channels.pick = {pick}, but recording {rec['id']} ({rec['archive_path']}) has "
-                              f"{rec['channels']} channel(s).", hint="Pick an existing channel or use 'mix'.")
+        if pick >= rec.channels:
+            raise ConfigError(f"channels.pick = {pick}, but recording {rec.id} ({rec.archive_path}) has "
+                              f"{rec.channels} channel(s).", hint="Pick an existing channel or use 'mix'.")
         return [pick]
-    return [-1 if rec["channels"] > 1 else 0]
+    return [-1 if rec.channels > 1 else 0]
 
 
 #: A worker holds one shard of stored values at a time (features and QC, plus the clips when
@@ -115,8 +116,8 @@ def _layout(workflow: Workflow, dsp: DspSpec, n_clips: int, shard: int) -> Store
         compression_level=workflow.store.compressor.level)
 
 
-def _out_samples(rec: dict, rate: int) -> int:
-    return math.ceil(rec["frames_present"] * rate / rec["sample_rate_hz"])
+def _out_samples(rec: ProcessingCandidate, rate: int) -> int:
+    return math.ceil(rec.frames_present * rate / rec.sample_rate_hz)
 
 
 def plan_run(session, workflow: Workflow, archive: Path, store: str) -> RunPlan:
@@ -133,8 +134,8 @@ def plan_run(session, workflow: Workflow, archive: Path, store: str) -> RunPlan:
               for rec, _ in pairs]
     shard = shard_clips(workflow, dsp)
     regions = plan_regions(counts, shard)
-    items = tuple(ItemSpec(rec["id"], str(archive / rec["archive_path"]), rec["subtype"], rec["sample_rate_hz"],
-                           rec["channels"], rec["frames_present"], ch, n, span.start)
+    items = tuple(ItemSpec(rec.id, str(archive / rec.archive_path), rec.subtype, rec.sample_rate_hz,
+                           rec.channels, rec.frames_present, ch, n, span.start)
                   for (rec, ch), n, span in zip(pairs, counts, regions.item_clips))
     layout = _layout(workflow, dsp, max(regions.n_clips, 1), shard)
     tasks = tuple(TaskSpec(store, t.clips.start, t.clips.stop, shard,
@@ -152,13 +153,13 @@ def _coords(n_clips: int, pairs: list, items: tuple[ItemSpec, ...], workflow: Wo
     for (rec, ch), item in zip(pairs, items):
         span = slice(item.clip_start, item.clip_start + item.n_clips)
         offsets = np.arange(item.n_clips) * hop_s
-        coords["recording_id"][span] = rec["id"]
+        coords["recording_id"][span] = rec.id
         coords["offset_s"][span] = offsets
-        coords["site"][span] = rec["site"]
-        coords["deployment"][span] = rec["deployment"]
+        coords["site"][span] = rec.site
+        coords["deployment"][span] = rec.deployment
         coords["channel"][span] = ch
-        if rec["start_time_utc"] is not None:
-            base = np.datetime64(rec["start_time_utc"].astimezone(dt.timezone.utc).replace(tzinfo=None), "ns")
+        if rec.start_time_utc is not None:
+            base = np.datetime64(rec.start_time_utc.astimezone(dt.timezone.utc).replace(tzinfo=None), "ns")
             coords["start_time"][span] = base + (offsets * 1e9).astype("timedelta64[ns]")
     coords["site"] = coords["site"].astype(str)
     coords["deployment"] = coords["deployment"].astype(str)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fieldkit.cli import app
+from fieldkit.catalogue.records import AnnotationSpan
 from fieldkit.curate.datasets import SPLIT_KEYS, clip_labels
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
@@ -48,8 +49,8 @@ def cli(ws, *args):
 
 
 def test_clip_labels_by_overlap():
-    anns = [{"begin_s": 0.2, "end_s": 0.3, "label": "call"}, {"begin_s": 0.0, "end_s": 10.0, "label": "rain"},
-            {"begin_s": 0.95, "end_s": 1.5, "label": "edge"}]
+    anns = [AnnotationSpan(begin_s=0.2, end_s=0.3, label="call"), AnnotationSpan(begin_s=0.0, end_s=10.0, label="rain"),
+            AnnotationSpan(begin_s=0.95, end_s=1.5, label="edge")]
     assert clip_labels(0.0, 1.0, anns, 0.5) == ["call", "rain"]  # edge overlaps 0.05 s of a 0.55 s call
     assert clip_labels(1.0, 1.0, anns, 0.5) == ["edge", "rain"]
     assert clip_labels(5.0, 1.0, anns[:1], 0.5) == []
@@ -65,19 +66,19 @@ def test_no_group_in_two_splits(survey, key):
     assert set(summary["splits"]) == {"train", "validation", "test"} and all(summary["splits"].values())
     from fieldkit.catalogue import labels as rows
     with ws.catalogue.read() as s:
-        items = rows.get_dataset(s, f"by-{key}")["items"]
-        lineage = rows.recording_lineage(s, sorted({i["recording_id"] for i in items}))
-        devices = rows.recording_devices(s, sorted({i["recording_id"] for i in items}))
+        items = rows.get_dataset(s, f"by-{key}").items
+        lineage = rows.recording_lineage(s, sorted({i.recording_id for i in items}))
+        devices = rows.recording_devices(s, sorted({i.recording_id for i in items}))
     group_of = {
-        "site": lambda i: lineage[i["recording_id"]]["site"],
-        "deployment": lambda i: (lineage[i["recording_id"]]["site"], lineage[i["recording_id"]]["deployment"]),
-        "device": lambda i: devices[i["recording_id"]],
-        "day": lambda i: (lineage[i["recording_id"]]["site"], lineage[i["recording_id"]]["start_time_utc"][:10]),
-        "recording": lambda i: i["recording_id"],
+        "site": lambda i: lineage[i.recording_id].site,
+        "deployment": lambda i: (lineage[i.recording_id].site, lineage[i.recording_id].deployment),
+        "device": lambda i: devices[i.recording_id],
+        "day": lambda i: (lineage[i.recording_id].site, lineage[i.recording_id].start_time_utc[:10]),
+        "recording": lambda i: i.recording_id,
     }[key]
     splits = defaultdict(set)
     for item in items:
-        splits[group_of(item)].add(item["split"])
+        splits[group_of(item)].add(item.split)
     assert all(len(s) == 1 for s in splits.values()), dict(splits)
 
 
