@@ -1,4 +1,4 @@
-"""wamd, bext, iXML and LIST/INFO parsers, plus the parser registry."""
+"""wamd, bext, iXML and LIST/INFO parsers, and the sources registered for their chunks."""
 
 from __future__ import annotations
 
@@ -109,12 +109,12 @@ def test_list_info_odd_sizes_and_other_lists():
     assert parse_list_info(b"adtllabl")[1] == {}
 
 
-def test_registry_lookup_and_helpful_miss():
-    assert {"audiomoth_comment", "audiomoth_config", "guano", "wamd", "bext", "ixml", "info",
-            "filename", "opso_metadata"} <= set(registry.names())
-    assert registry.get("wamd") is parse_wamd
+def test_each_vendor_chunk_has_its_registered_source():
+    assert set(registry.source_names()) >= {"guano", "info", "wamd", "bext", "ixml", "filename"}
+    for name, chunk in (("wamd", "wamd"), ("bext", "bext"), ("ixml", "iXML"), ("info", "LIST")):
+        assert registry.get_source(name).chunk_ids == (chunk,)
     with pytest.raises(UnknownNameError) as err:
-        registry.get("zoom_f3")
+        registry.get_source("zoom_f3")
     assert "zoom_f3" in str(err.value) and "guano" in str(err.value)
     with pytest.raises(ValueError, match="already registered"):
-        registry.register("wamd")(lambda b: b)
+        registry.register_source("wamd", ("wamd",))(lambda given: given)

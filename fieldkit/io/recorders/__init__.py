@@ -1,10 +1,9 @@
-"""Recorder metadata: pure parsers and the sources that use them, registered by name, and the
+"""Recorder metadata: pure parsers, the sources that use them (registered by name), and the
 per-file reader that walks the sources in their declared priority.
 
-Importing this package registers every parser (``registry.names()`` lists them):
-``audiomoth_comment``, ``audiomoth_config``, ``opso_metadata``, ``guano``, ``wamd``, ``bext``,
-``ixml``, ``info`` and ``filename``; and every source (``registry.source_names()``, in the order
-the reader consults them): ``guano``, ``info``, ``wamd``, ``bext``, ``ixml`` and ``filename``.
+Importing this package registers every source (``registry.source_names()``, in the order the
+reader consults them): ``guano``, ``info``, ``wamd``, ``bext``, ``ixml`` and ``filename``. The
+parsers they call are plain functions of bytes or text, imported where they are used.
 """
 
 from fieldkit.io.recorders import audiomoth, bwf, filenames, guano, info, registry, sources, wamd

@@ -45,7 +45,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from fieldkit.io.recorders.registry import register
 from fieldkit.model.times import parse_utc_offset
 
 __all__ = [
@@ -149,7 +148,6 @@ def looks_like_audiomoth_comment(text: str) -> bool:
     return stripped.startswith(("Recorded at ", _OPSO_PREFIX))
 
 
-@register("audiomoth_comment")
 def parse_audiomoth_comment(comment: str) -> AudioMothComment:
     """Parse an AudioMoth ICMT comment from any firmware era; never raises.
 
@@ -254,7 +252,6 @@ def _era(match: re.Match[str]) -> str:
     return "1.6.0+"
 
 
-@register("opso_metadata")
 def parse_opso_metadata(comment: str) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
     """Unwrap OpenSoundscape's ``opso_metadata{json}`` comment.
 
@@ -312,7 +309,6 @@ class AudioMothConfig:
     warnings: tuple[str, ...] = ()
 
 
-@register("audiomoth_config")
 def parse_config_txt(text: str | bytes) -> AudioMothConfig:
     """Parse an AudioMoth ``CONFIG.TXT`` (``Key : value`` lines, CRLF or LF).
 

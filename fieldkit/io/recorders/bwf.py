@@ -26,7 +26,6 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from fieldkit.io.recorders.registry import register
 
 __all__ = ["BextData", "IxmlData", "originator_identity", "parse_bext", "parse_ixml"]
 
@@ -92,7 +91,6 @@ def _text(raw: bytes) -> str:
         return head.decode("latin-1").strip()
 
 
-@register("bext")
 def parse_bext(body: bytes) -> BextData:
     """Decode a ``bext`` chunk body; never raises.
 
@@ -178,7 +176,6 @@ class IxmlData:
     warnings: tuple[str, ...] = ()
 
 
-@register("ixml")
 def parse_ixml(body: bytes) -> IxmlData:
     """Parse an iXML chunk with defusedxml; never raises.
 

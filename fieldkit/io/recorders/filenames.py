@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePath, PureWindowsPath
 
-from fieldkit.io.recorders.registry import register
 
 __all__ = ["FilenameTime", "parse_filename_time"]
 
@@ -67,7 +66,6 @@ _SONG_METER = re.compile(
     r"(?:[-_ .].*)?$")
 
 
-@register("filename")
 def parse_filename_time(name: str, *, audiomoth: bool = False) -> FilenameTime | None:
     """Read a recording start time from a file name.
 

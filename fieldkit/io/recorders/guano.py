@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from fieldkit.io.recorders.registry import register
 
 __all__ = ["GuanoData", "parse_guano", "parse_guano_timestamp"]
 
@@ -125,7 +124,6 @@ def _zone_offset(zone: str | None) -> timedelta | None:
     return timedelta(minutes=-minutes if zone[0] == "-" else minutes)
 
 
-@register("guano")
 def parse_guano(raw: bytes | str) -> GuanoData:
     """Parse a GUANO chunk body leniently; never raises.
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import struct
 
-from fieldkit.io.recorders.registry import register
 
 __all__ = ["parse_list_info"]
 
 
-@register("info")
 def parse_list_info(body: bytes) -> tuple[str, dict[str, str], tuple[str, ...]]:
     """Decode a ``LIST`` chunk body.
 

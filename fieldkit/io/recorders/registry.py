@@ -1,16 +1,15 @@
-"""Recorder metadata parsers and sources, registered by name.
+"""Recorder metadata sources, registered by name: the one registry the reader walks.
 
-Two registries, both filled when :mod:`fieldkit.io.recorders` is imported:
+A source is what :func:`fieldkit.io.recorders.read_recorder_metadata` consults for one file. It
+names the RIFF chunks it reads and turns their bodies (and the file name) into a
+:class:`Reading`, calling the pure parsers of this package (functions of bytes or text, imported
+by name where they are used). The reader walks :func:`sources` in the declared
+:data:`PRIORITY`; for every field the first source that offers a value wins, and everything each
+source read is kept. A new recorder format is one source (and its parser): see
+docs/where-to-change-what.md.
 
-- **parsers**: pure functions of bytes or text (a chunk body, a comment string, a file name)::
-
-      from fieldkit.io.recorders import registry
-      parse = registry.get("guano")          # UnknownNameError lists the known names on a miss
-
-- **sources**: what :func:`fieldkit.io.recorders.read_recorder_metadata` consults for one file.
-  A source names the RIFF chunks it reads and turns their bodies (and the file name) into a
-  :class:`Reading`. The reader walks :func:`sources` in the declared :data:`PRIORITY`; for every
-  field the first source that offers a value wins, and everything each source read is kept.
+    from fieldkit.io.recorders import registry
+    registry.get_source("guano")           # UnknownNameError lists the known names on a miss
 """
 
 from __future__ import annotations
@@ -27,61 +26,18 @@ __all__ = [
     "Reading",
     "Source",
     "SourceInput",
-    "get",
     "get_source",
-    "names",
-    "register",
     "register_source",
     "source_names",
     "sources",
     "unregister_source",
 ]
 
-_PARSERS: dict[str, Callable[..., Any]] = {}
-_F = TypeVar("_F", bound=Callable[..., Any])
-
 #: The order in which the reader consults the sources. GUANO first (structured, written by the
 #: firmware), then LIST/INFO (the AudioMoth comment and ``IART``), then ``wamd``, then ``bext``
 #: and iXML; the file name last, because reading it needs to know whether the file is an
 #: AudioMoth's (hex names) and whether GUANO kept the original name.
 PRIORITY: tuple[str, ...] = ("guano", "info", "wamd", "bext", "ixml", "filename")
-
-
-def register(name: str) -> Callable[[_F], _F]:
-    """Register a parser under ``name`` (decorator); a second registration of a name fails.
-
-    Parameters
-    ----------
-    name : str
-        Registry key, e.g. ``"audiomoth_comment"``.
-    """
-
-    def decorate(func: _F) -> _F:
-        if name in _PARSERS and _PARSERS[name] is not func:
-            raise ValueError(f"parser name {name!r} is already registered by {_PARSERS[name]!r}")
-        _PARSERS[name] = func
-        return func
-
-    return decorate
-
-
-def get(name: str) -> Callable[..., Any]:
-    """Return the parser registered as ``name``.
-
-    Raises
-    ------
-    UnknownNameError
-        With the known names in its message.
-    """
-    try:
-        return _PARSERS[name]
-    except KeyError:
-        raise UnknownNameError("recorder parser", name, list(_PARSERS)) from None
-
-
-def names() -> tuple[str, ...]:
-    """Registered parser names, sorted."""
-    return tuple(sorted(_PARSERS))
 
 
 # --- sources ------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fieldkit.io.recorders.guano import parse_guano_timestamp
-from fieldkit.io.recorders.registry import register
 
 __all__ = ["WAMD_NAMES", "WamdData", "parse_wamd", "parse_wamd_gps"]
 
@@ -64,7 +63,6 @@ class WamdData:
     warnings: tuple[str, ...] = ()
 
 
-@register("wamd")
 def parse_wamd(body: bytes) -> WamdData:
     """Decode a ``wamd`` chunk body; never raises.
 
