@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.testing.riffwriter import wav_bytes
 from fieldkit.workspace import init_workspace
-from fieldkit.ingest.service import IngestRequest, ingest_card
 
 
 def make_card(root: Path, n_small: int, n_large: int, large_s: float, rate: int = 16_000, seed: int = 7) -> int:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fieldkit.dsp.features import compute_features
 from fieldkit.config.params import FeatureParams
+from fieldkit.dsp.features import compute_features
 from fieldkit.store.layout import StoreLayout
 from fieldkit.store.regions import write_region
 from fieldkit.store.zarr_store import create_store, open_store

@@ -11,7 +11,12 @@ from typing import Any, Mapping
 from fieldkit.catalogue.engine import Catalogue
 from fieldkit.catalogue.revisions import current_revision, head_revision
 from fieldkit.config.settings import (
-    CONFIG_FILENAME, LoadedSettings, WorkspacePaths, default_config_toml, find_workspace, load_settings,
+    CONFIG_FILENAME,
+    LoadedSettings,
+    WorkspacePaths,
+    default_config_toml,
+    find_workspace,
+    load_settings,
 )
 from fieldkit.errors import MigrationError, WorkspaceExistsError
 

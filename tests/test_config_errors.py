@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from fieldkit.config.settings import CONFIG_FILENAME, default_config_toml, find_workspace, load_settings
+from fieldkit.config.settings import (
+    CONFIG_FILENAME,
+    default_config_toml,
+    find_workspace,
+    load_settings,
+)
 from fieldkit.errors import (
-    ConfigError, FieldkitError, UnknownNameError, WorkspaceNotFoundError,
+    ConfigError,
+    UnknownNameError,
+    WorkspaceNotFoundError,
 )
 
 

@@ -24,21 +24,21 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from fieldkit.curate.annotations import import_labels_from_names
 from fieldkit.catalogue.queries import list_recordings
 from fieldkit.cli import app
+from fieldkit.config.workflow import Workflow
+from fieldkit.curate.annotations import import_labels_from_names
 from fieldkit.curate.datasets import DatasetRequest, create_dataset
 from fieldkit.dsp.melody import SCALES
 from fieldkit.ingest.service import IngestRequest, ingest_card
-from fieldkit.io.render.media import probe_media
 from fieldkit.io.recorders.guano import parse_guano
+from fieldkit.io.render.media import probe_media
 from fieldkit.io.riff.chunks import read_chunk_body, walk_riff_path
-from fieldkit.pipeline.driver import run_workflow
 from fieldkit.listen.preview import PEAK_DBFS, TARGET_LUFS
+from fieldkit.pipeline.driver import run_workflow
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import add_broken_files
 from fieldkit.testing.signals import peak_hz, tone, white_noise
-from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 from tests.conftest import skip_unless_required
 from tests.pipeline.conftest import WORKFLOW, build_card

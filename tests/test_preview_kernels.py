@@ -21,11 +21,12 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldkit.dsp import listening as preview, melody as sonify
+from fieldkit.dsp import listening as preview
+from fieldkit.dsp import melody as sonify
 from fieldkit.errors import ConfigError, UnknownNameError, ValidationError
-from fieldkit.io.render import media
 from fieldkit.io.audio.ffmpeg import parse_ffmpeg_info, video_codec
 from fieldkit.io.recorders.guano import parse_guano
+from fieldkit.io.render import media
 from fieldkit.io.riff.chunks import read_chunk_body, walk_riff_path
 from fieldkit.testing.signals import chirp, peak_hz, tone, white_noise
 

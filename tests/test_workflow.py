@@ -11,8 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fieldkit.config.params import FEATURES, RESAMPLE_QUALITIES, FeatureParams
-from fieldkit.errors import ConfigError
-from fieldkit.store import layout as store_layout
 from fieldkit.config.workflow import (
     Store,
     TimeOfDay,
@@ -20,6 +18,8 @@ from fieldkit.config.workflow import (
     load_workflow,
     workflow_json_schema,
 )
+from fieldkit.errors import ConfigError
+from fieldkit.store import layout as store_layout
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.yaml"))

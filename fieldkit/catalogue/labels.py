@@ -10,12 +10,28 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fieldkit.catalogue.models import (
-    Annotation, Card, Dataset, DatasetItem, Deployment, Device, Export, IngestSession, ProcessingRun, Recording,
-    Site, SourceFile,
+    Annotation,
+    Card,
+    Dataset,
+    DatasetItem,
+    Deployment,
+    Device,
+    Export,
+    IngestSession,
+    ProcessingRun,
+    Recording,
+    Site,
+    SourceFile,
 )
 from fieldkit.catalogue.queries import iso_utc
 from fieldkit.catalogue.records import (
-    AnnotationSpan, CardSighting, DatasetDetail, DatasetItemRow, DatasetRow, LabelCount, MatchableRecording,
+    AnnotationSpan,
+    CardSighting,
+    DatasetDetail,
+    DatasetItemRow,
+    DatasetRow,
+    LabelCount,
+    MatchableRecording,
     RecordingLineage,
 )
 from fieldkit.errors import NotFoundError

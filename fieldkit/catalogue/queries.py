@@ -5,14 +5,27 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fieldkit.catalogue.models import (
-    Card, Deployment, Device, IngestSession, Recording, Site, SourceFile,
+    Card,
+    Deployment,
+    Device,
+    IngestSession,
+    Recording,
+    Site,
+    SourceFile,
 )
 from fieldkit.catalogue.records import (
-    DeploymentRow, ProcessingCandidate, RecordingRow, SessionContext, SessionFileRow, SessionRow, SiteRow,
+    DeploymentRow,
+    ProcessingCandidate,
+    RecordingRow,
+    SessionContext,
+    SessionFileRow,
+    SessionRow,
+    SiteRow,
 )
 
 __all__ = ["RecordingFilter", "list_sites", "list_deployments", "list_recordings", "list_sessions", "iso_utc",

@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 
 from fieldkit.catalogue.base import utcnow
 from fieldkit.catalogue.models import (
-    Card, Deployment, Device, IngestSession, Manifest, Recording, Site, SourceFile,
+    Card,
+    Deployment,
+    Device,
+    IngestSession,
+    Manifest,
+    Recording,
+    Site,
+    SourceFile,
 )
 from fieldkit.catalogue.records import ArchivedRecording, CardSessionRow
 from fieldkit.errors import IngestError

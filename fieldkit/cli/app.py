@@ -25,9 +25,9 @@ import typer
 from typer.core import TyperGroup
 
 from fieldkit import __version__
+from fieldkit.cli.app_state import CliState
 from fieldkit.cli.render import err
 from fieldkit.errors import FieldkitError
-from fieldkit.cli.app_state import CliState
 
 
 class FieldkitGroup(TyperGroup):

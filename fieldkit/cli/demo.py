@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from fieldkit.catalogue import queries
-from fieldkit.errors import WorkspaceExistsError
+from fieldkit.config.workflow import load_workflow
 from fieldkit.curate.annotations import import_annotations
 from fieldkit.curate.datasets import DatasetRequest, create_dataset
-from fieldkit.export.baseline import run_baseline
 from fieldkit.curate.handoff import export_catalogued_dataset
+from fieldkit.errors import WorkspaceExistsError
+from fieldkit.export.baseline import run_baseline
 from fieldkit.ingest.service import IngestRequest, ingest_card
-from fieldkit.pipeline.driver import run_workflow
 from fieldkit.listen.preview import preview_recording
 from fieldkit.listen.report import build_report
 from fieldkit.listen.sonify import sonify_deployment, sonify_run
-from fieldkit.config.workflow import load_workflow
+from fieldkit.pipeline.driver import run_workflow
 from fieldkit.workspace import Workspace, init_workspace
 
 #: Files shipped inside the package: the sample card, its annotations, the demo workflow.

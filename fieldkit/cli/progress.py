@@ -7,7 +7,13 @@ One class serves every long command: a bar of items (files, tasks) and a bar of 
 from __future__ import annotations
 
 from rich.progress import (
-    BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 from fieldkit.cli.render import err

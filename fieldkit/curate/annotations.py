@@ -20,7 +20,12 @@ import pandas as pd
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue.records import MatchableRecording
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK, FieldkitError, NotFoundError, ValidationError
-from fieldkit.io.annotations.readers import ReadOptions, labels_from_names, read_annotations, resolve_file_ref
+from fieldkit.io.annotations.readers import (
+    ReadOptions,
+    labels_from_names,
+    read_annotations,
+    resolve_file_ref,
+)
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace

@@ -17,8 +17,8 @@ import pandas as pd
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import queries
 from fieldkit.catalogue.records import DatasetDetail, DatasetItemRow, RecordingLineage
-from fieldkit.export.request import ExportInput
 from fieldkit.export.exporter import ExportResult, export_dataset
+from fieldkit.export.request import ExportInput
 from fieldkit.model.tables import ExportIndex, validate
 from fieldkit.store.zarr_store import read_variables
 

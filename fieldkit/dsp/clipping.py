@@ -27,8 +27,8 @@ import math
 
 import numpy as np
 
-from fieldkit.dsp.channels import as_channels
 from fieldkit.config.params import ClippingParams
+from fieldkit.dsp.channels import as_channels
 from fieldkit.errors import ValidationError
 
 __all__ = ["ClipThresholds", "ClipStats", "ClipCounter", "clip_thresholds", "detect_clipping"]

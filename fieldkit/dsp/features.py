@@ -31,10 +31,10 @@ import functools
 
 import numpy as np
 
-from fieldkit.dsp import filters
 from fieldkit.config.params import FEATURES, FeatureParams
-from fieldkit.dsp.stft import as_clips, frame_count, frames, pad_clips, power_blocks, stft_power
+from fieldkit.dsp import filters
 from fieldkit.dsp.clips import joined
+from fieldkit.dsp.stft import as_clips, frame_count, frames, pad_clips, power_blocks, stft_power
 from fieldkit.errors import ValidationError
 
 __all__ = [

@@ -19,8 +19,8 @@ import dataclasses
 
 import numpy as np
 
-from fieldkit.dsp.channels import as_channels
 from fieldkit.config.params import QCParams
+from fieldkit.dsp.channels import as_channels
 from fieldkit.errors import ValidationError
 
 __all__ = ["QCStats", "QCAccumulator", "qc_metrics"]

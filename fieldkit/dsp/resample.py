@@ -14,8 +14,8 @@ import math
 import numpy as np
 import soxr
 
-from fieldkit.dsp.channels import as_channels
 from fieldkit.config.params import RESAMPLE_QUALITIES
+from fieldkit.dsp.channels import as_channels
 from fieldkit.errors import ConfigError, ProcessingError, ValidationError
 
 __all__ = ["SOXR_DTYPES", "resample", "StreamingResampler"]

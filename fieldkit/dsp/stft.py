@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.fft
 
-from fieldkit.dsp.filters import window
 from fieldkit.config.params import FeatureParams
+from fieldkit.dsp.filters import window
 from fieldkit.errors import ValidationError
 
 __all__ = [

@@ -16,8 +16,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.pooling import POOLED_FEATURES, clip_blocks, open_source
+from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.store.layout import QC_VARIABLES
 from fieldkit.store.regions import read_layout
 from fieldkit.store.zarr_store import open_store

@@ -17,8 +17,8 @@ import jinja2
 import pandas as pd
 
 from fieldkit.export.formats import ExportFormat
-from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.pooling import open_source
+from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.sidecars import iso_z
 from fieldkit.export.tabular import parquet_file
 

@@ -21,8 +21,8 @@ from fieldkit.errors import ExportError, ValidationError
 from fieldkit.export.card import write_card
 from fieldkit.export.croissant import write_croissant, write_manifest
 from fieldkit.export.formats import get_format
-from fieldkit.export.request import ExportInput
 from fieldkit.export.pooling import open_source
+from fieldkit.export.request import ExportInput
 from fieldkit.export.sidecars import write_sidecars
 
 __all__ = ["ExportResult", "export_dataset"]

@@ -31,8 +31,8 @@ from fieldkit.export.arrays import (
     write_numpy,
     write_zarr,
 )
-from fieldkit.export.request import ExportInput
 from fieldkit.export.pooling import FrameTiming
+from fieldkit.export.request import ExportInput
 from fieldkit.export.tabular import META_COLUMNS, pool_dataset, read_parquet_split, write_parquet
 
 __all__ = ["FORMATS", "ExportFormat", "Pooled", "get_format"]

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.pooling import FrameTiming, open_source
+from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.store.regions import read_layout
 
 __all__ = ["EXPORT_META_VERSION", "index_table", "iso_z", "write_sidecars"]

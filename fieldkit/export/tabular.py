@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import xarray as xr
 
 from fieldkit.export.arrays import POOL_VARIABLES
-from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.pooling import (
     FrameTiming,
     clip_blocks,
@@ -27,6 +26,7 @@ from fieldkit.export.pooling import (
     pooled_columns,
     valid_frame_counts,
 )
+from fieldkit.export.request import ExportInput, hash_files
 
 __all__ = ["META_COLUMNS", "hf_features", "parquet_file", "pool_dataset", "read_parquet_split",
            "write_parquet"]

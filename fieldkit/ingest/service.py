@@ -20,12 +20,18 @@ from typing import TYPE_CHECKING
 from fieldkit.catalogue import queries
 from fieldkit.catalogue.records import SessionFileRow
 from fieldkit.errors import InsufficientSpaceError
-from fieldkit.ingest.batch import DESCRIBE_WORKERS, BatchContext, Describer, commit_batch, copy_batch
+from fieldkit.ingest.batch import (
+    DESCRIBE_WORKERS,
+    BatchContext,
+    Describer,
+    commit_batch,
+    copy_batch,
+)
 from fieldkit.ingest.inventory import CardFile, Inventory, take_inventory
 from fieldkit.ingest.journal import Journal
 from fieldkit.ingest.lock import IngestLock
-from fieldkit.ingest.recover import clear_session_staging, recover_archive
 from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Progress
+from fieldkit.ingest.recover import clear_session_staging, recover_archive
 from fieldkit.ingest.seal import seal_session
 from fieldkit.ingest.session import SessionPlan, open_session
 

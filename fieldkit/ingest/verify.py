@@ -18,9 +18,15 @@ from fieldkit.catalogue.records import ArchivedRecording
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK
 from fieldkit.ingest.copy import hash_file
 from fieldkit.ingest.lock import IngestLock
-from fieldkit.ingest.recover import recover_archive
 from fieldkit.ingest.outcomes import NullProgress, Progress
-from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, latest_hashes, verify_chain, write_generation
+from fieldkit.ingest.recover import recover_archive
+from fieldkit.io.manifests.mhl import (
+    CreatorInfo,
+    MhlEntry,
+    latest_hashes,
+    verify_chain,
+    write_generation,
+)
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fieldkit.catalogue import runs as run_rows
+from fieldkit.config.workflow import Workflow
 from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store
-from fieldkit.config.workflow import Workflow
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
@@ -129,7 +129,9 @@ class _BackgroundClient:
 
     def _start(self, scheduler, workers, settings):
         client = self._stack.enter_context(dask_client(scheduler, workers, settings))
-        from fieldkit.pipeline.tasks import warm_up  # pickled by reference: the worker imports the task module only
+        from fieldkit.pipeline.tasks import (
+            warm_up,  # pickled by reference: the worker imports the task module only
+        )
 
         with contextlib.suppress(Exception):  # a warm-up only: a failing worker shows in its task
             client.run(warm_up)

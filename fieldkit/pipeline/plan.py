@@ -13,14 +13,14 @@ import numpy as np
 
 from fieldkit.catalogue import queries
 from fieldkit.catalogue.records import ProcessingCandidate
-from fieldkit.dsp.clips import clip_count
 from fieldkit.config.params import ResampleParams
+from fieldkit.config.workflow import Workflow
+from fieldkit.dsp.clips import clip_count
 from fieldkit.errors import ConfigError, ProcessingError
 from fieldkit.model.times import parse_deployment_zone
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskSpec
-from fieldkit.store.layout import StoreLayout
 from fieldkit.store.allocation import plan_regions
-from fieldkit.config.workflow import Workflow
+from fieldkit.store.layout import StoreLayout
 
 __all__ = ["RunPlan", "plan_run", "select_recordings"]
 

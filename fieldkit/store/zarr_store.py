@@ -81,8 +81,17 @@ from zarr.codecs import BloscCodec, BloscShuffle
 from fieldkit.errors import StoreError
 from fieldkit.store.layout import COORDINATES, SCHEMA_VERSION, StoreLayout
 from fieldkit.store.regions import (  # noqa: F401 - re-exported: the worker-side half
-    PROGRESS_GROUP, _done, _layout_of, _open_group, _runs, completed_regions, done_mask, padding_arrays, read_layout,
-    region_is_complete, write_region,
+    PROGRESS_GROUP,
+    _done,
+    _layout_of,
+    _open_group,
+    _runs,
+    completed_regions,
+    done_mask,
+    padding_arrays,
+    read_layout,
+    region_is_complete,
+    write_region,
 )
 
 __all__ = [

@@ -7,7 +7,12 @@ import hashlib
 import os
 from pathlib import Path
 
-from fieldkit.testing.riffwriter import audiomoth_comment, audiomoth_header_only, audiomoth_wav, wav_bytes
+from fieldkit.testing.riffwriter import (
+    audiomoth_comment,
+    audiomoth_header_only,
+    audiomoth_wav,
+    wav_bytes,
+)
 from fieldkit.testing.signals import tone
 
 __all__ = ["audiomoth_card", "add_broken_files", "BROKEN_EXPECTED", "snapshot", "write_file", "plain_wav"]

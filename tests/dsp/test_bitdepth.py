@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fieldkit.dsp.bitdepth import apply_bit_depth, full_scale, to_float32, to_int16
 from fieldkit.config.params import BitDepthParams
+from fieldkit.dsp.bitdepth import apply_bit_depth, full_scale, to_float32, to_int16
 from fieldkit.errors import ValidationError
 
 NO_DITHER = BitDepthParams(policy="int16", dither="none")

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldkit.dsp.clipping import ClipCounter, clip_thresholds, detect_clipping
 from fieldkit.config.params import ClippingParams
+from fieldkit.dsp.clipping import ClipCounter, clip_thresholds, detect_clipping
 from fieldkit.errors import ValidationError
 from fieldkit.testing import signals
 

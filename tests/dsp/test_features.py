@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fieldkit.config.params import FeatureParams
 from fieldkit.dsp import features as F
 from fieldkit.dsp import filters
-from fieldkit.config.params import FeatureParams
 from fieldkit.dsp.stft import frame_count, stft_power
 from fieldkit.errors import ValidationError
 from fieldkit.testing import signals

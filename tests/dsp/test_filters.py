@@ -8,8 +8,8 @@ import pytest
 import scipy.fft
 import scipy.signal
 
-from fieldkit.dsp import filters
 from fieldkit.config.params import WINDOWS
+from fieldkit.dsp import filters
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import pickle
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from pydantic import ValidationError
 
 from fieldkit.config.params import (

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fieldkit.config.workflow import Workflow
 from fieldkit.export.exporter import export_dataset
 from fieldkit.export.request import ExportInput
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.store.zarr_store import open_store
-from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 from tests.pipeline.conftest import WORKFLOW, build_card
 

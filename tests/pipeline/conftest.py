@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fieldkit.config.workflow import Workflow
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.testing.signals import clip_bursts
-from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 
 TEST_DATA = Path(__file__).resolve().parents[1] / "data"

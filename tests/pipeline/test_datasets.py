@@ -9,13 +9,13 @@ from collections import defaultdict
 import pytest
 from typer.testing import CliRunner
 
-from fieldkit.cli import app
 from fieldkit.catalogue.records import AnnotationSpan
+from fieldkit.cli import app
+from fieldkit.config.workflow import Workflow
 from fieldkit.curate.datasets import SPLIT_KEYS, clip_labels
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.testing.cards import audiomoth_card
-from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 
 WF = {"name": "ds", "resample": {"target_rate_hz": 16000}, "clips": {"length_s": 1.0},

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import yaml
 
+from fieldkit.config.workflow import Workflow
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
-from fieldkit.config.workflow import Workflow
 from fieldkit.workspace import init_workspace
 from tests.pipeline.conftest import WORKFLOW
 

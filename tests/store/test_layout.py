@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from store_helpers import small_layout
 
-from fieldkit.dsp.features import compute_features
 from fieldkit.config.params import FeatureParams
+from fieldkit.dsp.features import compute_features
 from fieldkit.errors import ConfigError
 from fieldkit.store.layout import QC_VARIABLES, StoreLayout
 

@@ -15,7 +15,13 @@ from store_helpers import N_CLIPS, coords_for, region_arrays, small_layout, writ
 from fieldkit.errors import StoreError
 from fieldkit.store.allocation import plan_regions
 from fieldkit.store.layout import SCHEMA_VERSION
-from fieldkit.store.regions import completed_regions, padding_arrays, read_layout, region_is_complete, write_region
+from fieldkit.store.regions import (
+    completed_regions,
+    padding_arrays,
+    read_layout,
+    region_is_complete,
+    write_region,
+)
 from fieldkit.store.zarr_store import create_store, finalize_store, open_store, remove_partial_files
 
 SHARD_REGIONS = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 22)]

@@ -40,10 +40,30 @@ from fieldkit.errors import IngestError, UnknownNameError, ValidationError
 from fieldkit.io.durable import fsync_dir
 from fieldkit.io.manifests.c4 import C4Hasher, c4_file, c4_id
 from fieldkit.io.manifests.mhl_records import (  # noqa: F401 - re-exported
-    ACTIONS, ASC_HASH_FORMATS, ASC_NS, CHAIN_FILENAME, DIRECTORY_NS, EXTENSION_HASH_FORMATS,  # noqa: F401
-    FIELDKIT_NS, HASH_FORMATS, PROCESSES, Action, ChainLink, CreatorInfo, Generation, MhlEntry,  # noqa: F401
-    _check_path, _CHUNK_BYTES, _HASH_TAGS, _HASH_VALUE, _MANIFEST_NAME, _require_aware,  # noqa: F401
-    _STARTED_AT, _TEMP_NAME, _UNSAFE_NAME, _UNSAFE_TEXT,  # noqa: F401
+    _CHUNK_BYTES,
+    _HASH_TAGS,
+    _HASH_VALUE,
+    _MANIFEST_NAME,
+    _STARTED_AT,  # noqa: F401
+    _TEMP_NAME,
+    _UNSAFE_NAME,
+    _UNSAFE_TEXT,
+    ACTIONS,  # noqa: F401
+    ASC_HASH_FORMATS,
+    ASC_NS,
+    CHAIN_FILENAME,
+    DIRECTORY_NS,
+    EXTENSION_HASH_FORMATS,
+    FIELDKIT_NS,  # noqa: F401
+    HASH_FORMATS,
+    PROCESSES,
+    Action,
+    ChainLink,
+    CreatorInfo,
+    Generation,
+    MhlEntry,
+    _check_path,  # noqa: F401
+    _require_aware,
 )
 
 __all__ = [

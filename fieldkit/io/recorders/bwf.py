@@ -26,7 +26,6 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-
 __all__ = ["BextData", "IxmlData", "originator_identity", "parse_bext", "parse_ixml"]
 
 _BEXT_FIXED = struct.Struct("<256s32s32s10s8sQH64s5h180s")

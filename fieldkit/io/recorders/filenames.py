@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePath, PureWindowsPath
 
-
 __all__ = ["FilenameTime", "parse_filename_time"]
 
 

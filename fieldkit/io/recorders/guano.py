@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-
 __all__ = ["GuanoData", "parse_guano", "parse_guano_timestamp"]
 
 _TIMESTAMP_RE = re.compile(

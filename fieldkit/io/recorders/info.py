@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 
-
 __all__ = ["parse_list_info"]
 
 
