@@ -123,6 +123,15 @@ def test_invalid_setting_names_key_and_value(tmp_path):
     assert "dask.n_workers" in result.stderr and "0" in result.stderr
 
 
+def test_process_with_a_missing_workflow_file_is_missing_input(tmp_path):
+    ws = tmp_path / "ws"
+    run("init", str(ws))
+    result = run("-w", str(ws), "process", str(tmp_path / "no-such-workflow.yaml"))
+    assert result.exit_code == EXIT_NOINPUT
+    assert "no-such-workflow.yaml does not exist" in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_demo_creates_workspace_and_prints_where(tmp_path):
     result = run("demo", str(tmp_path / "demo"), "--json")
     assert result.exit_code == 0, result.output

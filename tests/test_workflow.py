@@ -18,7 +18,7 @@ from fieldkit.config.workflow import (
     load_workflow,
     workflow_json_schema,
 )
-from fieldkit.errors import ConfigError
+from fieldkit.errors import ConfigError, NotFoundError
 from fieldkit.store import layout as store_layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,8 +141,11 @@ def test_not_a_mapping_and_not_yaml(tmp_path):
         load_workflow(write(tmp_path, "- a\n- b\n"))
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_workflow(write(tmp_path, "name: [unclosed\n"))
-    with pytest.raises(ConfigError, match="cannot read workflow file"):
+    with pytest.raises(NotFoundError, match=r"workflow file .*absent\.yaml does not exist") as err:
         load_workflow(tmp_path / "absent.yaml")
+    assert err.value.exit_code == 66
+    with pytest.raises(ConfigError, match="cannot read workflow file"):
+        load_workflow(tmp_path)  # a directory
 
 
 def test_duplicate_keys_are_rejected(tmp_path):

@@ -44,7 +44,7 @@ from fieldkit.config.params import (
     ResampleParams,
     describe_errors,
 )
-from fieldkit.errors import ConfigError
+from fieldkit.errors import ConfigError, NotFoundError
 
 __all__ = [
     "STATUSES", "Channels", "Clips", "Compressor", "Selection", "Store", "TimeOfDay", "Workflow",
@@ -284,12 +284,17 @@ _Loader.add_implicit_resolver(_FLOAT, re.compile(
 def load_workflow(path: str | Path) -> Workflow:
     """Read and validate a workflow YAML file.
 
-    Raises ConfigError if the file is missing or not YAML, or a key or value is invalid; the
-    message names the file, each dotted key, the value found and what is allowed.
+    Raises NotFoundError if the file does not exist; ConfigError if it cannot be read, is not
+    YAML, or a key or value is invalid: the message names the file, each dotted key, the value
+    found and what is allowed.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:  # missing input (exit 66), not a configuration mistake
+        raise NotFoundError(f"workflow file {path} does not exist.",
+                            hint="Give the path of a workflow YAML file (see workflows/ in fieldkit's "
+                            "repository).") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read workflow file {path}: {exc.strerror or exc}.") from exc
     try:
