@@ -118,3 +118,19 @@ def test_each_vendor_chunk_has_its_registered_source():
     assert "zoom_f3" in str(err.value) and "guano" in str(err.value)
     with pytest.raises(ValueError, match="already registered"):
         registry.register_source("wamd", ("wamd",))(lambda given: given)
+
+
+# wamd timestamps share GUANO's parser, so Song Meter's one-digit hour offsets read the same way.
+@pytest.mark.parametrize(("text", "offset"), [
+    ("2020-10-17 13:05:00+1:00", timedelta(hours=1)), ("2020-10-17 13:05:00-5:00", -timedelta(hours=5)),
+    ("2020-10-17 13:05:00+0530", timedelta(hours=5, minutes=30)), ("2020-10-17 13:05:00", None)])
+def test_wamd_timestamp_offset_forms(text, offset):
+    wamd = parse_wamd(body(rw.wamd_chunk([(0, struct.pack("<H", 2)), (5, text)])))
+    assert (wamd.timestamp, wamd.utc_offset, wamd.warnings) == (datetime(2020, 10, 17, 13, 5), offset, ())
+
+
+@pytest.mark.parametrize("zone", ["+15:00", "+1:0", "+05:60"])
+def test_wamd_bad_offset_warns_and_keeps_local_time(zone):
+    wamd = parse_wamd(body(rw.wamd_chunk([(0, struct.pack("<H", 2)), (5, f"2020-10-17 13:05:00{zone}")])))
+    assert (wamd.timestamp, wamd.utc_offset) == (datetime(2020, 10, 17, 13, 5), None)
+    assert len(wamd.warnings) == 1 and repr(zone) in wamd.warnings[0]

@@ -7,6 +7,8 @@ docs/reliability.md, B3)::
     GUANO|Version:  1.0                     Echo Meter Touch: two spaces
     Timestamp:  2022-08-15 21:34:14+0100    space instead of T, +HHMM offset
     Timestamp:2024-09-03T19:31:30+01:00     ±HH:MM offset;  ...Z for UTC;  naive local
+    Timestamp:2020-10-17 13:05:00+1:00      one-digit hour (Song Meter Mini), also -5:00, +5:30
+    Timestamp:2020-10-17T13:05:00+0530      also +05, -0330, UTC
     Serial:                                 empty values (guano-py#20: Loc Elevation:)
     WA|Song Meter|Audio settings: [...]     namespaces, nested '|'
     BATLOGGER|Trigger|Frequency: 75.4       vendor namespaces
@@ -15,6 +17,8 @@ docs/reliability.md, B3)::
 and also ``GUANO|Version`` not first, duplicate keys (the first is used), Latin-1 bytes, lines
 without ``:`` and trailing NUL/space padding. Every field is kept exactly as text in
 ``GuanoData.fields``; typed values are derived from it, and each problem becomes a warning.
+An offset that is malformed or beyond ±14:00 is such a problem: the warning names it and the
+time is kept as a naive local time (as if no offset were written), never read as UTC.
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["GuanoData", "parse_guano", "parse_guano_timestamp"]
+from fieldkit.model.times import parse_utc_offset
 
+__all__ = ["GuanoData", "parse_guano", "parse_guano_timestamp", "read_guano_timestamp"]
+
+# The zone is taken as whatever follows the clock and checked on its own by parse_utc_offset:
+# firmware writes forms the ISO pattern does not allow (``+1:00``), and a bad zone must not cost
+# the date and clock, which are still good local time.
 _TIMESTAMP_RE = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<clock>\d{2}:\d{2}:\d{2})(?P<frac>\.\d+)?"
-    r"\s*(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?$"
+    r"(?:\s*(?P<zone>\S.*))?$"
 )
 _FLOAT_FIELDS = {
     "Loc Elevation": "elevation_m", "Loc Accuracy": "loc_accuracy_m", "Length": "length_s",
@@ -86,13 +95,14 @@ class GuanoData:
 
 
 def parse_guano_timestamp(text: str) -> tuple[datetime, timedelta | None]:
-    """Parse a GUANO ``Timestamp`` value.
+    """Parse a GUANO ``Timestamp`` value strictly.
 
     Parameters
     ----------
     text : str
-        ``2015-12-31T23:59:59[.ffffff]`` followed by nothing (local), ``Z``, ``±HH:MM``,
-        ``±HHMM`` or ``±HH``; a space may replace the ``T``.
+        ``2015-12-31T23:59:59[.ffffff]`` followed by nothing (local), ``Z``, ``UTC``,
+        ``±HH:MM``, ``±H:MM``, ``±HHMM`` or ``±HH`` (at most 14 h either way); a space may
+        replace the ``T``.
 
     Returns
     -------
@@ -102,7 +112,35 @@ def parse_guano_timestamp(text: str) -> tuple[datetime, timedelta | None]:
     Raises
     ------
     ValueError
-        When the text is not such a timestamp or names an impossible date.
+        When the text is not such a timestamp, names an impossible date, or states an offset
+        that is malformed or out of range.
+    """
+    local, offset, problem = read_guano_timestamp(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return local, offset
+
+
+def read_guano_timestamp(text: str) -> tuple[datetime, timedelta | None, str | None]:
+    """Parse a GUANO-style timestamp leniently: a bad offset is reported, not fatal.
+
+    Parameters
+    ----------
+    text : str
+        As for :func:`parse_guano_timestamp`.
+
+    Returns
+    -------
+    (datetime, timedelta or None, str or None)
+        The naive local time, the stated offset, and a problem naming the offset text when one
+        was written but is malformed or beyond ±14:00. The offset is then None: the time is
+        treated as carrying no offset (resolved from the file or the deployment, or left
+        unresolved), never as UTC.
+
+    Raises
+    ------
+    ValueError
+        When the date and clock are not an ISO 8601 timestamp or name an impossible date.
     """
     match = _TIMESTAMP_RE.match(text.strip())
     if match is None:
@@ -110,17 +148,14 @@ def parse_guano_timestamp(text: str) -> tuple[datetime, timedelta | None]:
     local = datetime.fromisoformat(f"{match['date']}T{match['clock']}")
     if match["frac"]:
         local = local.replace(microsecond=int(match["frac"][1:7].ljust(6, "0")))
-    return local, _zone_offset(match["zone"])
-
-
-def _zone_offset(zone: str | None) -> timedelta | None:
+    zone = match["zone"]
     if zone is None:
-        return None
-    if zone == "Z":
-        return timedelta(0)
-    digits = zone[1:].replace(":", "")
-    minutes = int(digits[:2]) * 60 + int(digits[2:] or 0)
-    return timedelta(minutes=-minutes if zone[0] == "-" else minutes)
+        return local, None, None
+    try:
+        return local, parse_utc_offset(zone), None
+    except ValueError:
+        return local, None, (f"UTC offset {zone!r} of {text.strip()!r} is malformed or beyond "
+                             "±14:00: the time is kept as local time without an offset")
 
 
 def parse_guano(raw: bytes | str) -> GuanoData:
@@ -206,10 +241,12 @@ def _timestamp(value: str | None, warnings: list[str]) -> dict[str, Any]:
         warnings.append("GUANO has no Timestamp (a required field)")
         return {}
     try:
-        local, offset = parse_guano_timestamp(value)
+        local, offset, problem = read_guano_timestamp(value)
     except ValueError as exc:
         warnings.append(f"GUANO Timestamp not understood: {exc}")
         return {}
+    if problem is not None:
+        warnings.append(f"GUANO Timestamp: {problem}")
     return {"timestamp": local, "utc_offset": offset}
 
 

@@ -5,6 +5,7 @@ Binary layout (``QutEcoacoustics/emu wa_meta.h``): a run of sub-chunks, each
 
     0 version (uint16)   1 model   2 serial   3 firmware   4 prefix
     5 timestamp   " 2022-08-15 21:34:14+0100"   or "2014-04-02 22:59:14" (no offset)
+                  or "2020-10-17 13:05:00+1:00"  (offsets read as GUANO's, guano.py)
     6 gpsfirst    "WGS84,50.7179417,N,1.7611083,W,51.2"  (SM3/SM4: unsigned + hemisphere)
                   "WGS84,50.7179417,1.76111,51.20000076293945"  (EMTouch: signed)
     7 gpstrack  8 software  9 license  10 notes  11 auto_id  12 manual_id
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from fieldkit.io.recorders.guano import parse_guano_timestamp
+from fieldkit.io.recorders.guano import read_guano_timestamp
 
 __all__ = ["WAMD_NAMES", "WamdData", "parse_wamd", "parse_wamd_gps"]
 
@@ -115,10 +116,13 @@ def _timestamp(value: Any, warnings: list[str]) -> tuple[datetime | None, timede
     if not value:
         return None, None
     try:
-        return parse_guano_timestamp(str(value))
+        local, offset, problem = read_guano_timestamp(str(value))
     except ValueError:
         warnings.append(f"wamd timestamp not understood: {value!r}")
         return None, None
+    if problem is not None:
+        warnings.append(f"wamd timestamp: {problem}")
+    return local, offset
 
 
 def parse_wamd_gps(text: str) -> tuple[float, float, float | None] | None:
