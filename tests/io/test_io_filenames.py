@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import io
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fieldkit.io.recorders import read_recorder_metadata
 from fieldkit.io.recorders.filenames import parse_filename_time
+from fieldkit.model.times import reconcile_times
 
 CASES = [
     ("20240903_193130.WAV", "audiomoth", datetime(2024, 9, 3, 19, 31, 30), None, None, False),
@@ -16,6 +19,8 @@ CASES = [
     ("20191125T000000+1000_REC.flac", "iso_offset", datetime(2019, 11, 25), timedelta(hours=10), None, False),
     ("SITE1_20191125T233000-0330.wav", "iso_offset", datetime(2019, 11, 25, 23, 30),
      -timedelta(hours=3, minutes=30), "SITE1", False),
+    ("20191125T000000Z_REC.flac", "iso_offset", datetime(2019, 11, 25), timedelta(0), None, False),
+    ("20191125T000000+14:00_REC.flac", "iso_offset", datetime(2019, 11, 25), timedelta(hours=14), None, False),
     ("S4A03895_20190522_060000.wav", "song_meter", datetime(2019, 5, 22, 6), None, "S4A03895", False),
     ("SM3_0_20150405$063000.wav", "song_meter", datetime(2015, 4, 5, 6, 30), None, "SM3", False),
     ("0166_20240531_223911.wav", "song_meter", datetime(2024, 5, 31, 22, 39, 11), None, "0166", False),
@@ -45,3 +50,18 @@ def test_hex_names_only_for_audiomoth():
     assert found.pattern == "audiomoth_hex" and found.utc_offset == timedelta(0)
     assert found.local_time == datetime(2017, 12, 21, 3, 35, 57)
     assert parse_filename_time("REC_0001.WAV", audiomoth=True) is None
+
+
+@pytest.mark.parametrize("zone", ["+2500", "-1430", "+0575"])
+def test_iso_name_with_impossible_offset_keeps_local_time(zone):
+    # Read before as a 25 h offset; now a warning naming it, and the time as a naive local time.
+    name = f"20191125T000000{zone}_REC.flac"
+    found = parse_filename_time(name)
+    assert (found.pattern, found.local_time, found.utc_offset) == ("iso_offset", datetime(2019, 11, 25), None)
+    assert len(found.warnings) == 1 and repr(zone) in found.warnings[0]
+    meta = read_recorder_metadata(io.BytesIO(b"fLaC"), name, None)
+    assert [w for w in meta.warnings if w.startswith("filename: ")] == [f"filename: {found.warnings[0]}"]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert reconcile_times(meta.time_candidates, None, now=now).flags == ("no_offset",)
+    deployed = reconcile_times(meta.time_candidates, "+10:00", now=now)
+    assert deployed.start_time_utc == datetime(2019, 11, 24, 14, tzinfo=UTC)

@@ -13,7 +13,8 @@ Patterns, tried in this order (stems, extension removed)::
     20170701_213954-MYOMYS-LR_0_0.5   date_time then a non-digit separator and free text
 
 ``REC_0001``, ``MSD-0003_20180427_2minstart00`` and anything else yield no time. A matching
-pattern with an impossible date (month 13) yields no time either.
+pattern with an impossible date (month 13) yields no time either. An ISO name whose offset is
+beyond ±14:00 (``+2500``) keeps its local time without an offset, with a warning naming it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePath, PureWindowsPath
+
+from fieldkit.model.times import parse_utc_offset
 
 __all__ = ["FilenameTime", "parse_filename_time"]
 
@@ -44,6 +47,8 @@ class FilenameTime:
         Device ID, serial or recorder-name prefix.
     triggered : bool
         AudioMoth ``T`` suffix (amplitude/frequency-triggered recording).
+    warnings : tuple of str
+        Problems met while reading the name (an impossible offset).
     """
 
     pattern: str
@@ -52,6 +57,7 @@ class FilenameTime:
     utc_offset: timedelta | None = None
     prefix: str | None = None
     triggered: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 _ISO = re.compile(
@@ -102,9 +108,14 @@ def _from_iso(stem: str, match: re.Match[str]) -> FilenameTime | None:
     local = _local(match["date"], match["clock"])
     if local is None:
         return None
-    zone = match["zone"].replace(":", "")
-    minutes = 0 if zone == "Z" else int(zone[1:3]) * 60 + int(zone[3:5])
-    offset = timedelta(minutes=-minutes if zone.startswith("-") else minutes)
+    zone = match["zone"]
+    try:
+        offset = parse_utc_offset(zone)
+    except ValueError:
+        # A wrong offset must not shift the time: keep the local time, as a name without one.
+        problem = (f"UTC offset {zone!r} in the file name {stem!r} is malformed or beyond ±14:00: the "
+                   "time is kept as local time without an offset")
+        return FilenameTime("iso_offset", stem, local, None, match["prefix"], warnings=(problem,))
     return FilenameTime("iso_offset", stem, local, offset, match["prefix"])
 
 

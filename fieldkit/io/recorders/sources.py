@@ -187,4 +187,5 @@ def filename_source(given: SourceInput) -> Reading:
     raw = {"filename": {"pattern": found.pattern, "raw": found.raw, "prefix": found.prefix,
                         "triggered": found.triggered}}
     return Reading(times=(TimeCandidate("filename", found.raw, found.local_time, found.utc_offset,
-                                        note),), raw=raw)
+                                        note),), raw=raw,
+                   warnings=tuple(_prefixed("filename", found.warnings)))
