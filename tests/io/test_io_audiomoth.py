@@ -129,6 +129,16 @@ def test_impossible_date_is_a_warning():
     assert parsed.parsed and parsed.time is None and parsed.warnings
 
 
+@pytest.mark.parametrize("zone", ["+15", "-14:30", "+5:60"])
+def test_impossible_offset_is_a_warning_and_never_utc(zone):
+    # Same rule as GUANO (#13): the local time is kept without an offset, the warning names it.
+    parsed = parse_audiomoth_comment(
+        f"Recorded at 22:00:00 01/11/2019 (UTC{zone}) by AudioMoth 24526B065D325963 at gain setting 3 "
+        "while battery state was 3.9V.")
+    assert (parsed.time, parsed.utc_offset) == (datetime(2019, 11, 1, 22), None)
+    assert any(f"UTC{zone}" in w for w in parsed.warnings)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     era=st.sampled_from(rw.AUDIOMOTH_ERAS),
