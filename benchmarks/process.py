@@ -293,7 +293,7 @@ def anchor_workflow(clip_s: float, clips_per_shard: int, anchors, level: int = 0
 
 
 def birds16k_workflow(deployment: str):
-    """birds-16k's processing parameters (workflows/birds-16k.yaml), selecting one deployment."""
+    """birds-16k's processing parameters (fieldkit/data/workflows/birds-16k.yaml), selecting one deployment."""
     from fieldkit.config.workflow import Workflow
 
     return Workflow.from_dict({

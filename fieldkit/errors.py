@@ -30,6 +30,7 @@ __all__ = [
     "StoreError",
     "ExportError",
     "UnknownNameError",
+    "UnknownWorkflowError",
     "EXIT_OK",
     "EXIT_ERROR",
     "EXIT_USAGE",
@@ -182,3 +183,13 @@ class UnknownNameError(FieldkitError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.message
+
+
+class UnknownWorkflowError(UnknownNameError, NotFoundError):
+    """A bare workflow name that neither the workspace nor fieldkit has; lists the known names.
+
+    Missing input (exit 66, like a missing workflow file), not a usage error: the name is
+    looked up on disk, the way a path is.
+    """
+
+    exit_code = EXIT_NOINPUT

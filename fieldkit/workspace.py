@@ -18,6 +18,7 @@ from fieldkit.config.settings import (
     find_workspace,
     load_settings,
 )
+from fieldkit.config.workflow_files import WORKSPACE_WORKFLOWS_DIR, copy_bundled_workflows
 from fieldkit.errors import MigrationError, WorkspaceExistsError
 
 __all__ = ["Workspace", "init_workspace", "open_workspace"]
@@ -75,7 +76,8 @@ class Workspace:
 
 
 def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | None = None) -> Workspace:
-    """Create a workspace: ``fieldkit.toml``, the archive, stores and exports, a migrated catalogue."""
+    """Create a workspace: ``fieldkit.toml``, the archive, stores and exports, a migrated catalogue,
+    and ``workflows/`` holding copies of the shipped workflow files to edit."""
     # Alembic (~0.3 s) is imported here, where a schema is created, not by every command that opens one.
     from fieldkit.catalogue import migrate
 
@@ -94,6 +96,7 @@ def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | No
     ws = Workspace(load_settings(root, env={}))
     for path in (ws.paths.archive, ws.paths.staging, ws.paths.manifests, ws.paths.stores, ws.paths.exports):
         path.mkdir(parents=True, exist_ok=True)
+    copy_bundled_workflows(root / WORKSPACE_WORKFLOWS_DIR)
     migrate.upgrade(ws.paths.catalogue_url)
     return ws
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
 from fieldkit.config.workflow import Workflow, load_workflow
+from fieldkit.config.workflow_files import bundled_workflows_dir
 from fieldkit.store.layout import StoreLayout
 
-WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+WORKFLOWS = bundled_workflows_dir()
 
 #: workflow file -> (params_hash, sha256 of json.dumps(workflow.to_dict()))
 PINNED = {

@@ -18,11 +18,12 @@ from fieldkit.config.workflow import (
     load_workflow,
     workflow_json_schema,
 )
+from fieldkit.config.workflow_files import bundled_workflows_dir
 from fieldkit.errors import ConfigError, NotFoundError
 from fieldkit.store import layout as store_layout
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOWS = sorted((REPO / "workflows").glob("*.yaml"))
+WORKFLOWS = sorted(bundled_workflows_dir().glob("*.yaml"))
 MINIMAL = {"name": "t", "clips": {"length_s": 3}}
 
 
@@ -45,11 +46,13 @@ def test_every_shipped_workflow_loads(path):
     workflow = load_workflow(path)
     assert workflow.name == path.stem
     first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert first == "# yaml-language-server: $schema=../schemas/workflow.schema.json"
+    assert first == "# yaml-language-server: $schema=../../../schemas/workflow.schema.json"
+    # in a checkout the editor's schema link resolves to the generated schema
+    assert (path.parent / first.partition("$schema=")[2]).resolve() == REPO / "schemas" / "workflow.schema.json"
 
 
 def test_the_bats_workflow_keeps_ultrasound():
-    bats = load_workflow(REPO / "workflows" / "bats-ultrasonic.yaml")
+    bats = load_workflow(bundled_workflows_dir() / "bats-ultrasonic.yaml")
     assert bats.resample.target_rate_hz == 384000
     assert bats.selection.min_sample_rate_hz >= 256000
     assert bats.features.fmin_hz == 15000 and bats.features.fmax_hz <= 192000

@@ -12,6 +12,7 @@ from typing import Any
 
 from fieldkit.catalogue import queries
 from fieldkit.config.workflow import load_workflow
+from fieldkit.config.workflow_files import bundled_workflows_dir
 from fieldkit.curate.annotations import import_annotations
 from fieldkit.curate.datasets import DatasetRequest, create_dataset
 from fieldkit.curate.handoff import export_catalogued_dataset
@@ -24,7 +25,7 @@ from fieldkit.listen.sonify import sonify_deployment, sonify_run
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.workspace import Workspace, init_workspace
 
-#: Files shipped inside the package: the sample card, its annotations, the demo workflow.
+#: Files shipped inside the package: the sample card and its annotations.
 _PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data"
 
 __all__ = ["run_demo", "DEMO_MARKER", "sample_card_path"]
@@ -76,9 +77,8 @@ def _ingest_stage(ws: Workspace) -> dict[str, Any]:
 
 
 def demo_workflow_path() -> Path:
-    """The demo's workflow file: workflows/demo.yaml in a checkout, else the packaged copy."""
-    checkout = Path(__file__).resolve().parents[2] / "workflows" / "demo.yaml"
-    return checkout if checkout.is_file() else _PACKAGE_DATA / "demo.yaml"
+    """The demo's workflow file, shipped with the other workflows inside the package."""
+    return bundled_workflows_dir() / "demo.yaml"
 
 
 def _process_stage(ws: Workspace, progress: bool) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -15,7 +14,8 @@ JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 def process(
     ctx: typer.Context,
-    workflow: Path = typer.Argument(..., help="A workflow file, e.g. workflows/birds-16k.yaml."),
+    workflow: str = typer.Argument(..., help="A workflow file, or the name of one in the workspace's workflows/ "
+                                   "or shipped with fieldkit (fieldkit workflows list), e.g. birds-16k."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786); "
                                             "default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes."),
@@ -25,11 +25,13 @@ def process(
     """Process the selected recordings into a Zarr store: clips, waveforms, features, QC."""
     from fieldkit.cli.progress import TaskProgress
     from fieldkit.config.workflow import load_workflow
+    from fieldkit.config.workflow_files import resolve_workflow
     from fieldkit.pipeline.driver import run_workflow
 
     ws = state(ctx).open()
-    wf = load_workflow(workflow)
-    report = run_workflow(ws, wf, workflow_source=str(workflow), scheduler=scheduler, workers=workers,
+    path = resolve_workflow(workflow, ws.root)
+    wf = load_workflow(path)
+    report = run_workflow(ws, wf, workflow_source=str(path), scheduler=scheduler, workers=workers,
                           resume=resume, progress=TaskProgress("process", enabled=not json_out))
     if json_out:
         emit_json(report.to_dict())

@@ -293,8 +293,8 @@ def load_workflow(path: str | Path) -> Workflow:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:  # missing input (exit 66), not a configuration mistake
         raise NotFoundError(f"workflow file {path} does not exist.",
-                            hint="Give the path of a workflow YAML file (see workflows/ in fieldkit's "
-                            "repository).") from exc
+                            hint="Give the path of a workflow YAML file, or the name of one "
+                            "('fieldkit workflows list').") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read workflow file {path}: {exc.strerror or exc}.") from exc
     try:
