@@ -238,6 +238,7 @@ _SQLITE_BUSY = ("database is locked", "database table is locked", "database is b
 _SQLITE_DAMAGED = ("database disk image is malformed", "file is not a database")
 _SQLITE_FULL = ("database or disk is full",)
 _SQLITE_READONLY = ("attempt to write a readonly database",)
+_SQLITE_CANTOPEN = ("unable to open database file",)
 _RESTORE_HINT = ("Restore the catalogue from a backup (catalogue.sqlite.bak-* next to it), or recover what is "
                  "readable with 'sqlite3 catalogue.sqlite .recover'; the archive's manifests are untouched.")
 
@@ -313,4 +314,8 @@ def _from_sqlite_error(exc: BaseException) -> FieldkitError | None:
     if any(m in text for m in _SQLITE_READONLY):
         return OutputUnavailableError(f"cannot write the catalogue: {exc}.",
                                       hint="Give write permission on the catalogue file and its folder.")
+    if any(m in text for m in _SQLITE_CANTOPEN):  # in WAL mode even a reader creates -wal and -shm files
+        return OutputUnavailableError(f"cannot open the catalogue: {exc}.",
+                                      hint="Its folder must exist and be writable (not a read-only mount): SQLite "
+                                      "creates catalogue.sqlite-wal and -shm next to it, even to read.")
     return None
