@@ -8,10 +8,16 @@ catch the builtin keep working. Each error carries an ``exit_code`` used by the 
 
 from __future__ import annotations
 
+import errno
 import os
 
 __all__ = [
     "FieldkitError",
+    "InputUnavailableError",
+    "OutputUnavailableError",
+    "CatalogueBusyError",
+    "CatalogueDamagedError",
+    "translate",
     "ConfigError",
     "WorkspaceNotFoundError",
     "WorkspaceExistsError",
@@ -55,17 +61,36 @@ EXIT_CONFIG = getattr(os, "EX_CONFIG", 78)  # configuration error
 
 
 class FieldkitError(Exception):
-    """Base of every error fieldkit raises on purpose."""
+    """Base of every error fieldkit raises on purpose.
+
+    Parameters
+    ----------
+    message : str
+        What was expected and what was found, as one sentence.
+    hint : str, optional
+        The next step for the user.
+    path : str or os.PathLike, optional
+        The file, folder or URL the error is about, when there is one.
+    """
 
     exit_code: int = EXIT_ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, path: str | os.PathLike[str] | None = None) -> None:
         self.message = message
         self.hint = hint
+        self.path = None if path is None else os.fspath(path)
         super().__init__(message)
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}".strip() if self.hint else self.message
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON error document of the CLI: ``{"error", "code", "hint", "path"}``."""
+        path = self.path
+        if path is None:  # an error raised ``from`` an OSError is about that error's file
+            path = getattr(self.__cause__, "filename", None)
+        return {"error": self.message, "code": self.exit_code, "hint": self.hint,
+                "path": None if path is None else os.fsdecode(path)}
 
 
 class ConfigError(FieldkitError, ValueError):
@@ -90,6 +115,18 @@ class CatalogueError(FieldkitError):
     """The catalogue cannot be opened, read or written."""
 
     exit_code = EXIT_ERROR
+
+
+class CatalogueBusyError(CatalogueError):
+    """Another process holds the catalogue's write lock for longer than the busy timeout."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class CatalogueDamagedError(CatalogueError):
+    """The catalogue file is damaged or is not a database."""
+
+    exit_code = EXIT_DATAERR
 
 
 class MigrationError(CatalogueError):
@@ -126,6 +163,18 @@ class CardChangedError(IngestError):
     """A resume was attempted on a card whose identity or inventory changed."""
 
     exit_code = EXIT_DATAERR
+
+
+class InputUnavailableError(FieldkitError, OSError):
+    """An input file or folder is missing or cannot be read (an ``OSError`` named at the edge)."""
+
+    exit_code = EXIT_NOINPUT
+
+
+class OutputUnavailableError(FieldkitError, OSError):
+    """An output cannot be written: read-only, not permitted, in the way, or the disk is full."""
+
+    exit_code = EXIT_CANTCREAT
 
 
 class InsufficientSpaceError(IngestError, OSError):
@@ -193,3 +242,91 @@ class UnknownWorkflowError(UnknownNameError, NotFoundError):
     """
 
     exit_code = EXIT_NOINPUT
+
+
+#: SQLite's messages (``sqlite3_errstr``) for the catalogue faults a user can meet and fix.
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+_SQLITE_DAMAGED = ("database disk image is malformed", "file is not a database")
+_SQLITE_FULL = ("database or disk is full",)
+_SQLITE_READONLY = ("attempt to write a readonly database",)
+_SQLITE_CANTOPEN = ("unable to open database file",)
+_RESTORE_HINT = ("Restore the catalogue from a backup (catalogue.sqlite.bak-* next to it), or recover what is "
+                 "readable with 'sqlite3 catalogue.sqlite .recover'; the archive's manifests are untouched.")
+
+
+def translate(exc: BaseException) -> FieldkitError | None:
+    """The :class:`FieldkitError` that a foreseeable fault means, or None for an unforeseen one.
+
+    Only faults that can be named are translated: missing or unreadable input, a destination
+    that is read-only, not permitted, in the way or full, and a catalogue that is busy or
+    damaged. Anything else (a bug) returns None and keeps its traceback.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The exception that reached the command line; SQLAlchemy's wrappers are looked through
+        (their ``orig`` is the driver's error).
+    """
+    if isinstance(exc, FieldkitError):
+        return exc
+    orig = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError wraps the driver's error
+    for candidate in (exc, orig) if orig is not None else (exc,):
+        if isinstance(candidate, OSError):
+            found = _from_os_error(candidate)
+        else:
+            found = _from_sqlite_error(candidate)
+        if found is not None:
+            found.__cause__ = exc
+            return found
+    return None
+
+
+def _from_os_error(exc: OSError) -> FieldkitError | None:
+    name = os.fsdecode(exc.filename) if exc.filename is not None else None
+    where = name or "a file"
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOENT:
+        return InputUnavailableError(f"{where} does not exist ({reason}).",
+                                     hint="Check the path and run the command again.", path=name)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputUnavailableError(f"cannot write {where}: {reason}.",
+                                      hint="Free space on that volume and run the command again.", path=name)
+    if exc.errno == errno.EROFS:
+        return OutputUnavailableError(f"cannot write {where}: the file system is read-only.",
+                                      hint="Give a writable destination, or remount it read-write.", path=name)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        if name is not None and os.path.exists(name) and not os.access(name, os.R_OK):
+            return InputUnavailableError(f"cannot read {where}: {reason}.",
+                                         hint="Give yourself read permission on it, or run as its owner.",
+                                         path=name)
+        return OutputUnavailableError(f"cannot write {where}: {reason}.",
+                                      hint="Give a destination you may write to.", path=name)
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        # Something is in the way of a path fieldkit creates (a file where a folder belongs).
+        return OutputUnavailableError(f"cannot create {where}: {reason}.",
+                                      hint="Move the file or folder that is in the way, then run again.", path=name)
+    return None
+
+
+def _from_sqlite_error(exc: BaseException) -> FieldkitError | None:
+    import sqlite3  # stdlib, and only on the error path
+
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    text = str(exc).lower()
+    if any(m in text for m in _SQLITE_BUSY):
+        return CatalogueBusyError(f"the catalogue is busy: another process holds its lock ({exc}).",
+                                  hint="Wait for the other fieldkit command to finish, then run this one again.")
+    if any(m in text for m in _SQLITE_DAMAGED):
+        return CatalogueDamagedError(f"the catalogue is damaged: {exc}.", hint=_RESTORE_HINT)
+    if any(m in text for m in _SQLITE_FULL):
+        return OutputUnavailableError(f"cannot write the catalogue: {exc}; the transaction was rolled back.",
+                                      hint="Free space on the catalogue's volume and run the command again.")
+    if any(m in text for m in _SQLITE_READONLY):
+        return OutputUnavailableError(f"cannot write the catalogue: {exc}.",
+                                      hint="Give write permission on the catalogue file and its folder.")
+    if any(m in text for m in _SQLITE_CANTOPEN):  # in WAL mode even a reader creates -wal and -shm files
+        return OutputUnavailableError(f"cannot open the catalogue: {exc}.",
+                                      hint="Its folder must exist and be writable (not a read-only mount): SQLite "
+                                      "creates catalogue.sqlite-wal and -shm next to it, even to read.")
+    return None

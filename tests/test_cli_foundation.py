@@ -51,7 +51,7 @@ def test_db_check_reports_a_pending_migration(tmp_path):
     assert result.exit_code == 78
     assert "migration pending" in result.stderr and "fieldkit db upgrade" in result.stderr
     refused = run("-w", str(ws), "catalog", "recordings", "--json")
-    assert refused.exit_code == 78 and refused.stdout == ""
+    assert refused.exit_code == 78 and json.loads(refused.stdout)["code"] == 78
     upgraded = run("-w", str(ws), "db", "upgrade", "--json")
     doc = json.loads(upgraded.stdout)
     assert doc["from"] == "0001" and doc["to"] == "0003" and Path(doc["backup"]).is_file()
@@ -80,7 +80,10 @@ def test_workspace_found_by_searching_upward_and_from_env(tmp_path):
 def test_outside_a_workspace_is_a_one_line_error_naming_init(tmp_path):
     result = run("catalog", "recordings", "--json", cwd=tmp_path)
     assert result.exit_code == EXIT_NOINPUT
-    assert result.stdout == ""
+    assert json.loads(result.stdout) == {"error": f"no fieldkit workspace in {tmp_path.resolve()} or any parent "
+                                         "directory (fieldkit.toml not found).", "code": EXIT_NOINPUT,
+                                         "hint": "Create one with 'fieldkit init DIR', or pass --workspace DIR.",
+                                         "path": str(tmp_path.resolve())}
     message = result.stderr.strip()
     assert "\n" not in message
     assert str(tmp_path) in message and "fieldkit.toml" in message and "fieldkit init" in message
@@ -167,5 +170,5 @@ def test_console_script_end_to_end(tmp_path):
     assert done.returncode == 0 and json.loads(done.stdout) == []
     outside = subprocess.run([str(exe), "catalog", "recordings", "--json"], cwd=tmp_path,
                              capture_output=True, text=True, env={**os.environ, "FIELDKIT_WORKSPACE": ""})
-    assert outside.returncode == EXIT_NOINPUT and outside.stdout == ""
+    assert outside.returncode == EXIT_NOINPUT and json.loads(outside.stdout)["code"] == EXIT_NOINPUT
     assert "fieldkit init" in outside.stderr and len(outside.stderr.strip().splitlines()) == 1

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from fieldkit.errors import EXIT_TEMPFAIL, CatalogueError
+from fieldkit.errors import CatalogueBusyError, CatalogueError, OutputUnavailableError
 
 __all__ = ["Catalogue", "make_engine", "is_sqlite", "BUSY_TIMEOUT_MS"]
 
@@ -118,15 +118,13 @@ def _translate_locked(url: str) -> Iterator[None]:
     except sa.exc.OperationalError as exc:
         text = str(exc.orig).lower()
         if "locked" in text or "busy" in text:
-            err = CatalogueError(
+            raise CatalogueBusyError(
                 f"the catalogue {make_url(url).render_as_string(hide_password=True)} stayed locked "
                 f"by another fieldkit process for {BUSY_TIMEOUT_MS / 1000:.0f} s.",
                 hint="Wait for the other command to finish, then run this one again.",
-            )
-            err.exit_code = EXIT_TEMPFAIL
-            raise err from exc
+            ) from exc
         if "disk is full" in text or "database or disk is full" in text:
-            raise CatalogueError(
+            raise OutputUnavailableError(
                 f"the catalogue's disk is full ({exc.orig}); the transaction was rolled back.",
                 hint="Free space on the catalogue's volume and run the command again.",
             ) from exc

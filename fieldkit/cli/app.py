@@ -26,19 +26,43 @@ from typer.core import TyperGroup
 
 from fieldkit import __version__
 from fieldkit.cli.app_state import CliState
-from fieldkit.cli.render import err
-from fieldkit.errors import FieldkitError
+from fieldkit.cli.render import emit_error, emit_json, err
+from fieldkit.errors import EXIT_ERROR, translate
 
 
 class FieldkitGroup(TyperGroup):
-    """Translates :class:`FieldkitError` into a one-line message and its exit code."""
+    """The CLI contract at one edge: every fault ends as one error line and its exit code.
+
+    A :class:`FieldkitError`, or an OS or SQLite fault that :func:`fieldkit.errors.translate`
+    can name (missing input, read-only or full destination, busy or damaged catalogue), prints
+    one line on stderr and exits with the README's code; with ``--json`` the same error is also
+    one JSON document on stdout (``{"error", "code", "hint", "path"}``), as are usage errors.
+    Anything else is a bug: it says so, keeps its traceback and exits 1.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        json_out = _wants_json(ctx.args)
         try:
             return super().invoke(ctx)
-        except FieldkitError as exc:
-            err.print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from exc
+        except (typer.Exit, typer.Abort):  # a command's own exit code, or Ctrl-C at a prompt
+            raise
+        except typer.TyperException as exc:  # Click's usage errors: Click prints them itself
+            if json_out:
+                emit_json({"error": exc.format_message(), "code": exc.exit_code, "hint": None, "path": None})
+            raise
+        except Exception as exc:
+            fault = translate(exc)
+            if fault is None:
+                emit_error(f"unexpected {type(exc).__name__}: {exc}", EXIT_ERROR, json_out=json_out,
+                           hint="This is a bug: please report it with the traceback below.")
+                raise
+            emit_error(**fault.to_dict(), json_out=json_out)
+            raise typer.Exit(fault.exit_code) from exc
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether the sub-command was given ``--json`` (the root sees its arguments before they are parsed)."""
+    return "--json" in (args[:args.index("--")] if "--" in args else args)
 
 
 app = typer.Typer(

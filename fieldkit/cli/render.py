@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-__all__ = ["err", "emit_json", "table", "to_jsonable"]
+__all__ = ["err", "emit_json", "emit_error", "table", "to_jsonable"]
 
 err = Console(stderr=True, highlight=False)
 
@@ -36,6 +37,28 @@ def emit_json(document: Any) -> None:
     """Print one JSON document on stdout."""
     sys.stdout.write(json.dumps(to_jsonable(document), indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def emit_error(error: str, code: int, *, hint: str | None = None, path: str | None = None,
+               json_out: bool = False) -> None:
+    """Report an error: one line on stderr and, with ``--json``, one JSON document on stdout.
+
+    Parameters
+    ----------
+    error : str
+        The message: what was expected, what was found.
+    code : int
+        The exit code the command ends with (README's table).
+    hint : str, optional
+        The next step for the user.
+    path : str, optional
+        The file, folder or URL the error is about.
+    json_out : bool
+        Whether the command was given ``--json``; the document is ``{"error", "code", "hint", "path"}``.
+    """
+    err.print(f"[bold red]error:[/bold red] {escape(error)}" + (f" {escape(hint)}" if hint else ""), soft_wrap=True)
+    if json_out:
+        emit_json({"error": error, "code": code, "hint": hint, "path": path})
 
 
 def table(title: str, rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> None:

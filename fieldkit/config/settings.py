@@ -179,7 +179,7 @@ def find_workspace(explicit: str | os.PathLike[str] | None = None, cwd: Path | N
         origin = "--workspace" if explicit is not None else f"${WORKSPACE_ENV}"
         raise WorkspaceNotFoundError(
             f"no fieldkit workspace at {root} (from {origin}): {CONFIG_FILENAME} is missing.",
-            hint=f"Create one with 'fieldkit init {given}'.",
+            hint=f"Create one with 'fieldkit init {given}'.", path=root,
         )
     start = (cwd or Path.cwd()).resolve()
     for candidate in (start, *start.parents):
@@ -187,7 +187,7 @@ def find_workspace(explicit: str | os.PathLike[str] | None = None, cwd: Path | N
             return candidate
     raise WorkspaceNotFoundError(
         f"no fieldkit workspace in {start} or any parent directory ({CONFIG_FILENAME} not found).",
-        hint="Create one with 'fieldkit init DIR', or pass --workspace DIR.",
+        hint="Create one with 'fieldkit init DIR', or pass --workspace DIR.", path=start,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from fieldkit.errors import UnknownNameError
+from fieldkit.errors import NotFoundError, UnknownNameError
 from fieldkit.export.arrays import (
     numpy_split,
     read_numpy_split,
@@ -129,5 +129,13 @@ def get_format(name: str) -> ExportFormat:
 
 
 def read_export_meta(out_dir: Path) -> dict[str, Any]:
-    """The ``export.json`` of an export (format, label names, splits, frame timing)."""
-    return json.loads((Path(out_dir) / "export.json").read_text(encoding="utf-8"))
+    """The ``export.json`` of an export (format, label names, splits, frame timing).
+
+    Raises :class:`~fieldkit.errors.NotFoundError` when ``out_dir`` holds no ``export.json``.
+    """
+    meta = Path(out_dir) / "export.json"
+    if not meta.is_file():
+        what = "does not exist" if not Path(out_dir).exists() else "is not a fieldkit export (no export.json)"
+        raise NotFoundError(f"export folder {out_dir} {what}.", path=out_dir,
+                            hint="Give a folder written by 'fieldkit export' (default: exports/NAME-VERSION-FORMAT).")
+    return json.loads(meta.read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldkit.errors import IngestError
+from fieldkit.errors import IngestError, NotFoundError
 
 __all__ = ["CardFile", "Inventory", "take_inventory", "display_name", "card_identity"]
 
@@ -153,8 +153,8 @@ def take_inventory(root: os.PathLike[str] | str, card_id: str | None = None) -> 
     """List every file below ``root`` without following links and without writing anything."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise IngestError(f"card directory {root} does not exist or is not a directory.",
-                          hint="Pass the mount point of the card (e.g. /media/$USER/AUDIOMOTH).")
+        raise NotFoundError(f"card directory {root} does not exist or is not a directory.",
+                            hint="Pass the mount point of the card (e.g. /media/$USER/AUDIOMOTH).", path=root)
     files: list[CardFile] = []
     _walk(os.fsencode(root), b"", None, files)
     identity, label, fstype = card_identity(root, card_id)

@@ -200,7 +200,7 @@ def test_changing_a_deployments_timezone_is_refused(card, cli):
 
 def test_missing_card_is_a_clear_error(tmp_path, cli):
     result = cli("ingest", str(tmp_path / "nope"), "--site", "S", "--deployment", "D")
-    assert result.exit_code == 1 and "does not exist" in result.stderr and "mount point" in result.stderr
+    assert result.exit_code == 66 and "does not exist" in result.stderr and "mount point" in result.stderr
 
 
 def test_verify_passes_after_ingest_and_finds_a_flipped_byte(card, cli, workspace):
