@@ -40,6 +40,8 @@ def process(
                   f"{report.n_clips} clips in {report.store} ({report.clips_computed} computed, "
                   f"{report.clips_skipped} already done) in {report.seconds:.1f} s "
                   f"({report.x_realtime:.0f}× real time)")
+        if report.warning:
+            err.print(f"[yellow]warning[/yellow] {report.warning}")
         for q in report.quarantined_skipped:
             err.print(f"[yellow]skipped[/yellow] {q['archive_path']}: quarantined ({q['reason']})")
         for f in report.failures:

@@ -65,6 +65,10 @@ class RunReport:
     seconds: float = 0.0
     task_seconds: float = 0.0  # summed wall time of the tasks on the workers (compute + writes)
     audio_seconds: float = 0.0
+    # Clips this invocation stored with NaN/Inf values (flagged in the store's nonfinite_count)
+    # and those values in all: the run is still complete, but says so (docs/architecture.md).
+    nonfinite_clips: int = 0
+    nonfinite_values: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     quarantined_skipped: list[dict[str, Any]] = field(default_factory=list)
     dashboard: str | None = None
@@ -73,6 +77,14 @@ class RunReport:
     @property
     def x_realtime(self) -> float:
         return self.audio_seconds / self.seconds if self.seconds else 0.0
+
+    @property
+    def warning(self) -> str | None:
+        """What a user must know about a run that completed with flagged values, else None."""
+        if not self.nonfinite_clips:
+            return None
+        return (f"{self.nonfinite_clips} clip(s) hold {self.nonfinite_values} non-finite feature value(s) "
+                "(NaN/Inf), flagged by nonfinite_count > 0 in the store")
 
     @property
     def exit_code(self) -> int:
@@ -261,6 +273,8 @@ def _account(report: RunReport, results: list[TaskResult], failures, plan: RunPl
     report.clips_computed = sum(r.clips_computed for r in results)
     report.clips_skipped += sum(r.clips_skipped for r in results)
     report.audio_seconds = sum(r.audio_seconds for r in results)
+    report.nonfinite_clips = sum(r.nonfinite_clips for r in results)
+    report.nonfinite_values = sum(r.nonfinite_values for r in results)
     report.task_seconds = round(sum(r.seconds for r in results), 3)
     report.failures = [{"clips": [t.region_start, t.region_stop], "recordings": [i.recording_id for i in t.items],
                         "message": m} for t, m in failures]
@@ -280,5 +294,11 @@ def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: str, results
                             timings={"seconds": round(report.seconds, 3), "task_seconds": report.task_seconds,
                                      "audio_seconds": report.audio_seconds,
                                      "clips_computed": report.clips_computed, "clips_skipped": report.clips_skipped,
-                                     "tasks": report.tasks},
-                            message="; ".join(f["message"] for f in report.failures) or None, finished=True)
+                                     "tasks": report.tasks, "nonfinite_clips": report.nonfinite_clips,
+                                     "nonfinite_values": report.nonfinite_values},
+                            message=_run_message(report), finished=True)
+
+
+def _run_message(report: RunReport) -> str | None:
+    """The run row's message: its failures, and the warning of a run with flagged values."""
+    return "; ".join([*(f["message"] for f in report.failures), *filter(None, [report.warning])]) or None

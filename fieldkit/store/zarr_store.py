@@ -79,7 +79,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from fieldkit.errors import StoreError
-from fieldkit.store.layout import COORDINATES, SCHEMA_VERSION, StoreLayout
+from fieldkit.store.layout import COORDINATES, StoreLayout
 from fieldkit.store.regions import (  # noqa: F401 - re-exported: the worker-side half
     PROGRESS_GROUP,
     _done,
@@ -152,7 +152,7 @@ def _checked_attrs(attrs: dict[str, Any], layout: StoreLayout) -> dict[str, Any]
         json.dumps(attrs, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"store attributes must be JSON-serialisable: {exc}.") from exc
-    return {**attrs, "schema_version": SCHEMA_VERSION, "layout": layout.to_dict()}
+    return {**attrs, "schema_version": layout.schema_version, "layout": layout.to_dict()}
 
 
 def _template(layout: StoreLayout, coords: dict[str, np.ndarray],
