@@ -68,14 +68,27 @@ def _stored(values: np.ndarray, dtype: str | None) -> np.ndarray:
         return values.astype(dtype)
 
 
-def count_nonfinite(rows: Mapping[str, np.ndarray]) -> np.ndarray:
-    """NaN and ±Inf values per clip over the float rows (``peak_dbfs`` excepted: -Inf is its
-    value for digital silence).
+def _surely_finite(values: np.ndarray, dtype: str | None) -> bool:
+    """Whether every value is finite and within ``dtype``'s range, by two reductions of the
+    computed values (NaN propagates through them): the usual case, with no mask and no pass over
+    float16 values, which numpy reduces several times slower than float32."""
+    stored = np.dtype(dtype or values.dtype)
+    if values.dtype.kind != "f" or stored.kind != "f" or not values.size:
+        return True  # integers hold no NaN/Inf
+    lo, hi = values.min(), values.max()
+    limit = np.finfo(stored).max
+    return bool(np.isfinite(lo) and np.isfinite(hi) and -limit <= lo and hi <= limit)
+
+
+def count_nonfinite(rows: Mapping[str, np.ndarray], names: Iterable[str] | None = None) -> np.ndarray:
+    """NaN and ±Inf values per clip in the float rows ``names`` (default: all of them).
 
     Parameters
     ----------
     rows : mapping of str to ndarray
         Stored rows, each with a leading clip axis, already in their stored dtype.
+    names : iterable of str, optional
+        The rows to count in (integer rows are skipped).
 
     Returns
     -------
@@ -84,13 +97,10 @@ def count_nonfinite(rows: Mapping[str, np.ndarray]) -> np.ndarray:
     """
     n = len(next(iter(rows.values())))
     counts = np.zeros(n, np.int32)
-    for name, values in rows.items():
-        if name in _NOT_COUNTED or values.dtype.kind != "f" or not values.size:
-            continue
-        # Two reductions see any NaN (it propagates) or Inf, without a mask: the usual case.
-        if np.isfinite(values.min()) and np.isfinite(values.max()):
-            continue
-        counts += (~np.isfinite(values)).reshape(n, -1).sum(axis=1, dtype=np.int32)
+    for name in rows if names is None else names:
+        values = rows[name]
+        if values.dtype.kind == "f":
+            counts += (~np.isfinite(values)).reshape(n, -1).sum(axis=1, dtype=np.int32)
     return counts
 
 
@@ -161,5 +171,6 @@ class RowExtractor:
         out["clipped_fraction"] = batch.clipped.astype(np.float32)
         rows = {k: _stored(v, self.dtypes.get(k)) for k, v in out.items() if k in self.variables}
         if NONFINITE in self.variables:
-            rows[NONFINITE] = count_nonfinite(rows)
+            suspects = [k for k in rows if k not in _NOT_COUNTED and not _surely_finite(out[k], self.dtypes.get(k))]
+            rows[NONFINITE] = count_nonfinite(rows, suspects)
         return rows
