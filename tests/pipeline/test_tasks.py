@@ -19,7 +19,7 @@ from fieldkit.pipeline.extract import ClipBatch, RowExtractor, clipped_fraction
 from fieldkit.pipeline.spec import DspSpec
 from fieldkit.pipeline.tasks import ShardBuffer
 from fieldkit.store.layout import StoreLayout
-from fieldkit.store.regions import ZarrShardSink, padding_arrays
+from fieldkit.store.regions import ZarrShardSink, open_sink, padding_arrays
 from fieldkit.store.shards import DirectShardSink
 from fieldkit.store.zarr_store import create_store, open_store
 from fieldkit.testing.signals import white_noise
@@ -200,3 +200,20 @@ def test_a_shard_buffer_counts_flagged_clips_and_values(tmp_path):
     stored = open_store(path, chunks=None)["nonfinite_count"].values
     assert buffer.nonfinite_clips == 1 == np.count_nonzero(stored)
     assert buffer.nonfinite_values == stored.sum() == stored[1] > 0
+
+
+def test_a_schema_1_store_is_still_written_with_its_own_layout(tmp_path):
+    # Stores written before nonfinite_count (schema 1) resume: float16 Hz features, no flag.
+    old = dataclasses.replace(HALF, schema_version="1")
+    path = tmp_path / "old.zarr"
+    create_store(path, old, coords_for(N_CLIPS), {})
+    sink = open_sink(path)
+    assert sink.layout == old and sink.layout.variable("centroid").dtype == "float16"
+    names = [v.name for v in sink.layout.variables()]
+    extractor = RowExtractor.for_store(DSP, names, {v.name: v.dtype for v in sink.layout.variables()})
+    buffer = ShardBuffer(sink, slice(0, SHARD), SHARD, extractor.extract, 2)
+    buffer.add(clips(SHARD))
+    buffer.finish()
+    ds = open_store(path, chunks=None)
+    assert ds.attrs["schema_version"] == "1" and "nonfinite_count" not in ds
+    assert ds["centroid"].dtype == np.float16 and np.isfinite(ds["centroid"].values[:SHARD]).all()
