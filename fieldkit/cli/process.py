@@ -76,6 +76,8 @@ def run(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id (see 
         return
     table(f"run {run_id}", [doc], ["id", "name", "state", "n_clips", "store_path", "started_at", "finished_at"])
     table("recordings", doc["derivatives"], ["recording_id", "channel", "clip_start", "clip_stop", "state"])
+    if detail.message:  # a failure, or the warning of a complete run with flagged values
+        err.print(f"[yellow]message[/yellow] {detail.message}")
 
 
 def register(app: typer.Typer, catalog_app: typer.Typer) -> None:

@@ -60,7 +60,8 @@ def bat_run(tmp_path_factory):
     done = runner.invoke(app, ["-w", str(ws), "process", str(WORKFLOW), "--workers", "1"])
     row = json.loads(runner.invoke(app, ["-w", str(ws), "catalog", "run", "1", "--json"]).stdout)
     ds = open_store(ws / row["store_path"], chunks=None).load()
-    return ds, ids, done, row
+    shown = runner.invoke(app, ["-w", str(ws), "catalog", "run", "1"])
+    return ds, ids, done, {**row, "shown": shown.stderr}
 
 
 def _clips(ds, recording_id: int) -> np.ndarray:
@@ -88,6 +89,7 @@ def test_an_overflowing_clip_is_flagged_counted_and_reported(bat_run):
     assert f"warning 1 clip(s) hold {values} non-finite feature value(s) (NaN/Inf)" in done.stderr
     assert row["state"] == "complete" and row["message"].startswith(f"1 clip(s) hold {values} non-finite")
     assert row["timings"]["nonfinite_clips"] == 1 and row["timings"]["nonfinite_values"] == values
+    assert f"message 1 clip(s) hold {values} non-finite" in row["shown"]  # fieldkit catalog run 1
 
 
 def test_the_run_report_json_counts_flagged_clips_and_values():
