@@ -24,7 +24,7 @@ from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
-from fieldkit.store.zarr_store import create_store, done_mask, finalize_store
+from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, nonfinite_counts
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
@@ -65,8 +65,8 @@ class RunReport:
     seconds: float = 0.0
     task_seconds: float = 0.0  # summed wall time of the tasks on the workers (compute + writes)
     audio_seconds: float = 0.0
-    # Clips this invocation stored with NaN/Inf values (flagged in the store's nonfinite_count)
-    # and those values in all: the run is still complete, but says so (docs/architecture.md).
+    # Clips stored with NaN/Inf values (flagged in the store's nonfinite_count, read back on a
+    # resume) and those values in all: the run is still complete, but says so.
     nonfinite_clips: int = 0
     nonfinite_values: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -225,6 +225,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             run_rows.update_run(s, run_id, state="running", message=None)
         results, failures = _execute(pending, connect, progress, report)
         _account(report, results, failures, plan)
+        if report.clips_skipped:  # a resumed run: earlier invocations' clips count too
+            _count_stored_nonfinite(report, store)
         report.seconds = time.perf_counter() - started
         _finish(ws, report, plan, store, results, failures)
         return report
@@ -278,6 +280,14 @@ def _account(report: RunReport, results: list[TaskResult], failures, plan: RunPl
     report.task_seconds = round(sum(r.seconds for r in results), 3)
     report.failures = [{"clips": [t.region_start, t.region_stop], "recordings": [i.recording_id for i in t.items],
                         "message": m} for t, m in failures]
+
+
+def _count_stored_nonfinite(report: RunReport, store: str) -> None:
+    """The whole store's flagged clips and values, read back (one int32 per clip)."""
+    counts = nonfinite_counts(store)
+    if counts is not None:
+        report.nonfinite_clips = int(np.count_nonzero(counts))
+        report.nonfinite_values = int(counts.sum(dtype=np.int64))
 
 
 def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: str, results, failures) -> None:

@@ -79,7 +79,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from fieldkit.errors import StoreError
-from fieldkit.store.layout import COORDINATES, StoreLayout
+from fieldkit.store.layout import COORDINATES, NONFINITE_VARIABLE, StoreLayout
 from fieldkit.store.regions import (  # noqa: F401 - re-exported: the worker-side half
     PROGRESS_GROUP,
     _done,
@@ -100,6 +100,7 @@ __all__ = [
     "create_store",
     "done_mask",
     "finalize_store",
+    "nonfinite_counts",
     "open_store",
     "read_variables",
     "padding_arrays",
@@ -274,6 +275,16 @@ def finalize_store(path: PathLike, *, require_complete: bool = True) -> None:
                                 category=zarr.errors.ZarrUserWarning)
         zarr.consolidate_metadata(str(path))
     remove_partial_files(path)
+
+
+def nonfinite_counts(path: PathLike) -> np.ndarray | None:
+    """Every clip's ``nonfinite_count`` (int32; 0 for clips never written), or None for a store
+    of schema version 1, which has no such flag."""
+    group = _open_group(path)
+    layout = _layout_of(group, path)
+    if NONFINITE_VARIABLE not in {spec.name for spec in layout.variables()}:
+        return None
+    return np.asarray(group[NONFINITE_VARIABLE][:])
 
 
 def remove_partial_files(path: PathLike) -> int:

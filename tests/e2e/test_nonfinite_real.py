@@ -61,7 +61,8 @@ def bat_run(tmp_path_factory):
     row = json.loads(runner.invoke(app, ["-w", str(ws), "catalog", "run", "1", "--json"]).stdout)
     ds = open_store(ws / row["store_path"], chunks=None).load()
     shown = runner.invoke(app, ["-w", str(ws), "catalog", "run", "1"])
-    return ds, ids, done, {**row, "shown": shown.stderr}
+    resumed = runner.invoke(app, ["-w", str(ws), "process", str(WORKFLOW), "--resume", "1", "--json"])
+    return ds, ids, done, {**row, "shown": shown.stderr, "resumed": json.loads(resumed.stdout)}
 
 
 def _clips(ds, recording_id: int) -> np.ndarray:
@@ -90,6 +91,9 @@ def test_an_overflowing_clip_is_flagged_counted_and_reported(bat_run):
     assert row["state"] == "complete" and row["message"].startswith(f"1 clip(s) hold {values} non-finite")
     assert row["timings"]["nonfinite_clips"] == 1 and row["timings"]["nonfinite_values"] == values
     assert f"message 1 clip(s) hold {values} non-finite" in row["shown"]  # fieldkit catalog run 1
+    resumed = row["resumed"]  # nothing left to compute: the counts are read back from the store
+    assert resumed["clips_computed"] == 0 and resumed["clips_skipped"] == len(flags)
+    assert (resumed["nonfinite_clips"], resumed["nonfinite_values"], resumed["exit_code"]) == (1, values, 0)
 
 
 def test_the_run_report_json_counts_flagged_clips_and_values():
