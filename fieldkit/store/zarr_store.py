@@ -80,7 +80,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from fieldkit.errors import StoreError
 from fieldkit.store.layout import COORDINATES, NONFINITE_VARIABLE, StoreLayout
-from fieldkit.store.regions import (  # noqa: F401 - re-exported: the worker-side half
+from fieldkit.store.regions import (  # re-exported: the worker-side half
     PROGRESS_GROUP,
     _done,
     _layout_of,
