@@ -42,6 +42,8 @@ def process(
                   f"{report.n_clips} clips in {report.store} ({report.clips_computed} computed, "
                   f"{report.clips_skipped} already done) in {report.seconds:.1f} s "
                   f"({report.x_realtime:.0f}× real time)")
+        if report.warning:
+            err.print(f"[yellow]warning[/yellow] {report.warning}")
         for q in report.quarantined_skipped:
             err.print(f"[yellow]skipped[/yellow] {q['archive_path']}: quarantined ({q['reason']})")
         for f in report.failures:
@@ -76,6 +78,8 @@ def run(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id (see 
         return
     table(f"run {run_id}", [doc], ["id", "name", "state", "n_clips", "store_path", "started_at", "finished_at"])
     table("recordings", doc["derivatives"], ["recording_id", "channel", "clip_start", "clip_stop", "state"])
+    if detail.message:  # a failure, or the warning of a complete run with flagged values
+        err.print(f"[yellow]message[/yellow] {detail.message}")
 
 
 def register(app: typer.Typer, catalog_app: typer.Typer) -> None:

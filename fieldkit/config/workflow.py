@@ -178,7 +178,9 @@ class Store(_Section):
     """How the run's Zarr store is laid out (see fieldkit.store for the measured defaults)."""
 
     waveform: bool = Field(True, description="Store the clips' samples too.")
-    dtype: Literal["float32", "float16"] = Field("float32", description="Feature dtype.")
+    dtype: Literal["float32", "float16"] = Field(
+        "float32", description="Feature dtype; centroid and bandwidth (Hz, up to Nyquist: beyond float16 above "
+        "131 kHz) are float32 whatever this says.")
     clips_per_chunk: PositiveInt = 16
     clips_per_shard: PositiveInt = 128
     compressor: Compressor = Compressor()

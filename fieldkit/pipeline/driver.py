@@ -24,7 +24,7 @@ from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
-from fieldkit.store.zarr_store import create_store, done_mask, finalize_store
+from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, nonfinite_counts
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
@@ -65,6 +65,10 @@ class RunReport:
     seconds: float = 0.0
     task_seconds: float = 0.0  # summed wall time of the tasks on the workers (compute + writes)
     audio_seconds: float = 0.0
+    # Clips stored with NaN/Inf values (flagged in the store's nonfinite_count, read back on a
+    # resume) and those values in all: the run is still complete, but says so.
+    nonfinite_clips: int = 0
+    nonfinite_values: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     quarantined_skipped: list[dict[str, Any]] = field(default_factory=list)
     dashboard: str | None = None
@@ -73,6 +77,14 @@ class RunReport:
     @property
     def x_realtime(self) -> float:
         return self.audio_seconds / self.seconds if self.seconds else 0.0
+
+    @property
+    def warning(self) -> str | None:
+        """What a user must know about a run that completed with flagged values, else None."""
+        if not self.nonfinite_clips:
+            return None
+        return (f"{self.nonfinite_clips} clip(s) hold {self.nonfinite_values} non-finite feature value(s) "
+                "(NaN/Inf), flagged by nonfinite_count > 0 in the store")
 
     @property
     def exit_code(self) -> int:
@@ -213,6 +225,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             run_rows.update_run(s, run_id, state="running", message=None)
         results, failures = _execute(pending, connect, progress, report)
         _account(report, results, failures, plan)
+        if report.clips_skipped:  # a resumed run: earlier invocations' clips count too
+            _count_stored_nonfinite(report, store)
         report.seconds = time.perf_counter() - started
         _finish(ws, report, plan, store, results, failures)
         return report
@@ -261,9 +275,19 @@ def _account(report: RunReport, results: list[TaskResult], failures, plan: RunPl
     report.clips_computed = sum(r.clips_computed for r in results)
     report.clips_skipped += sum(r.clips_skipped for r in results)
     report.audio_seconds = sum(r.audio_seconds for r in results)
+    report.nonfinite_clips = sum(r.nonfinite_clips for r in results)
+    report.nonfinite_values = sum(r.nonfinite_values for r in results)
     report.task_seconds = round(sum(r.seconds for r in results), 3)
     report.failures = [{"clips": [t.region_start, t.region_stop], "recordings": [i.recording_id for i in t.items],
                         "message": m} for t, m in failures]
+
+
+def _count_stored_nonfinite(report: RunReport, store: str) -> None:
+    """The whole store's flagged clips and values, read back (one int32 per clip)."""
+    counts = nonfinite_counts(store)
+    if counts is not None:
+        report.nonfinite_clips = int(np.count_nonzero(counts))
+        report.nonfinite_values = int(counts.sum(dtype=np.int64))
 
 
 def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: str, results, failures) -> None:
@@ -280,5 +304,11 @@ def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: str, results
                             timings={"seconds": round(report.seconds, 3), "task_seconds": report.task_seconds,
                                      "audio_seconds": report.audio_seconds,
                                      "clips_computed": report.clips_computed, "clips_skipped": report.clips_skipped,
-                                     "tasks": report.tasks},
-                            message="; ".join(f["message"] for f in report.failures) or None, finished=True)
+                                     "tasks": report.tasks, "nonfinite_clips": report.nonfinite_clips,
+                                     "nonfinite_values": report.nonfinite_values},
+                            message=_run_message(report), finished=True)
+
+
+def _run_message(report: RunReport) -> str | None:
+    """The run row's message: its failures, and the warning of a run with flagged values."""
+    return "; ".join([*(f["message"] for f in report.failures), *filter(None, [report.warning])]) or None

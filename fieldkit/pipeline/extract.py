@@ -8,8 +8,8 @@ rows (features, QC values, the waveform) and knows nothing of shards, resumes or
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -21,7 +21,13 @@ from fieldkit.dsp.features import FEATURE_GROUP_FRAMES, compute_features
 from fieldkit.dsp.stft import frame_count
 from fieldkit.pipeline.spec import DspSpec
 
-__all__ = ["ClipBatch", "RowExtractor", "clipped_fraction"]
+__all__ = ["ClipBatch", "RowExtractor", "clipped_fraction", "count_nonfinite"]
+
+#: The per-clip QC flag (fieldkit.store.layout.NONFINITE_VARIABLE; named here because the pure
+#: half of a task does not depend on the store adapter).
+NONFINITE = "nonfinite_count"
+#: -Inf is peak_dbfs's defined value for digital silence, not a fault.
+_NOT_COUNTED = frozenset({NONFINITE, "peak_dbfs"})
 
 
 class ClipBatch(NamedTuple):
@@ -54,6 +60,50 @@ def clipped_fraction(clipped: np.ndarray, valid: np.ndarray, ratio: float, chann
     return np.minimum(clipped / original, 1.0)
 
 
+def _stored(values: np.ndarray, dtype: str | None) -> np.ndarray:
+    """``values`` in their stored dtype; an overflow becomes ±Inf quietly, as it is counted."""
+    if dtype is None or values.dtype == dtype:
+        return values
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values.astype(dtype)
+
+
+def _surely_finite(values: np.ndarray, dtype: str | None) -> bool:
+    """Whether every value is finite and within ``dtype``'s range, by two reductions of the
+    computed values (NaN propagates through them): the usual case, with no mask and no pass over
+    float16 values, which numpy reduces several times slower than float32."""
+    stored = np.dtype(dtype or values.dtype)
+    if values.dtype.kind != "f" or stored.kind != "f" or not values.size:
+        return True  # integers hold no NaN/Inf
+    lo, hi = values.min(), values.max()
+    limit = np.finfo(stored).max
+    return bool(np.isfinite(lo) and np.isfinite(hi) and -limit <= lo and hi <= limit)
+
+
+def count_nonfinite(rows: Mapping[str, np.ndarray], names: Iterable[str] | None = None) -> np.ndarray:
+    """NaN and ±Inf values per clip in the float rows ``names`` (default: all of them).
+
+    Parameters
+    ----------
+    rows : mapping of str to ndarray
+        Stored rows, each with a leading clip axis, already in their stored dtype.
+    names : iterable of str, optional
+        The rows to count in (integer rows are skipped).
+
+    Returns
+    -------
+    ndarray, int32, shape (clips,)
+        0 for a clean clip.
+    """
+    n = len(next(iter(rows.values())))
+    counts = np.zeros(n, np.int32)
+    for name in rows if names is None else names:
+        values = rows[name]
+        if values.dtype.kind == "f":
+            counts += (~np.isfinite(values)).reshape(n, -1).sum(axis=1, dtype=np.int32)
+    return counts
+
+
 @dataclass(frozen=True)
 class RowExtractor:
     """What a store keeps of each clip, and how it is computed; made once per task.
@@ -64,15 +114,22 @@ class RowExtractor:
         The run's processing (target rate, waveform format, dither, feature parameters).
     variables : frozenset of str
         The store's data variables: rows hold these and no others.
+    dtypes : dict of str to str
+        Stored dtype of each variable: rows are cast to it here, so that a value the stored
+        dtype cannot hold is counted (``nonfinite_count``) instead of overflowing in the writer
+        unseen. A variable without one keeps its computed dtype.
     """
 
     dsp: DspSpec
     variables: frozenset[str]
+    dtypes: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
-    def for_store(cls, dsp: DspSpec, variables: Iterable[str]) -> RowExtractor:
-        """The extractor of a run's processing into a store with these data variables."""
-        return cls(dsp, frozenset(variables))
+    def for_store(cls, dsp: DspSpec, variables: Iterable[str],
+                  dtypes: Mapping[str, str] | None = None) -> RowExtractor:
+        """The extractor of a run's processing into a store with these data variables (and
+        their stored dtypes)."""
+        return cls(dsp, frozenset(variables), dict(dtypes or {}))
 
     @property
     def features(self) -> FeatureParams:
@@ -98,7 +155,9 @@ class RowExtractor:
         Returns
         -------
         dict of str to ndarray
-            One array per stored variable in :attr:`variables`, each with a leading clip axis.
+            One array per stored variable in :attr:`variables`, each with a leading clip axis,
+            in its stored dtype; ``nonfinite_count`` (int32, when the store keeps it: schema
+            version 2 on) counts each clip's NaN/±Inf values after that cast.
         """
         dsp = self.dsp
         out: dict[str, np.ndarray] = {"valid_samples": batch.valid.astype(np.int32)}
@@ -110,4 +169,8 @@ class RowExtractor:
         out.update(compute_features(batch.clips, dsp.target_rate_hz, self.features))
         out.update(clip_qc(batch.clips, batch.valid))
         out["clipped_fraction"] = batch.clipped.astype(np.float32)
-        return {k: v for k, v in out.items() if k in self.variables}
+        rows = {k: _stored(v, self.dtypes.get(k)) for k, v in out.items() if k in self.variables}
+        if NONFINITE in self.variables:
+            suspects = [k for k in rows if k not in _NOT_COUNTED and not _surely_finite(out[k], self.dtypes.get(k))]
+            rows[NONFINITE] = count_nonfinite(rows, suspects)
+        return rows

@@ -64,6 +64,8 @@ class TaskResult:
     region_stop: int
     clips_computed: int = 0
     clips_skipped: int = 0  # already complete in the store (resume)
+    nonfinite_clips: int = 0  # computed clips with NaN/Inf stored values (nonfinite_count > 0)
+    nonfinite_values: int = 0  # their NaN/Inf values in all
     seconds: float = 0.0
     audio_seconds: float = 0.0
     items: list[dict[str, Any]] = field(default_factory=list)

@@ -21,7 +21,7 @@ from fieldkit.dsp.clips import ClipCutter, ClippedCounter, joined
 from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
 from fieldkit.io.audio.stream import read_blocks, sample_format
-from fieldkit.pipeline.extract import ClipBatch, RowExtractor, clipped_fraction
+from fieldkit.pipeline.extract import NONFINITE, ClipBatch, RowExtractor, clipped_fraction
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskResult, TaskSpec
 from fieldkit.store.regions import open_sink, padding_arrays
 from fieldkit.store.sinks import ShardSink
@@ -112,6 +112,8 @@ class ShardBuffer:
         self.shard: _Shard | None = None
         self.clips_computed = 0
         self.clips_skipped = 0
+        self.nonfinite_clips = 0  # clips flagged by nonfinite_count, and their NaN/Inf values
+        self.nonfinite_values = 0
 
     def add(self, batch: ClipBatch) -> None:
         """Take the next clips of the region; extract and write what fills a batch or a shard."""
@@ -159,9 +161,15 @@ class ShardBuffer:
         shard = self._current()
         if rows is not None:
             shard.rows.append(rows)
+            self._count_nonfinite(rows.get(NONFINITE))
         self.cursor += n
         if self.cursor == shard.region.stop:
             self._flush(shard)
+
+    def _count_nonfinite(self, counts: np.ndarray | None) -> None:
+        if counts is not None and counts.any():  # padding rows hold 0: never counted
+            self.nonfinite_clips += int(np.count_nonzero(counts))
+            self.nonfinite_values += int(counts.sum(dtype=np.int64))
 
     def _flush(self, shard: _Shard) -> None:
         n = shard.region.stop - shard.region.start
@@ -182,7 +190,8 @@ def process_task(spec: TaskSpec) -> TaskResult:
     """Process one task's items and write its region; idempotent and resumable shard by shard."""
     started = time.perf_counter()
     sink = open_sink(spec.store)
-    extractor = RowExtractor.for_store(spec.dsp, (v.name for v in sink.layout.variables()))
+    variables = sink.layout.variables()
+    extractor = RowExtractor.for_store(spec.dsp, (v.name for v in variables), {v.name: v.dtype for v in variables})
     buffer = ShardBuffer(sink, slice(spec.region_start, spec.region_stop), spec.clips_per_shard,
                          extractor.extract, extractor.batch_clips)
     result = TaskResult(spec.region_start, spec.region_stop)
@@ -195,6 +204,7 @@ def process_task(spec: TaskSpec) -> TaskResult:
                                   hint="Fix or quarantine the file, then run again with --resume.") from exc
     buffer.finish()
     result.clips_computed, result.clips_skipped = buffer.clips_computed, buffer.clips_skipped
+    result.nonfinite_clips, result.nonfinite_values = buffer.nonfinite_clips, buffer.nonfinite_values
     result.seconds = time.perf_counter() - started
     return result
 

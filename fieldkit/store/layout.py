@@ -12,10 +12,23 @@ variable                                           dims                    dtype
 ``mfcc``                                           clip, frame, mfcc_coef  float32 or float16
 ``chroma``                                         clip, frame, chroma_bin float32 or float16
 ``stft`` (magnitude, optional: it is big)          clip, frame, freq_bin   float32 or float16
-``centroid``, ``bandwidth``, ``rms``               clip, frame             float32 or float16
+``centroid``, ``bandwidth`` (Hz)                   clip, frame             float32
+``rms``                                            clip, frame             float32 or float16
 ``clipped_fraction``, ``peak_dbfs``,               clip                    float32
 ``dc_offset``, ``silent_fraction``
+``nonfinite_count``                                clip                    int32
 =================================================  ======================  =====================
+
+``nonfinite_count`` is a QC flag: how many of the clip's stored float values are NaN or
+±Inf once cast to their stored dtype (0 for a clean clip; ``peak_dbfs`` is left out, since -Inf
+is its defined value for digital silence). The Hz-valued features are float32 whatever the
+workflow's ``store.dtype``: they reach Nyquist (rate / 2), and float16 (max 65 504) overflows
+to +Inf above 131 kHz, which is every bat workflow.
+
+Schema version 2 added both. A store of schema version 1 (written before) has no
+``nonfinite_count`` and keeps ``centroid`` and ``bandwidth`` in ``feature_dtype``;
+:attr:`StoreLayout.schema_version` says which rules a layout follows, so those stores still
+open, resume and export.
 
 The band dims are ``mel_band``, ``mfcc_coef``, ``chroma_bin`` and ``freq_bin`` rather than
 plain ``mel``/``mfcc``/``chroma``: xarray treats a variable that has a dimension of its
@@ -54,13 +67,18 @@ __all__ = [
     "DEFAULT_CLIPS_PER_SHARD",
     "DEFAULT_COMPRESSION_LEVEL",
     "FEATURE_VARIABLES",
+    "FREQUENCY_FEATURES",
+    "NONFINITE_VARIABLE",
     "QC_VARIABLES",
     "SCHEMA_VERSION",
+    "SCHEMA_VERSIONS",
     "StoreLayout",
     "VariableSpec",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Versions this code reads and resumes (see the module docstring for what 2 changed).
+SCHEMA_VERSIONS = ("1", "2")
 #: Chosen with benchmarks/store_chunks.py (figures in fieldkit.store.zarr_store's docstring).
 DEFAULT_CLIPS_PER_CHUNK = 16
 DEFAULT_CLIPS_PER_SHARD = 128
@@ -79,6 +97,11 @@ FEATURE_VARIABLES: dict[str, str | None] = {name: _BAND_DIMS.get(name) for name 
 _STORED_BANDS = {"n_mels": "mel_band", "n_mfcc": "mfcc_coef", "n_chroma": "chroma_bin",
                  "n_freq": "freq_bin"}
 QC_VARIABLES = ("clipped_fraction", "peak_dbfs", "dc_offset", "silent_fraction")
+#: Features in Hz: they reach Nyquist, beyond float16's 65 504 above 131 kHz, so they are
+#: stored as float32 whatever ``store.dtype`` is (schema version 2 on).
+FREQUENCY_FEATURES = ("centroid", "bandwidth")
+#: Per-clip QC flag: NaN/±Inf values among the clip's stored float values (int32).
+NONFINITE_VARIABLE = "nonfinite_count"
 #: Coordinate name -> numpy dtype string ("str" = variable-length UTF-8 in Zarr).
 COORDINATES: dict[str, str] = {
     "recording_id": "int64", "start_time": "datetime64[ns]", "offset_s": "float64",
@@ -138,6 +161,10 @@ class StoreLayout:
         Clips per inner chunk and per shard; the shard is a multiple of the chunk.
     compression_level : int
         Blosc zstd level, 0-9 (always with bit-shuffle).
+    schema_version : str
+        The store's ``schema_version`` attribute (one of :data:`SCHEMA_VERSIONS`); not part of
+        :meth:`to_dict`, which is stored beside it. Version 1 has no ``nonfinite_count`` and
+        stores ``centroid``/``bandwidth`` in ``feature_dtype``.
     """
 
     n_clips: int
@@ -152,6 +179,7 @@ class StoreLayout:
     clips_per_chunk: int = DEFAULT_CLIPS_PER_CHUNK
     clips_per_shard: int = DEFAULT_CLIPS_PER_SHARD
     compression_level: int = DEFAULT_COMPRESSION_LEVEL
+    schema_version: str = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(self.features))
@@ -196,6 +224,8 @@ class StoreLayout:
                              f"a positive multiple of clips_per_chunk={self.clips_per_chunk}")
         if not (_is_int(self.compression_level) and 0 <= self.compression_level <= 9):
             raise self._fail("compression_level", "an integer in [0, 9]")
+        if self.schema_version not in SCHEMA_VERSIONS:
+            raise self._fail("schema_version", f"one of {', '.join(SCHEMA_VERSIONS)}")
 
     @classmethod
     def from_feature_params(cls, n_clips: int, samples_per_clip: int, sample_rate_hz: int,
@@ -229,12 +259,19 @@ class StoreLayout:
                             dtype=dtype, chunks=(self.clips_per_chunk, *rest),
                             shards=(self.clips_per_shard, *rest))
 
+    def feature_dtype_of(self, name: str) -> str:
+        """The stored dtype of feature ``name``: float32 for Hz values (schema 2 on), else
+        ``feature_dtype``."""
+        if name in FREQUENCY_FEATURES and self.schema_version != "1":
+            return "float32"
+        return self.feature_dtype
+
     def _feature_spec(self, name: str) -> VariableSpec:
         band = FEATURE_VARIABLES[name]
         if band is None:
-            return self._spec(name, ("frame",), (self.n_frames,), self.feature_dtype)
+            return self._spec(name, ("frame",), (self.n_frames,), self.feature_dtype_of(name))
         return self._spec(name, ("frame", band), (self.n_frames, self.bands[band]),
-                          self.feature_dtype)
+                          self.feature_dtype_of(name))
 
     def variables(self) -> tuple[VariableSpec, ...]:
         """Every data variable (coordinates excluded), in a fixed order."""
@@ -245,6 +282,8 @@ class StoreLayout:
         specs.append(self._spec("valid_samples", (), (), "int32"))
         specs.extend(self._feature_spec(name) for name in self.features)
         specs.extend(self._spec(name, (), (), "float32") for name in QC_VARIABLES)
+        if self.schema_version != "1":
+            specs.append(self._spec(NONFINITE_VARIABLE, (), (), "int32"))
         return tuple(specs)
 
     def variable(self, name: str) -> VariableSpec:
@@ -259,10 +298,13 @@ class StoreLayout:
         """JSON-friendly values (stored in the store's ``layout`` attribute).
 
         The band widths are stored flat, as ``n_mels``, ``n_mfcc``, ``n_chroma`` and ``n_freq``
-        (None when absent), in the place of ``bands``.
+        (None when absent), in the place of ``bands``. ``schema_version`` is left out: it is
+        the store's own attribute, beside this one.
         """
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
+            if f.name == "schema_version":
+                continue
             if f.name == "bands":
                 out.update({key: self.bands.get(dim) for key, dim in _STORED_BANDS.items()})
             else:
@@ -271,9 +313,10 @@ class StoreLayout:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StoreLayout:
-        """Rebuild from :meth:`to_dict` output; unknown keys raise ConfigError."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"bands"} | set(_STORED_BANDS)
+    def from_dict(cls, data: dict[str, Any], schema_version: str = SCHEMA_VERSION) -> StoreLayout:
+        """Rebuild from :meth:`to_dict` output and the store's ``schema_version``; unknown keys
+        raise ConfigError."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"bands", "schema_version"} | set(_STORED_BANDS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"StoreLayout got unknown field(s) {unknown}; "
@@ -281,4 +324,4 @@ class StoreLayout:
         values = {k: tuple(v) if k == "features" else v for k, v in data.items()
                   if k not in _STORED_BANDS}
         bands = {dim: data[key] for key, dim in _STORED_BANDS.items() if data.get(key) is not None}
-        return cls(**values, bands=bands)
+        return cls(**values, bands=bands, schema_version=schema_version)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fieldkit.errors import StoreError
-from fieldkit.store.layout import SCHEMA_VERSION, StoreLayout
+from fieldkit.store.layout import SCHEMA_VERSIONS, StoreLayout
 from fieldkit.store.shards import DirectShardSink, DoneMarker, Unsupported, local_store_root
 from fieldkit.store.sinks import PROGRESS_GROUP, PathLike, ShardSink, SinkCapabilities
 
@@ -49,10 +49,10 @@ def _layout_of(group: zarr.Group, path: PathLike) -> StoreLayout:
 
 
 def _layout_from_attrs(attrs: dict, path: PathLike) -> StoreLayout:
-    if attrs.get("schema_version") != SCHEMA_VERSION or "layout" not in attrs:
-        raise StoreError(f"{path} is not a fieldkit store of schema version {SCHEMA_VERSION} "
+    if attrs.get("schema_version") not in SCHEMA_VERSIONS or "layout" not in attrs:
+        raise StoreError(f"{path} is not a fieldkit store of schema version {' or '.join(SCHEMA_VERSIONS)} "
                          f"(found schema_version={attrs.get('schema_version')!r}).")
-    return StoreLayout.from_dict(attrs["layout"])
+    return StoreLayout.from_dict(attrs["layout"], attrs["schema_version"])
 
 
 def read_layout(path: PathLike) -> StoreLayout:

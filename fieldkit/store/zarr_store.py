@@ -79,8 +79,8 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from fieldkit.errors import StoreError
-from fieldkit.store.layout import COORDINATES, SCHEMA_VERSION, StoreLayout
-from fieldkit.store.regions import (  # noqa: F401 - re-exported: the worker-side half
+from fieldkit.store.layout import COORDINATES, NONFINITE_VARIABLE, StoreLayout
+from fieldkit.store.regions import (  # re-exported: the worker-side half
     PROGRESS_GROUP,
     _done,
     _layout_of,
@@ -100,6 +100,7 @@ __all__ = [
     "create_store",
     "done_mask",
     "finalize_store",
+    "nonfinite_counts",
     "open_store",
     "read_variables",
     "padding_arrays",
@@ -152,7 +153,7 @@ def _checked_attrs(attrs: dict[str, Any], layout: StoreLayout) -> dict[str, Any]
         json.dumps(attrs, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"store attributes must be JSON-serialisable: {exc}.") from exc
-    return {**attrs, "schema_version": SCHEMA_VERSION, "layout": layout.to_dict()}
+    return {**attrs, "schema_version": layout.schema_version, "layout": layout.to_dict()}
 
 
 def _template(layout: StoreLayout, coords: dict[str, np.ndarray],
@@ -274,6 +275,16 @@ def finalize_store(path: PathLike, *, require_complete: bool = True) -> None:
                                 category=zarr.errors.ZarrUserWarning)
         zarr.consolidate_metadata(str(path))
     remove_partial_files(path)
+
+
+def nonfinite_counts(path: PathLike) -> np.ndarray | None:
+    """Every clip's ``nonfinite_count`` (int32; 0 for clips never written), or None for a store
+    of schema version 1, which has no such flag."""
+    group = _open_group(path)
+    layout = _layout_of(group, path)
+    if NONFINITE_VARIABLE not in {spec.name for spec in layout.variables()}:
+        return None
+    return np.asarray(group[NONFINITE_VARIABLE][:])
 
 
 def remove_partial_files(path: PathLike) -> int:

@@ -113,7 +113,7 @@ def test_padding_and_coordinates(store):
     assert np.all(np.isnan(ds["mel"].values[pad]))
     real = ~pad
     assert set(ds["site"].values[real]) == {"Wood"} and set(ds["deployment"].values[real]) == {"N1"}
-    assert ds.attrs["schema_version"] == "1" and ds.attrs["parameters"]["name"] == "test-16k"
+    assert ds.attrs["schema_version"] == "2" and ds.attrs["parameters"]["name"] == "test-16k"
     assert ds.attrs["versions"]["librosa"] and ds.attrs["versions"]["soxr"]
     assert report.clips_computed == ds.sizes["clip"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from fieldkit.pipeline.extract import ClipBatch, RowExtractor, clipped_fraction
 from fieldkit.pipeline.spec import DspSpec
 from fieldkit.pipeline.tasks import ShardBuffer
 from fieldkit.store.layout import StoreLayout
-from fieldkit.store.regions import ZarrShardSink, padding_arrays
+from fieldkit.store.regions import ZarrShardSink, open_sink, padding_arrays
 from fieldkit.store.shards import DirectShardSink
 from fieldkit.store.zarr_store import create_store, open_store
 from fieldkit.testing.signals import white_noise
@@ -154,3 +155,65 @@ def test_more_clips_than_planned_is_an_error(tmp_path, sink_class):
     buffer.add(clips(6))
     with pytest.raises(ProcessingError, match=r"task for clips \[0, 8\) produced more clips than planned"):
         buffer.add(clips(3))
+
+
+# -- values the store cannot hold ---------------------------------------------------------------
+
+HALF = StoreLayout.from_feature_params(N_CLIPS, CLIP, SR, PARAMS, waveform=True, waveform_dtype="int16",
+                                       feature_dtype="float16", clips_per_chunk=2, clips_per_shard=SHARD)
+HALF_EXTRACTOR = RowExtractor.for_store(DSP, (v.name for v in HALF.variables()),
+                                        {v.name: v.dtype for v in HALF.variables()})
+
+
+def test_a_value_the_stored_dtype_cannot_hold_is_counted_in_its_clip():
+    batch = clips(4)
+    batch.clips[2] *= 3000  # an unnormalised float file: its mel power overflows float16 (max 65 504)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # counted, so no "overflow in cast" warning either
+        rows = HALF_EXTRACTOR.extract(batch, first_clip=0)
+    assert rows["mel"].dtype == np.float16 and rows["centroid"].dtype == np.float32
+    flagged = rows["nonfinite_count"]
+    assert flagged.dtype == np.int32 and list(flagged[[0, 1, 3]]) == [0, 0, 0]
+    stored = [name for name, values in rows.items() if values.dtype.kind == "f" and name != "peak_dbfs"]
+    assert flagged[2] == sum(int((~np.isfinite(rows[name][2])).sum()) for name in stored) > 0
+    assert np.isposinf(rows["mel"][2]).any() and np.isfinite(rows["mel"][[0, 1, 3]]).all()
+
+
+def test_nan_from_a_kernel_is_counted_and_digital_silence_is_not():
+    batch = clips(3)
+    batch.clips[0] = 0.0  # digital silence: peak_dbfs is -inf by definition, every feature finite
+    batch.clips[1, 100] = np.nan  # NaN in, NaN out of the STFT frames that see it
+    rows = HALF_EXTRACTOR.extract(batch, first_clip=0)
+    assert rows["peak_dbfs"][0] == -np.inf and rows["nonfinite_count"][0] == 0
+    assert rows["nonfinite_count"][1] >= 2 * PARAMS.n_mels and rows["nonfinite_count"][2] == 0
+
+
+def test_a_shard_buffer_counts_flagged_clips_and_values(tmp_path):
+    path = tmp_path / "half.zarr"
+    create_store(path, HALF, coords_for(N_CLIPS), {})
+    sink = DirectShardSink(path, HALF)
+    buffer = ShardBuffer(sink, slice(0, SHARD), SHARD, HALF_EXTRACTOR.extract, 2)
+    batch = clips(SHARD)
+    batch.clips[1] *= 3000
+    buffer.add(batch)
+    buffer.finish()
+    stored = open_store(path, chunks=None)["nonfinite_count"].values
+    assert buffer.nonfinite_clips == 1 == np.count_nonzero(stored)
+    assert buffer.nonfinite_values == stored.sum() == stored[1] > 0
+
+
+def test_a_schema_1_store_is_still_written_with_its_own_layout(tmp_path):
+    # Stores written before nonfinite_count (schema 1) resume: float16 Hz features, no flag.
+    old = dataclasses.replace(HALF, schema_version="1")
+    path = tmp_path / "old.zarr"
+    create_store(path, old, coords_for(N_CLIPS), {})
+    sink = open_sink(path)
+    assert sink.layout == old and sink.layout.variable("centroid").dtype == "float16"
+    names = [v.name for v in sink.layout.variables()]
+    extractor = RowExtractor.for_store(DSP, names, {v.name: v.dtype for v in sink.layout.variables()})
+    buffer = ShardBuffer(sink, slice(0, SHARD), SHARD, extractor.extract, 2)
+    buffer.add(clips(SHARD))
+    buffer.finish()
+    ds = open_store(path, chunks=None)
+    assert ds.attrs["schema_version"] == "1" and "nonfinite_count" not in ds
+    assert ds["centroid"].dtype == np.float16 and np.isfinite(ds["centroid"].values[:SHARD]).all()

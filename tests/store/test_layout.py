@@ -9,13 +9,14 @@ from store_helpers import small_layout
 from fieldkit.config.params import FeatureParams
 from fieldkit.dsp.features import compute_features
 from fieldkit.errors import ConfigError
-from fieldkit.store.layout import QC_VARIABLES, StoreLayout
+from fieldkit.store.layout import QC_VARIABLES, SCHEMA_VERSION, StoreLayout
 
 
 def test_variables_follow_the_design_table(layout):
     specs = {spec.name: spec for spec in layout.variables()}
     assert set(specs) == {"waveform", "valid_samples", "mel", "mfcc", "centroid", "bandwidth",
-                          "chroma", "rms", *QC_VARIABLES}
+                          "chroma", "rms", *QC_VARIABLES, "nonfinite_count"}
+    assert specs["nonfinite_count"].dims == ("clip",) and specs["nonfinite_count"].dtype == "int32"
     assert specs["waveform"].dims == ("clip", "sample")
     assert specs["waveform"].shape == (22, 32) and specs["waveform"].dtype == "float32"
     assert specs["valid_samples"].dims == ("clip",) and specs["valid_samples"].dtype == "int32"
@@ -45,6 +46,26 @@ def test_optional_variables_and_dtypes():
     assert specs["stft"].dims == ("clip", "frame", "freq_bin") and specs["stft"].shape[2] == 9
     assert specs["mel"].dtype == "float16"
     assert small_layout(waveform_dtype="int16").variable("waveform").dtype == "int16"
+
+
+def test_hz_features_are_float32_in_a_float16_store():
+    # Nyquist of a bat store (192 kHz at 384 kHz) is beyond float16's 65 504: +Inf if cast.
+    half = small_layout(features=("mel", "centroid", "bandwidth", "rms"), feature_dtype="float16")
+    dtypes = {spec.name: spec.dtype for spec in half.variables()}
+    assert dtypes["centroid"] == dtypes["bandwidth"] == "float32"
+    assert dtypes["mel"] == dtypes["rms"] == "float16"
+    assert half.schema_version == SCHEMA_VERSION == "2" and "schema_version" not in half.to_dict()
+
+
+def test_a_schema_1_layout_keeps_its_dtypes_and_has_no_flag():
+    half = small_layout(features=("mel", "centroid", "bandwidth", "rms"), feature_dtype="float16")
+    old = StoreLayout.from_dict(half.to_dict(), "1")
+    dtypes = {spec.name: spec.dtype for spec in old.variables()}
+    assert dtypes["centroid"] == dtypes["bandwidth"] == dtypes["mel"] == "float16"
+    assert "nonfinite_count" not in dtypes and old != half
+    assert StoreLayout.from_dict(half.to_dict()) == half
+    with pytest.raises(ConfigError, match=r"schema_version = '3'.*1, 2"):
+        StoreLayout.from_dict(half.to_dict(), "3")
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
@@ -78,11 +99,12 @@ def test_from_feature_params_matches_the_dsp_output_shapes():
 
 
 def test_bytes_per_clip_counts_every_variable():
-    # 32 samples, 3 frames: waveform, valid_samples, mel 5, mfcc 3, chroma 4, centroid, bandwidth, rms, 4 QC
+    # 32 samples, 3 frames: waveform, valid_samples, mel 5, mfcc 3, chroma 4, centroid, bandwidth, rms, 4 QC,
+    # nonfinite_count
     floats = 32 + 3 * (5 + 3 + 4 + 1 + 1 + 1) + 4
-    assert small_layout().bytes_per_clip == 4 * floats + 4
-    assert small_layout(waveform_dtype="int16").bytes_per_clip == 4 * (floats - 32) + 2 * 32 + 4
-    assert small_layout(waveform=False).bytes_per_clip == 4 * (floats - 32) + 4
+    assert small_layout().bytes_per_clip == 4 * floats + 4 + 4
+    assert small_layout(waveform_dtype="int16").bytes_per_clip == 4 * (floats - 32) + 2 * 32 + 4 + 4
+    assert small_layout(waveform=False).bytes_per_clip == 4 * (floats - 32) + 4 + 4
 
 
 def test_dict_round_trip(layout):

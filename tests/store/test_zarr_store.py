@@ -182,7 +182,7 @@ def test_attributes_and_layout_round_trip(store, layout, attrs):
     ds = open_store(store)
     assert ds.attrs["parameters"] == attrs["parameters"]
     assert ds.attrs["versions"] == attrs["versions"]
-    assert ds.attrs["schema_version"] == SCHEMA_VERSION == "1"
+    assert ds.attrs["schema_version"] == SCHEMA_VERSION == "2"
     assert read_layout(store) == layout
 
 
