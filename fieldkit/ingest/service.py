@@ -27,7 +27,7 @@ from fieldkit.ingest.batch import (
     commit_batch,
     copy_batch,
 )
-from fieldkit.ingest.inventory import CardFile, Inventory, take_inventory
+from fieldkit.ingest.inventory import CardFile, Inventory, require_audio, take_inventory
 from fieldkit.ingest.journal import Journal
 from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Progress
@@ -93,6 +93,7 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
     """Ingest one card into ``workspace``; see the module docstring for the protocol."""
     progress = progress or NullProgress()
     inv = take_inventory(request.card_dir, request.card_id)
+    require_audio(inv)  # before the lock, the recovery or any row: a wrong mount point writes nothing
     with IngestLock(workspace.paths.archive / ".ingest.lock", break_stale=request.break_lock):
         recover_archive(workspace, do_fsync=workspace.settings.ingest.fsync)
         with workspace.catalogue.write() as s:
@@ -168,6 +169,7 @@ def _noop(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: Se
 def plan_ingest(workspace: Workspace, request: IngestRequest) -> dict:
     """``--dry-run``: what an ingest would do, without writing anything anywhere."""
     inv = take_inventory(request.card_dir, request.card_id)
+    require_audio(inv)
     needed = inv.bytes_to_copy + workspace.settings.ingest.free_space_margin_bytes
     free = shutil.disk_usage(workspace.paths.archive).free
     return {"card": inv.identity, "card_root": str(inv.root), "recorder_hint": inv.recorder_hint,
