@@ -4,14 +4,17 @@ no "None". Real folders, the bundled sample card, a real workspace."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from fieldkit.errors import EXIT_NOINPUT, NotFoundError
+from fieldkit.errors import EXIT_NOINPUT, EXIT_OK, EXIT_PARTIAL, NotFoundError
 from fieldkit.ingest.inventory import require_audio, take_inventory
 from fieldkit.testing.cards import plain_wav, write_file
+
+SAMPLE_CARD = Path(__file__).resolve().parents[2] / "fieldkit" / "data" / "sample_card"
 
 
 def table_rows(workspace, table: str) -> int:
@@ -88,3 +91,50 @@ def test_a_text_file_named_like_something_else_does_not_count(tmp_path):
     write_file(card / "DATA.BIN", b"not audio at all" * 4)
     with pytest.raises(NotFoundError, match="it holds 4 files"):
         require_audio(take_inventory(card))
+
+
+def test_reingest_of_the_sample_card_is_one_line_with_no_none(tmp_path, cli, workspace):
+    card = shutil.copytree(SAMPLE_CARD, tmp_path / "sample_card")
+    first = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    assert first.exit_code == EXIT_PARTIAL and "needs attention" in first.stderr
+    for _ in range(2):  # a second re-ingest matches the first sighting and says the same
+        again = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+        assert again.exit_code == EXIT_PARTIAL  # the card still holds broken files
+        assert "None" not in again.stderr
+        text = " ".join(again.stderr.split())  # rich wraps long lines
+        assert text.startswith("11 files already archived (identical hash), 0 new")
+        assert "needs attention" not in text and "quarantined and 1 truncated" in text
+        assert "✓ safe to erase this card" in text
+    assert table_rows(workspace, "ingest_session") == 3 and table_rows(workspace, "manifest") == 1
+
+
+def test_reingest_sightings_are_provenance_of_each_recording(tmp_path, cli, workspace):
+    card = tmp_path / "card"
+    write_file(card / "20240501_220000.WAV", plain_wav(freq_hz=440.0))
+    cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    code, report = cli.json("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    assert code == EXIT_OK and report["repeat_of"] == 1 and report["session_id"] == 2
+    con = sqlite3.connect(workspace.root / "catalogue.sqlite")
+    try:
+        sightings = con.execute("SELECT session_id, state, recording_id FROM source_file ORDER BY id").fetchall()
+        session = con.execute("SELECT state, resumed_from_id, safe_to_erase, message FROM ingest_session "
+                              "WHERE id = 2").fetchone()
+    finally:
+        con.close()
+    assert sightings == [(1, "verified", 1), (2, "duplicate", 1)]
+    assert session[:3] == ("complete", 1, 1)
+    assert session[3].startswith("1 file already archived (identical hash), 0 new")
+
+
+def test_reingest_never_says_safe_to_erase_when_an_archived_copy_is_gone(tmp_path, cli, workspace):
+    card = tmp_path / "card"
+    write_file(card / "20240501_220000.WAV", plain_wav(freq_hz=440.0))
+    write_file(card / "20240501_220500.WAV", plain_wav(freq_hz=880.0))
+    _, first = cli.json("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    (workspace.paths.archive / first["files"][0]["archive_path"]).unlink()
+    result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    text = " ".join(result.stderr.split())
+    assert result.exit_code == EXIT_PARTIAL
+    assert "1 archived copy is missing or changed size" in text and "fieldkit verify" in text
+    assert "safe to erase" not in text and "do NOT erase" in text and "None" not in text
+
