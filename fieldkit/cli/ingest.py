@@ -127,7 +127,8 @@ def verify(ctx: typer.Context, json_out: bool = JSON) -> None:
         err.print(f"checked {report.checked} archived files: {report.ok} match"
                   + (f"; manifest {report.manifest}" if report.manifest else ""))
         for m in report.mismatched:
-            err.print(f"[red]MISMATCH[/red] {m['archive_path']}: found {m['found']}, expected {m['expected']}")
+            expected = ", ".join(f"{v} ({k})" for k, v in m["expected"].items())  # a dict, not its repr
+            err.print(f"[red]MISMATCH[/red] {m['archive_path']}: found {m['found']}, expected {expected}")
         for p in report.missing:
             err.print(f"[red]MISSING[/red] {p}")
         for p in report.chain_problems:

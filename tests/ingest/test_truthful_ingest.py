@@ -138,3 +138,16 @@ def test_reingest_never_says_safe_to_erase_when_an_archived_copy_is_gone(tmp_pat
     assert "1 archived copy is missing or changed size" in text and "fieldkit verify" in text
     assert "safe to erase" not in text and "do NOT erase" in text and "None" not in text
 
+
+def test_verify_names_a_changed_copy_without_python_reprs(tmp_path, cli, workspace):
+    card = shutil.copytree(SAMPLE_CARD, tmp_path / "sample_card")
+    _, report = cli.json("ingest", str(card), "--site", "Wood", "--deployment", "N1")
+    entry = next(f for f in report["files"] if f["state"] == "verified" and f["size_bytes"] > 1000)
+    copy = workspace.paths.archive / entry["archive_path"]
+    copy.chmod(0o644)
+    copy.write_bytes(b"X" + copy.read_bytes()[1:])
+    result = cli("verify")
+    text = " ".join(result.stderr.split())
+    assert result.exit_code != EXIT_OK and "MISMATCH" in text and entry["archive_path"] in text
+    assert f"expected {entry['sha256']} (catalogue)" in text
+    assert "None" not in text and "{" not in text
