@@ -173,8 +173,14 @@ def source_file_keys(session: Session, session_id: int) -> set[tuple[bytes, int]
     return {(bytes(p), n) for p, n in session.execute(stmt).all()}
 
 
-def session_files(session: Session, session_id: int) -> list[SessionFileRow]:
-    """Every inventoried file of an ingest session with its outcome and its recording's status."""
+def session_files(session: Session, session_id: int, *, duplicate_status: bool = False) -> list[SessionFileRow]:
+    """Every inventoried file of an ingest session with its outcome and its recording's status.
+
+    The status is given for the files this session archived (``verified``); a ``duplicate``
+    was judged when its content was first archived, so it gets one only with ``duplicate_status``
+    (a re-ingest reports what the card holds).
+    """
+    shown = ("verified", "duplicate") if duplicate_status else ("verified",)
     stmt = (
         sa.select(SourceFile, Recording.archive_path, Recording.status, Recording.status_message)
         .outerjoin(Recording, SourceFile.recording_id == Recording.id)
@@ -184,7 +190,7 @@ def session_files(session: Session, session_id: int) -> list[SessionFileRow]:
     return [
         SessionFileRow(raw_path=bytes(f.raw_path), path=f.display_path, size_bytes=f.size_bytes, state=f.state,
                        reason=f.reason, message=f.message or note, sha256=f.sha256, archive_path=path,
-                       recording_id=f.recording_id, status=status if f.state == "verified" else None)
+                       recording_id=f.recording_id, status=status if f.state in shown else None)
         for f, path, status, note in session.execute(stmt).all()
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -67,9 +68,28 @@ def ingest(
 
 
 def _render(report: IngestReport) -> None:
-    c = report.counts
-    for message in report.messages:
+    if report.repeat_of is not None:
+        _render_repeat(report)
+    else:
+        for message in report.messages:
+            err.print(message)
+        _render_session(report)
+    err.print(_erase_verdict(report))
+
+
+def _render_repeat(report: IngestReport) -> None:
+    """A re-ingest: one line, not the session table again (the first ingest listed every problem)."""
+    err.print(report.messages[0])
+    if report.problems:
+        kinds = Counter(f.status or f.state for f in report.problems)
+        err.print(f"of these, {' and '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}, as listed when first "
+                  f"archived ('fieldkit catalog recordings --status {min(kinds)}' shows them again).")
+    for message in report.messages[1:]:
         err.print(message)
+
+
+def _render_session(report: IngestReport) -> None:
+    c = report.counts
     table(f"ingest of {report.card} → {report.site}/{report.deployment} (session {report.session_id})",
           [{"files": c["files"], "verified": c["verified"], "duplicate": c["duplicate"], "ignored": c["ignored"],
             "failed": c["failed"], "ok": c["ok"], "truncated": c["truncated"], "quarantined": c["quarantined"]}],
@@ -78,14 +98,20 @@ def _render(report: IngestReport) -> None:
                 for f in report.problems]
     if problems:
         table("needs attention", problems, ["file", "state", "status", "reason", "message"])
+
+
+def _erase_verdict(report: IngestReport) -> str:
+    """The last line: whether the card may be erased, and why (never a bare 'None')."""
+    if report.safe_to_erase and report.repeat_of is not None:
+        return ("[bold green]✓ safe to erase this card[/bold green]: every file was verified in the archive "
+                "when first copied, and every copy is still there.")
     if report.safe_to_erase:
-        err.print("[bold green]✓ safe to erase this card[/bold green]: every file is verified in the archive "
-                  f"(manifest {report.manifest}).")
-    else:
-        err.print("[bold red]✗ do NOT erase this card[/bold red]: "
-                  + ("some files failed to copy; run again." if c["failed"] else "the ingest is not complete; run again."))
-
-
+        proof = f" (manifest {report.manifest})" if report.manifest else ""
+        return f"[bold green]✓ safe to erase this card[/bold green]: every file is verified in the archive{proof}."
+    why = ("some files failed to copy; run again." if report.counts["failed"]
+           else "the ingest is not complete; run again." if report.state != "complete"
+           else "some archived copies are missing or changed; run 'fieldkit verify'.")
+    return "[bold red]✗ do NOT erase this card[/bold red]: " + why
 
 
 def verify(ctx: typer.Context, json_out: bool = JSON) -> None:
@@ -101,7 +127,8 @@ def verify(ctx: typer.Context, json_out: bool = JSON) -> None:
         err.print(f"checked {report.checked} archived files: {report.ok} match"
                   + (f"; manifest {report.manifest}" if report.manifest else ""))
         for m in report.mismatched:
-            err.print(f"[red]MISMATCH[/red] {m['archive_path']}: found {m['found']}, expected {m['expected']}")
+            expected = ", ".join(f"{v} ({k})" for k, v in m["expected"].items())  # a dict, not its repr
+            err.print(f"[red]MISMATCH[/red] {m['archive_path']}: found {m['found']}, expected {expected}")
         for p in report.missing:
             err.print(f"[red]MISSING[/red] {p}")
         for p in report.chain_problems:

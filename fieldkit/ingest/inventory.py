@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fieldkit.errors import IngestError, NotFoundError
+from fieldkit.io.audio.probe import sniff_format
 
-__all__ = ["CardFile", "Inventory", "take_inventory", "display_name", "card_identity"]
+__all__ = ["CardFile", "Inventory", "take_inventory", "display_name", "card_identity", "require_audio",
+           "AUDIO_SUFFIXES"]
 
 IGNORED_DIRS = {b".Spotlight-V100", b".Trashes", b"System Volume Information", b".fseventsd",
                 b".TemporaryItems", b"$RECYCLE.BIN", b".DocumentRevisions-V100"}
 IGNORED_FILES = {b".DS_Store", b"Thumbs.db", b"desktop.ini", b".metadata_never_index"}
+#: Names that say "recorder audio" (compared lower-case): the containers ``sniff_format`` knows.
+AUDIO_SUFFIXES = (".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".oga",
+                  ".opus", ".mp3")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,11 @@ class Inventory:
 
     def keys(self) -> set[tuple[bytes, int]]:
         return {(f.raw_path, f.size_bytes) for f in self.to_copy}
+
+    @property
+    def audio_by_name(self) -> tuple[CardFile, ...]:
+        """Files to copy whose name ends in an audio extension (``AUDIO_SUFFIXES``, any case)."""
+        return tuple(f for f in self.to_copy if f.name.lower().endswith(AUDIO_SUFFIXES))
 
 
 def display_name(raw: bytes) -> str:
@@ -164,3 +174,41 @@ def take_inventory(root: os.PathLike[str] | str, card_id: str | None = None) -> 
         capacity = None
     return Inventory(root, identity, label, fstype, capacity, _recorder_hint(files), tuple(files),
                      _fingerprint(files))
+
+
+def _starts_like_audio(root: Path, f: CardFile) -> bool:
+    """Whether a file's first bytes are an audio container's, whatever its name says."""
+    try:
+        with open(os.path.join(os.fsencode(root), f.raw_path), "rb") as fh:
+            return sniff_format(fh.read(64)) != "unknown"
+    except OSError:
+        return False
+
+
+def require_audio(inv: Inventory) -> None:
+    """Refuse a card that holds no recording: an empty folder is most often a wrong mount point.
+
+    A card holds audio when one of the files it would copy is named like audio
+    (``AUDIO_SUFFIXES``, any case) or, failing that, starts like an audio container
+    (``sniff_format``: a renamed recording still counts). Only this fallback reads file heads,
+    so a normal card costs nothing extra.
+
+    Raises
+    ------
+    NotFoundError
+        (exit 66) naming the folder, what was expected, what was found and the next step.
+    """
+    if inv.audio_by_name or any(_starts_like_audio(inv.root, f) for f in inv.to_copy):
+        return
+    if not inv.files:
+        found = "it is empty (no file at all)"
+    else:
+        names = ", ".join(f.display_path for f in inv.files[:3]) + (", …" if len(inv.files) > 3 else "")
+        ignored = len(inv.files) - len(inv.to_copy)
+        found = (f"it holds {len(inv.files)} file{'s' if len(inv.files) != 1 else ''} ({names}), none of them "
+                 f"audio" + (f" ({ignored} ignored: system or AppleDouble files)" if ignored else ""))
+    raise NotFoundError(
+        f"no recordings in {inv.root}: expected recorder audio files (named {' '.join(AUDIO_SUFFIXES)} in any "
+        f"case, or starting like one), but {found}. Nothing was written.",
+        hint="Check that this is the card's mount point (e.g. /media/$USER/AUDIOMOTH) and that the card "
+             "is mounted, then run again.")

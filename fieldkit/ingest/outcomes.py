@@ -46,6 +46,8 @@ class IngestReport:
     safe_to_erase: bool = False
     manifest: str | None = None
     resumed_from: int | None = None
+    #: A re-ingest (F1): the earlier session whose files this card still holds, unchanged; nothing was copied.
+    repeat_of: int | None = None
     files: list[FileOutcome] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
@@ -63,7 +65,8 @@ class IngestReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PARTIAL if self.problems or self.state != "complete" else EXIT_OK
+        # A complete session without failures is safe to erase, unless a re-ingest found archived copies gone.
+        return EXIT_PARTIAL if self.problems or self.state != "complete" or not self.safe_to_erase else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)

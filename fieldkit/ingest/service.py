@@ -27,13 +27,13 @@ from fieldkit.ingest.batch import (
     commit_batch,
     copy_batch,
 )
-from fieldkit.ingest.inventory import CardFile, Inventory, take_inventory
+from fieldkit.ingest.inventory import CardFile, Inventory, require_audio, take_inventory
 from fieldkit.ingest.journal import Journal
 from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Progress
 from fieldkit.ingest.recover import clear_session_staging, recover_archive
 from fieldkit.ingest.seal import seal_session
-from fieldkit.ingest.session import SessionPlan, open_session
+from fieldkit.ingest.session import SessionPlan, open_session, record_sighting
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
@@ -93,13 +93,14 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
     """Ingest one card into ``workspace``; see the module docstring for the protocol."""
     progress = progress or NullProgress()
     inv = take_inventory(request.card_dir, request.card_id)
+    require_audio(inv)  # before the lock, the recovery or any row: a wrong mount point writes nothing
     with IngestLock(workspace.paths.archive / ".ingest.lock", break_stale=request.break_lock):
         recover_archive(workspace, do_fsync=workspace.settings.ingest.fsync)
         with workspace.catalogue.write() as s:
             plan = open_session(s, inv, site=request.site, deployment=request.deployment,
                                 timezone=request.timezone, default_timezone=workspace.settings.ingest.default_timezone)
         if plan.session_id is None:
-            return _noop(workspace, inv, request, plan)
+            return _repeat(workspace, inv, request, plan)
         pending = [f for f in inv.to_copy if f.raw_path not in plan.settled]
         _preflight_space(workspace, pending)
         stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop)
@@ -155,19 +156,48 @@ def _commit(workspace: Workspace, ctx: BatchContext, describer: Describer, batch
         progress.advance(f.display_path, f.size_bytes)
 
 
-def _noop(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan) -> IngestReport:
+def _repeat(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan) -> IngestReport:
+    """F1: the card is already archived, unchanged. Nothing is copied; the sighting is recorded.
+
+    "Safe to erase" is repeated only if the earlier session said so and every archived copy is
+    still there with its size (a cheap check; ``fieldkit verify`` re-hashes).
+    """
     with workspace.catalogue.read() as s:
-        files = queries.session_files(s, plan.resumed_from)
-        session = next(x for x in queries.list_sessions(s) if x.id == plan.resumed_from)
-    archived = sum(1 for f in files if f.state in ("verified", "duplicate"))
-    return _report(inv, request, plan, files, state="complete", safe_to_erase=session.safe_to_erase,
-                   messages=[f"{archived} files already archived (identical hash), 0 new: nothing to do "
-                             f"(session {plan.resumed_from})"])
+        earlier = next(x for x in queries.list_sessions(s) if x.id == plan.resumed_from)
+        known = queries.session_files(s, plan.resumed_from)
+    archived = sum(1 for f in known if f.state in ("verified", "duplicate"))
+    missing = _missing_copies(workspace, known)
+    messages = [f"{archived} file{'s' if archived != 1 else ''} already archived (identical hash), 0 new"]
+    if missing:
+        messages.append(f"{len(missing)} archived cop{'ies are' if len(missing) > 1 else 'y is'} missing or changed "
+                        f"size ({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}): run 'fieldkit verify' "
+                        "and keep this card")
+    with workspace.catalogue.write() as s:
+        sighting = record_sighting(s, inv, plan, safe_to_erase=earlier.safe_to_erase and not missing,
+                                   message=f"{messages[0]}: seen again, as in session {plan.resumed_from}")
+        files = queries.session_files(s, sighting, duplicate_status=True)
+    plan = SessionPlan(sighting, plan.card_id, plan.deployment_id, plan.timezone, plan.resumed_from, False, {})
+    return _report(inv, request, plan, files, state="complete", repeat_of=earlier.id,
+                   safe_to_erase=earlier.safe_to_erase and not missing, messages=messages)
+
+
+def _missing_copies(workspace: Workspace, files: list[SessionFileRow]) -> list[str]:
+    """Archive paths of these files that are gone or no longer have the size catalogued."""
+    missing = []
+    for f in files:
+        if f.archive_path and f.state in ("verified", "duplicate"):
+            try:
+                if (workspace.paths.archive / f.archive_path).stat().st_size != f.size_bytes:
+                    missing.append(f.archive_path)
+            except OSError:  # gone, or a path that no longer leads to a file
+                missing.append(f.archive_path)
+    return missing
 
 
 def plan_ingest(workspace: Workspace, request: IngestRequest) -> dict:
     """``--dry-run``: what an ingest would do, without writing anything anywhere."""
     inv = take_inventory(request.card_dir, request.card_id)
+    require_audio(inv)
     needed = inv.bytes_to_copy + workspace.settings.ingest.free_space_margin_bytes
     free = shutil.disk_usage(workspace.paths.archive).free
     return {"card": inv.identity, "card_root": str(inv.root), "recorder_hint": inv.recorder_hint,

@@ -1,5 +1,5 @@
 """No non-finite or overflowed value is stored silently (issue #13), under the shipped
-``workflows/bats-ultrasonic.yaml`` (float16 features, 384 kHz).
+the shipped ``bats-ultrasonic.yaml`` (float16 features, 384 kHz).
 
 The card: a synthetic 80 kHz tone (known centroid, beyond float16's 65 504), an unnormalised
 float file whose middle clip overflows float16 in its mel power, and, when ../shared/data is
@@ -22,10 +22,11 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from fieldkit.cli import app
+from fieldkit.config.workflow_files import bundled_workflows_dir
 from fieldkit.pipeline.driver import RunReport
 from fieldkit.store.zarr_store import open_store
 
-WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "bats-ultrasonic.yaml"
+WORKFLOW = bundled_workflows_dir() / "bats-ultrasonic.yaml"
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BATS = ("0166_20240531_223911.wav", "Echometer.wav")  # 312.5 and 256 kHz: selected by the workflow
 RATE = 384_000

@@ -79,15 +79,18 @@ def test_catalog_recordings_json_has_the_promised_fields(card, cli):
     assert first["clipped_samples"] == 0
 
 
-def test_reingest_adds_no_rows_and_no_files(card, cli, workspace):
+def test_reingest_copies_nothing_and_records_a_sighting(card, cli, workspace):
     cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
     counts = {t: rows(workspace, t) for t in ("recording", "source_file", "ingest_session", "manifest")}
     files = sorted(p for p in workspace.paths.archive.rglob("*") if p.is_file())
     code, report = cli.json("ingest", str(card), "--site", "Wood", "--deployment", "N1")
     assert code == EXIT_PARTIAL  # same content, same truth: the card still holds broken files
     assert report["messages"][0].startswith("12 files already archived (identical hash), 0 new")
-    assert {t: rows(workspace, t) for t in counts} == counts
+    # F1: no copy, no recording, no manifest; one provenance sighting (a session, a row per card file)
+    assert {t: rows(workspace, t) for t in counts} == {**counts, "ingest_session": 2, "source_file": 2 * 14}
     assert sorted(p for p in workspace.paths.archive.rglob("*") if p.is_file()) == files
+    assert (report["session_id"], report["repeat_of"], report["resumed_from"]) == (2, 1, 1)
+    assert {f["state"] for f in report["files"]} == {"duplicate", "ignored"} and report["safe_to_erase"] is True
 
 
 def test_same_content_on_a_second_card_adds_an_origin_not_a_copy(card, cli, workspace, tmp_path):
