@@ -32,7 +32,7 @@ def test_upgrade_from_empty_creates_every_table_without_drift(empty_catalogue_ur
 
 
 def test_single_head_and_every_revision_downgrades(empty_catalogue_url):
-    assert migrate.head() == "0003"
+    assert migrate.head() == "0004"
     migrate.upgrade(empty_catalogue_url)
     migrate.downgrade(empty_catalogue_url, "base")
     engine = sa.create_engine(empty_catalogue_url)

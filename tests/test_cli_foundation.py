@@ -32,7 +32,7 @@ def test_init_then_db_check_exits_zero(tmp_path):
     assert run("init", str(ws)).exit_code == 0
     result = run("--workspace", str(ws), "db", "check", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"current": "0003", "head": "0003", "pending": False,
+    assert json.loads(result.stdout) == {"current": "0004", "head": "0004", "pending": False,
                                          "drift": [], "ok": True}
     for sub in ("archive", "archive/.staging", "archive/mhl", "stores", "exports"):
         assert (ws / sub).is_dir()
@@ -54,7 +54,7 @@ def test_db_check_reports_a_pending_migration(tmp_path):
     assert refused.exit_code == 78 and json.loads(refused.stdout)["code"] == 78
     upgraded = run("-w", str(ws), "db", "upgrade", "--json")
     doc = json.loads(upgraded.stdout)
-    assert doc["from"] == "0001" and doc["to"] == "0003" and Path(doc["backup"]).is_file()
+    assert doc["from"] == "0001" and doc["to"] == "0004" and Path(doc["backup"]).is_file()
     assert run("-w", str(ws), "db", "check").exit_code == 0
 
 

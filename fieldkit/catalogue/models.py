@@ -17,7 +17,7 @@ from fieldkit.catalogue.base import Base, JSONType, UTCDateTime, created_at, int
 
 __all__ = [
     "Site", "Device", "Deployment", "Card", "IngestSession", "SourceFile", "Recording",
-    "ProcessingRun", "Derivative", "Annotation", "Dataset", "DatasetItem", "Export", "Manifest",
+    "ProcessingRun", "Derivative", "RunExclusion", "Annotation", "Dataset", "DatasetItem", "Export", "Manifest",
     "RECORDING_STATUSES", "SESSION_STATES", "SOURCE_FILE_STATES",
 ]
 
@@ -249,6 +249,23 @@ class Derivative(Base):
     state: Mapped[str] = mapped_column(sa.String(16), default="planned")
     error: Mapped[str | None] = mapped_column(sa.Text)
     seconds: Mapped[float | None]
+
+
+class RunExclusion(Base):
+    """Recording × run → why the run's selection left the recording out (one reason code)."""
+
+    __tablename__ = "run_exclusion"
+    __table_args__ = (sa.UniqueConstraint("run_id", "recording_id"),)
+
+    id: Mapped[intpk]
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("processing_run.id", ondelete="CASCADE"), index=True
+    )
+    recording_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("recording.id", ondelete="RESTRICT"), index=True
+    )
+    reason: Mapped[str] = mapped_column(sa.String(32))
+    message: Mapped[str] = mapped_column(sa.Text)
 
 
 class Annotation(Base):

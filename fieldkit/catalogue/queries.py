@@ -22,6 +22,7 @@ from fieldkit.catalogue.records import (
     DeploymentRow,
     ProcessingCandidate,
     RecordingRow,
+    ScopedRecording,
     SessionContext,
     SessionFileRow,
     SessionRow,
@@ -29,7 +30,8 @@ from fieldkit.catalogue.records import (
 )
 
 __all__ = ["RecordingFilter", "list_sites", "list_deployments", "list_recordings", "list_sessions", "iso_utc",
-           "source_file_keys", "session_files", "session_context", "processing_candidates"]
+           "source_file_keys", "session_files", "session_context", "processing_candidates",
+           "recordings_in_scope"]
 
 
 def iso_utc(value: dt.datetime | None) -> str | None:
@@ -231,4 +233,36 @@ def processing_candidates(session: Session, *, sites: tuple[str, ...] = (), depl
                                 sample_rate_hz=r.sample_rate_hz, channels=r.channels or 1,
                                 frames_present=r.frames_present, duration_s=r.duration_s,
                                 start_time_utc=r.start_time_utc, site=site, deployment=dep, timezone=tz)
+            for r, dep, tz, site in session.execute(stmt).all()]
+
+
+def recordings_in_scope(session: Session, *, sites: tuple[str, ...] = (),
+                        deployments: tuple[str, ...] = ()) -> list[ScopedRecording]:
+    """Every recording of the given sites and deployments (all when empty), sidecars aside, in
+    time order (undated last): what a run's selection chooses from and accounts for.
+
+    Parameters
+    ----------
+    sites, deployments
+        Names; an empty tuple means every one.
+
+    Returns
+    -------
+    list of ScopedRecording
+        Ordered by start time (UTC), recordings without one last, then by id.
+    """
+    stmt = (
+        sa.select(Recording, Deployment.name, Deployment.timezone, Site.name)
+        .join(Deployment, Recording.deployment_id == Deployment.id)
+        .join(Site, Deployment.site_id == Site.id)
+        .where(Recording.status != "sidecar")  # a card's text files are not recordings
+        .order_by(Recording.start_time_utc.is_(None), Recording.start_time_utc, Recording.id)
+    )
+    for column, values in ((Site.name, sites), (Deployment.name, deployments)):
+        if values:
+            stmt = stmt.where(column.in_(values))
+    return [ScopedRecording(id=r.id, archive_path=r.archive_path, status=r.status, status_reason=r.reason,
+                            subtype=r.subtype, sample_rate_hz=r.sample_rate_hz, channels=r.channels or 1,
+                            frames_present=r.frames_present, duration_s=r.duration_s,
+                            start_time_utc=r.start_time_utc, site=site, deployment=dep, timezone=tz)
             for r, dep, tz, site in session.execute(stmt).all()]

@@ -17,7 +17,7 @@ from typing import Any
 __all__ = [
     "AnnotationSpan", "ArchivedRecording", "CardSessionRow", "CardSighting", "DatasetDetail", "DatasetItemRow",
     "DatasetRow", "DeploymentRow", "DerivativeRow", "LabelCount", "MatchableRecording", "ProcessingCandidate",
-    "Record", "RecordingLineage", "RecordingRow", "RunDetail", "RunRow", "SessionContext", "SessionFileRow",
+    "Record", "RecordingLineage", "RecordingRow", "RunDetail", "RunExclusionRow", "RunRow", "ScopedRecording", "SessionContext", "SessionFileRow",
     "SessionRow", "SiteRow",
 ]
 
@@ -166,6 +166,26 @@ class ProcessingCandidate(Record):
     timezone: str
 
 
+@dataclass(frozen=True)
+class ScopedRecording(Record):
+    """A recording of a run's scope (its sites and deployments), selected or not: the facts the
+    selection judges it by. Audio facts are None for a recording without decodable audio."""
+
+    id: int
+    archive_path: str
+    status: str
+    status_reason: str | None
+    subtype: str | None
+    sample_rate_hz: int | None
+    channels: int
+    frames_present: int | None
+    duration_s: float | None
+    start_time_utc: dt.datetime | None
+    site: str
+    deployment: str
+    timezone: str
+
+
 # -- the ingest's own reads (writes) --------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -221,6 +241,16 @@ class DerivativeRow(Record):
     clip_stop: int
     state: str
     error: str | None
+
+
+@dataclass(frozen=True)
+class RunExclusionRow(Record):
+    """A recording a run's selection left out, with one reason code and a human message."""
+
+    recording_id: int
+    archive_path: str
+    reason: str
+    message: str
 
 
 # -- annotations, datasets and lineage (labels) ---------------------------------------------------

@@ -9,12 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fieldkit.catalogue.base import utcnow
-from fieldkit.catalogue.models import Derivative, ProcessingRun
+from fieldkit.catalogue.models import Derivative, ProcessingRun, Recording, RunExclusion
 from fieldkit.catalogue.queries import iso_utc
-from fieldkit.catalogue.records import DerivativeRow, RunDetail, RunRow
+from fieldkit.catalogue.records import DerivativeRow, RunDetail, RunExclusionRow, RunRow
 from fieldkit.errors import NotFoundError
 
-__all__ = ["create_run", "update_run", "get_run", "list_runs", "replace_derivatives", "run_derivatives"]
+__all__ = ["create_run", "update_run", "get_run", "list_runs", "replace_derivatives", "run_derivatives",
+           "replace_exclusions", "run_exclusions"]
 
 
 def create_run(session: Session, **fields: Any) -> int:
@@ -60,3 +61,20 @@ def run_derivatives(session: Session, run_id: int) -> list[DerivativeRow]:
     stmt = sa.select(Derivative).where(Derivative.run_id == run_id).order_by(Derivative.clip_start)
     return [DerivativeRow(recording_id=d.recording_id, channel=d.channel, clip_start=d.clip_start,
                           clip_stop=d.clip_stop, state=d.state, error=d.error) for d in session.scalars(stmt)]
+
+
+def replace_exclusions(session: Session, run_id: int, rows: list[Mapping[str, Any]]) -> None:
+    """The recordings the run's selection left out (``recording_id``, ``reason``, ``message``),
+    written with the run's first rows (idempotent on resume)."""
+    session.execute(sa.delete(RunExclusion).where(RunExclusion.run_id == run_id))
+    if rows:
+        session.execute(sa.insert(RunExclusion), [{"run_id": run_id, **r} for r in rows])
+
+
+def run_exclusions(session: Session, run_id: int) -> list[RunExclusionRow]:
+    """The recordings run ``run_id`` left out, by recording id, each with its reason."""
+    stmt = (sa.select(RunExclusion, Recording.archive_path)
+            .join(Recording, RunExclusion.recording_id == Recording.id)
+            .where(RunExclusion.run_id == run_id).order_by(RunExclusion.recording_id))
+    return [RunExclusionRow(recording_id=e.recording_id, archive_path=path, reason=e.reason, message=e.message)
+            for e, path in session.execute(stmt).all()]

@@ -20,17 +20,22 @@ def process(
                                             "default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes."),
     resume: Optional[int] = typer.Option(None, "--resume", help="Finish an interrupted run (its id)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (recordings in and out with reasons, "
+                                 "clips, tasks, estimated store size) and write nothing."),
     json_out: bool = JSON,
 ) -> None:
     """Process the selected recordings into a Zarr store: clips, waveforms, features, QC."""
     from fieldkit.cli.progress import TaskProgress
     from fieldkit.config.workflow import load_workflow
     from fieldkit.config.workflow_files import resolve_workflow
-    from fieldkit.pipeline.driver import run_workflow
+    from fieldkit.pipeline.driver import preview_run, run_workflow
 
     ws = state(ctx).open()
     path = resolve_workflow(workflow, ws.root)
     wf = load_workflow(path)
+    if dry_run:
+        _print_plan(preview_run(ws, wf), wf, json_out)
+        return
     report = run_workflow(ws, wf, workflow_source=str(path), scheduler=scheduler, workers=workers,
                           resume=resume, progress=TaskProgress("process", enabled=not json_out))
     if json_out:
@@ -41,7 +46,7 @@ def process(
         err.print(f"run {report.run_id} ({report.name}): {report.state}; {report.n_recordings} recordings → "
                   f"{report.n_clips} clips in {report.store} ({report.clips_computed} computed, "
                   f"{report.clips_skipped} already done) in {report.seconds:.1f} s "
-                  f"({report.x_realtime:.0f}× real time)")
+                  f"({report.x_realtime:.0f}× real time){_left_out(report.excluded_counts, wf)}")
         if report.warning:
             err.print(f"[yellow]warning[/yellow] {report.warning}")
         for q in report.quarantined_skipped:
@@ -51,6 +56,25 @@ def process(
         if report.failures:
             err.print(f"Fix the files above, then: fieldkit process {workflow} --resume {report.run_id}")
     raise typer.Exit(report.exit_code)
+
+
+def _left_out(counts: dict[str, int], wf) -> str:
+    """'; left out: 2 no start time, 1 outside 04:00-10:00' (empty when nothing was left out)."""
+    window = wf.selection.time_of_day
+    labels = {"outside_time_of_day": f"outside {window.start:%H:%M}-{window.end:%H:%M}" if window else ""}
+    parts = [f"{n} {labels.get(reason) or reason.replace('_', ' ')}" for reason, n in counts.items()]
+    return f"; left out: {', '.join(parts)}" if parts else ""
+
+
+def _print_plan(preview, wf, json_out: bool) -> None:
+    if json_out:
+        emit_json(preview.to_dict())
+        return
+    table("recordings in", preview.recordings, ["id", "archive_path", "clips"])
+    table("recordings left out", preview.excluded, ["recording_id", "archive_path", "reason", "message"])
+    err.print(f"plan ({preview.name}, dry run: nothing written): {preview.n_recordings} recordings → "
+              f"{preview.n_clips} clips in {preview.tasks} tasks, about {preview.estimated_mb:g} MB uncompressed"
+              f"{_left_out(preview.excluded_counts, wf)}")
 
 
 def runs(ctx: typer.Context, json_out: bool = JSON) -> None:
@@ -71,13 +95,16 @@ def run(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id (see 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         detail = run_rows.get_run(s, run_id)
         derivatives = run_rows.run_derivatives(s, run_id)
+        excluded = run_rows.run_exclusions(s, run_id)
     doc = {**detail.to_dict(), "derivatives": [d.to_dict() for d in derivatives],
-           "failures": [d.to_dict() for d in derivatives if d.state == "failed"]}
+           "failures": [d.to_dict() for d in derivatives if d.state == "failed"],
+           "excluded": [e.to_dict() for e in excluded]}
     if json_out:
         emit_json(doc)
         return
     table(f"run {run_id}", [doc], ["id", "name", "state", "n_clips", "store_path", "started_at", "finished_at"])
     table("recordings", doc["derivatives"], ["recording_id", "channel", "clip_start", "clip_stop", "state"])
+    table("recordings left out", doc["excluded"], ["recording_id", "archive_path", "reason", "message"])
     if detail.message:  # a failure, or the warning of a complete run with flagged values
         err.print(f"[yellow]message[/yellow] {detail.message}")
 

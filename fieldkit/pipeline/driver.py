@@ -22,14 +22,14 @@ from fieldkit.catalogue import runs as run_rows
 from fieldkit.config.workflow import Workflow
 from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
 from fieldkit.faults import crashpoint
-from fieldkit.pipeline.plan import RunPlan, plan_run
+from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, nonfinite_counts
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["RunReport", "run_workflow", "library_versions"]
+__all__ = ["PlanPreview", "RunReport", "preview_run", "run_workflow", "library_versions"]
 
 log = logging.getLogger(__name__)
 VERSIONED = ("fieldkit", "numpy", "scipy", "soxr", "soundfile", "librosa", "zarr", "xarray", "dask", "distributed")
@@ -73,6 +73,9 @@ class RunReport:
     quarantined_skipped: list[dict[str, Any]] = field(default_factory=list)
     dashboard: str | None = None
     scheduler: str | None = None
+    # Every recording of the selection's scope left out, with its reason (plan.EXCLUSION_REASONS).
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    excluded_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def x_realtime(self) -> float:
@@ -204,6 +207,50 @@ def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: in
     return run_id, store
 
 
+@dataclass(frozen=True)
+class PlanPreview:
+    """What ``fieldkit process --dry-run`` shows: a run's plan, before anything is written."""
+
+    name: str
+    n_recordings: int
+    n_clips: int
+    tasks: int
+    estimated_mb: float  # the store's uncompressed size, padding included
+    recordings: list[dict[str, Any]]  # id, archive_path, clips
+    excluded: list[dict[str, Any]]
+    excluded_counts: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def preview_run(ws: Workspace, workflow: Workflow) -> PlanPreview:
+    """Plan a run from the catalogue and describe it; writes nothing (no store, no run row).
+
+    Parameters
+    ----------
+    ws
+        The workspace whose catalogue is read.
+    workflow
+        The workflow to plan.
+
+    Returns
+    -------
+    PlanPreview
+        Recordings in (with their clip counts) and out (with their reasons), clips, tasks and
+        the estimated store size in MB (10**6 bytes).
+    """
+    with ws.catalogue.read() as s:
+        plan = plan_run(s, workflow, ws.paths.archive, "")
+    clips: dict[int, int] = {}
+    for item in plan.items:
+        clips[item.recording_id] = clips.get(item.recording_id, 0) + item.n_clips
+    recordings = [{"id": r.id, "archive_path": r.archive_path, "clips": clips.get(r.id, 0)} for r in plan.recordings]
+    return PlanPreview(workflow.name, len(plan.recordings), plan.layout.n_clips, len(plan.tasks),
+                       round(plan.estimated_bytes / 1e6, 1), recordings, [e.to_dict() for e in plan.excluded],
+                       exclusion_counts(plan.excluded))
+
+
 def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = "", scheduler: str | None = None,
                  workers: int | None = None, resume: int | None = None, progress=None) -> RunReport:
     """Plan, create (or resume) the store, run every pending task on Dask, record the run."""
@@ -211,6 +258,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     started = time.perf_counter()
     with ws.catalogue.read() as s:
         plan = plan_run(s, workflow, ws.paths.archive, "")
+    for e in plan.excluded:  # listed with -v; the summary and 'catalog run N' count and list them
+        log.info("left out %s: %s (%s)", e.archive_path, e.reason, e.message)
     # A new run has every task pending: start Dask now, behind the store's creation.
     early = _BackgroundClient(scheduler, workers, ws.settings.dask) if resume is None and plan.tasks else None
     connect = early.connected if early else functools.partial(dask_client, scheduler, workers, ws.settings.dask)
@@ -218,11 +267,15 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
         plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
         report = RunReport(run_id, workflow.name, "running", ws.relative(Path(store)), plan.layout.n_clips,
-                           len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped))
+                           len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped),
+                           excluded=[e.to_dict() for e in plan.excluded],
+                           excluded_counts=exclusion_counts(plan.excluded))
         pending = _pending(plan, store)
         report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
         with ws.catalogue.write() as s:
             run_rows.update_run(s, run_id, state="running", message=None)
+            run_rows.replace_exclusions(s, run_id, [{"recording_id": e.recording_id, "reason": e.reason,
+                                                     "message": e.message} for e in plan.excluded])
         results, failures = _execute(pending, connect, progress, report)
         _account(report, results, failures, plan)
         if report.clips_skipped:  # a resumed run: earlier invocations' clips count too

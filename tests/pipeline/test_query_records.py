@@ -51,6 +51,10 @@ def catalogued(processed, tmp_path_factory):
     made = runner.invoke(app, ["-w", str(root), "dataset", "create", "rec", "--run", str(processed[1].run_id),
                                "--split-by", "recording", "--json"])
     assert made.exit_code == 0, made.output
+    with ws.catalogue.write() as s:  # the shared run leaves nothing out: record one exclusion to read back
+        first = queries.list_recordings(s)[0].id
+        runs.replace_exclusions(s, processed[1].run_id, [{"recording_id": first, "reason": "status",
+                                                           "message": "status quarantined (empty)"}])
     return ws, processed[1].run_id
 
 
@@ -72,10 +76,12 @@ def test_query_functions_return_records(catalogued):
             "list_sessions": (queries.list_sessions(s), records.SessionRow),
             "session_files": (queries.session_files(s, session_id), records.SessionFileRow),
             "processing_candidates": (queries.processing_candidates(s), records.ProcessingCandidate),
+            "recordings_in_scope": (queries.recordings_in_scope(s), records.ScopedRecording),
             "card_sessions": (writes.card_sessions(s, card_id), records.CardSessionRow),
             "archived_recordings": (writes.archived_recordings(s), records.ArchivedRecording),
             "list_runs": (runs.list_runs(s), records.RunRow),
             "run_derivatives": (runs.run_derivatives(s, run_id), records.DerivativeRow),
+            "run_exclusions": (runs.run_exclusions(s, run_id), records.RunExclusionRow),
             "recordings_for_matching": (labels.recordings_for_matching(s), records.MatchableRecording),
             "annotation_counts": (labels.annotation_counts(s), records.LabelCount),
             "list_datasets": (labels.list_datasets(s), records.DatasetRow),
@@ -175,7 +181,9 @@ def test_cli_run_document_keeps_its_keys_in_order(catalogued):
     result = CliRunner().invoke(app, ["-w", str(ws.root), "catalog", "run", str(run_id), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert list(doc) == [*DOCUMENT_KEYS[("catalog", "runs")], "parameters", "versions", "derivatives", "failures"]
+    assert list(doc) == [*DOCUMENT_KEYS[("catalog", "runs")], "parameters", "versions", "derivatives", "failures",
+                         "excluded"]
+    assert list(doc["excluded"][0]) == ["recording_id", "archive_path", "reason", "message"]
     assert list(doc["derivatives"][0]) == ["recording_id", "channel", "clip_start", "clip_stop", "state", "error"]
     assert doc["failures"] == [d for d in doc["derivatives"] if d["state"] == "failed"]
     assert isinstance(doc["started_at"], str) and doc["started_at"].endswith("Z")
