@@ -111,10 +111,12 @@ def test_run_records_its_exclusions(sample_ws, tmp_path):
     assert "recordings left out" in human.stderr and "outside_time_of_day" in human.stderr
 
 
-def test_run_summary_counts_per_reason(sample_ws):
-    result = cli(sample_ws, "process", "birds-16k", "--workers", "1")
+def test_run_summary_counts_per_reason_and_verbose_lists_them(sample_ws):
+    result = CliRunner().invoke(app, ["-v", "-w", str(sample_ws.root), "process", "birds-16k", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "left out: 4 status, 2 no start time, 1 outside 04:00-21:00" in " ".join(result.stderr.split())
+    text = " ".join(result.stderr.split())
+    assert "left out: 4 status, 2 no start time, 1 outside 04:00-21:00" in text
+    assert text.count("left out ") == len(BIRDS_LEFT_OUT) and "left out Wood/N1/rugr_drum.wav: no_start_time" in text
 
 
 def reasons(ws, workflow: Workflow) -> dict[str, str]:
