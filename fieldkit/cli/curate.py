@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, human_counts, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, human, human_counts, table
 from fieldkit.errors import ConfigError
 
 #: :data:`fieldkit.curate.datasets.SPLIT_KEYS`, written out so that ``--help`` does not import the
@@ -54,7 +54,7 @@ def import_(
         emit_json(summary.to_dict())
     else:
         for f in summary.files:
-            status = f"[red]not imported[/red]: {f.error}" if f.error else f"{f.imported} annotations → recordings {f.recordings}"
+            status = f"[red]not imported[/red]: {f.error}" if f.error else f"{f.imported} annotations → recordings {human(f.recordings) or 'none'}"
             err.print(f"{f.file} ({f.format}): {status}")
             for p in f.problems[:20]:
                 err.print(f"  line {p['line']}, {p['column']}: {p['reason']}")
