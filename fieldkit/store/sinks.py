@@ -139,6 +139,6 @@ def _checked_arrays(layout: StoreLayout, n: int,
     specs = {spec.name: spec for spec in layout.variables()}
     missing, unknown = sorted(set(specs) - set(arrays)), sorted(set(arrays) - set(specs))
     if missing or unknown:
-        raise StoreError(f"a region must give every data variable: missing {', '.join(missing) or 'none'}, "
-                         f"unknown {', '.join(unknown) or 'none'} (expected {', '.join(specs)}).")
+        raise StoreError(f"a region must give every data variable: missing {missing}, "
+                         f"unknown {unknown} (expected {', '.join(specs)}).")
     return {name: _checked_array(specs[name], arrays[name], n) for name in specs}

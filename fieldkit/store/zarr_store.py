@@ -134,7 +134,7 @@ def _checked_coords(layout: StoreLayout, coords: dict[str, np.ndarray]) -> dict[
     unknown = sorted(set(coords) - set(COORDINATES))
     if missing or unknown:
         raise StoreError(f"coordinates must be exactly {', '.join(COORDINATES)}; "
-                         f"missing {', '.join(missing) or 'none'}, unknown {', '.join(unknown) or 'none'}.")
+                         f"missing {missing}, unknown {unknown}.")
     out = {}
     for name, dtype in COORDINATES.items():
         values = np.asarray(coords[name])
