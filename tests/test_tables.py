@@ -187,3 +187,17 @@ def test_the_format_option_is_one_shared_definition():
         assert option.help == render.FORMAT.help, path
     refused = runner.invoke(app, ["catalog", "sites", "--format", "csv"])
     assert refused.exit_code == 2 and "'table'" in refused.output and "'tsv'" in refused.output
+
+
+def test_sizes_read_in_megabytes_and_gigabytes(tmp_path):
+    from fieldkit.cli.render import human_size
+
+    assert human_size(3_537_152) == "3.5 MB" and human_size(2_345_678_901) == "2.35 GB"
+    root = tmp_path / "ws"
+    assert runner.invoke(app, ["init", str(root)]).exit_code == 0
+    plan = json.loads(run(root, "ingest", str(SAMPLE_CARD), "--site", "W", "--deployment", "D", "--dry-run",
+                          "--json").stdout)
+    line = " ".join(run(root, "ingest", str(SAMPLE_CARD), "--site", "W", "--deployment", "D", "--dry-run",
+                        columns=300).stderr.split())
+    assert line.startswith(f"would ingest {plan['to_copy']} files ({human_size(plan['bytes_to_copy'])}) from ")
+    assert line.endswith("; enough space: yes") and isinstance(plan["bytes_to_copy"], int)

@@ -126,7 +126,8 @@ def lineage(ctx: typer.Context, clip: str = typer.Argument(..., help="RUN:CLIP, 
         emit_json(doc)
         return
     rec = doc["recording"]
-    err.print(f"clip {clip}: offset {doc['clip']['offset_s']} s, start {doc['clip']['start_time_utc']}")
+    err.print(f"clip {clip}: offset {human(doc['clip']['offset_s'], 'offset_s')} s, "
+              f"start {human(doc['clip']['start_time_utc'], 'start_time_utc') or 'unknown'}")
     err.print(f"recording {rec['recording_id']} sha256 {rec['sha256']}: archive/{rec['archive_path']} ({rec['status']})")
     for src in rec["sources"]:
         err.print(f"  seen on card {src['card']} as {src['card_path']} (ingest session {src['ingest_session']}, "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, human, human_size, table
 
 if TYPE_CHECKING:
     from fieldkit.ingest.outcomes import IngestReport
@@ -59,8 +59,8 @@ def ingest(
     if dry_run:
         plan = plan_ingest(ws, request)
         emit_json(plan) if json_out else err.print(
-            f"would ingest {plan['to_copy']} files ({plan['bytes_to_copy']:,} bytes) from {plan['card_root']}; "
-            f"{len(plan['ignored'])} ignored; enough space: {plan['enough_space']}")
+            f"would ingest {plan['to_copy']} files ({human_size(plan['bytes_to_copy'])}) from {plan['card_root']}; "
+            f"{len(plan['ignored'])} ignored; enough space: {human(plan['enough_space'])}")
         return
     with _graceful_stop() as should_stop:
         report = ingest_card(ws, request, progress=FileProgress("copy", enabled=not json_out), should_stop=should_stop)

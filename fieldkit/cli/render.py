@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 __all__ = ["err", "emit_json", "emit_error", "table", "to_jsonable", "TableFormat", "FORMAT", "header",
-           "human", "human_counts"]
+           "human", "human_counts", "human_size"]
 
 err = Console(stderr=True, highlight=False)
 
@@ -164,6 +164,22 @@ def human(value: Any, column: str = "") -> str:
     if isinstance(value, str) and column.endswith(("_at", "_utc")):
         return _SUBSECOND.sub("", value)  # a time to the second; --json keeps the microseconds
     return str(value)
+
+
+def human_size(n_bytes: int | float) -> str:
+    """A size for humans: ``3.5 MB`` below a gigabyte, else ``1.23 GB`` (decimal units, as disks are sold).
+
+    Parameters
+    ----------
+    n_bytes : int or float
+        The size in bytes (``--json`` prints this number).
+
+    Returns
+    -------
+    str
+        The size with its unit.
+    """
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes < 1e9 else f"{n_bytes / 1e9:.2f} GB"
 
 
 def human_counts(counts: Mapping[Any, Any]) -> str:
