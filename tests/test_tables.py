@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -163,6 +164,7 @@ def test_numbers_are_rounded_for_humans():
     assert human(dt.datetime(2024, 5, 1, 22, 0, 0, 123456, tzinfo=dt.timezone.utc)) == "2024-05-01T22:00:00Z"
     assert human("2024-05-01T22:00:00.5+10:00", "started_at") == "2024-05-01T22:00:00+10:00"
     assert human(float("nan")) == "nan"
+    assert human(np.float64(0.000123456)) == "0.000123" and human(np.bool_(False)) == "no"
 
 
 def test_mappings_and_lists_read_as_words():

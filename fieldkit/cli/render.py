@@ -139,6 +139,8 @@ def human(value: Any, column: str = "") -> str:
     str
         The text; mappings as ``key value, ...`` and lists as ``a, b`` (never a Python repr).
     """
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars, numpy bools included
+        value = value.item()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -149,8 +151,6 @@ def human(value: Any, column: str = "") -> str:
         return ", ".join(human(v) for v in value)
     if isinstance(value, dt.datetime):
         return value.replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        value = value.item()
     if isinstance(value, (int, float)):
         if column.endswith("_bytes"):
             return f"{value / 1e6:.1f}"
