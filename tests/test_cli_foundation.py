@@ -152,6 +152,8 @@ def test_demo_creates_workspace_and_prints_where(tmp_path):
     assert (tmp_path / "demo" / "fieldkit.toml").is_file()
     again = run("demo", str(tmp_path / "demo"))  # a previous demo workspace is rebuilt
     assert again.exit_code == 0 and "demo workspace" in again.stderr
+    text = " ".join(again.stderr.split())  # rich wraps long lines
+    assert "split by recording (train " in text and "{'" not in text  # words, not a dict's repr (#13)
 
 
 def test_demo_never_touches_a_directory_it_did_not_create(tmp_path):

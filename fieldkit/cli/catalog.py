@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import emit_json, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, table
 from fieldkit.errors import ConfigError
 
 app = typer.Typer(help="List sites, deployments, recordings and ingest sessions.", no_args_is_help=True)
@@ -28,24 +28,24 @@ def _date(value: Optional[str], option: str) -> Optional[dt.datetime]:
 
 
 @app.command("sites")
-def sites(ctx: typer.Context, json_out: bool = JSON) -> None:
+def sites(ctx: typer.Context, json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """Sites and how many deployments each has."""
     from fieldkit.catalogue import queries
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = [r.to_dict() for r in queries.list_sites(s)]
-    emit_json(rows) if json_out else table("sites", rows, ["id", "name", "deployments", "latitude", "longitude"])
+    emit_json(rows) if json_out else table("sites", rows, ["id", "name", "deployments", "latitude", "longitude"], fmt)
 
 
 @app.command("deployments")
 def deployments(ctx: typer.Context, site: Optional[str] = typer.Option(None, help="Only this site."),
-                json_out: bool = JSON) -> None:
+                json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """Deployments with their site, time zone and recording counts."""
     from fieldkit.catalogue import queries
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = [r.to_dict() for r in queries.list_deployments(s, site=site)]
-    emit_json(rows) if json_out else table("deployments", rows, ["id", "site", "name", "timezone", "recordings"])
+    emit_json(rows) if json_out else table("deployments", rows, ["id", "site", "name", "timezone", "recordings"], fmt)
 
 
 @app.command("recordings")
@@ -57,6 +57,7 @@ def recordings(
     since: Optional[str] = typer.Option(None, help="Start time at or after (ISO 8601, UTC if no zone)."),
     until: Optional[str] = typer.Option(None, help="Start time before (ISO 8601)."),
     json_out: bool = JSON,
+    fmt: Optional[TableFormat] = FORMAT,
 ) -> None:
     """Archived recordings with their facts, times, QC and origins."""
     from fieldkit.catalogue import queries
@@ -69,16 +70,16 @@ def recordings(
         emit_json(rows)
         return
     table("recordings", rows, ["id", "archive_path", "status", "reason", "sample_rate_hz", "duration_s",
-                               "start_time_utc", "deployment", "device_serial"])
+                               "start_time_utc", "deployment", "device_serial"], fmt)
 
 
 @app.command("sessions")
 def sessions(ctx: typer.Context, deployment: Optional[str] = typer.Option(None, help="Only this deployment."),
-             json_out: bool = JSON) -> None:
+             json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """Ingest sessions: card, state, counts, and whether the card is safe to erase."""
     from fieldkit.catalogue import queries
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = [r.to_dict() for r in queries.list_sessions(s, deployment=deployment)]
     emit_json(rows) if json_out else table(
-        "ingest sessions", rows, ["id", "card", "deployment", "state", "files_total", "safe_to_erase", "started_at"])
+        "ingest sessions", rows, ["id", "card", "deployment", "state", "files_total", "safe_to_erase", "started_at"], fmt)

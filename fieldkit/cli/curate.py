@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import emit_json, err, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, human, human_counts, table
 from fieldkit.errors import ConfigError
 
 #: :data:`fieldkit.curate.datasets.SPLIT_KEYS`, written out so that ``--help`` does not import the
@@ -54,7 +54,7 @@ def import_(
         emit_json(summary.to_dict())
     else:
         for f in summary.files:
-            status = f"[red]not imported[/red]: {f.error}" if f.error else f"{f.imported} annotations → recordings {f.recordings}"
+            status = f"[red]not imported[/red]: {f.error}" if f.error else f"{f.imported} annotations → recordings {human(f.recordings) or 'none'}"
             err.print(f"{f.file} ({f.format}): {status}")
             for p in f.problems[:20]:
                 err.print(f"  line {p['line']}, {p['column']}: {p['reason']}")
@@ -77,6 +77,7 @@ def create(
     single_label: bool = typer.Option(False, "--single-label", help="One label per clip: the annotation that "
                                       "overlaps it longest (a classification task)."),
     json_out: bool = JSON,
+    fmt: Optional[TableFormat] = FORMAT,
 ) -> None:
     """Label the clips of a run and split them, grouped (no group in two splits) and stratified."""
     from fieldkit.curate.datasets import DatasetRequest, create_dataset
@@ -92,28 +93,28 @@ def create(
         emit_json(summary)
         return
     err.print(f"dataset {summary['name']} v{summary['version']}: {summary['clips']} clips from run {run}, "
-              f"{summary['groups']} {split_by} groups; splits {summary['splits']}; manifest {summary['manifest_hash'][:16]}…")
+              f"{summary['groups']} {split_by} groups; splits {human_counts(summary['splits'])}; manifest {summary['manifest_hash'][:16]}…")
     rows = [{"split": k, **v} for k, v in summary["label_counts"].items()]
-    table("label counts", rows, ["split", *sorted({k for v in summary["label_counts"].values() for k in v})])
+    table("label counts", rows, ["split", *sorted({k for v in summary["label_counts"].values() for k in v})], fmt)
 
 
 @dataset_app.command("list")
-def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
+def list_(ctx: typer.Context, json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """Datasets and their versions."""
     from fieldkit.catalogue import labels as label_rows
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = [r.to_dict() for r in label_rows.list_datasets(s)]
-    emit_json(rows) if json_out else table("datasets", rows, ["id", "name", "version", "run_id", "clips", "split_by"])
+    emit_json(rows) if json_out else table("datasets", rows, ["id", "name", "version", "run_id", "clips", "split_by"], fmt)
 
 
-def annotations_list(ctx: typer.Context, json_out: bool = JSON) -> None:
+def annotations_list(ctx: typer.Context, json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """Annotation counts per label."""
     from fieldkit.catalogue import labels as label_rows
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = [r.to_dict() for r in label_rows.annotation_counts(s)]
-    emit_json(rows) if json_out else table("annotations", rows, ["label", "annotations", "recordings"])
+    emit_json(rows) if json_out else table("annotations", rows, ["label", "annotations", "recordings"], fmt)
 
 
 def lineage(ctx: typer.Context, clip: str = typer.Argument(..., help="RUN:CLIP, e.g. 3:120."), json_out: bool = JSON) -> None:
@@ -125,7 +126,8 @@ def lineage(ctx: typer.Context, clip: str = typer.Argument(..., help="RUN:CLIP, 
         emit_json(doc)
         return
     rec = doc["recording"]
-    err.print(f"clip {clip}: offset {doc['clip']['offset_s']} s, start {doc['clip']['start_time_utc']}")
+    err.print(f"clip {clip}: offset {human(doc['clip']['offset_s'], 'offset_s')} s, "
+              f"start {human(doc['clip']['start_time_utc'], 'start_time_utc') or 'unknown'}")
     err.print(f"recording {rec['recording_id']} sha256 {rec['sha256']}: archive/{rec['archive_path']} ({rec['status']})")
     for src in rec["sources"]:
         err.print(f"  seen on card {src['card']} as {src['card_path']} (ingest session {src['ingest_session']}, "
@@ -153,12 +155,13 @@ def export(
     if json_out:
         emit_json(doc)
         return
-    err.print(f"exported {result.n_clips} clips ({result.clips_per_split}) as {result.format} to {result.out_dir}")
+    err.print(f"exported {result.n_clips} clips ({human_counts(result.clips_per_split)}) as {result.format} to {result.out_dir}")
     err.print(f"  {len(result.files)} files; dataset card {result.out_dir / 'README.md'}")
 
 
 def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An export folder."),
-             seed: int = typer.Option(0, "--seed"), json_out: bool = JSON) -> None:
+             seed: int = typer.Option(0, "--seed"), json_out: bool = JSON,
+             fmt: Optional[TableFormat] = FORMAT) -> None:
     """Train a scikit-learn classifier on the train split; accuracy and macro-F1 per split."""
     from fieldkit.export.baseline import run_baseline
 
@@ -168,7 +171,7 @@ def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An
         return
     rows = [{"split": k, **{m: (f"{v:.3f}" if isinstance(v, float) else v) for m, v in val.items()}}
             for k, val in metrics["splits"].items()]
-    table("baseline", rows, ["split", *sorted({m for r in metrics["splits"].values() for m in r})])
+    table("baseline", rows, ["split", *sorted({m for r in metrics["splits"].values() for m in r})], fmt)
     err.print(f"{metrics['model']} on {metrics['n_features']} pooled features ({metrics['task']}); confusion matrix "
               f"of the {metrics['confusion_matrix']['split']} split: {Path(export_dir) / 'baseline' / 'confusion_matrix.png'}")
 

@@ -97,11 +97,12 @@ def _handoff_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
     exported = export_catalogued_dataset(ws, "demo", fmt="zarr")
     metrics = run_baseline(exported.out_dir)
     test = metrics["splits"].get("test", {})
+    splits = ", ".join(f"{k} {n}" for k, n in summary["splits"].items())  # words, not a dict's repr
     return [
         {"name": "annotations", "summary": f"{sum(f.imported for f in imported.files)} annotations from "
          f"{len(files)} files (Raven, Audacity, CSV)", "files": [f.file for f in imported.files]},
         {"name": "dataset", "summary": f"dataset demo v{summary['version']}: {summary['clips']} clips, split by "
-         f"recording {summary['splits']}, manifest {summary['manifest_hash'][:12]}…", "dataset": summary},
+         f"recording ({splits}), manifest {summary['manifest_hash'][:12]}…", "dataset": summary},
         {"name": "export", "summary": f"{exported.n_clips} clips as zarr with README, croissant.json and lineage in "
          f"{ws.relative(exported.out_dir)}", "out_dir": ws.relative(exported.out_dir)},
         {"name": "baseline", "summary": f"test accuracy {test.get('accuracy', float('nan')):.2f} on "

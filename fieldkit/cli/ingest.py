@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import emit_json, err, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, human, human_size, table
 
 if TYPE_CHECKING:
     from fieldkit.ingest.outcomes import IngestReport
@@ -48,6 +48,7 @@ def ingest(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be ingested; write nothing."),
     break_lock: bool = typer.Option(False, "--break-lock", help="Clear a stale ingest lock (its process is dead)."),
     json_out: bool = JSON,
+    fmt: Optional[TableFormat] = FORMAT,
 ) -> None:
     """Copy every file of a card into the archive, verified, and catalogue it."""
     from fieldkit.cli.progress import FileProgress
@@ -58,22 +59,22 @@ def ingest(
     if dry_run:
         plan = plan_ingest(ws, request)
         emit_json(plan) if json_out else err.print(
-            f"would ingest {plan['to_copy']} files ({plan['bytes_to_copy']:,} bytes) from {plan['card_root']}; "
-            f"{len(plan['ignored'])} ignored; enough space: {plan['enough_space']}")
+            f"would ingest {plan['to_copy']} files ({human_size(plan['bytes_to_copy'])}) from {plan['card_root']}; "
+            f"{len(plan['ignored'])} ignored; enough space: {human(plan['enough_space'])}")
         return
     with _graceful_stop() as should_stop:
         report = ingest_card(ws, request, progress=FileProgress("copy", enabled=not json_out), should_stop=should_stop)
-    emit_json(report.to_dict()) if json_out else _render(report)
+    emit_json(report.to_dict()) if json_out else _render(report, fmt)
     raise typer.Exit(report.exit_code)
 
 
-def _render(report: IngestReport) -> None:
+def _render(report: IngestReport, fmt: Optional[TableFormat]) -> None:
     if report.repeat_of is not None:
         _render_repeat(report)
     else:
         for message in report.messages:
             err.print(message)
-        _render_session(report)
+        _render_session(report, fmt)
     err.print(_erase_verdict(report))
 
 
@@ -88,16 +89,16 @@ def _render_repeat(report: IngestReport) -> None:
         err.print(message)
 
 
-def _render_session(report: IngestReport) -> None:
+def _render_session(report: IngestReport, fmt: Optional[TableFormat]) -> None:
     c = report.counts
     table(f"ingest of {report.card} → {report.site}/{report.deployment} (session {report.session_id})",
           [{"files": c["files"], "verified": c["verified"], "duplicate": c["duplicate"], "ignored": c["ignored"],
             "failed": c["failed"], "ok": c["ok"], "truncated": c["truncated"], "quarantined": c["quarantined"]}],
-          ["files", "verified", "duplicate", "ignored", "failed", "ok", "truncated", "quarantined"])
+          ["files", "verified", "duplicate", "ignored", "failed", "ok", "truncated", "quarantined"], fmt)
     problems = [{"file": f.path, "state": f.state, "status": f.status, "reason": f.reason, "message": f.message}
                 for f in report.problems]
     if problems:
-        table("needs attention", problems, ["file", "state", "status", "reason", "message"])
+        table("needs attention", problems, ["file", "state", "status", "reason", "message"], fmt)
 
 
 def _erase_verdict(report: IngestReport) -> str:

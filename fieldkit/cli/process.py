@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import emit_json, err, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, table
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
@@ -77,18 +77,18 @@ def _print_plan(preview, wf, json_out: bool) -> None:
               f"{_left_out(preview.excluded_counts, wf)}")
 
 
-def runs(ctx: typer.Context, json_out: bool = JSON) -> None:
+def runs(ctx: typer.Context, json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """Processing runs: state, store, clip counts."""
     from fieldkit.catalogue import runs as run_rows
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = [r.to_dict() for r in run_rows.list_runs(s)]
     emit_json(rows) if json_out else table("processing runs", rows, ["id", "name", "state", "n_clips", "store_path",
-                                                                     "started_at"])
+                                                                     "started_at"], fmt)
 
 
 def run(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id (see 'fieldkit catalog runs')."),
-        json_out: bool = JSON) -> None:
+        json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """One run: parameters, versions, state, store path, clip count, failures."""
     from fieldkit.catalogue import runs as run_rows
 
@@ -102,9 +102,9 @@ def run(ctx: typer.Context, run_id: int = typer.Argument(..., help="Run id (see 
     if json_out:
         emit_json(doc)
         return
-    table(f"run {run_id}", [doc], ["id", "name", "state", "n_clips", "store_path", "started_at", "finished_at"])
-    table("recordings", doc["derivatives"], ["recording_id", "channel", "clip_start", "clip_stop", "state"])
-    table("recordings left out", doc["excluded"], ["recording_id", "archive_path", "reason", "message"])
+    table(f"run {run_id}", [doc], ["id", "name", "state", "n_clips", "store_path", "started_at", "finished_at"], fmt)
+    table("recordings", doc["derivatives"], ["recording_id", "channel", "clip_start", "clip_stop", "state"], fmt)
+    table("recordings left out", doc["excluded"], ["recording_id", "archive_path", "reason", "message"], fmt)
     if detail.message:  # a failure, or the warning of a complete run with flagged values
         err.print(f"[yellow]message[/yellow] {detail.message}")
 

@@ -11,14 +11,29 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from fieldkit.cli.render import err
 
 __all__ = ["TwoBarProgress", "FileProgress", "TaskProgress"]
+
+
+class _ForKind(ProgressColumn):
+    """A column shown only on the bar of one kind ("items" or "weight"): rich applies every column
+    to every bar, and a bar of files must not read in bytes or bytes/s."""
+
+    def __init__(self, kind: str, column: ProgressColumn) -> None:
+        super().__init__()
+        self.kind, self.column = kind, column
+
+    def render(self, task: Task) -> Text:
+        return self.column.render(task) if task.fields.get("kind") == self.kind else Text("")
 
 
 class TwoBarProgress:
@@ -30,15 +45,19 @@ class TwoBarProgress:
         self._progress: Progress | None = None
 
     def _columns(self) -> list:
-        extra = [DownloadColumn(), TransferSpeedColumn()] if self.weight_is_bytes else []
-        return [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *extra, TimeRemainingColumn()]
+        if not self.weight_is_bytes:
+            return [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        # the items bar counts items ("3/11"); only the weight bar reads in bytes and bytes/s
+        return [TextColumn("{task.description}"), BarColumn(), _ForKind("items", MofNCompleteColumn()),
+                _ForKind("weight", DownloadColumn()), _ForKind("weight", TransferSpeedColumn()),
+                TimeRemainingColumn()]
 
     def start(self, items: int, weight: int) -> None:
         if not self.enabled:
             return
         self._progress = Progress(*self._columns(), console=err)
-        self._items = self._progress.add_task(f"{self.label} {self.items}", total=items)
-        self._weight = self._progress.add_task(f"{self.label} {self.weight}", total=weight)
+        self._items = self._progress.add_task(f"{self.label} {self.items}", total=items, kind="items")
+        self._weight = self._progress.add_task(f"{self.label} {self.weight}", total=weight, kind="weight")
         self._progress.start()
 
     def advance(self, name: str, weight: int) -> None:

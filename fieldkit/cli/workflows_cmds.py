@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import emit_json, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, table
 from fieldkit.errors import WorkspaceNotFoundError
 
 app = typer.Typer(help="The workflow files shipped with fieldkit and those of the workspace.",
@@ -30,7 +30,7 @@ def _workspace_root(ctx: typer.Context) -> Path | None:
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
+def list_(ctx: typer.Context, json_out: bool = JSON, fmt: TableFormat | None = FORMAT) -> None:
     """Name, source (workspace or bundled) and description of every workflow a name can reach."""
     from fieldkit.config.workflow_files import available_workflows
 
@@ -39,7 +39,7 @@ def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
         emit_json([w.to_dict() for w in found])
     else:
         table("workflows", [{**w.to_dict(), "description": w.summary} for w in found],
-              ["name", "source", "description"])
+              ["name", "source", "description"], fmt)
 
 
 @app.command("show")

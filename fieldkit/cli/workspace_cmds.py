@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import emit_json, err, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, table
 
 config_app = typer.Typer(help="Show the merged settings and where each value came from.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -32,7 +32,7 @@ def init(
 
 
 @config_app.command("show")
-def show(ctx: typer.Context, json_out: bool = JSON) -> None:
+def show(ctx: typer.Context, json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """Merged settings (fieldkit.toml < FIELDKIT_* env < flags) with the source of every value."""
     from fieldkit.config.settings import find_workspace, flatten, load_settings
 
@@ -45,7 +45,7 @@ def show(ctx: typer.Context, json_out: bool = JSON) -> None:
         return
     flat = flatten(values)
     rows = [{"key": k, "value": v, "source": loaded.sources.get(k, "default")} for k, v in flat.items()]
-    table(f"settings of {root}", rows, ["key", "value", "source"])
+    table(f"settings of {root}", rows, ["key", "value", "source"], fmt)
 
 
 def demo(

@@ -132,7 +132,7 @@ def _ordered_index(index: pd.DataFrame) -> pd.DataFrame:
     """A checked copy sorted by split (train, validation, test) then clip_id."""
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]
     if missing:
-        raise ValidationError(f"the export index lacks column(s) {missing}; expected "
+        raise ValidationError(f"the export index lacks column(s) {', '.join(missing)}; expected "
                               f"{', '.join(INDEX_COLUMNS)}.")
     bad = sorted(set(index["split"]) - set(SPLITS))
     if bad:

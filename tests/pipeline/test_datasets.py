@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import defaultdict
 
 import pytest
@@ -138,3 +139,23 @@ def test_export_has_complete_lineage_for_every_clip(survey, tmp_path):
     for rec in records:
         assert rec["recording_sha256"] and rec["archive_path"] and rec["cards"] and rec["ingest_sessions"]
         assert rec["source_paths"] and rec["run_id"] == report.run_id and rec["params_hash"]
+
+
+def test_human_output_of_the_handoff_has_words_not_reprs(survey, tmp_path):
+    """Issue #13: summary lines print splits as 'train 7, ...', offsets rounded, no dict or list repr."""
+    ws, report = survey
+
+    def human(*args):
+        result = CliRunner().invoke(app, ["-w", str(ws.root), *args], env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.stderr
+        assert not re.search(r"[{\[]['\"\d]", result.stderr), result.stderr
+        return " ".join(result.stderr.split())
+
+    created = human("dataset", "create", "words", "--run", str(report.run_id), "--split-by", "deployment")
+    assert re.search(r"splits train \d+, validation \d+, test \d+;", created)
+    exported = human("export", "words", "--format", "numpy", "--out", str(tmp_path / "words"))
+    assert re.search(r"exported \d+ clips \(train \d+, validation \d+, test \d+\) as numpy", exported)
+    offset = cli(ws, "lineage", f"{report.run_id}:5")[1]["clip"]["offset_s"]
+    assert f"offset {offset:.1f} s," in human("lineage", f"{report.run_id}:5")
+    for args in (("catalog", "runs"), ("catalog", "run", str(report.run_id)), ("dataset", "list")):
+        human(*args)
