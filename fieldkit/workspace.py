@@ -18,7 +18,6 @@ from fieldkit.config.settings import (
     find_workspace,
     load_settings,
 )
-from fieldkit.config.workflow_files import WORKSPACE_WORKFLOWS_DIR, copy_bundled_workflows
 from fieldkit.errors import MigrationError, WorkspaceExistsError
 
 __all__ = ["Workspace", "init_workspace", "open_workspace"]
@@ -78,8 +77,10 @@ class Workspace:
 def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | None = None) -> Workspace:
     """Create a workspace: ``fieldkit.toml``, the archive, stores and exports, a migrated catalogue,
     and ``workflows/`` holding copies of the shipped workflow files to edit."""
-    # Alembic (~0.3 s) is imported here, where a schema is created, not by every command that opens one.
+    # Alembic (~0.3 s) and the workflow models (pydantic, YAML: ~25 ms) are imported here, where a
+    # workspace is created, not by every command that opens one.
     from fieldkit.catalogue import migrate
+    from fieldkit.config.workflow_files import WORKSPACE_WORKFLOWS_DIR, copy_bundled_workflows
 
     root = Path(directory).expanduser().resolve()
     config = root / CONFIG_FILENAME
