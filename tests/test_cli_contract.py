@@ -23,7 +23,14 @@ import typer
 from typer.testing import CliRunner
 
 from fieldkit.cli import app
-from fieldkit.errors import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_INTERRUPTED, EXIT_NOINPUT, EXIT_TEMPFAIL, EXIT_USAGE
+from fieldkit.errors import (
+    EXIT_CANTCREAT,
+    EXIT_DATAERR,
+    EXIT_INTERRUPTED,
+    EXIT_NOINPUT,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+)
 from fieldkit.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,13 @@ import numpy as np
 
 from fieldkit.catalogue import runs as run_rows
 from fieldkit.config.workflow import Workflow
-from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ClusterUnavailableError, ProcessingError, RunInterruptedError
+from fieldkit.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ClusterUnavailableError,
+    ProcessingError,
+    RunInterruptedError,
+)
 from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
