@@ -20,6 +20,8 @@ def process(
                                             "default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes."),
     resume: Optional[int] = typer.Option(None, "--resume", help="Finish an interrupted run (its id)."),
+    new_run: bool = typer.Option(False, "--new-run", help="Make a new run even when one with the same parameters "
+                                 "and the same selection exists (by default it is reused, or resumed if unfinished)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (recordings in and out with reasons, "
                                  "clips, tasks, estimated store size) and write nothing."),
     json_out: bool = JSON,
@@ -37,10 +39,18 @@ def process(
         _print_plan(preview_run(ws, wf), wf, json_out)
         return
     report = run_workflow(ws, wf, workflow_source=str(path), scheduler=scheduler, workers=workers,
-                          resume=resume, progress=TaskProgress("process", enabled=not json_out))
+                          resume=resume, new_run=new_run, progress=TaskProgress("process", enabled=not json_out))
     if json_out:
         emit_json(report.to_dict())
+    elif report.reused:
+        err.print(f"run {report.run_id} is identical and complete (store {report.store}): nothing to do; "
+                  "--new-run makes a new one")
+        if report.warning:
+            err.print(f"[yellow]warning[/yellow] {report.warning}")
     else:
+        if report.resumed:
+            err.print(f"run {report.run_id} is identical and was left unfinished: resumed it "
+                      "(--new-run makes a new one)")
         if report.dashboard:
             err.print(f"dashboard: {report.dashboard}")
         err.print(f"run {report.run_id} ({report.name}): {report.state}; {report.n_recordings} recordings → "
