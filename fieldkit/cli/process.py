@@ -32,6 +32,8 @@ def process(
     from fieldkit.config.workflow_files import resolve_workflow
     from fieldkit.pipeline.driver import preview_run, run_workflow
 
+    if resume is not None and new_run:
+        raise typer.BadParameter("--resume finishes a run and --new-run makes one: give one of them.")
     ws = state(ctx).open()
     path = resolve_workflow(workflow, ws.root)
     wf = load_workflow(path)

@@ -83,6 +83,14 @@ def test_new_run_forces_a_second_run_and_store(small_ws, workflow_file):
     assert again.reused and again.run_id == doc["run_id"]
 
 
+def test_new_run_and_resume_exclude_each_other(small_ws, workflow_file):
+    ws, first = small_ws
+    result = CliRunner().invoke(app, ["-w", str(ws.root), "process", str(workflow_file), "--new-run",
+                                      "--resume", str(first.run_id)])
+    assert result.exit_code == 2 and "--new-run" in result.output
+    assert [r["id"] for r in _runs(ws)] == [first.run_id]
+
+
 def test_other_parameters_make_a_new_run(small_ws):
     ws, first = small_ws
     other = Workflow.from_dict({**WORKFLOW, "features": {**WORKFLOW["features"], "n_mels": 32}})
