@@ -14,7 +14,7 @@ from fieldkit.catalogue.queries import iso_utc
 from fieldkit.catalogue.records import DerivativeRow, RunDetail, RunExclusionRow, RunRow
 from fieldkit.errors import NotFoundError
 
-__all__ = ["create_run", "update_run", "get_run", "list_runs", "replace_derivatives", "run_derivatives",
+__all__ = ["create_run", "update_run", "get_run", "list_runs", "runs_with_params", "replace_derivatives", "run_derivatives",
            "replace_exclusions", "run_exclusions"]
 
 
@@ -48,6 +48,13 @@ def get_run(session: Session, run_id: int) -> RunDetail:
 
 def list_runs(session: Session) -> list[RunRow]:
     return [RunRow(**_run_fields(r)) for r in session.scalars(sa.select(ProcessingRun).order_by(ProcessingRun.id))]
+
+
+def runs_with_params(session: Session, params_hash: str) -> list[RunDetail]:
+    """The runs made with parameters hash ``params_hash``, newest first."""
+    stmt = (sa.select(ProcessingRun).where(ProcessingRun.params_hash == params_hash)
+            .order_by(ProcessingRun.id.desc()))
+    return [RunDetail(**_run_fields(r), parameters=r.workflow, versions=r.versions) for r in session.scalars(stmt)]
 
 
 def replace_derivatives(session: Session, run_id: int, rows: list[Mapping[str, Any]]) -> None:

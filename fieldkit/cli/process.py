@@ -21,6 +21,8 @@ def process(
                                             "default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes."),
     resume: Optional[int] = typer.Option(None, "--resume", help="Finish an interrupted run (its id)."),
+    new_run: bool = typer.Option(False, "--new-run", help="Make a new run even when one with the same parameters "
+                                 "and the same selection exists (by default it is reused, or resumed if unfinished)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (recordings in and out with reasons, "
                                  "clips, tasks, estimated store size) and write nothing."),
     json_out: bool = JSON,
@@ -31,6 +33,8 @@ def process(
     from fieldkit.config.workflow_files import resolve_workflow
     from fieldkit.pipeline.driver import preview_run, run_workflow
 
+    if resume is not None and new_run:
+        raise typer.BadParameter("--resume finishes a run and --new-run makes one: give one of them.")
     ws = state(ctx).open()
     path = resolve_workflow(workflow, ws.root)
     wf = load_workflow(path)
@@ -41,7 +45,8 @@ def process(
 
     try:
         report = run_workflow(ws, wf, workflow_source=str(path), scheduler=scheduler, workers=workers,
-                              resume=resume, progress=TaskProgress("process", enabled=not json_out))
+                              resume=resume, new_run=new_run,
+                              progress=TaskProgress("process", enabled=not json_out))
     except RunInterruptedError as exc:  # the one line names this command's own workflow argument
         resume_cmd = f"fieldkit process {workflow} --resume {exc.run_id}"
         err.print(f"interrupted: run {exc.run_id} is resumable: {escape(resume_cmd)}", soft_wrap=True)
@@ -50,7 +55,15 @@ def process(
         raise typer.Exit(exc.exit_code) from None
     if json_out:
         emit_json(report.to_dict())
+    elif report.reused:
+        err.print(f"run {report.run_id} is identical and complete (store {report.store}): nothing to do; "
+                  "--new-run makes a new one")
+        if report.warning:
+            err.print(f"[yellow]warning[/yellow] {report.warning}")
     else:
+        if report.resumed:
+            err.print(f"run {report.run_id} is identical and was left unfinished: resumed it "
+                      "(--new-run makes a new one)")
         if report.dashboard:
             err.print(f"dashboard: {report.dashboard}")
         err.print(f"run {report.run_id} ({report.name}): {report.state}; {report.n_recordings} recordings → "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fieldkit.catalogue import runs as run_rows
+from fieldkit.catalogue.records import RunDetail
 from fieldkit.config.workflow import Workflow
 from fieldkit.errors import (
     EXIT_OK,
@@ -28,7 +29,7 @@ from fieldkit.errors import (
     RunInterruptedError,
 )
 from fieldkit.faults import crashpoint
-from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run
+from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, nonfinite_counts
 
@@ -82,6 +83,10 @@ class RunReport:
     # Every recording of the selection's scope left out, with its reason (plan.EXCLUSION_REASONS).
     excluded: list[dict[str, Any]] = field(default_factory=list)
     excluded_counts: dict[str, int] = field(default_factory=dict)
+    # An identical run (same parameters hash, same planned selection) already complete: nothing
+    # was done and run_id is that run's; or one left unfinished, resumed instead of a new run.
+    reused: bool = False
+    resumed: bool = False
 
     @property
     def x_realtime(self) -> float:
@@ -213,6 +218,33 @@ def _store_matches(plan: RunPlan, store: str) -> bool:
         existing.close()
 
 
+#: The states of a run an identical re-run resumes: interrupted (killed while running) or failed.
+RESUMABLE = ("running", "failed")
+
+
+def _identical_run(ws: Workspace, workflow: Workflow, selection: str) -> RunDetail | None:
+    """The newest run with this workflow's parameters hash and this planned selection whose store
+    is still there and that is complete or resumable, else None."""
+    with ws.catalogue.read() as s:
+        candidates = run_rows.runs_with_params(s, workflow.params_hash())
+    for row in candidates:
+        if ((row.parameters or {}).get("selection_hash") == selection and row.store_path
+                and row.state in ("complete", *RESUMABLE) and (ws.root / row.store_path).exists()):
+            return row
+    return None
+
+
+def _reused_report(row: RunDetail, plan: RunPlan) -> RunReport:
+    """The report of an identical complete run: nothing computed, every clip already done; its
+    flagged values as its last invocation recorded them."""
+    timings = row.timings or {}
+    return RunReport(row.id, row.name, row.state, row.store_path, row.n_clips, len(plan.recordings), len(plan.tasks),
+                     clips_skipped=row.n_clips, nonfinite_clips=int(timings.get("nonfinite_clips", 0)),
+                     nonfinite_values=int(timings.get("nonfinite_values", 0)),
+                     quarantined_skipped=list(plan.skipped), excluded=[e.to_dict() for e in plan.excluded],
+                     excluded_counts=exclusion_counts(plan.excluded), reused=True)
+
+
 def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: int | None, workflow_source: str) -> tuple[int, str]:
     if resume is not None:
         with ws.catalogue.read() as s:
@@ -227,7 +259,8 @@ def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: in
                                   "holds other recordings).", hint="Start a new run without --resume.")
         return resume, store
     with ws.catalogue.write() as s:
-        run_id = run_rows.create_run(s, name=workflow.name, workflow={**workflow.to_dict(), "source": workflow_source},
+        run_id = run_rows.create_run(s, name=workflow.name, workflow={**workflow.to_dict(), "source": workflow_source,
+                                                                         "selection_hash": selection_hash(plan)},
                                      params_hash=workflow.params_hash(), versions=library_versions(),
                                      store_path="", n_clips=plan.layout.n_clips)
         store_path = ws.paths.stores / f"run-{run_id:04d}-{workflow.name}.zarr"
@@ -284,14 +317,48 @@ def preview_run(ws: Workspace, workflow: Workflow) -> PlanPreview:
 
 
 def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = "", scheduler: str | None = None,
-                 workers: int | None = None, resume: int | None = None, progress=None) -> RunReport:
-    """Plan, create (or resume) the store, run every pending task on Dask, record the run."""
+                 workers: int | None = None, resume: int | None = None, new_run: bool = False,
+                 progress=None) -> RunReport:
+    """Plan, create (or resume) the store, run every pending task on Dask, record the run.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    workflow
+        The workflow to run.
+    workflow_source
+        Where the workflow was read from, recorded with the run.
+    scheduler, workers
+        A Dask scheduler address, else a LocalCluster of ``workers`` processes.
+    resume
+        The id of a run to finish (same parameters, same selection).
+    new_run
+        Make a new run even when an identical one exists. Without it (and without ``resume``),
+        an identical run (same parameters hash, same planned selection) is reused when complete
+        (nothing is done, ``reused`` is set) and resumed when interrupted or failed (``resumed``).
+    progress
+        A progress display (start/advance/finish), else none.
+
+    Returns
+    -------
+    RunReport
+        The run's state, store, clip counts, failures and left-out recordings.
+    """
     progress = progress or _NoProgress()
     started = time.perf_counter()
     with ws.catalogue.read() as s:
         plan = plan_run(s, workflow, ws.paths.archive, "")
     for e in plan.excluded:  # listed with -v; the summary and 'catalog run N' count and list them
         log.info("left out %s: %s (%s)", e.archive_path, e.reason, e.message)
+    resumed = False
+    if resume is None and not new_run:
+        identical = _identical_run(ws, workflow, selection_hash(plan))
+        if identical is not None and identical.state == "complete":
+            return _reused_report(identical, plan)
+        if identical is not None:
+            log.info("run %d is identical to this one and %s: resuming it", identical.id, identical.state)
+            resume, resumed = identical.id, True
     # A new run has every task pending: start Dask now, behind the store's creation.
     early = _BackgroundClient(scheduler, workers, ws.settings.dask) if resume is None and plan.tasks else None
     connect = early.connected if early else functools.partial(dask_client, scheduler, workers, ws.settings.dask)
@@ -302,7 +369,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         report = RunReport(run_id, workflow.name, "running", ws.relative(Path(store)), plan.layout.n_clips,
                            len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped),
                            excluded=[e.to_dict() for e in plan.excluded],
-                           excluded_counts=exclusion_counts(plan.excluded))
+                           excluded_counts=exclusion_counts(plan.excluded), resumed=resumed)
         pending = _pending(plan, store)
         report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
         with ws.catalogue.write() as s:

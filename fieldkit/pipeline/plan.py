@@ -4,6 +4,8 @@ store every clip goes, the coordinates, and the task list (one writer per shard)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -24,7 +26,7 @@ from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskSpec
 from fieldkit.store.allocation import plan_regions
 from fieldkit.store.layout import StoreLayout
 
-__all__ = ["EXCLUSION_REASONS", "RunPlan", "exclusion_counts", "plan_run", "select_recordings"]
+__all__ = ["EXCLUSION_REASONS", "RunPlan", "exclusion_counts", "plan_run", "select_recordings", "selection_hash"]
 
 
 #: Why a run's selection leaves a recording out: one code per excluded recording, checked in
@@ -60,6 +62,27 @@ class RunPlan:
     def estimated_bytes(self) -> int:
         """The store's uncompressed size (padding clips included), an upper bound of what is written."""
         return self.layout.n_clips * self.layout.bytes_per_clip
+
+
+def selection_hash(plan: RunPlan) -> str:
+    """A SHA-256 of what a plan puts where: every (recording id, archive path, channel, first
+    clip, clip count) and the store's clip count. Two plans with the same hash (and the same
+    parameters hash) make the same store, so a run of one serves the other.
+
+    Parameters
+    ----------
+    plan
+        The planned run.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    paths = {r.id: r.archive_path for r in plan.recordings}
+    items = [[i.recording_id, paths.get(i.recording_id, ""), i.channel, i.clip_start, i.n_clips] for i in plan.items]
+    doc = json.dumps({"n_clips": plan.layout.n_clips, "items": items}, separators=(",", ":"))
+    return hashlib.sha256(doc.encode()).hexdigest()
 
 
 def exclusion_counts(excluded: Iterable[RunExclusionRow]) -> dict[str, int]:

@@ -112,7 +112,8 @@ def test_run_records_its_exclusions(sample_ws, tmp_path):
 
 
 def test_run_summary_counts_per_reason_and_verbose_lists_them(sample_ws):
-    result = CliRunner().invoke(app, ["-v", "-w", str(sample_ws.root), "process", "birds-16k", "--workers", "1"])
+    result = CliRunner().invoke(app, ["-v", "-w", str(sample_ws.root), "process", "birds-16k", "--workers", "1",
+                                      "--new-run"])  # another test may have made an identical run
     assert result.exit_code == 0, result.output
     text = " ".join(result.stderr.split())
     assert "left out: 4 status, 2 no start time, 1 outside 04:00-21:00" in text

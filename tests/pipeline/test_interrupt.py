@@ -33,7 +33,12 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _start(ws: Path, workflow: Path, *args: str, env: dict | None = None) -> tuple[subprocess.Popen, Path, Path]:
-    """``fieldkit process`` in its own session, output to files (its workers inherit the descriptors)."""
+    """``fieldkit process`` in its own session, output to files (its workers inherit the descriptors).
+
+    Every start but a ``--resume`` asks for a new run: the tests share a workspace, and an
+    identical re-run would otherwise reuse (or resume) the run an earlier test left there.
+    """
+    args = args if "--resume" in args else ("--new-run", *args)
     out_path, err_path = ws / f".process-{time.monotonic_ns()}.out", ws / f".process-{time.monotonic_ns()}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
         proc = subprocess.Popen([str(BIN / "fieldkit"), "-w", str(ws), "process", str(workflow), *args],

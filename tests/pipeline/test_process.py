@@ -146,6 +146,7 @@ def test_workers_import_only_the_task_code(processed, workflow):
     ws, _ = processed
     with dask_client(None, 1, ws.settings.dask) as client:
         assert all(not mods for mods in client.run(heavy_modules).values())  # a fresh worker
-        report = run_workflow(ws, workflow, workflow_source="test", scheduler=client.scheduler.address)
+        report = run_workflow(ws, workflow, workflow_source="test", scheduler=client.scheduler.address,
+                              new_run=True)
         assert report.state == "complete" and report.clips_computed > 0
         assert client.run(heavy_modules) == {w: [] for w in client.scheduler_info()["workers"]}

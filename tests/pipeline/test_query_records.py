@@ -80,6 +80,7 @@ def test_query_functions_return_records(catalogued):
             "card_sessions": (writes.card_sessions(s, card_id), records.CardSessionRow),
             "archived_recordings": (writes.archived_recordings(s), records.ArchivedRecording),
             "list_runs": (runs.list_runs(s), records.RunRow),
+            "runs_with_params": (runs.runs_with_params(s, runs.get_run(s, run_id).params_hash), records.RunDetail),
             "run_derivatives": (runs.run_derivatives(s, run_id), records.DerivativeRow),
             "run_exclusions": (runs.run_exclusions(s, run_id), records.RunExclusionRow),
             "recordings_for_matching": (labels.recordings_for_matching(s), records.MatchableRecording),

@@ -90,7 +90,7 @@ def long_run(tmp_path_factory):
 @pytest.mark.slow
 def test_kill_driver_then_resume_gives_identical_store(long_run, workflow_file):
     ws, reference = long_run
-    killed = _process(ws.root, workflow_file, env=_env(FIELDKIT_CRASH_AT="after_task:1"))
+    killed = _process(ws.root, workflow_file, "--new-run", env=_env(FIELDKIT_CRASH_AT="after_task:1"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     runs = json.loads(subprocess.run([str(BIN / "fieldkit"), "-w", str(ws.root), "catalog", "runs", "--json"],
                                      capture_output=True, text=True, env=_env()).stdout)
@@ -135,7 +135,7 @@ def test_real_scheduler_and_two_workers_give_the_same_arrays(processed, workflow
         from distributed import Client
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
-        result = _process(ws.root, workflow_file, "--scheduler", address)
+        result = _process(ws.root, workflow_file, "--scheduler", address, "--new-run")
         assert result.returncode == 0, result.stderr[-2000:]
         doc = json.loads(result.stdout)
         assert doc["scheduler"] == address
