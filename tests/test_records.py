@@ -129,7 +129,7 @@ def _service_modules() -> list[Path]:
 def test_the_scan_knows_the_query_functions():
     assert ROW_FIELDS == {"items", "sources"}
     assert {"list_recordings", "session_files", "get_run", "list_runs", "get_dataset", "recording_lineage",
-            "card_sessions", "archived_recordings", "processing_candidates", "annotations_for"} <= QUERY_FUNCTIONS
+            "card_sessions", "archived_recordings", "recordings_in_scope", "annotations_for"} <= QUERY_FUNCTIONS
 
 
 def test_the_scan_finds_string_keys_on_rows():

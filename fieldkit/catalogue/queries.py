@@ -20,7 +20,6 @@ from fieldkit.catalogue.models import (
 )
 from fieldkit.catalogue.records import (
     DeploymentRow,
-    ProcessingCandidate,
     RecordingRow,
     ScopedRecording,
     SessionContext,
@@ -30,7 +29,7 @@ from fieldkit.catalogue.records import (
 )
 
 __all__ = ["RecordingFilter", "list_sites", "list_deployments", "list_recordings", "list_sessions", "iso_utc",
-           "source_file_keys", "session_files", "session_context", "processing_candidates",
+           "source_file_keys", "session_files", "session_context",
            "recordings_in_scope"]
 
 
@@ -206,34 +205,6 @@ def session_context(session: Session, session_id: int) -> SessionContext:
         .where(IngestSession.id == session_id)
     ).one()
     return SessionContext(deployment_id=row[0], deployment=row[1], timezone=row[2], site=row[3])
-
-
-def processing_candidates(session: Session, *, sites: tuple[str, ...] = (), deployments: tuple[str, ...] = (),
-                          start: dt.datetime | None = None, end: dt.datetime | None = None,
-                          statuses: tuple[str, ...] = ("ok", "truncated"), min_duration_s: float = 0.0,
-                          min_rate_hz: int | None = None, max_rate_hz: int | None = None) -> list[ProcessingCandidate]:
-    """Recordings a processing run may use, in time order, with what a task needs to read them."""
-    stmt = (
-        sa.select(Recording, Deployment.name, Deployment.timezone, Site.name)
-        .join(Deployment, Recording.deployment_id == Deployment.id)
-        .join(Site, Deployment.site_id == Site.id)
-        .where(Recording.status.in_(statuses), Recording.frames_present > 0,
-               Recording.sample_rate_hz.is_not(None), Recording.duration_s >= min_duration_s)
-        .order_by(Recording.start_time_utc.is_(None), Recording.start_time_utc, Recording.id)
-    )
-    for column, values in ((Site.name, sites), (Deployment.name, deployments)):
-        if values:
-            stmt = stmt.where(column.in_(values))
-    bounds = ((Recording.start_time_utc, "__ge__", start), (Recording.start_time_utc, "__lt__", end),
-              (Recording.sample_rate_hz, "__ge__", min_rate_hz), (Recording.sample_rate_hz, "__le__", max_rate_hz))
-    for column, op, value in bounds:
-        if value is not None:
-            stmt = stmt.where(getattr(column, op)(value))
-    return [ProcessingCandidate(id=r.id, archive_path=r.archive_path, subtype=r.subtype,
-                                sample_rate_hz=r.sample_rate_hz, channels=r.channels or 1,
-                                frames_present=r.frames_present, duration_s=r.duration_s,
-                                start_time_utc=r.start_time_utc, site=site, deployment=dep, timezone=tz)
-            for r, dep, tz, site in session.execute(stmt).all()]
 
 
 def recordings_in_scope(session: Session, *, sites: tuple[str, ...] = (),

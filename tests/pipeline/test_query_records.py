@@ -75,7 +75,6 @@ def test_query_functions_return_records(catalogued):
             "list_recordings": (recs, records.RecordingRow),
             "list_sessions": (queries.list_sessions(s), records.SessionRow),
             "session_files": (queries.session_files(s, session_id), records.SessionFileRow),
-            "processing_candidates": (queries.processing_candidates(s), records.ProcessingCandidate),
             "recordings_in_scope": (queries.recordings_in_scope(s), records.ScopedRecording),
             "card_sessions": (writes.card_sessions(s, card_id), records.CardSessionRow),
             "archived_recordings": (writes.archived_recordings(s), records.ArchivedRecording),
@@ -133,10 +132,10 @@ def test_to_dict_is_the_json_document(catalogued):
     assert Record.to_dict(rec) == doc
 
 
-def test_processing_candidates_carry_datetimes(catalogued):
+def test_recordings_in_scope_carry_datetimes(catalogued):
     ws, _ = catalogued
     with ws.catalogue.read() as s:
-        timed = [c for c in queries.processing_candidates(s) if c.start_time_utc is not None]
+        timed = [c for c in queries.recordings_in_scope(s) if c.start_time_utc is not None]
     assert timed and all(isinstance(c.start_time_utc, dt.datetime) and c.start_time_utc.tzinfo for c in timed)
 
 
