@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from fieldkit.catalogue.engine import Catalogue
-from fieldkit.catalogue.revisions import current_revision, head_revision
+from fieldkit.catalogue.listing import Runner
+from fieldkit.catalogue.revisions import head_revision
+from fieldkit.catalogue.sqlite_reader import open_reader, sqlite_database, stamped_revision
 from fieldkit.config.settings import (
     CONFIG_FILENAME,
     LoadedSettings,
@@ -19,6 +22,9 @@ from fieldkit.config.settings import (
     load_settings,
 )
 from fieldkit.errors import MigrationError, WorkspaceExistsError
+
+if TYPE_CHECKING:
+    from fieldkit.catalogue.engine import Catalogue
 
 __all__ = ["Workspace", "init_workspace", "open_workspace"]
 
@@ -44,7 +50,25 @@ class Workspace:
 
     @functools.cached_property
     def catalogue(self) -> Catalogue:
+        # SQLAlchemy is imported here, on first use, not by every command that opens a workspace.
+        from fieldkit.catalogue.engine import Catalogue
+
         return self._catalogue or Catalogue(self.paths.catalogue_url)
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Runner]:
+        """Read-only SQL on the catalogue for the listings of :mod:`fieldkit.catalogue.listing`:
+        straight through ``sqlite3`` on an SQLite catalogue (no SQLAlchemy import), else through a
+        catalogue session."""
+        database = None if self._catalogue is not None else sqlite_database(self.paths.catalogue_url)
+        if database is not None:
+            with open_reader(database) as run:
+                yield run
+            return
+        from fieldkit.catalogue.queries import runner
+
+        with self.catalogue.read() as session:
+            yield runner(session)
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the workspace root (POSIX separators) when inside it."""
@@ -55,7 +79,14 @@ class Workspace:
 
     def require_current_schema(self) -> None:
         # The revision stamp only, without Alembic: drift is 'fieldkit db check's business.
-        current, head = current_revision(self.catalogue.engine), head_revision()
+        database = None if self._catalogue is not None else sqlite_database(self.paths.catalogue_url)
+        if database is not None:
+            current = stamped_revision(database)
+        else:
+            from fieldkit.catalogue.revisions import current_revision
+
+            current = current_revision(self.catalogue.engine)
+        head = head_revision()
         if current != head:
             raise MigrationError(
                 f"the catalogue of {self.root} is at schema revision {current or '(empty)'}, "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
 from fieldkit.catalogue import migrate
 from fieldkit.catalogue.engine import make_engine
 from fieldkit.catalogue.revisions import VERSIONS_DIR, current_revision, head_revision
+from fieldkit.catalogue.sqlite_reader import sqlite_database, stamped_revision
 from fieldkit.errors import MigrationError
 from fieldkit.workspace import open_workspace
 
@@ -29,6 +32,26 @@ def test_current_revision_is_alembics_at_every_step(empty_catalogue_url):
         assert current_revision(engine) is None
     finally:
         engine.dispose()
+
+
+def test_the_sqlite3_reading_of_the_stamp_is_alembics_at_every_step(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    database = sqlite_database(url)
+    assert database == tmp_path / "c.sqlite"
+    assert stamped_revision(database) is None and not database.exists()  # never creates the file
+    for revision in ("0001", "0002", "0003", "head"):
+        migrate.upgrade(url, revision, backup=False)
+        assert stamped_revision(database) == migrate.status(url).current
+    assert stamped_revision(database) == head_revision()
+    migrate.downgrade(url, "base")
+    assert stamped_revision(database) is None
+
+
+def test_sqlite_urls_name_their_file():
+    assert sqlite_database("sqlite:////abs/c.sqlite?mode=ro") == Path("/abs/c.sqlite")
+    assert sqlite_database("sqlite+pysqlite:///rel.db").as_posix() == "rel.db"
+    assert sqlite_database("sqlite://") is None and sqlite_database("sqlite:///:memory:") is None
+    assert sqlite_database("postgresql+psycopg://u@h/db") is None
 
 
 def test_two_heads_are_refused(tmp_path):

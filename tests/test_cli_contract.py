@@ -271,10 +271,10 @@ def exclusive_lock(catalogue: Path) -> Iterator[None]:
 
 
 def test_a_busy_catalogue_is_a_temporary_failure(ws, tmp_path, monkeypatch):
-    from fieldkit.catalogue import engine, migrate
+    from fieldkit.catalogue import migrate, sqlite_reader
     from fieldkit.testing.cards import audiomoth_card
 
-    monkeypatch.setattr(engine, "BUSY_TIMEOUT_MS", 200)  # the lock is never released: do not wait 10 s
+    monkeypatch.setattr(sqlite_reader, "BUSY_TIMEOUT_MS", 200)  # the lock is never released: do not wait 10 s
     audiomoth_card(tmp_path / "card", start=dt.datetime(2024, 5, 1, 22, 0), count=1)
     ingest = ["-w", str(ws), "ingest", str(tmp_path / "card"), "--site", "s", "--deployment", "d"]
     with exclusive_lock(ws / "catalogue.sqlite"):

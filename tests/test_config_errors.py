@@ -35,6 +35,29 @@ def test_file_then_env_then_flags(root):
     assert loaded.paths.archive == root / "from-env"
 
 
+def test_the_environment_layer(root):
+    """``FIELDKIT_*``: any case, ``__`` into a section, a section as JSON, other names ignored."""
+    loaded = load_settings(root, env={
+        "fieldkit_log_level": "DEBUG", "FIELDKIT_INGEST": '{"read_retries": 4, "fsync": false}',
+        "FIELDKIT_DASK__THREADS_PER_WORKER": "2", "FIELDKIT_WORKSPACE": "/elsewhere",
+        "FIELDKIT_REQUIRE_SERVICES": "1", "OTHER_LOG_LEVEL": "ERROR",
+    })
+    s = loaded.settings
+    assert (s.log_level, s.ingest.read_retries, s.ingest.fsync, s.dask.threads_per_worker) == ("DEBUG", 4, False, 2)
+    assert {loaded.sources[k] for k in ("log_level", "ingest.read_retries", "ingest.fsync", "dask.threads_per_worker")} == {"env"}
+    assert loaded.sources["dask.memory_limit"] != "env"
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"FIELDKIT_DASK__N_WORKER": "2"}, "dask.n_worker"),  # a typo inside a section
+    ({"FIELDKIT_DASK__N_WORKERS": "many"}, "dask.n_workers"),
+    ({"FIELDKIT_DASK": "{not json"}, "FIELDKIT_DASK"),
+])
+def test_a_bad_environment_value_is_an_error_naming_it(root, env, named):
+    with pytest.raises(ConfigError, match=named):
+        load_settings(root, env=env)
+
+
 def test_relative_sqlite_url_is_made_absolute_and_others_are_kept(root):
     assert load_settings(root, env={}).paths.catalogue_url == f"sqlite:///{root / 'catalogue.sqlite'}"
     pg = "postgresql+psycopg://u@h/db"

@@ -19,11 +19,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from fieldkit.errors import CatalogueBusyError, CatalogueError, OutputUnavailableError
+from fieldkit.catalogue import sqlite_reader
+from fieldkit.errors import CatalogueBusyError, OutputUnavailableError
 
-__all__ = ["Catalogue", "make_engine", "is_sqlite", "BUSY_TIMEOUT_MS"]
-
-BUSY_TIMEOUT_MS = 10_000
+__all__ = ["Catalogue", "make_engine", "is_sqlite"]
 
 
 def is_sqlite(url: str | sa.URL) -> bool:
@@ -45,7 +44,7 @@ def _sqlite_on_connect(foreign_keys: bool):
     def on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={sqlite_reader.BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a row marked 'verified' must survive power loss (docs/notes/durability.md).
         cursor.execute("PRAGMA synchronous=FULL")
@@ -63,18 +62,8 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 def _refuse_non_database(url: str) -> None:
     """H2: refuse to open a file that exists but is not an SQLite database."""
     database = make_url(url).database
-    if not database or database == ":memory:":
-        return
-    path = Path(database)
-    if path.is_file() and path.stat().st_size > 0:
-        with path.open("rb") as fh:
-            magic = fh.read(16)
-        if magic != b"SQLite format 3\x00":
-            raise CatalogueError(
-                f"{path} is not an SQLite database (first bytes {magic[:16]!r}); refusing to write to it.",
-                hint="Restore it from a backup (catalogue.sqlite.bak-*), or move it aside and run "
-                "'fieldkit db upgrade' to start a new catalogue.",
-            )
+    if database and database != ":memory:":
+        sqlite_reader.refuse_non_database(Path(database))
 
 
 class Catalogue:
@@ -120,7 +109,7 @@ def _translate_locked(url: str) -> Iterator[None]:
         if "locked" in text or "busy" in text:
             raise CatalogueBusyError(
                 f"the catalogue {make_url(url).render_as_string(hide_password=True)} stayed locked "
-                f"by another fieldkit process for {BUSY_TIMEOUT_MS / 1000:.0f} s.",
+                f"by another fieldkit process for {sqlite_reader.BUSY_TIMEOUT_MS / 1000:.0f} s.",
                 hint="Wait for the other command to finish, then run this one again.",
             ) from exc
         if "disk is full" in text or "database or disk is full" in text:

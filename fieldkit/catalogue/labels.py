@@ -23,7 +23,7 @@ from fieldkit.catalogue.models import (
     Site,
     SourceFile,
 )
-from fieldkit.catalogue.queries import iso_utc
+from fieldkit.catalogue.records import iso_utc
 from fieldkit.catalogue.records import (
     AnnotationSpan,
     CardSighting,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from fieldkit.catalogue import listing
+from fieldkit.catalogue.listing import RecordingFilter
 from fieldkit.catalogue.models import (
     Card,
     Deployment,
-    Device,
     IngestSession,
     Recording,
     Site,
@@ -26,18 +26,12 @@ from fieldkit.catalogue.records import (
     SessionFileRow,
     SessionRow,
     SiteRow,
+    iso_utc,
 )
 
-__all__ = ["RecordingFilter", "list_sites", "list_deployments", "list_recordings", "list_sessions", "iso_utc",
+__all__ = ["runner", "list_sites", "list_deployments", "list_recordings", "list_sessions",
            "source_file_keys", "session_files", "session_context",
            "recordings_in_scope"]
-
-
-def iso_utc(value: dt.datetime | None) -> str | None:
-    """ISO 8601 with a ``Z`` suffix (UTC), or None."""
-    if value is None:
-        return None
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def list_sites(session: Session) -> list[SiteRow]:
@@ -69,84 +63,22 @@ def list_deployments(session: Session, *, site: str | None = None) -> list[Deplo
     ]
 
 
-@dataclass(frozen=True)
-class RecordingFilter:
-    """Filters for :func:`list_recordings`; None means no filter."""
-
-    site: str | None = None
-    deployment: str | None = None
-    status: str | None = None
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    ids: tuple[int, ...] | None = None
-
-
-def _recording_statement(filters: RecordingFilter) -> sa.Select:
-    stmt = (
-        sa.select(Recording, Deployment.name, Site.name, Device)
-        .outerjoin(Deployment, Recording.deployment_id == Deployment.id)
-        .outerjoin(Site, Deployment.site_id == Site.id)
-        .outerjoin(Device, Recording.device_id == Device.id)
-        .order_by(Recording.start_time_utc.is_(None), Recording.start_time_utc, Recording.id)
-    )
-    conditions = {
-        Site.name: filters.site, Deployment.name: filters.deployment, Recording.status: filters.status,
-    }
-    for column, value in conditions.items():
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if filters.start is not None:
-        stmt = stmt.where(Recording.start_time_utc >= filters.start)
-    if filters.end is not None:
-        stmt = stmt.where(Recording.start_time_utc < filters.end)
-    if filters.ids is not None:
-        stmt = stmt.where(Recording.id.in_(filters.ids))
-    return stmt
-
-
-def _source_paths(session: Session, recording_ids: list[int]) -> dict[int, list[str]]:
-    paths: dict[int, list[str]] = defaultdict(list)
-    if not recording_ids:
-        return paths
-    stmt = (
-        sa.select(SourceFile.recording_id, Card.identity, SourceFile.display_path)
-        .join(IngestSession, SourceFile.session_id == IngestSession.id)
-        .join(Card, IngestSession.card_id == Card.id)
-        .where(SourceFile.recording_id.in_(recording_ids))
-        .order_by(SourceFile.id)
-    )
-    for rec_id, card, path in session.execute(stmt).all():
-        entry = f"{card}:{path}"
-        if entry not in paths[rec_id]:
-            paths[rec_id].append(entry)
-    return paths
-
-
 def list_recordings(session: Session, filters: RecordingFilter = RecordingFilter()) -> list[RecordingRow]:
-    """Recordings with their deployment, site, device and every card path they were seen at."""
-    rows = session.execute(_recording_statement(filters)).all()
-    origins = _source_paths(session, [r.id for r, *_ in rows])
-    return [_recording_row(r, dep, site, dev, origins.get(r.id, [])) for r, dep, site, dev in rows]
+    """Recordings with their deployment, site, device and every card path they were seen at.
+
+    The listing's one definition is SQL text in :mod:`fieldkit.catalogue.listing`, run here through
+    the session (any backend) and by the CLI through ``sqlite3`` (no SQLAlchemy import).
+    """
+    return listing.list_recordings(runner(session), filters)
 
 
-def _recording_row(r: Recording, deployment: str | None, site: str | None,
-                   device: Device | None, source_paths: list[str]) -> RecordingRow:
-    return RecordingRow(
-        id=r.id, sha256=r.sha256, size_bytes=r.size_bytes, archive_path=r.archive_path,
-        source_paths=tuple(source_paths), status=r.status, reason=r.reason,
-        status_message=r.status_message, format=r.format,
-        declared_extension=r.declared_extension, sample_rate_hz=r.sample_rate_hz,
-        channels=r.channels, bit_depth=r.bit_depth, subtype=r.subtype,
-        frames_declared=r.frames_declared, frames_present=r.frames_present,
-        duration_s=r.duration_s, start_time_utc=iso_utc(r.start_time_utc),
-        time_source=r.time_source, time_discrepancy_s=r.time_discrepancy_s,
-        site=site, deployment=deployment,
-        device_make=(device.make or None) if device else None,
-        device_model=(device.model or None) if device else None,
-        device_serial=(device.serial or None) if device else None,
-        peak_dbfs=r.peak_dbfs, clipped_samples=r.clipped_samples, dc_offset=r.dc_offset,
-        silent_fraction=r.silent_fraction, times=r.times or {}, metadata=r.metadata_ or {},
-    )
+def runner(session: Session) -> listing.Runner:
+    """The :data:`~fieldkit.catalogue.listing.Runner` of a session: SQL text with ``:name`` parameters."""
+
+    def run(sql: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return list(session.execute(sa.text(sql), dict(params)).mappings())
+
+    return run
 
 
 def list_sessions(session: Session, *, deployment: str | None = None) -> list[SessionRow]:

@@ -30,6 +30,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """ISO 8601 with a ``Z`` suffix (UTC), or None."""
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 @dataclass(frozen=True)
 class Record:
     """Base of every catalogue record: a frozen dataclass with a JSON-ready :meth:`to_dict`."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from fieldkit.errors import MigrationError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["VERSIONS_DIR", "current_revision", "head_revision"]
 
@@ -57,7 +59,11 @@ def current_revision(engine: sa.Engine) -> str | None:
     """The revision stamped in the catalogue's ``alembic_version`` table; None when empty.
 
     Several stamped heads (a branched history) come back joined by ``", "``: never the head.
+    On SQLite, opening a workspace reads the same row through ``sqlite3``
+    (:func:`.sqlite_reader.stamped_revision`); a test keeps both answers equal.
     """
+    import sqlalchemy as sa
+
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table("alembic_version"):
             return None

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from fieldkit.catalogue.base import utcnow
 from fieldkit.catalogue.models import Derivative, ProcessingRun, Recording, RunExclusion
-from fieldkit.catalogue.queries import iso_utc
+from fieldkit.catalogue.records import iso_utc
 from fieldkit.catalogue.records import DerivativeRow, RunDetail, RunExclusionRow, RunRow
 from fieldkit.errors import NotFoundError
 

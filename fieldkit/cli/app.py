@@ -20,7 +20,6 @@ import logging
 import sys
 from typing import Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -40,7 +39,7 @@ class FieldkitGroup(TyperGroup):
     Anything else is a bug: it says so, keeps its traceback and exits 1.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         json_out = _wants_json(ctx.args)
         try:
             return super().invoke(ctx)

@@ -60,12 +60,12 @@ def recordings(
     fmt: Optional[TableFormat] = FORMAT,
 ) -> None:
     """Archived recordings with their facts, times, QC and origins."""
-    from fieldkit.catalogue import queries
+    from fieldkit.catalogue.listing import RecordingFilter, list_recordings
 
-    filters = queries.RecordingFilter(site=site, deployment=deployment, status=status,
-                                      start=_date(since, "--since"), end=_date(until, "--until"))
-    with state(ctx).open() as ws, ws.catalogue.read() as s:
-        rows = [r.to_dict() for r in queries.list_recordings(s, filters)]
+    filters = RecordingFilter(site=site, deployment=deployment, status=status,
+                              start=_date(since, "--since"), end=_date(until, "--until"))
+    with state(ctx).open() as ws, ws.reader() as run:
+        rows = [r.to_dict() for r in list_recordings(run, filters)]
     if json_out:
         emit_json(rows)
         return

@@ -8,6 +8,7 @@ came from, which ``fieldkit config show --json`` prints.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from fieldkit.errors import ConfigError, WorkspaceNotFoundError
 
@@ -73,15 +73,16 @@ class IngestSettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Every fieldkit setting, validated and frozen.
 
-    Paths are relative to the workspace unless absolute (or fsspec URLs).
+    Paths are relative to the workspace unless absolute (or fsspec URLs). A plain pydantic model:
+    the file, environment and flag layers are merged by :func:`load_settings` (which records where
+    each value came from), so pydantic-settings' sources are not needed - and importing that
+    package (it imports asyncio) cost ~90 ms of every command's start (docs/notes/startup.md).
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     catalogue_url: str = Field(
         "sqlite:///catalogue.sqlite",
@@ -100,11 +101,6 @@ class Settings(BaseSettings):
         if "://" not in value:
             raise ValueError(f"expected an SQLAlchemy URL such as sqlite:///catalogue.sqlite, got {value!r}")
         return value
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, **_: Any):  # noqa: D102
-        # Merging is done by load_settings (it records provenance); only init kwargs here.
-        return (init_settings,)
 
 
 @dataclass(frozen=True)
@@ -226,13 +222,47 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _read_env(env: Mapping[str, str] | None) -> dict[str, Any]:
-    environ = dict(os.environ if env is None else env)
-    environ.pop(WORKSPACE_ENV, None)
-    source = EnvSettingsSource(
-        Settings, env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False
-    )
-    source.env_vars = {k.lower(): v for k, v in environ.items()}
-    return {k: v for k, v in source().items() if v is not None}
+    """The ``FIELDKIT_*`` layer: ``FIELDKIT_LOG_LEVEL``, ``FIELDKIT_DASK__N_WORKERS`` (``__``
+    descends into a section), or a whole section as JSON (``FIELDKIT_DASK='{"n_workers": 4}'``).
+
+    Names are matched case-insensitively against the declared settings; other top-level
+    ``FIELDKIT_*`` variables (``FIELDKIT_WORKSPACE``, test switches) are not settings and are
+    ignored, while an unknown key inside a section is kept so that validation names it. Values stay
+    strings for pydantic to coerce, as in the file layer's validation.
+    """
+    environ = os.environ if env is None else env
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() == WORKSPACE_ENV:
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        model: type[BaseModel] = Settings
+        for depth, key in enumerate(path):
+            field_info = model.model_fields.get(key)
+            if field_info is None:
+                if depth:  # inside a section: kept, so that validation names the unknown key
+                    _deep_merge(out, _unflatten({".".join(path): value}))
+                break
+            nested = field_info.annotation
+            last = depth == len(path) - 1
+            if isinstance(nested, type) and issubclass(nested, BaseModel):
+                if last:
+                    _deep_merge(out, _unflatten({".".join(path): _json_section(name, value)}))
+                    break
+                model = nested
+            elif last:
+                _deep_merge(out, _unflatten({".".join(path): value}))
+    return out
+
+
+def _json_section(name: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"${name} is not a JSON object ({exc}).",
+            hint=f"Set one key at a time instead, e.g. {name}__KEY=value.",
+        ) from exc
 
 
 def _defaults() -> dict[str, Any]:

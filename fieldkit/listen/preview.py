@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.signal
 
-from fieldkit.catalogue.queries import RecordingFilter, list_recordings
+from fieldkit.catalogue.listing import RecordingFilter
+from fieldkit.catalogue.queries import list_recordings
 from fieldkit.catalogue.records import RecordingRow
 from fieldkit.dsp import listening as kernels
 from fieldkit.dsp.resample import resample

@@ -171,7 +171,7 @@ def select_recordings(session, workflow: Workflow) -> tuple[list[ProcessingCandi
 
 def _quarantined(session) -> list[dict[str, Any]]:
     """Every quarantined recording of the catalogue, as the run report has always listed them."""
-    rows = queries.list_recordings(session, queries.RecordingFilter())
+    rows = queries.list_recordings(session)
     return [{"id": r.id, "archive_path": r.archive_path, "status": r.status, "reason": r.reason}
             for r in rows if r.status == "quarantined"]
 
