@@ -28,6 +28,8 @@ PINNED = {
                        "f73da59786406a04f38ee25f0387ea69f59996dcfd658adcf32caa4abb31d4c3"),
     "demo.yaml": ("e3de81e56fdfcfa3a42e72c2845cacec38ca698d6f02805763ab8ae7db6469f0",
                   "cd70dc96a50a09b68acb5c105affea829ef917e33cc8136876c57dc09562058f"),
+    "soundscape.yaml": ("08b3fada1992b66116aab111fb495c91c0c1f79cafd6d10b1c64ab611be2412e",
+                        "8d0227c55ddacea13758eff5b2af234806b061b2eea5c9a87f43526c947ad714"),
 }
 
 BIRDS_PARAMETERS = (

@@ -21,7 +21,7 @@ from fieldkit.errors import EXIT_NOINPUT, NotFoundError, UnknownNameError, Unkno
 from fieldkit.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ["bats-ultrasonic", "birds-16k", "demo"]
+SHIPPED = ["bats-ultrasonic", "birds-16k", "demo", "soundscape"]
 runner = CliRunner()
 
 
@@ -74,7 +74,7 @@ def test_a_path_or_a_file_in_the_current_directory_is_taken_as_given(tmp_path):
 def test_an_unknown_name_lists_the_known_ones_and_is_missing_input(tmp_path):
     with pytest.raises(UnknownWorkflowError) as caught:
         resolve_workflow("birds-8k", None, cwd=tmp_path)
-    assert str(caught.value) == "unknown workflow 'birds-8k'; known: bats-ultrasonic, birds-16k, demo."
+    assert str(caught.value) == "unknown workflow 'birds-8k'; known: bats-ultrasonic, birds-16k, demo, soundscape."
     assert caught.value.exit_code == EXIT_NOINPUT == 66
     assert isinstance(caught.value, NotFoundError) and isinstance(caught.value, UnknownNameError)
     assert isinstance(caught.value, KeyError)
@@ -103,7 +103,7 @@ def test_available_workflows_says_where_each_comes_from(tmp_path):
         (ws.root / "workflows" / "bats-ultrasonic.yaml").unlink()
         found = {w.name: w for w in available_workflows(ws.root)}
     assert list(found) == SHIPPED
-    assert [found[n].source for n in SHIPPED] == ["bundled", "workspace", "workspace"]
+    assert [found[n].source for n in SHIPPED] == ["bundled", "workspace", "workspace", "workspace"]
     assert found["birds-16k"].description.startswith("OUR COPY. Dawn and dusk choruses")
     assert "\n" not in found["bats-ultrasonic"].description
     assert found["demo"].summary == "Every recording, 16 kHz, 5 s clips, small features; fast enough for a laptop demo."
@@ -144,7 +144,7 @@ def test_cli_unknown_names_exit_66_listing_the_known_ones(tmp_path):
     for args in (("workflows", "show", "owls"), ("process", "owls")):
         result = run("-w", str(tmp_path / "ws"), *args, cwd=tmp_path)
         assert result.exit_code == EXIT_NOINPUT, result.output
-        assert "unknown workflow 'owls'; known: bats-ultrasonic, birds-16k, demo." in result.stderr
+        assert "unknown workflow 'owls'; known: bats-ultrasonic, birds-16k, demo, soundscape." in result.stderr
 
 
 def test_cli_a_named_workspace_that_is_missing_is_an_error(tmp_path):

@@ -100,7 +100,7 @@ def _root(
 
 
 def _register() -> None:
-    from fieldkit.cli import catalog, curate, db, ingest, listen, process, schema, workspace_cmds
+    from fieldkit.cli import catalog, curate, db, ingest, listen, picture, process, schema, workspace_cmds
     from fieldkit.cli.workflows_cmds import app as workflows_app
 
     workspace_cmds.register(app)
@@ -112,6 +112,7 @@ def _register() -> None:
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(schema.app, name="schema")
     app.add_typer(workflows_app, name="workflows")
+    app.add_typer(picture.app, name="picture")
 
 
 _register()

@@ -41,12 +41,15 @@ __all__ = [
     "WINDOWS",
     "PAD_MODES",
     "FEATURES",
+    "INDICES",
+    "INDEX_SPECTRA",
     "FFT_PRECISIONS",
     "ResampleParams",
     "BitDepthParams",
     "ClippingParams",
     "QCParams",
     "FeatureParams",
+    "IndexParams",
     "describe_errors",
 ]
 
@@ -61,7 +64,13 @@ PAD_MODES = ("constant", "edge", "reflect")
 FFT_PRECISIONS = ("float32", "float64")
 #: Feature names understood by :func:`fieldkit.dsp.features.compute_features`; each is also
 #: the name of its variable in a run's store (:data:`fieldkit.store.layout.FEATURE_VARIABLES`).
-FEATURES = ("stft", "mel", "logmel", "mfcc", "centroid", "bandwidth", "chroma", "rms")
+#: Acoustic indices of soundscape ecology, one value per clip (fieldkit.dsp.indices).
+INDICES = ("aci", "adi", "aei", "bi", "ndsi", "ht", "hf", "h")
+#: Per-frequency-bin indices of one clip, the false-colour pictures' input (Towsey et al. 2014):
+#: one value per STFT bin (dim ``freq_bin``), per clip.
+INDEX_SPECTRA = ("aci_spectrum", "ent_spectrum", "evn_spectrum", "act_spectrum")
+FEATURES = ("stft", "mel", "logmel", "mfcc", "centroid", "bandwidth", "chroma", "rms",
+            *INDICES, *INDEX_SPECTRA)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -97,9 +106,13 @@ class _Params(BaseModel, metaclass=_ConfigErrorOnCall):
     def _omit_later_defaults(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
         for name in self._written_when_set:
-            if getattr(self, name) == type(self).model_fields[name].default:
+            if getattr(self, name) == type(self).model_fields[name].default and not self._in_use(name):
                 data.pop(name, None)
         return data
+
+    def _in_use(self, name: str) -> bool:
+        """Whether a later field is written even at its default (its step runs in this model)."""
+        return False
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
@@ -185,6 +198,63 @@ class QCParams(_Params):
     frame_s: float = Field(0.05, gt=0)
     silence_threshold_dbfs: float = Field(-60.0, le=0)
 
+Band = tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]]
+
+
+class IndexParams(_Params):
+    """Acoustic indices: bands and thresholds (scikit-maad 1.5.2's defaults; fieldkit.dsp.indices).
+
+    Every default is the default of the scikit-maad 1.5.2 function that computes the index
+    (``maad.features``), which in turn follows the paper cited; a band reaching beyond the
+    Nyquist frequency of the clips is cut at Nyquist (see ``docs/indices.md``).
+
+    Parameters
+    ----------
+    adi_band_hz, adi_step_hz, adi_db_threshold : (float, float), float, float
+        Acoustic diversity index (Villanueva-Rivera et al. 2011; ``acoustic_diversity_index``):
+        Shannon entropy of the fraction of cells louder than ``adi_db_threshold`` dB re the
+        clip's maximum in each ``adi_step_hz`` band of ``adi_band_hz``. (0, 20000), 1000, -50.
+    aei_band_hz, aei_step_hz, aei_db_threshold : (float, float), float, float
+        Acoustic evenness index (the Gini coefficient of the same fractions;
+        ``acoustic_eveness_index``): (0, 20000), 500, -50.
+    bi_band_hz : (float, float)
+        Bioacoustic index band (Boelman et al. 2007; ``bioacoustics_index``): (2000, 15000).
+    ndsi_bio_hz, ndsi_anthro_hz, ndsi_step_hz : (float, float), (float, float), float
+        Biophony and anthrophony bands of the NDSI (Kasten et al. 2012; ``soundscape_index``):
+        (1000, 10000) and (0, 1000), summed over ``ndsi_step_hz`` = 1000 Hz bands; a band
+        belongs to the range its start lies in, half-open ``[low, high)`` as in the paper
+        (scikit-maad also counts the band starting at ``high``, see docs/indices.md).
+    envelope_frame : int
+        Samples per frame of the envelope whose entropy is Ht (Sueur et al. 2008;
+        ``temporal_entropy(Nt=512)``).
+    activity_db_threshold : float
+        ACT and EVN per frequency bin (Towsey 2013; ``spectral_activity``, ``spectral_events``):
+        dB above the bin's background (median-equalised spectrogram) counted as activity; 6.
+    event_min_s : float or None
+        Events shorter than this are discarded (``rejectDuration``); None keeps all.
+    """
+
+    adi_band_hz: Band = (0.0, 20000.0)
+    adi_step_hz: float = Field(1000.0, gt=0)
+    adi_db_threshold: float = Field(-50.0, le=0)
+    aei_band_hz: Band = (0.0, 20000.0)
+    aei_step_hz: float = Field(500.0, gt=0)
+    aei_db_threshold: float = Field(-50.0, le=0)
+    bi_band_hz: Band = (2000.0, 15000.0)
+    ndsi_bio_hz: Band = (1000.0, 10000.0)
+    ndsi_anthro_hz: Band = (0.0, 1000.0)
+    ndsi_step_hz: float = Field(1000.0, gt=0)
+    envelope_frame: PositiveInt = 512
+    activity_db_threshold: float = Field(6.0, ge=0)
+    event_min_s: float | None = Field(None, gt=0)
+
+    @field_validator("adi_band_hz", "aei_band_hz", "bi_band_hz", "ndsi_bio_hz", "ndsi_anthro_hz")
+    @classmethod
+    def _ordered(cls, band: tuple[float, float]) -> tuple[float, float]:
+        if band[0] >= band[1]:
+            raise ValueError(f"a band (low, high) in Hz needs low < high; got {list(band)}")
+        return band
+
 
 class FeatureParams(_Params):
     """Short-time features (librosa definitions; see fieldkit.dsp.features).
@@ -214,7 +284,8 @@ class FeatureParams(_Params):
         Fixed tuning offset in fractions of a chroma bin, in [-0.5, 0.5) (never estimated).
     compute : tuple of str
         Features to compute, distinct names from :data:`FEATURES` (may be empty: a run that
-        stores only the waveform).
+        stores only the waveform), acoustic indices (:data:`INDICES`, :data:`INDEX_SPECTRA`)
+        included.
     center : bool
         Pad ``n_fft // 2`` samples on each side so frame t is centred at ``t * hop_length``.
     pad_mode : str
@@ -228,11 +299,14 @@ class FeatureParams(_Params):
         floor above ~-130 dB of its peak, i.e. any recording) or ``"float64"`` (librosa's
         own precision, ~1.3x slower; agrees to rounding on noiseless synthetic signals too).
         Outputs are float32 either way.
+    indices : IndexParams
+        Bands and thresholds of the acoustic indices; written (and hashed) whenever an index
+        is computed, so a stored run always names them, and left out otherwise.
     """
 
-    # Workflow files had these five keys only since issue #11 (see _Params).
+    # Workflow files had these five keys only since issue #11, indices since #17 (see _Params).
     _written_when_set: ClassVar[tuple[str, ...]] = (
-        "center", "pad_mode", "power", "top_db", "fft_precision")
+        "center", "pad_mode", "power", "top_db", "fft_precision", "indices")
 
     n_fft: int = Field(1024, ge=16, description="FFT length in samples (even).")
     hop_length: PositiveInt = 320
@@ -254,6 +328,15 @@ class FeatureParams(_Params):
     top_db: float | None = Field(80.0, ge=0, description="dB range kept before MFCC and logmel.")
     fft_precision: Literal[FFT_PRECISIONS] = Field(  # type: ignore[valid-type]
         "float32", description="float64: librosa's precision, ~1.3x slower.")
+    indices: IndexParams = Field(IndexParams(), description="Bands and thresholds of the acoustic indices.")
+
+    def _in_use(self, name: str) -> bool:
+        return name == "indices" and bool(self.index_names)
+
+    @property
+    def index_names(self) -> tuple[str, ...]:
+        """The acoustic indices among ``compute`` (per clip and per frequency bin)."""
+        return tuple(n for n in self.compute if n in INDICES or n in INDEX_SPECTRA)
 
     @property
     def frame_length(self) -> int:

@@ -22,6 +22,10 @@ rms        ``librosa.feature.rms(y=..., frame_length=n_fft, hop_length, center, 
 stft       ``np.abs(librosa.stft(y=..., ...))``
 =========  ====================================================================================
 
+The acoustic indices (``aci``, ``ndsi``, ``ent_spectrum``...: one value per clip, or per clip and
+frequency bin) come from the same power spectrum; their definitions are scikit-maad's, in
+:mod:`fieldkit.dsp.indices`.
+
 Frames whose spectrum is all zero give centroid 0, bandwidth 0 and chroma 0, as in librosa.
 """
 
@@ -34,6 +38,7 @@ import numpy as np
 from fieldkit.config.params import FEATURES, FeatureParams
 from fieldkit.dsp import filters
 from fieldkit.dsp.clips import joined
+from fieldkit.dsp.indices import compute_indices
 from fieldkit.dsp.stft import as_clips, frame_count, frames, pad_clips, power_blocks, stft_power
 from fieldkit.errors import ValidationError
 
@@ -278,8 +283,8 @@ def compute_features(
     -------
     dict of str to ndarray
         One float32 array per name in ``params.compute``, in that order: ``(frames, n)``
-        for band features and ``(frames,)`` for centroid, bandwidth and rms; a batch adds a
-        leading clip axis. See the module docstring for the definitions.
+        for band features and ``(frames,)`` for centroid, bandwidth and rms, ``()`` for an
+        index and ``(n_fft // 2 + 1,)`` for an index spectrum; a batch adds a leading clip axis. See the module docstring for the definitions.
     """
     params = FeatureParams() if params is None else params
     clips, batched = as_clips(samples)
@@ -298,6 +303,8 @@ def _features_of_group(clips: np.ndarray, sr: float, params: FeatureParams) -> d
         for cs, ts, power in power_blocks(clips, params):
             _accumulate(acc, power, (cs, ts), sr, params)
     out = _finish(acc, params)
+    if "power" in acc:
+        out.update(compute_indices(acc["power"], clips, sr, params))
     if "rms" in params.compute:
         out["rms"] = rms(clips, params)
     return out
@@ -317,6 +324,8 @@ def _allocate(n_clips: int, n_frames: int, params: FeatureParams) -> dict[str, n
         "chroma": params.n_chroma if "chroma" in wanted else 0,
         "stft": params.n_fft // 2 + 1 if "stft" in wanted else 0,
     }
+    if params.index_names:  # indices need each clip's whole spectrogram (ACI: frame to frame)
+        widths["power"] = params.n_fft // 2 + 1
     acc = {k: np.empty((n_clips, n_frames, n), np.float32) for k, n in widths.items() if n}
     if wanted & {"centroid", "bandwidth"}:
         acc["moments"] = np.empty((n_clips, n_frames, 3), np.float64)
@@ -333,6 +342,8 @@ def _accumulate(
     """Fill one block of every accumulator from its power spectrum (writes only into acc)."""
     if "mel" in acc:
         _apply_bank(_mel_input(power, params.power), _mel_groups(sample_rate_hz, params), out=acc["mel"][where])
+    if "power" in acc:
+        acc["power"][where] = power
     if "chroma" in acc:
         np.matmul(power, _chroma_bank_t(sample_rate_hz, params), out=acc["chroma"][where])
     if "stft" in acc or "moments" in acc:

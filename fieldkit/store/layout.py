@@ -17,7 +17,16 @@ variable                                           dims                    dtype
 ``clipped_fraction``, ``peak_dbfs``,               clip                    float32
 ``dc_offset``, ``silent_fraction``
 ``nonfinite_count``                                clip                    int32
+``aci``, ``adi``, ``aei``, ``bi``, ``ndsi``,       clip                    float32
+``ht``, ``hf``, ``h`` (acoustic indices)
+``aci_spectrum``, ``ent_spectrum``,                clip, freq_bin          float32
+``evn_spectrum``, ``act_spectrum``
 =================================================  ======================  =====================
+
+The acoustic indices (:data:`INDEX_VARIABLES`, issue #17) are per clip, not per frame, and
+float32 whatever ``store.dtype`` says (a few values per clip; ACI and BI run to the hundreds,
+where float16 keeps two decimals at best). They need no new schema version: a store without
+them reads as before.
 
 ``nonfinite_count`` is a QC flag: how many of the clip's stored float values are NaN or
 ±Inf once cast to their stored dtype (0 for a clean clip; ``peak_dbfs`` is left out, since -Inf
@@ -57,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from fieldkit.config.checks import is_int as _is_int
-from fieldkit.config.params import BIT_DEPTH_POLICIES, FEATURES, FeatureParams
+from fieldkit.config.params import BIT_DEPTH_POLICIES, FEATURES, INDEX_SPECTRA, INDICES, FeatureParams
 from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ConfigError
 
@@ -68,6 +77,7 @@ __all__ = [
     "DEFAULT_COMPRESSION_LEVEL",
     "FEATURE_VARIABLES",
     "FREQUENCY_FEATURES",
+    "INDEX_VARIABLES",
     "NONFINITE_VARIABLE",
     "QC_VARIABLES",
     "SCHEMA_VERSION",
@@ -88,9 +98,14 @@ DEFAULT_COMPRESSION_LEVEL = 1
 #: one of its own dims into a coordinate.
 _BAND_DIMS = {"stft": "freq_bin", "mel": "mel_band", "logmel": "mel_band", "mfcc": "mfcc_coef",
               "chroma": "chroma_bin"}
-#: Feature name (every name of fieldkit.config.params.FEATURES) -> the name of its third
-#: dimension (None for per-frame scalars).
-FEATURE_VARIABLES: dict[str, str | None] = {name: _BAND_DIMS.get(name) for name in FEATURES}
+#: Acoustic index (fieldkit.config.params INDICES and INDEX_SPECTRA) -> the name of its second
+#: dimension (None for one value per clip): no frame dimension, float32 always.
+INDEX_VARIABLES: dict[str, str | None] = {**dict.fromkeys(INDICES), **dict.fromkeys(INDEX_SPECTRA, "freq_bin")}
+#: Frame feature name (every other name of fieldkit.config.params.FEATURES) -> the name of its
+#: third dimension (None for per-frame scalars).
+FEATURE_VARIABLES: dict[str, str | None] = {name: _BAND_DIMS.get(name) for name in FEATURES
+                                            if name not in INDEX_VARIABLES}
+_ALL_FEATURES = {**FEATURE_VARIABLES, **INDEX_VARIABLES}
 #: The stored ``layout`` attribute keeps each band width under the name of the FeatureParams
 #: field it comes from (n_freq is n_fft // 2 + 1), as it always has: stores written before
 #: must still open and resume.
@@ -197,16 +212,16 @@ class StoreLayout:
                 raise self._fail(name, "an integer >= 1")
         if not (_is_int(self.n_frames) and self.n_frames >= (1 if self.features else 0)):
             raise self._fail("n_frames", "an integer >= 1 when features are stored")
-        unknown = [f for f in self.features if f not in FEATURE_VARIABLES]
+        unknown = [f for f in self.features if f not in _ALL_FEATURES]
         if unknown or len(set(self.features)) != len(self.features):
-            raise self._fail("features", f"distinct names from {', '.join(FEATURE_VARIABLES)}")
+            raise self._fail("features", f"distinct names from {', '.join(_ALL_FEATURES)}")
         self._check_bands()
 
     def _check_bands(self) -> None:
         dims = set(_STORED_BANDS.values())
         if not all(dim in dims and _is_int(n) and n >= 1 for dim, n in self.bands.items()):
             raise self._fail("bands", f"band dims from {', '.join(sorted(dims))} with widths >= 1")
-        needed = {dim for dim in map(FEATURE_VARIABLES.get, self.features) if dim is not None}
+        needed = {dim for dim in map(_ALL_FEATURES.get, self.features) if dim is not None}
         if needed - set(self.bands):
             raise self._fail("bands", f"a width for {', '.join(sorted(needed - set(self.bands)))} "
                              "(the band dim of a stored feature; freq_bin is n_fft // 2 + 1)")
@@ -236,7 +251,7 @@ class StoreLayout:
         """
         bands = {"mel_band": params.n_mels, "mfcc_coef": params.n_mfcc,
                  "chroma_bin": params.n_chroma}
-        if "stft" in params.compute:
+        if "stft" in params.compute or set(INDEX_SPECTRA) & set(params.compute):
             bands["freq_bin"] = params.n_fft // 2 + 1
         return cls(n_clips=n_clips, samples_per_clip=samples_per_clip,
                    sample_rate_hz=sample_rate_hz,
@@ -262,11 +277,14 @@ class StoreLayout:
     def feature_dtype_of(self, name: str) -> str:
         """The stored dtype of feature ``name``: float32 for Hz values (schema 2 on), else
         ``feature_dtype``."""
-        if name in FREQUENCY_FEATURES and self.schema_version != "1":
+        if name in FREQUENCY_FEATURES and self.schema_version != "1" or name in INDEX_VARIABLES:
             return "float32"
         return self.feature_dtype
 
     def _feature_spec(self, name: str) -> VariableSpec:
+        if name in INDEX_VARIABLES:
+            band = INDEX_VARIABLES[name]
+            return self._spec(name, (band,) if band else (), (self.bands[band],) if band else (), "float32")
         band = FEATURE_VARIABLES[name]
         if band is None:
             return self._spec(name, ("frame",), (self.n_frames,), self.feature_dtype_of(name))
