@@ -300,7 +300,8 @@ def test_readers_are_registered_by_name():
     assert get_reader("raven") is read_raven
     with pytest.raises(UnknownNameError) as caught:
         get_reader("textgrid")
-    assert str(caught.value) == "unknown annotation format 'textgrid'; known: audacity, csv, raven."
+    assert str(caught.value) == ("unknown annotation format 'textgrid'; known: audacity, birdnet-csv, csv, "
+                                 "kaleidoscope, opensoundscape, raven.")
 
 
 def test_read_options_round_trip():
