@@ -202,14 +202,21 @@ def export(
 
 
 def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An export folder."),
-             seed: int = typer.Option(0, "--seed"), json_out: bool = JSON,
-             fmt: Optional[TableFormat] = FORMAT) -> None:
-    """Train a scikit-learn classifier on the train split; accuracy and macro-F1 per split."""
-    from fieldkit.export.baseline import run_baseline
+             seed: int = typer.Option(0, "--seed"),
+             min_clips: Optional[int] = typer.Option(None, "--min-clips-per-class", help="Fewer clips of a class in "
+                                                     "train or the evaluated split: say so instead of printing an "
+                                                     "accuracy (default 5)."),
+             json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
+    """Train a scikit-learn classifier on the train split; accuracy and macro-F1 per split (when there is enough)."""
+    from fieldkit.export.baseline import MIN_CLIPS_PER_CLASS, run_baseline
 
-    metrics = run_baseline(export_dir, seed=seed)
+    metrics = run_baseline(export_dir, seed=seed, min_clips_per_class=MIN_CLIPS_PER_CLASS if min_clips is None
+                           else min_clips)
     if json_out:
         emit_json(metrics)
+        return
+    if not metrics["evaluable"]:
+        err.print(f"baseline {metrics['message']}")
         return
     rows = [{"split": k, **{m: (f"{v:.3f}" if isinstance(v, float) else v) for m, v in val.items()}}
             for k, val in metrics["splits"].items()]
