@@ -185,13 +185,19 @@ def export(
     version: Optional[int] = typer.Option(None, "--version", help="Dataset version (default: the newest)."),
     licence: str = typer.Option("CC-BY-4.0", "--licence", help="SPDX licence id written to the card and Croissant."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of the same version."),
+    augment: Optional[str] = typer.Option(None, "--augment", help="Augmented copies of the train clips, e.g. "
+                                          "'pitch:+2,stretch:0.8,reverse,gain:-6,mix:snr=10' (',' one copy each, "
+                                          "'|' chains, a..b draws per clip)."),
+    augment_seed: Optional[int] = typer.Option(None, "--augment-seed", help="Seed of --augment's draws "
+                                               "(default: the dataset's split seed)."),
     json_out: bool = JSON,
 ) -> None:
     """Write arrays, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
     from fieldkit.curate.handoff import export_catalogued_dataset
 
     result = export_catalogued_dataset(state(ctx).open(), dataset, fmt=fmt, out=out, version=version,
-                                       licence=licence, overwrite=overwrite)
+                                       licence=licence, overwrite=overwrite, augment=augment,
+                                       augment_seed=augment_seed)
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
            "files": result.files}
     if json_out:
