@@ -176,8 +176,8 @@ def test_raven_file_columns_and_heterogeneous_extras():
     both = pd.concat([one, two], ignore_index=True)
     assert both["file_ref"].tolist() == ["Wave/a.wav", None]
     assert both["file_offset_s"].tolist()[0] == 3.5
-    assert [sorted(e) for e in both["extra"]] == [["Selection", "View", "observer"],
-                                                 ["Selection", "View", "confidence"]]
+    assert [sorted(e) for e in both["extra"]] == [["Selection", "View", "observer"], ["Selection", "View"]]
+    assert both["confidence"].isna().tolist() == [True, False] and both["confidence"][1] == 3.0
 
 
 def test_raven_reads_a_windows_1252_file(tmp_path):
@@ -296,11 +296,12 @@ def test_many_problems_are_summarised():
 
 
 def test_readers_are_registered_by_name():
-    assert reader_names() == ("audacity", "csv", "raven")
+    assert reader_names() == ("audacity", "birdnet-csv", "csv", "kaleidoscope", "opensoundscape", "raven")
     assert get_reader("raven") is read_raven
     with pytest.raises(UnknownNameError) as caught:
         get_reader("textgrid")
-    assert str(caught.value) == "unknown annotation format 'textgrid'; known: audacity, csv, raven."
+    assert str(caught.value) == ("unknown annotation format 'textgrid'; known: audacity, birdnet-csv, csv, "
+                                 "kaleidoscope, opensoundscape, raven.")
 
 
 def test_read_options_round_trip():

@@ -150,10 +150,14 @@ def test_demo_creates_workspace_and_prints_where(tmp_path):
     for name in ("README.md", "croissant.json", "lineage.json", "index.parquet"):
         assert (tmp_path / "demo" / export["out_dir"] / name).is_file(), name
     assert (tmp_path / "demo" / "fieldkit.toml").is_file()
+    baseline = next(s for s in doc["stages"] if s["name"] == "baseline")  # 12 clips: nothing to measure (#15)
+    assert baseline["metrics"]["evaluable"] is False and "splits" not in baseline["metrics"]
+    assert baseline["summary"] == baseline["metrics"]["message"] and "too few clips per class" in baseline["summary"]
     again = run("demo", str(tmp_path / "demo"))  # a previous demo workspace is rebuilt
     assert again.exit_code == 0 and "demo workspace" in again.stderr
     text = " ".join(again.stderr.split())  # rich wraps long lines
     assert "split by recording (train " in text and "{'" not in text  # words, not a dict's repr (#13)
+    assert "not evaluated: too few clips per class" in text and "test accuracy" not in text
 
 
 def test_demo_never_touches_a_directory_it_did_not_create(tmp_path):

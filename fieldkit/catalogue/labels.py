@@ -25,6 +25,7 @@ from fieldkit.catalogue.models import (
 )
 from fieldkit.catalogue.records import iso_utc
 from fieldkit.catalogue.records import (
+    AnnotationOut,
     AnnotationSpan,
     CardSighting,
     DatasetDetail,
@@ -33,12 +34,13 @@ from fieldkit.catalogue.records import (
     LabelCount,
     MatchableRecording,
     RecordingLineage,
+    RecordingSpecies,
 )
 from fieldkit.errors import NotFoundError
 
 __all__ = ["recordings_for_matching", "replace_annotations", "annotations_for", "annotation_counts",
            "next_dataset_version", "insert_dataset", "get_dataset", "list_datasets", "recording_lineage",
-           "recording_devices", "insert_export"]
+           "recording_devices", "insert_export", "annotations_out", "guano_species"]
 
 
 def recordings_for_matching(session: Session) -> list[MatchableRecording]:
@@ -70,6 +72,46 @@ def annotations_for(session: Session, recording_ids: list[int]) -> dict[int, lis
     for a in session.scalars(stmt):
         out[a.recording_id].append(AnnotationSpan(begin_s=a.begin_s, end_s=a.end_s, label=a.label,
                                                   low_hz=a.low_hz, high_hz=a.high_hz))
+    return out
+
+
+def _score(extra: dict[str, Any] | None) -> float | None:
+    value = (extra or {}).get("confidence")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def annotations_out(session: Session, labels: tuple[str, ...] = (),
+                    recording_ids: tuple[int, ...] = ()) -> list[AnnotationOut]:
+    """Annotations with their recording's hash and archive path, by recording then time.
+
+    ``labels`` / ``recording_ids`` restrict the selection when not empty.
+    """
+    stmt = (sa.select(Annotation, Recording.sha256, Recording.archive_path)
+            .join(Recording, Recording.id == Annotation.recording_id)
+            .order_by(Annotation.recording_id, Annotation.begin_s, Annotation.end_s, Annotation.label))
+    if labels:
+        stmt = stmt.where(Annotation.label.in_(labels))
+    if recording_ids:
+        stmt = stmt.where(Annotation.recording_id.in_(recording_ids))
+    return [AnnotationOut(recording_id=a.recording_id, recording_sha256=sha, archive_path=path,
+                          begin_s=a.begin_s, end_s=a.end_s, label=a.label, low_hz=a.low_hz,
+                          high_hz=a.high_hz, channel=a.channel, confidence=_score(a.extra),
+                          source_file=a.source_file)
+            for a, sha, path in session.execute(stmt)]
+
+
+def guano_species(session: Session) -> list[RecordingSpecies]:
+    """Recordings whose GUANO metadata names a species (``Species Manual ID`` / ``Species Auto ID``)."""
+    out = []
+    stmt = sa.select(Recording.id, Recording.archive_path, Recording.duration_s, Recording.status,
+                     Recording.metadata_).order_by(Recording.id)
+    for rec_id, path, duration, status, meta in session.execute(stmt):
+        fields = (((meta or {}).get("raw") or {}).get("guano") or {}).get("fields") or {}
+        manual = (fields.get("Species Manual ID") or "").strip() or None
+        auto = (fields.get("Species Auto ID") or "").strip() or None
+        if manual or auto:
+            out.append(RecordingSpecies(recording_id=rec_id, archive_path=path, duration_s=duration,
+                                        status=status, manual_id=manual, auto_id=auto))
     return out
 
 

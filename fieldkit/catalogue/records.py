@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = [
-    "AnnotationSpan", "ArchivedRecording", "CardSessionRow", "CardSighting", "DatasetDetail", "DatasetItemRow",
+    "AnnotationOut", "AnnotationSpan", "ArchivedRecording", "RecordingSpecies", "CardSessionRow", "CardSighting", "DatasetDetail", "DatasetItemRow",
     "DatasetRow", "DeploymentRow", "DerivativeRow", "LabelCount", "MatchableRecording", "ProcessingCandidate",
     "Record", "RecordingLineage", "RecordingRow", "RunDetail", "RunExclusionRow", "RunRow", "ScopedRecording", "SessionContext", "SessionFileRow",
     "SessionRow", "SiteRow",
@@ -356,3 +356,32 @@ class RecordingLineage(Record):
     site: str | None
     deployment: str | None
     sources: tuple[CardSighting, ...]
+
+
+@dataclass(frozen=True)
+class AnnotationOut(Record):
+    """An annotation with the recording it belongs to, as ``fieldkit annotations export`` writes it."""
+
+    recording_id: int
+    recording_sha256: str
+    archive_path: str
+    begin_s: float
+    end_s: float
+    label: str
+    low_hz: float | None
+    high_hz: float | None
+    channel: int | None
+    confidence: float | None
+    source_file: str | None
+
+
+@dataclass(frozen=True)
+class RecordingSpecies(Record):
+    """The GUANO species fields of an ingested recording (``Species Manual ID`` / ``Species Auto ID``)."""
+
+    recording_id: int
+    archive_path: str
+    duration_s: float | None
+    status: str
+    manual_id: str | None
+    auto_id: str | None

@@ -15,50 +15,92 @@ from fieldkit.errors import ConfigError
 #: curation stack (numpy, the catalogue, zarr); a test keeps the two equal.
 SPLIT_KEYS = ("site", "deployment", "device", "day", "recording")
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
-annotations_app = typer.Typer(help="Import annotations (Raven, Audacity, CSV, or labels from file names).",
+annotations_app = typer.Typer(help="Import annotations (Raven, Audacity, CSV, BirdNET, OpenSoundscape, Kaleidoscope, "
+                              "GUANO, or labels from file names) and export them for Raven, Audacity, OpenSoundscape.",
                               no_args_is_help=True)
+#: The formats of :mod:`fieldkit.io.annotations`, written out so that ``--help`` stays light.
+IMPORT_FORMATS = "raven, audacity, csv, birdnet-csv, kaleidoscope, opensoundscape"
+EXPORT_FORMATS = "raven, audacity, opensoundscape"
 dataset_app = typer.Typer(help="Datasets: labelled clips of a run with leakage-safe splits.", no_args_is_help=True)
 
 
 @annotations_app.command("import")
 def import_(
     ctx: typer.Context,
-    files: list[Path] = typer.Argument(None, help="Annotation files (Raven .txt, Audacity .txt, .csv)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="raven, audacity or csv (default: guessed)."),
+    files: list[Path] = typer.Argument(None, help="Annotation files (Raven/BirdNET .txt, Audacity .txt, .csv, "
+                                       "BirdNET CSV, OpenSoundscape one-hot CSV, Kaleidoscope id.csv)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help=f"{IMPORT_FORMATS} (default: sniffed from the header)."),
     recording: Optional[str] = typer.Option(None, "--recording", help="Attach every row to this recording "
                                             "(id or sha256 prefix); default: match by file name."),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="Column holding the label."),
     begin_column: Optional[str] = typer.Option(None, "--begin-column", help="Column holding the start (s)."),
     end_column: Optional[str] = typer.Option(None, "--end-column", help="Column holding the end (s)."),
     file_column: Optional[str] = typer.Option(None, "--file-column", help="Column naming the audio file."),
+    confidence_column: Optional[str] = typer.Option(None, "--confidence-column", help="Column holding the score."),
+    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Keep only detections scoring at "
+                                                   "least this (BirdNET Confidence, OpenSoundscape scores)."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Import the good rows of a file with bad ones."),
     label_from: Optional[str] = typer.Option(None, "--label-from", help="Regex with a (?P<label>...) group applied "
                                              "to each recording's card path, e.g. '^(?P<label>\\d)_'."),
-    deployment: Optional[str] = typer.Option(None, "--deployment", help="With --label-from: only this deployment."),
+    from_guano: Optional[str] = typer.Option(None, "--from-guano", help="Label ingested recordings with their GUANO "
+                                             "species: manual (Species Manual ID), auto (Species Auto ID) or either."),
+    deployment: Optional[str] = typer.Option(None, "--deployment", help="With --label-from / --from-guano: only this "
+                                             "deployment."),
     json_out: bool = JSON,
 ) -> None:
     """Import annotations; every bad row is reported with its line number."""
-    from fieldkit.curate.annotations import import_annotations, import_labels_from_names
+    from fieldkit.curate.annotations import import_annotations, import_guano_labels, import_labels_from_names
     from fieldkit.io.annotations.readers import ReadOptions
 
     ws = state(ctx).open()
     if label_from:
         summary = import_labels_from_names(ws, label_from, deployment=deployment)
+    elif from_guano:
+        summary = import_guano_labels(ws, field_name=from_guano, deployment=deployment)
     elif files:
         options = ReadOptions(label_column=label_column, begin_column=begin_column, end_column=end_column,
-                              file_column=file_column, skip_bad_rows=skip_bad_rows)
+                              file_column=file_column, skip_bad_rows=skip_bad_rows,
+                              min_confidence=min_confidence, confidence_column=confidence_column)
         summary = import_annotations(ws, files, fmt=fmt, recording=recording, options=options)
     else:
-        raise ConfigError("give annotation files, or --label-from PATTERN.")
+        raise ConfigError("give annotation files, --from-guano FIELD or --label-from PATTERN.")
     if json_out:
         emit_json(summary.to_dict())
     else:
         for f in summary.files:
             status = f"[red]not imported[/red]: {f.error}" if f.error else f"{f.imported} annotations → recordings {human(f.recordings) or 'none'}"
-            err.print(f"{f.file} ({f.format}): {status}")
+            below = f"; {f.below_confidence} below --min-confidence left out" if f.below_confidence else ""
+            err.print(f"{f.file} ({f.format}): {status}{below}")
             for p in f.problems[:20]:
                 err.print(f"  line {p['line']}, {p['column']}: {p['reason']}")
     raise typer.Exit(summary.exit_code)
+
+
+@annotations_app.command("export")
+def export_annotations_cmd(
+    ctx: typer.Context,
+    fmt: str = typer.Option(..., "--format", help=f"{EXPORT_FORMATS}."),
+    out: Path = typer.Option(..., "--out", help="Folder to write into (absent or empty)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated labels to write (default: all)."),
+    recordings: Optional[str] = typer.Option(None, "--recordings", help="Comma-separated recording ids (default: all)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty folder, replacing files."),
+    json_out: bool = JSON,
+) -> None:
+    """Write the catalogue's annotations as Raven selection tables, Audacity label tracks or an OpenSoundscape CSV."""
+    from fieldkit.curate.annotation_out import export_annotations
+
+    ws = state(ctx).open()
+    try:
+        ids = tuple(int(x) for x in (recordings or "").split(",") if x.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--recordings {recordings!r} is not a comma-separated list of recording ids.") from exc
+    result = export_annotations(ws, fmt, out, labels=tuple(x for x in (labels or "").split(",") if x),
+                                recording_ids=ids, overwrite=overwrite)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    err.print(f"{result.annotations} annotations of {result.recordings} recordings written as {result.format} "
+              f"to {result.out_dir} ({len(result.files)} files)")
 
 
 @dataset_app.command("create")
@@ -143,13 +185,19 @@ def export(
     version: Optional[int] = typer.Option(None, "--version", help="Dataset version (default: the newest)."),
     licence: str = typer.Option("CC-BY-4.0", "--licence", help="SPDX licence id written to the card and Croissant."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of the same version."),
+    augment: Optional[str] = typer.Option(None, "--augment", help="Augmented copies of the train clips, e.g. "
+                                          "'pitch:+2,stretch:0.8,reverse,gain:-6,mix:snr=10' (',' one copy each, "
+                                          "'|' chains, a..b draws per clip)."),
+    augment_seed: Optional[int] = typer.Option(None, "--augment-seed", help="Seed of --augment's draws "
+                                               "(default: the dataset's split seed)."),
     json_out: bool = JSON,
 ) -> None:
     """Write arrays, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
     from fieldkit.curate.handoff import export_catalogued_dataset
 
     result = export_catalogued_dataset(state(ctx).open(), dataset, fmt=fmt, out=out, version=version,
-                                       licence=licence, overwrite=overwrite)
+                                       licence=licence, overwrite=overwrite, augment=augment,
+                                       augment_seed=augment_seed)
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
            "files": result.files}
     if json_out:
@@ -160,14 +208,21 @@ def export(
 
 
 def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An export folder."),
-             seed: int = typer.Option(0, "--seed"), json_out: bool = JSON,
-             fmt: Optional[TableFormat] = FORMAT) -> None:
-    """Train a scikit-learn classifier on the train split; accuracy and macro-F1 per split."""
-    from fieldkit.export.baseline import run_baseline
+             seed: int = typer.Option(0, "--seed"),
+             min_clips: Optional[int] = typer.Option(None, "--min-clips-per-class", help="Fewer clips of a class in "
+                                                     "train or the evaluated split: say so instead of printing an "
+                                                     "accuracy (default 5)."),
+             json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
+    """Train a scikit-learn classifier on the train split; accuracy and macro-F1 per split (when there is enough)."""
+    from fieldkit.export.baseline import MIN_CLIPS_PER_CLASS, run_baseline
 
-    metrics = run_baseline(export_dir, seed=seed)
+    metrics = run_baseline(export_dir, seed=seed, min_clips_per_class=MIN_CLIPS_PER_CLASS if min_clips is None
+                           else min_clips)
     if json_out:
         emit_json(metrics)
+        return
+    if not metrics["evaluable"]:
+        err.print(f"baseline {metrics['message']}")
         return
     rows = [{"split": k, **{m: (f"{v:.3f}" if isinstance(v, float) else v) for m, v in val.items()}}
             for k, val in metrics["splits"].items()]

@@ -88,11 +88,22 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
 
 
 def export_catalogued_dataset(ws: Workspace, name: str, *, fmt: str = "zarr", out: Path | None = None, version: int | None = None,
-                              licence: str = "CC-BY-4.0", overwrite: bool = False) -> ExportResult:
-    """Export a dataset version and record the export in the catalogue."""
+                              licence: str = "CC-BY-4.0", overwrite: bool = False, augment: str | None = None,
+                              augment_seed: int | None = None) -> ExportResult:
+    """Export a dataset version and record the export in the catalogue.
+
+    ``augment`` is an ``--augment`` SPEC (:mod:`fieldkit.export.augment`), seeded with
+    ``augment_seed`` (default: the dataset's split seed).
+    """
+    spec = None
+    if augment is not None:  # parsed first: a bad SPEC fails before the catalogue is read
+        from fieldkit.export.augment import parse_augment_spec
+        spec = parse_augment_spec(augment)
     inp, dataset_id = export_input(ws, name, version, licence=licence)
     target = Path(out) if out is not None else ws.paths.exports / f"{inp.slug}-{fmt}"
-    result = export_dataset(inp, target, format=fmt, overwrite=overwrite)
+    if spec is not None:
+        spec = spec.with_seed(inp.seed if augment_seed is None else augment_seed)
+    result = export_dataset(inp, target, format=fmt, overwrite=overwrite, augment=spec)
     with ws.catalogue.write() as s:
         label_rows.insert_export(s, dataset_id=dataset_id, fmt=fmt, path=ws.relative(result.out_dir), files=result.files)
     return result

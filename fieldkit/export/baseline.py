@@ -15,6 +15,11 @@ signal in these features, and do the splits behave?". Hence:
 - **Chance**: the accuracy and macro-F1 of always predicting the training set's most frequent
   class (or label set), and the accuracy of guessing uniformly (1/n_classes; 2^-n_labels for
   label sets).
+- **Honesty**: an accuracy over a handful of clips is noise presented as a result. Every class
+  found in the evaluated split needs at least ``min_clips_per_class`` clips there and in the
+  train split (a clip counts for each label it carries); otherwise no model is trained, nothing
+  is scored, and the result says so (``evaluable: false``, ``message``, ``too_few``: which
+  class has how many clips in which split).
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ from sklearn.preprocessing import StandardScaler
 from fieldkit.errors import ExportError
 from fieldkit.export.formats import get_format, read_export_meta
 
-__all__ = ["load_export", "run_baseline"]
+__all__ = ["MIN_CLIPS_PER_CLASS", "clips_per_class", "load_export", "run_baseline"]
+
+#: Fewer clips of a class than this in the train or the evaluated split: not evaluated.
+MIN_CLIPS_PER_CLASS = 5
 
 MODEL_NAME = ("SimpleImputer(median) + StandardScaler + "
               "LogisticRegression(max_iter=2000, class_weight='balanced')")
@@ -137,34 +145,86 @@ def _evaluation_split(splits: list[str]) -> str:
     return next(s for s in ("test", "validation", "train") if s in splits)
 
 
-def _fit(X: dict[str, np.ndarray], y: dict[str, np.ndarray], seed: int) -> Pipeline:
-    if "train" not in X:
+def _check_train(y: dict[str, np.ndarray]) -> None:
+    if "train" not in y:
         raise ExportError("this export has no train split; the baseline needs one.")
-    y_train = y["train"]
-    if y_train.ndim == 1 and len(np.unique(y_train)) < 2:
+    if y["train"].ndim == 1 and len(np.unique(y["train"])) < 2:
         raise ExportError("the train split holds a single class; a classifier needs at least "
                           "two.", hint="Re-split the dataset with more groups or labels.")
-    return _model(y_train.ndim == 2, seed).fit(X["train"], y_train)
 
 
-def run_baseline(out_dir: Path, *, seed: int = 0) -> dict[str, Any]:
-    """Train the baseline on the train split and evaluate every split.
+def _fit(X: dict[str, np.ndarray], y: dict[str, np.ndarray], seed: int) -> Pipeline:
+    _check_train(y)
+    return _model(y["train"].ndim == 2, seed).fit(X["train"], y["train"])
+
+
+def clips_per_class(y: dict[str, np.ndarray], label_names: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Split -> label -> clips carrying it (class indices or a multi-hot matrix per split)."""
+    out = {}
+    for split, labels in y.items():
+        counts = (np.bincount(labels, minlength=len(label_names)) if labels.ndim == 1
+                  else labels.astype(np.int64).sum(axis=0))
+        out[split] = {name: int(n) for name, n in zip(label_names, counts)}
+    return out
+
+
+def _too_few(counts: dict[str, dict[str, int]], evaluated: str, minimum: int) -> list[dict[str, Any]]:
+    """The (label, split, clips) below ``minimum``, for every class the evaluated split holds."""
+    present = [label for label, n in counts[evaluated].items() if n > 0]
+    short = []
+    for label in present:
+        for split in dict.fromkeys(("train", evaluated)):
+            n = counts.get(split, {}).get(label, 0)
+            if n < minimum:
+                short.append({"label": label, "split": split, "clips": n})
+    return short
+
+
+def _not_evaluable(out_dir: Path, base: dict[str, Any], too_few: list[dict[str, Any]],
+                   evaluated: str, minimum: int) -> dict[str, Any]:
+    shown = ", ".join(f"{t['label']} {t['clips']} in {t['split']}" for t in too_few[:6])
+    more = f" and {len(too_few) - 6} more" if len(too_few) > 6 else ""
+    message = (f"not evaluated: too few clips per class to measure anything (at least {minimum} of each class "
+               f"in train and {evaluated} are needed; {shown}{more}). An accuracy here would be noise.")
+    metrics = {**base, "evaluable": False, "message": message, "too_few": too_few,
+               "evaluated_split": evaluated}
+    folder = out_dir / "baseline"
+    folder.mkdir(exist_ok=True)
+    (folder / "confusion_matrix.png").unlink(missing_ok=True)  # an earlier run's figure would mislead
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    return metrics
+
+
+def run_baseline(out_dir: Path, *, seed: int = 0, min_clips_per_class: int = MIN_CLIPS_PER_CLASS) -> dict[str, Any]:
+    """Train the baseline on the train split and evaluate every split, if there is enough to evaluate.
 
     Writes ``baseline/metrics.json`` and ``baseline/confusion_matrix.png`` (on the test
     split, else validation, else train) into ``out_dir``, and returns the metrics: per split
     ``accuracy``, ``macro_f1`` and the chance levels (all in [0, 1]), plus the model, task,
-    seed, label names, the labels no training clip carries and the confusion matrix.
+    seed, label names, the labels no training clip carries and the confusion matrix;
+    ``evaluable`` is true and ``clips_per_class`` gives the counts behind the figures.
+
+    When a class of the evaluated split has fewer than ``min_clips_per_class`` clips there or
+    in the train split, nothing is trained: the result has ``evaluable: false``, a
+    ``message`` saying why, and ``too_few`` (label, split, clips); no accuracy is reported.
     """
     out_dir = Path(out_dir)
     X, y, label_names = load_export(out_dir)
+    _check_train(y)
+    counts = clips_per_class(y, label_names)
+    evaluated = _evaluation_split(list(X))
+    base = {"model": MODEL_NAME, "task": "multi-label" if y["train"].ndim == 2 else "single-label",
+            "seed": seed, "label_names": list(label_names), "min_clips_per_class": min_clips_per_class,
+            "clips_per_class": counts}
+    too_few = _too_few(counts, evaluated, min_clips_per_class)
+    if too_few:
+        return _not_evaluable(out_dir, base, too_few, evaluated, min_clips_per_class)
     model = _fit(X, y, seed)
     predicted = {s: model.predict(X[s]) for s in X}
     n = len(label_names)
-    evaluated = _evaluation_split(list(X))
     matrix = _confusion(y[evaluated], predicted[evaluated], n)
     metrics = {
-        "model": MODEL_NAME, "task": "multi-label" if y["train"].ndim == 2 else "single-label",
-        "seed": seed, "label_names": list(label_names), "n_features": int(X["train"].shape[1]),
+        **base, "evaluable": True, "n_features": int(X["train"].shape[1]),
         "labels_absent_from_train": _absent_from_train(y["train"], label_names),
         "splits": {s: _split_metrics(y[s], predicted[s], y["train"], n) for s in X},
         "confusion_matrix": {"split": evaluated, "matrix": matrix.tolist()},

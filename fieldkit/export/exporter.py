@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from fieldkit.export.formats import get_format
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput
 from fieldkit.export.sidecars import write_sidecars
+
+if TYPE_CHECKING:
+    from fieldkit.export.augment import AugmentSpec
 
 __all__ = ["ExportResult", "export_dataset"]
 
@@ -103,18 +107,22 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
 
 
 def _write_all(inp: ExportInput, format_name: str, tmp: Path,
-               published: date | None) -> dict[str, str]:
+               published: date | None, augment: AugmentSpec | None = None) -> dict[str, str]:
     fmt = get_format(format_name)
     files = dict(fmt.export(inp, tmp))
     files |= write_sidecars(inp, fmt.name, tmp)
     files |= write_card(inp, fmt, tmp, files)
+    if augment is not None:  # train items only, in their own folder; adds a section to the card
+        from fieldkit.export.augment import write_augmented
+        files |= write_augmented(inp, augment, tmp, files)
     files |= write_croissant(inp, tmp, files, published)
     write_manifest(inp, fmt.name, tmp, files)
     return files
 
 
 def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
-                   overwrite: bool = False, published: date | None = None) -> ExportResult:
+                   overwrite: bool = False, published: date | None = None,
+                   augment: AugmentSpec | None = None) -> ExportResult:
     """Export one dataset version into ``out_dir``.
 
     Parameters
@@ -130,6 +138,8 @@ def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
         Replace an earlier export of the same dataset version.
     published : date, optional
         ``datePublished`` of the Croissant metadata (default: today, UTC).
+    augment : AugmentSpec, optional
+        Augmented copies of the train clips to add (:mod:`fieldkit.export.augment`).
 
     Returns
     -------
@@ -143,7 +153,7 @@ def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
     try:
-        files = _write_all(inp, format, tmp, published)
+        files = _write_all(inp, format, tmp, published, augment)
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

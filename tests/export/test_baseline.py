@@ -13,6 +13,9 @@ from fieldkit.export.exporter import export_dataset
 from tests.export.conftest import LABELS, make_input
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: The test store is tiny (3 clips of a class in a split): these tests check the mechanics, so they
+#: lower the threshold below which the baseline refuses to report a figure.
+MECHANICS = 1
 
 
 def _in_unit_interval(metrics: dict) -> None:
@@ -36,7 +39,7 @@ def test_load_export_gives_the_same_table_for_every_format(exports, export_input
 
 def test_baseline_runs_on_each_format(exported, export_input):
     fmt, out = exported
-    metrics = run_baseline(out, seed=0)
+    metrics = run_baseline(out, seed=0, min_clips_per_class=MECHANICS)
     print(fmt, json.dumps(metrics["splits"], indent=1))
     assert metrics["task"] == "single-label" and metrics["labels_absent_from_train"] == []
     assert set(metrics["splits"]) == set(export_input.splits)
@@ -50,8 +53,8 @@ def test_baseline_runs_on_each_format(exported, export_input):
 
 
 def test_baseline_is_reproducible(exports):
-    first = run_baseline(exports["numpy"], seed=3)
-    assert run_baseline(exports["numpy"], seed=3) == first
+    first = run_baseline(exports["numpy"], seed=3, min_clips_per_class=MECHANICS)
+    assert run_baseline(exports["numpy"], seed=3, min_clips_per_class=MECHANICS) == first
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,7 @@ def test_multi_label_parquet_has_a_list_of_labels(multi_label_export):
 
 def test_multi_label_baseline_uses_one_vs_rest(multi_label_export):
     _inp, result = multi_label_export
-    metrics = run_baseline(result.out_dir)
+    metrics = run_baseline(result.out_dir, min_clips_per_class=MECHANICS)
     assert metrics["task"] == "multi-label"
     _in_unit_interval(metrics)
     assert np.array(metrics["confusion_matrix"]["matrix"]).shape == (len(LABELS), 4)
@@ -89,4 +92,35 @@ def test_baseline_refuses_a_single_class_train_split(tmp_path, store_path):
     one_class = type(inp)(**{**inp.__dict__, "index": index})
     out = export_dataset(one_class, tmp_path / "one", format="numpy").out_dir
     with pytest.raises(ExportError, match="single class"):
-        run_baseline(out)
+        run_baseline(out, min_clips_per_class=MECHANICS)
+
+
+def test_too_few_clips_per_class_is_said_instead_of_an_accuracy(exports, export_input):
+    out = exports["numpy"]
+    counts = {s: export_input.split_index(s)["labels"].explode().value_counts().to_dict()
+              for s in export_input.splits}
+    smallest = min(counts["test"].values())
+    metrics = run_baseline(out, min_clips_per_class=smallest + 1)
+    assert metrics["evaluable"] is False and "splits" not in metrics and "confusion_matrix" not in metrics
+    assert metrics["message"].startswith("not evaluated: too few clips per class")
+    assert {"label": min(counts["test"], key=counts["test"].get), "split": "test", "clips": smallest} in metrics["too_few"]
+    assert metrics["clips_per_class"]["train"] == {name: counts["train"].get(name, 0) for name in LABELS}
+    assert json.loads((out / "baseline" / "metrics.json").read_text()) == metrics
+    assert not (out / "baseline" / "confusion_matrix.png").exists()
+    enough = run_baseline(out, min_clips_per_class=smallest)  # the same export, a threshold it meets
+    assert enough["evaluable"] is True and "accuracy" in enough["splits"]["test"]
+
+
+def test_the_cli_prints_the_message_not_an_accuracy(exports, export_input):
+    from typer.testing import CliRunner
+
+    from fieldkit.cli import app
+
+    runner = CliRunner()
+    out = str(exports["parquet"])
+    result = runner.invoke(app, ["baseline", out, "--min-clips-per-class", "100000", "--json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0 and doc["evaluable"] is False and doc["min_clips_per_class"] == 100000
+    human = runner.invoke(app, ["baseline", out, "--min-clips-per-class", "100000"])
+    assert human.exit_code == 0 and "not evaluated" in human.stderr and "accuracy" not in human.stderr.replace(
+        "An accuracy here would be noise", "")

@@ -159,3 +159,17 @@ def test_human_output_of_the_handoff_has_words_not_reprs(survey, tmp_path):
     assert f"offset {offset:.1f} s," in human("lineage", f"{report.run_id}:5")
     for args in (("catalog", "runs"), ("catalog", "run", str(report.run_id)), ("dataset", "list")):
         human(*args)
+
+
+def test_export_with_augment_through_the_cli(survey, tmp_path):
+    """#15: --augment adds train-only items, recorded in the export's files and its catalogue row."""
+    ws, report = survey
+    cli(ws, "dataset", "create", "augmented", "--run", str(report.run_id), "--split-by", "deployment")
+    code, doc, err = cli(ws, "export", "augmented", "--format", "numpy", "--out", str(tmp_path / "aug"),
+                         "--augment", "pitch:+2,reverse|gain:-6", "--augment-seed", "3")
+    assert code == 0, err
+    index = (tmp_path / "aug" / "augmented" / "index.csv").read_text().splitlines()
+    assert len(index) - 1 == 2 * doc["clips_per_split"]["train"] and "augmented/lineage.json" in doc["files"]
+    code, doc, _ = cli(ws, "export", "augmented", "--format", "numpy", "--out", str(tmp_path / "bad"),
+                       "--augment", "pitch:+2,warp:3")
+    assert code == 78 and "'warp:3'" in doc["error"] and not (tmp_path / "bad").exists()

@@ -28,14 +28,17 @@ returned and the problems are in ``frame.attrs["problems"]``.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Callable
 
 import pandas as pd
 
-from fieldkit.errors import UnknownNameError
+from fieldkit.errors import UnknownNameError, ValidationError
+from fieldkit.io.annotations.detectors import (
+    read_birdnet_csv,
+    read_kaleidoscope,
+    read_opensoundscape,
+)
 from fieldkit.io.annotations.paths import (
     FileRefError,
     NameLabels,
@@ -48,6 +51,7 @@ from fieldkit.io.annotations.rows import (
     RawRow,
     ReadOptions,
     RowProblem,
+    delimited_rows,
     find_column,
     finish,
     load_text,
@@ -59,16 +63,20 @@ from fieldkit.io.annotations.rows import (
 __all__ = [
     "COLUMNS", "CSV_COLUMNS", "RAVEN_COLUMNS", "AnnotationError", "FileRefError", "NameLabels",
     "ReadOptions", "RowProblem",
-    "get_reader", "labels_from_names", "read_annotations", "read_audacity", "read_csv",
+    "UnknownLayoutError", "get_reader", "labels_from_names", "sniff_format", "read_annotations", "read_audacity", "read_csv",
     "read_raven", "reader_names", "register_reader", "resolve_file_ref",
 ]
 
 #: Column names per canonical field, tried in order (case-insensitive); options override them.
+#: BirdNET-Analyzer's selection tables name the species ``Common Name`` / ``Species Code``
+#: (birdnet_analyzer/analyze.py, ``RAVEN_TABLE_HEADER``) and the audio by absolute ``Begin Path``.
 RAVEN_COLUMNS = {
-    "label": ("Species", "Annotation", "label", "Call Type", "class"),
+    "label": ("Species", "Annotation", "label", "Call Type", "class", "Common Name",
+              "Scientific Name", "Species Code"),
     "begin_s": ("Begin Time (s)",), "end_s": ("End Time (s)",),
     "low_hz": ("Low Freq (Hz)",), "high_hz": ("High Freq (Hz)",),
-    "file_ref": ("Begin File",), "file_offset_s": ("File Offset (s)",), "channel": ("Channel",),
+    "file_ref": ("Begin File", "Begin Path"), "file_offset_s": ("File Offset (s)",),
+    "channel": ("Channel",), "confidence": ("Confidence", "Score"),
 }
 CSV_COLUMNS = {
     "label": ("label", "Species", "class", "Call Type", "Annotation"),
@@ -79,6 +87,7 @@ CSV_COLUMNS = {
     "file_ref": ("file", "file_ref", "filename", "audio_file", "notated_path", "Begin File"),
     "file_offset_s": ("file_offset_s", "File Offset (s)"),
     "channel": ("channel",),
+    "confidence": ("confidence", "score"),
 }
 
 Reader = Callable[["str | os.PathLike[str]", "ReadOptions | None"], pd.DataFrame]
@@ -170,7 +179,17 @@ def read_raven(source: str | os.PathLike[str], options: ReadOptions | None = Non
     header = [h.strip() for h in lines[0].split("\t")] if lines else []
     rows = [(n, line.split("\t")) for n, line in enumerate(lines[1:], 2) if line.strip()]
     raws = raw_rows(header, rows, map_columns(header, RAVEN_COLUMNS, options, name))
+    if {"common name", "species code"} <= {h.casefold() for h in header}:
+        raws = [raw for raw in raws if not _birdnet_placeholder(raw)]
     return finish(_one_per_selection(raws, header), [], options, name)
+
+
+def _birdnet_placeholder(raw: RawRow) -> bool:
+    """BirdNET writes a ``nocall``/``nocall`` row for a file without detections, so that tables
+    can be combined (birdnet_analyzer/analyze.py, ``generate_raven_table``): not an event."""
+    cells = {k.casefold(): v.strip().casefold() for k, v in raw.extra.items()}
+    label = raw.fields.get("label", "").strip().casefold()
+    return cells.get("common name", label) == cells.get("species code", label) == "nocall"
 
 
 def _defined_hz(cell: str) -> str:
@@ -230,15 +249,6 @@ def read_audacity(source: str | os.PathLike[str], options: ReadOptions | None = 
     return finish(raws, problems, options, name)
 
 
-def _sniff(text: str, delimiter: str | None) -> str:
-    if delimiter:
-        return delimiter
-    try:
-        return csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
 @register_reader("csv")
 def read_csv(source: str | os.PathLike[str], options: ReadOptions | None = None) -> pd.DataFrame:
     """Read a delimited table with a header row (crowsetta ``generic-seq`` and ``simple-csv``).
@@ -263,12 +273,84 @@ def read_csv(source: str | os.PathLike[str], options: ReadOptions | None = None)
     """
     options = options or ReadOptions()
     text, name = load_text(source)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff(text, options.delimiter))
-    header = [h.strip() for h in next(reader, [])]
-    rows, start = [], reader.line_num + 1
-    for cells in reader:
-        if any(c.strip() for c in cells):
-            rows.append((start, cells))
-        start = reader.line_num + 1
+    header, rows = delimited_rows(text, options.delimiter)
     raws = raw_rows(header, rows, map_columns(header, CSV_COLUMNS, options, name))
     return finish(raws, [], options, name)
+
+
+register_reader("birdnet-csv")(read_birdnet_csv)
+register_reader("kaleidoscope")(read_kaleidoscope)
+register_reader("opensoundscape")(read_opensoundscape)
+
+
+class UnknownLayoutError(ValidationError):
+    """A table's header matches none of the annotation layouts fieldkit reads."""
+
+    def __init__(self, source: str, found: list[str]) -> None:
+        self.found = found
+        shown = ", ".join(repr(h) for h in found[:20]) or "(none)"
+        super().__init__(
+            f"{source}: unknown annotation layout; columns found: {shown}. Expected one of: "
+            + "; ".join(f"{name} ({what})" for name, what in LAYOUTS.items()) + ".",
+            hint="Pass --format NAME if the table is one of these with other column names, "
+                 "with --label-column / --begin-column / --end-column.")
+
+
+#: What each format's header looks like (the words of :class:`UnknownLayoutError`).
+LAYOUTS = {
+    "raven": "tab-separated, 'Selection', 'Begin Time (s)', 'End Time (s)' (Raven, BirdNET tables)",
+    "birdnet-csv": "'Start (s)', 'End (s)', 'Common name', 'Confidence', 'File'",
+    "kaleidoscope": "'IN FILE', 'OFFSET', 'DURATION', 'AUTO ID*' / 'MANUAL ID'",
+    "opensoundscape": "'file', 'start_time', 'end_time', then one column per class",
+    "csv": "a label column ('label', 'Species'...) with onset/offset ('onset_s', 'start'...)",
+    "audacity": "no header: start<TAB>end<TAB>label lines",
+}
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def sniff_format(text: str, source: str = "<text>") -> str:
+    """The reader for a table, decided from its first line (its header).
+
+    Parameters
+    ----------
+    text : str
+        The table's text (its first few kilobytes suffice).
+    source : str
+        The file's name, for the error message.
+
+    Returns
+    -------
+    str
+        ``raven``, ``birdnet-csv``, ``kaleidoscope``, ``opensoundscape``, ``csv`` or ``audacity``.
+
+    Raises
+    ------
+    UnknownLayoutError
+        The header fits none of :data:`LAYOUTS`; the message names the columns found.
+    """
+    text = text.removeprefix("\ufeff")
+    first = next((line for line in split_lines(text) if line.strip()), "")
+    tabs = first.split("\t")
+    if len(tabs) >= 2 and _numeric(tabs[0]) and _numeric(tabs[1]):
+        return "audacity"
+    if "\t" in first and find_column(tabs, None, ("Selection", "Begin Time (s)")):
+        return "raven"
+    header, _ = delimited_rows(text[:65536], None)
+    folded = [h.casefold() for h in header]
+    if {"start (s)", "end (s)"} <= set(folded):
+        return "birdnet-csv"
+    if {"in file", "offset", "duration"} <= set(folded):
+        return "kaleidoscope"
+    if folded[:3] == ["file", "start_time", "end_time"]:
+        return "opensoundscape"
+    has = {key: find_column(header, None, CSV_COLUMNS[key]) for key in ("label", "begin_s", "end_s")}
+    if all(has.values()):
+        return "csv"
+    raise UnknownLayoutError(source, [h for h in header if h] or [first[:80]])

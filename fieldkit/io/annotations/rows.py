@@ -9,6 +9,8 @@ and either raises one :class:`AnnotationError` listing every bad row or, with
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -23,12 +25,12 @@ from fieldkit.model.tables import AnnotationImport
 
 __all__ = [
     "COLUMNS", "AnnotationError", "RawRow", "ReadOptions", "RowProblem",
-    "find_column", "finish", "load_text", "map_columns", "raw_rows", "split_lines",
+    "delimited_rows", "find_column", "finish", "load_text", "map_columns", "raw_rows", "split_lines",
 ]
 
 COLUMNS = ("source_line", "begin_s", "end_s", "low_hz", "high_hz", "label", "file_ref",
-           "file_offset_s", "channel", "extra")
-FLOATS = ("begin_s", "end_s", "low_hz", "high_hz", "file_offset_s")
+           "file_offset_s", "channel", "confidence", "extra")
+FLOATS = ("begin_s", "end_s", "low_hz", "high_hz", "file_offset_s", "confidence")
 REQUIRED = ("begin_s", "end_s", "label")
 
 
@@ -65,7 +67,7 @@ class ReadOptions:
 
     Attributes
     ----------
-    label_column, begin_column, end_column, file_column : str or None
+    label_column, begin_column, end_column, file_column, confidence_column : str or None
         Column names to use instead of the aliases (case-insensitive); ``--label-column`` etc.
     delimiter : str or None
         CSV delimiter; None sniffs one of ``, ; TAB |``.
@@ -74,6 +76,10 @@ class ReadOptions:
     label_aliases : tuple of str or None
         Label column names tried in order when ``label_column`` is None; None uses the
         format's own list (Raven: ``Species`` first, CSV: ``label`` first).
+    min_confidence : float or None
+        Keep only rows whose confidence (BirdNET ``Confidence``, an OpenSoundscape score) is at
+        least this; rows without a confidence value (manual annotations) are kept. A table
+        without any confidence is refused, so a threshold is never silently ignored.
     """
 
     label_column: str | None = None
@@ -83,6 +89,8 @@ class ReadOptions:
     delimiter: str | None = None
     skip_bad_rows: bool = False
     label_aliases: tuple[str, ...] | None = None
+    min_confidence: float | None = None
+    confidence_column: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (tuples become lists)."""
@@ -153,7 +161,8 @@ def map_columns(header: list[str], aliases: dict[str, tuple[str, ...]], options:
     override them.
     """
     wanted = {"begin_s": options.begin_column, "end_s": options.end_column,
-              "label": options.label_column, "file_ref": options.file_column}
+              "label": options.label_column, "file_ref": options.file_column,
+              "confidence": options.confidence_column}
     table = {**aliases, "label": options.label_aliases or aliases["label"]}
     mapping: dict[str, str] = {}
     for canonical, names in table.items():
@@ -231,6 +240,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "file_ref": pd.Series(get("file_ref"), dtype="object"),
         "file_offset_s": pd.Series(get("file_offset_s"), dtype="float64"),
         "channel": pd.Series(get("channel"), dtype="Int64"),
+        "confidence": pd.Series(get("confidence"), dtype="float64"),
         "extra": pd.Series(get("extra"), dtype="object"),
     }, columns=list(COLUMNS))
 
@@ -281,5 +291,43 @@ def finish(raws: list[RawRow], problems: list[RowProblem], options: ReadOptions,
         raise AnnotationError(problems, source=source)
     bad = {p.line for p in problems}
     frame = frame[~frame["source_line"].isin(bad)].reset_index(drop=True)
+    frame, below = _apply_min_confidence(frame, options.min_confidence, source)
     frame.attrs["problems"] = problems
+    frame.attrs["below_confidence"] = below
     return frame
+
+
+def _apply_min_confidence(frame: pd.DataFrame, threshold: float | None,
+                          source: str) -> tuple[pd.DataFrame, int]:
+    """Drop rows scored below ``threshold``; unscored rows stay. Returns (kept, dropped count)."""
+    if threshold is None or frame.empty:
+        return frame, 0
+    scores = frame["confidence"]
+    if scores.isna().all():
+        raise AnnotationError(
+            [RowProblem(1, "confidence", "--min-confidence was given but the table has no "
+                        "confidence values")], source=source,
+            hint="Leave out --min-confidence, or name the score column with --confidence-column.")
+    below = scores.notna() & (scores < threshold)
+    return frame[~below].reset_index(drop=True), int(below.sum())
+
+
+def _sniff(text: str, delimiter: str | None) -> str:
+    if delimiter:
+        return delimiter
+    try:
+        return csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def delimited_rows(text: str, delimiter: str | None) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the non-blank rows (with the line each starts on) of a delimited table."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff(text, delimiter))
+    header = [h.strip() for h in next(reader, [])]
+    rows, start = [], reader.line_num + 1
+    for cells in reader:
+        if any(c.strip() for c in cells):
+            rows.append((start, cells))
+        start = reader.line_num + 1
+    return header, rows
