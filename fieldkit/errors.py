@@ -33,6 +33,8 @@ __all__ = [
     "MetadataError",
     "TimeReconciliationError",
     "ProcessingError",
+    "ClusterUnavailableError",
+    "RunInterruptedError",
     "StoreError",
     "ExportError",
     "UnknownNameError",
@@ -46,6 +48,7 @@ __all__ = [
     "EXIT_TEMPFAIL",
     "EXIT_CONFIG",
     "EXIT_PARTIAL",
+    "EXIT_INTERRUPTED",
 ]
 
 #: Exit codes, documented in the README. The sysexits(3) numbers are used where one fits.
@@ -58,6 +61,7 @@ EXIT_NOINPUT = getattr(os, "EX_NOINPUT", 66)  # input missing (file, workspace, 
 EXIT_CANTCREAT = getattr(os, "EX_CANTCREAT", 73)  # output cannot be created
 EXIT_TEMPFAIL = getattr(os, "EX_TEMPFAIL", 75)  # retry later (lock held, cluster gone)
 EXIT_CONFIG = getattr(os, "EX_CONFIG", 78)  # configuration error
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): the shell's 128 + signal number
 
 
 class FieldkitError(Exception):
@@ -205,6 +209,29 @@ class ProcessingError(FieldkitError):
     """A processing run failed."""
 
     exit_code = EXIT_ERROR
+
+
+class ClusterUnavailableError(ProcessingError):
+    """The Dask scheduler cannot be reached, or a LocalCluster's workers fail to start."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class RunInterruptedError(ProcessingError):
+    """A processing run stopped by Ctrl-C (SIGINT); its run row says ``interrupted``.
+
+    Parameters
+    ----------
+    run_id : int
+        The run to give to ``fieldkit process WORKFLOW --resume``.
+    """
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        super().__init__(f"interrupted: run {run_id} is resumable.",
+                         hint=f"fieldkit process WORKFLOW --resume {run_id}")
 
 
 class StoreError(FieldkitError):

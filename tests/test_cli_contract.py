@@ -23,7 +23,14 @@ import typer
 from typer.testing import CliRunner
 
 from fieldkit.cli import app
-from fieldkit.errors import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_NOINPUT, EXIT_TEMPFAIL, EXIT_USAGE
+from fieldkit.errors import (
+    EXIT_CANTCREAT,
+    EXIT_DATAERR,
+    EXIT_INTERRUPTED,
+    EXIT_NOINPUT,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+)
 from fieldkit.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,7 +107,8 @@ def test_the_walk_sees_every_command_and_each_has_json():
 
 
 def test_readme_table_holds_every_code_the_contract_uses():
-    assert {0, 1, 2, 3, EXIT_DATAERR, EXIT_NOINPUT, EXIT_CANTCREAT, EXIT_TEMPFAIL, 78} == readme_exit_codes()
+    assert {0, 1, 2, 3, EXIT_DATAERR, EXIT_NOINPUT, EXIT_CANTCREAT, EXIT_TEMPFAIL, 78,
+            EXIT_INTERRUPTED} == readme_exit_codes()
 
 
 @pytest.mark.parametrize("words", list(LEAVES), ids=" ".join)

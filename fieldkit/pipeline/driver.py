@@ -21,7 +21,13 @@ import numpy as np
 from fieldkit.catalogue import runs as run_rows
 from fieldkit.catalogue.records import RunDetail
 from fieldkit.config.workflow import Workflow
-from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
+from fieldkit.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ClusterUnavailableError,
+    ProcessingError,
+    RunInterruptedError,
+)
 from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
@@ -115,25 +121,51 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
     from distributed import Client, LocalCluster
 
     address = scheduler or settings.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if not log.isEnabledFor(logging.INFO):  # dask's INFO chatter only with -v
+    # dask's log only with -v: without it, its chatter and the tracebacks it logs for the faults
+    # that end as a ClusterUnavailableError (a worker that cannot start) stay off the terminal.
+    dask_level = logging.ERROR if log.isEnabledFor(logging.INFO) else logging.CRITICAL
+    if dask_level == logging.CRITICAL:
         for name in ("distributed", "bokeh", "tornado"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if address:
-        with Client(address, timeout="30s") as client:
+        try:
+            client = Client(address, timeout=f"{settings.connect_timeout}s")
+        except (OSError, TimeoutError) as exc:  # distributed raises OSError after its retries time out
+            raise ClusterUnavailableError(
+                f"cannot reach the Dask scheduler at {address} within {settings.connect_timeout:g} s ({exc}).",
+                hint="Check the scheduler address (--scheduler, $DASK_SCHEDULER_ADDRESS or dask.scheduler_address) "
+                     "and that the scheduler is running, then retry.", path=address) from exc
+        with client:
             yield client
         return
     # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers: every large temporary then
     # becomes an mmap/munmap with fresh page faults, 2.7x slower (docs/notes/performance.md); memory
     # stays flat without it because buffers are bounded by the shard size.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        cluster = LocalCluster(n_workers=workers or settings.n_workers, threads_per_worker=settings.threads_per_worker,
-                               processes=True, memory_limit=settings.memory_limit,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=workers or settings.n_workers,
+                                   threads_per_worker=settings.threads_per_worker, processes=True,
+                                   memory_limit=settings.memory_limit, dashboard_address=":0",
+                                   silence_logs=dask_level, preload=[*dask.config.get("distributed.worker.preload"),
+                                                                        "fieldkit.pipeline.worker_setup"])
+    except (RuntimeError, OSError, TimeoutError) as exc:  # "Nanny failed to start": a worker died starting
+        raise ClusterUnavailableError(
+            f"the local Dask cluster could not start its workers ({_with_cause(exc)}).",
+            hint="Look for a worker that cannot start (memory, a broken environment, a failing "
+                 "distributed.worker.preload), run again with -v for dask's log, then retry.") from exc
     try:
         with Client(cluster) as client:
             yield client
     finally:
         cluster.close()
+
+
+def _with_cause(exc: BaseException) -> str:
+    """``exc`` and the innermost error behind it (a worker's own, behind "Nanny failed to start")."""
+    root = exc
+    while (inner := root.__cause__ or root.__context__) is not None:
+        root = inner
+    return str(exc) if root is exc else f"{str(exc).rstrip('.')}: {type(root).__name__}: {root}"
 
 
 class _BackgroundClient:
@@ -330,6 +362,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     # A new run has every task pending: start Dask now, behind the store's creation.
     early = _BackgroundClient(scheduler, workers, ws.settings.dask) if resume is None and plan.tasks else None
     connect = early.connected if early else functools.partial(dask_client, scheduler, workers, ws.settings.dask)
+    run_id = None
     try:
         run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
         plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
@@ -350,9 +383,24 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         report.seconds = time.perf_counter() - started
         _finish(ws, report, plan, store, results, failures)
         return report
+    except KeyboardInterrupt:  # Ctrl-C: the store keeps every finished task; --resume does the rest
+        if run_id is None:
+            raise
+        _abandon(ws, run_id, "interrupted", "interrupted by the user")
+        raise RunInterruptedError(run_id) from None
+    except ClusterUnavailableError as exc:  # the early client failed after the run row was written
+        if run_id is not None:
+            _abandon(ws, run_id, "failed", exc.message)
+        raise
     finally:
         if early is not None:
             early.close()
+
+
+def _abandon(ws: Workspace, run_id: int, state: str, message: str) -> None:
+    """Mark a run that stopped before its end, so that no run stays ``running``."""
+    with ws.catalogue.write() as s:
+        run_rows.update_run(s, run_id, state=state, message=message, finished=True)
 
 
 def _execute(pending: list[TaskSpec], connect, progress, report: RunReport):
