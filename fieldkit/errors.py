@@ -49,6 +49,7 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_PARTIAL",
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
 ]
 
 #: Exit codes, documented in the README. The sysexits(3) numbers are used where one fits.
@@ -62,6 +63,7 @@ EXIT_CANTCREAT = getattr(os, "EX_CANTCREAT", 73)  # output cannot be created
 EXIT_TEMPFAIL = getattr(os, "EX_TEMPFAIL", 75)  # retry later (lock held, cluster gone)
 EXIT_CONFIG = getattr(os, "EX_CONFIG", 78)  # configuration error
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): the shell's 128 + signal number
+EXIT_TERMINATED = 143  # SIGTERM (kill, a scheduler's stop): 128 + 15
 
 
 class FieldkitError(Exception):
@@ -218,20 +220,26 @@ class ClusterUnavailableError(ProcessingError):
 
 
 class RunInterruptedError(ProcessingError):
-    """A processing run stopped by Ctrl-C (SIGINT); its run row says ``interrupted``.
+    """A processing run stopped by SIGINT (Ctrl-C) or SIGTERM; its run row says ``interrupted``.
 
     Parameters
     ----------
     run_id : int
         The run to give to ``fieldkit process WORKFLOW --resume``.
+    signal_name : str
+        ``SIGINT`` or ``SIGTERM``: the exit code is 130 or 143 (128 + the signal's number).
+    clips_done, n_clips : int
+        Clips the store holds complete, of the run's total.
     """
 
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-        super().__init__(f"interrupted: run {run_id} is resumable.",
-                         hint=f"fieldkit process WORKFLOW --resume {run_id}")
+    def __init__(self, run_id: int, signal_name: str = "SIGINT", clips_done: int = 0, n_clips: int = 0) -> None:
+        self.run_id, self.signal_name = run_id, signal_name
+        self.clips_done, self.n_clips = clips_done, n_clips
+        self.exit_code = EXIT_TERMINATED if signal_name == "SIGTERM" else EXIT_INTERRUPTED
+        super().__init__(f"interrupted by {signal_name}: run {run_id} is resumable ({clips_done} of {n_clips} "
+                         "clips stored).", hint=f"fieldkit process WORKFLOW --resume {run_id}")
 
 
 class StoreError(FieldkitError):

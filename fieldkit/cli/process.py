@@ -49,7 +49,7 @@ def process(
                               progress=TaskProgress("process", enabled=not json_out))
     except RunInterruptedError as exc:  # the one line names this command's own workflow argument
         resume_cmd = f"fieldkit process {workflow} --resume {exc.run_id}"
-        err.print(f"interrupted: run {exc.run_id} is resumable: {escape(resume_cmd)}", soft_wrap=True)
+        err.print(f"{escape(exc.message)} Resume it with: {escape(resume_cmd)}", soft_wrap=True)
         if json_out:
             emit_json({"error": exc.message, "code": exc.exit_code, "hint": resume_cmd, "path": None})
         raise typer.Exit(exc.exit_code) from None

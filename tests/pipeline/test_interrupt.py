@@ -1,5 +1,7 @@
-"""A run stopped by Ctrl-C, or whose cluster cannot start or be reached, says so, ends with its
-exit code and never stays ``running``: real ``fieldkit process`` subprocesses on a real workspace."""
+"""A run stopped by Ctrl-C or SIGTERM, or whose cluster cannot start or be reached, or whose
+worker dies mid-task, says so, ends with its exit code and never stays ``running``: real
+``fieldkit process`` subprocesses (faulthandler on, so a crash prints its threads' stacks) with
+real LocalCluster workers on a real workspace."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ BIN = Path(sys.executable).parent
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIELDKIT_", "DASK_"))}
+    env["PYTHONFAULTHANDLER"] = "1"  # a SIGSEGV in the driver prints every thread's stack
     env.update(extra)
     return env
 
@@ -91,7 +94,19 @@ def workflow_file(tmp_path) -> Path:
     return path
 
 
+def _wait_running(workspace: Path, before: set[int], proc, err: Path, deadline: float) -> int:
+    """The id of the new run once its row says ``running``."""
+    while time.time() < deadline:
+        new = [r for r in _runs(workspace) if r[0] not in before and r[1] == "running"]
+        if new:
+            return new[0][0]
+        assert proc.poll() is None, err.read_text()[-2000:]
+        time.sleep(0.05)
+    raise AssertionError("the run never started")
+
+
 @pytest.mark.slow
+@pytest.mark.reliability("D3")
 def test_sigint_marks_the_run_interrupted_and_resume_completes_it(workspace, workflow_file):
     before = {r[0] for r in _runs(workspace)}
     proc, out, err = _start(workspace, workflow_file, "--workers", "1")
@@ -108,10 +123,11 @@ def test_sigint_marks_the_run_interrupted_and_resume_completes_it(workspace, wor
     [(_, state, message)] = [r for r in _runs(workspace) if r[0] == run_id]
     done = _done(workspace, run_id)
     assert result.returncode == 130, result.stderr[-2000:]
-    assert f"interrupted: run {run_id} is resumable: fieldkit process {workflow_file} --resume {run_id}" \
-        in result.stderr
+    assert (f"interrupted by SIGINT: run {run_id} is resumable ({done} of 960 clips stored). "
+            f"Resume it with: fieldkit process {workflow_file} --resume {run_id}") in result.stderr
     assert "Traceback" not in result.stderr
-    assert (state, message) == ("interrupted", "interrupted by the user")
+    assert state == "interrupted"
+    assert message == f"interrupted by SIGINT: {done} of 960 clips stored; --resume finishes it"
 
     resumed = _finish(*_start(workspace, workflow_file, "--json", "--resume", str(run_id)))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -122,21 +138,26 @@ def test_sigint_marks_the_run_interrupted_and_resume_completes_it(workspace, wor
 
 
 @pytest.mark.slow
-def test_sigint_with_json_prints_one_error_document(workspace, workflow_file):
+@pytest.mark.reliability("D3")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_driver_alone_with_json_prints_one_error_document(workspace, workflow_file, sig, code):
+    """``kill -INT``/``kill -TERM`` of the driver alone, as soon as its run is ``running`` (the
+    cluster may still be starting): the revert of 7508228 was this test crashing (SIGSEGV)."""
     before = {r[0] for r in _runs(workspace)}
     proc, out, err = _start(workspace, workflow_file, "--json", "--workers", "1")
-    deadline = time.time() + 120
-    while time.time() < deadline and not [r for r in _runs(workspace) if r[0] not in before and r[1] == "running"]:
-        assert proc.poll() is None, err.read_text()[-2000:]
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGINT)  # the driver alone (kill -INT): its cluster is closed all the same
+    run_id = _wait_running(workspace, before, proc, err, time.time() + 120)
+    os.kill(proc.pid, sig)  # the driver alone: its cluster is closed all the same
     result = _finish(proc, out, err, timeout=120)
-    [(run_id, state, _)] = [r for r in _runs(workspace) if r[0] not in before]
-    assert result.returncode == 130, result.stderr[-2000:]
-    assert json.loads(result.stdout) == {"error": f"interrupted: run {run_id} is resumable.", "code": 130,
-                                         "hint": f"fieldkit process {workflow_file} --resume {run_id}",
-                                         "path": None}
-    assert state == "interrupted"
+    [(_, state, message)] = [r for r in _runs(workspace) if r[0] == run_id]
+    done = _done(workspace, run_id)
+    name = signal.Signals(sig).name
+    assert result.returncode == code, result.stderr[-4000:]
+    assert json.loads(result.stdout) == {
+        "error": f"interrupted by {name}: run {run_id} is resumable ({done} of 960 clips stored).", "code": code,
+        "hint": f"fieldkit process {workflow_file} --resume {run_id}", "path": None}
+    assert f"Resume it with: fieldkit process {workflow_file} --resume {run_id}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert state == "interrupted" and message.startswith(f"interrupted by {name}: {done} of 960")
 
 
 def _closed_port() -> int:
@@ -146,6 +167,7 @@ def _closed_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.reliability("E4")
 def test_unreachable_scheduler_fails_fast_with_exit_75(workspace, workflow_file):
     before = {r[0] for r in _runs(workspace)}
     address = f"tcp://127.0.0.1:{_closed_port()}"
@@ -162,6 +184,7 @@ def test_unreachable_scheduler_fails_fast_with_exit_75(workspace, workflow_file)
 
 
 @pytest.mark.slow
+@pytest.mark.reliability("E4")
 def test_workers_that_cannot_start_fail_with_exit_75(workspace, workflow_file):
     """A worker preload that cannot be imported kills every worker while it starts: distributed's
     "Nanny failed to start" RuntimeError."""
@@ -173,3 +196,28 @@ def test_workers_that_cannot_start_fail_with_exit_75(workspace, workflow_file):
     assert doc["code"] == 75 and "could not start its workers" in doc["error"]
     assert "Traceback" not in result.stderr
     assert all(state == "failed" for _, state, _ in [r for r in _runs(workspace) if r[0] not in before])
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("E4")
+def test_a_worker_killed_mid_task_fails_that_task_naming_the_recording(workspace, workflow_file):
+    """Every worker that runs the task of recording 5 is SIGKILLed there (``FIELDKIT_CRASH_AT``,
+    inherited by the LocalCluster's workers); with ``allowed-failures`` 1 the scheduler gives up
+    after two deaths (KilledWorker). The other tasks complete; the run is ``failed`` and says which
+    recording, which clips and what to do."""
+    before = {r[0] for r in _runs(workspace)}
+    env = _env(FIELDKIT_CRASH_AT="task_recording_5", DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
+    result = _finish(*_start(workspace, workflow_file, "--json", "--workers", "1", env=env), timeout=300)
+    assert result.returncode == 3, result.stderr[-4000:]  # EXIT_PARTIAL: the run finished with a failure
+    doc = json.loads(result.stdout)
+    [failure] = doc["failures"]
+    assert failure["recordings"] == [5]
+    assert "recordings 5 (" in failure["message"] and ".WAV)" in failure["message"]
+    assert "died each time it ran" in failure["message"] and "--resume" in failure["message"]
+    # 40 clips a recording: all but recording 5's stored (a task whose result died with the worker is
+    # run again and finds its shards already done: skipped, not computed twice).
+    assert doc["state"] == "failed" and doc["clips_computed"] + doc["clips_skipped"] == doc["n_clips"] - 40
+    assert _done(workspace, doc["run_id"]) == doc["n_clips"] - 40
+    [(run_id, state, message)] = [r for r in _runs(workspace) if r[0] not in before]
+    assert run_id == doc["run_id"] and state == "failed" and failure["message"] in message
+    assert "Traceback" not in result.stderr
