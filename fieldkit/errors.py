@@ -33,6 +33,8 @@ __all__ = [
     "MetadataError",
     "TimeReconciliationError",
     "ProcessingError",
+    "ClusterUnavailableError",
+    "RunInterruptedError",
     "StoreError",
     "ExportError",
     "UnknownNameError",
@@ -46,6 +48,8 @@ __all__ = [
     "EXIT_TEMPFAIL",
     "EXIT_CONFIG",
     "EXIT_PARTIAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
 ]
 
 #: Exit codes, documented in the README. The sysexits(3) numbers are used where one fits.
@@ -58,6 +62,8 @@ EXIT_NOINPUT = getattr(os, "EX_NOINPUT", 66)  # input missing (file, workspace, 
 EXIT_CANTCREAT = getattr(os, "EX_CANTCREAT", 73)  # output cannot be created
 EXIT_TEMPFAIL = getattr(os, "EX_TEMPFAIL", 75)  # retry later (lock held, cluster gone)
 EXIT_CONFIG = getattr(os, "EX_CONFIG", 78)  # configuration error
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): the shell's 128 + signal number
+EXIT_TERMINATED = 143  # SIGTERM (kill, a scheduler's stop): 128 + 15
 
 
 class FieldkitError(Exception):
@@ -205,6 +211,35 @@ class ProcessingError(FieldkitError):
     """A processing run failed."""
 
     exit_code = EXIT_ERROR
+
+
+class ClusterUnavailableError(ProcessingError):
+    """The Dask scheduler cannot be reached, or a LocalCluster's workers fail to start."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class RunInterruptedError(ProcessingError):
+    """A processing run stopped by SIGINT (Ctrl-C) or SIGTERM; its run row says ``interrupted``.
+
+    Parameters
+    ----------
+    run_id : int
+        The run to give to ``fieldkit process WORKFLOW --resume``.
+    signal_name : str
+        ``SIGINT`` or ``SIGTERM``: the exit code is 130 or 143 (128 + the signal's number).
+    clips_done, n_clips : int
+        Clips the store holds complete, of the run's total.
+    """
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, run_id: int, signal_name: str = "SIGINT", clips_done: int = 0, n_clips: int = 0) -> None:
+        self.run_id, self.signal_name = run_id, signal_name
+        self.clips_done, self.n_clips = clips_done, n_clips
+        self.exit_code = EXIT_TERMINATED if signal_name == "SIGTERM" else EXIT_INTERRUPTED
+        super().__init__(f"interrupted by {signal_name}: run {run_id} is resumable ({clips_done} of {n_clips} "
+                         "clips stored).", hint=f"fieldkit process WORKFLOW --resume {run_id}")
 
 
 class StoreError(FieldkitError):

@@ -244,6 +244,7 @@ abc,4.0,text,
 """
 
 
+@pytest.mark.reliability("G2")
 def test_every_bad_row_is_reported_with_its_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(MALFORMED_CSV)
@@ -321,6 +322,7 @@ ESCAPES = [
 
 
 @pytest.mark.parametrize("ref", ESCAPES, ids=repr)
+@pytest.mark.reliability("G2")
 def test_every_escape_is_rejected_with_the_reference_named(tmp_path, ref):
     (tmp_path / "x.wav").write_bytes(b"")
     with pytest.raises(FileRefError) as caught:
@@ -328,6 +330,7 @@ def test_every_escape_is_rejected_with_the_reference_named(tmp_path, ref):
     assert caught.value.ref == ref and repr(ref) in str(caught.value)
 
 
+@pytest.mark.reliability("G2")
 def test_a_symlink_out_of_the_root_is_rejected(tmp_path):
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir(), outside.mkdir()

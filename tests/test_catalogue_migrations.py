@@ -110,6 +110,7 @@ def test_the_hazard_is_real_with_foreign_keys_on(tmp_path):
     con.close()
 
 
+@pytest.mark.reliability("H3")
 def test_upgrade_backs_up_an_existing_sqlite_catalogue(tmp_path):
     url = f"sqlite:///{tmp_path / 'catalogue.sqlite'}"
     migrate.upgrade(url, "0001")
@@ -144,6 +145,7 @@ def test_status_check_constraint_rejects_unknown_status(empty_catalogue_url):
     cat.dispose()
 
 
+@pytest.mark.reliability("H2")
 def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     path = tmp_path / "catalogue.sqlite"
     path.write_bytes(b"this is not sqlite at all")

@@ -23,7 +23,15 @@ import typer
 from typer.testing import CliRunner
 
 from fieldkit.cli import app
-from fieldkit.errors import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_NOINPUT, EXIT_TEMPFAIL, EXIT_USAGE
+from fieldkit.errors import (
+    EXIT_CANTCREAT,
+    EXIT_DATAERR,
+    EXIT_INTERRUPTED,
+    EXIT_NOINPUT,
+    EXIT_TEMPFAIL,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+)
 from fieldkit.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,7 +108,8 @@ def test_the_walk_sees_every_command_and_each_has_json():
 
 
 def test_readme_table_holds_every_code_the_contract_uses():
-    assert {0, 1, 2, 3, EXIT_DATAERR, EXIT_NOINPUT, EXIT_CANTCREAT, EXIT_TEMPFAIL, 78} == readme_exit_codes()
+    assert {0, 1, 2, 3, EXIT_DATAERR, EXIT_NOINPUT, EXIT_CANTCREAT, EXIT_TEMPFAIL, 78,
+            EXIT_INTERRUPTED, EXIT_TERMINATED} == readme_exit_codes()
 
 
 @pytest.mark.parametrize("words", list(LEAVES), ids=" ".join)
@@ -202,11 +211,13 @@ def full_volume(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(tmp_path / "tiny")], check=True)
 
 
+@pytest.mark.reliability("C4")
 def test_a_full_destination_is_output_that_cannot_be_created(full_volume):
     doc = assert_json_error(runner.invoke(app, ["init", str(full_volume / "ws"), "--json"]), EXIT_CANTCREAT)
     assert "full" in doc["error"] and "Free space" in doc["hint"]
 
 
+@pytest.mark.reliability("C4")
 def test_a_read_only_destination_is_output_that_cannot_be_created(read_only_exports):
     ws = read_only_exports
     doc = assert_json_error(runner.invoke(app, ["-w", str(ws), "report", "--json"]), EXIT_CANTCREAT)
@@ -247,6 +258,7 @@ NO_CATALOGUE = {("init",), ("demo",), ("schema", "export"), ("config", "show"), 
 
 
 @pytest.mark.parametrize("words", [w for w in LEAVES if w not in NO_CATALOGUE], ids=" ".join)
+@pytest.mark.reliability("H2")
 def test_a_damaged_catalogue_is_invalid_data_with_a_restore_hint(ws, words, tmp_path):
     damage(ws / "catalogue.sqlite")
     argv, _ = missing_input_argv(words, tmp_path)
@@ -270,6 +282,7 @@ def exclusive_lock(catalogue: Path) -> Iterator[None]:
         holder.close()
 
 
+@pytest.mark.reliability("E2")
 def test_a_busy_catalogue_is_a_temporary_failure(ws, tmp_path, monkeypatch):
     from fieldkit.catalogue import migrate, sqlite_reader
     from fieldkit.testing.cards import audiomoth_card

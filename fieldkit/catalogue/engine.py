@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,21 +36,31 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> Engine
         return sa.create_engine(url, pool_pre_ping=True, **kwargs)
     _refuse_non_database(url)
     engine = sa.create_engine(url, **kwargs)
-    event.listen(engine, "connect", _sqlite_on_connect(foreign_keys))
+    event.listen(engine, "connect", _sqlite_on_connect(foreign_keys, url))
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def _sqlite_on_connect(foreign_keys: bool):
+def _sqlite_on_connect(foreign_keys: bool, url: str):
     def on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={sqlite_reader.BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a row marked 'verified' must survive power loss (docs/notes/durability.md).
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-        cursor.close()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={sqlite_reader.BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: a row marked 'verified' must survive power loss (docs/notes/durability.md).
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        except sqlite3.OperationalError as exc:
+            # On a full volume, creating the -shm file of a WAL catalogue is a "disk I/O error".
+            if "disk i/o error" in str(exc).lower() and _volume_full(url):
+                raise OutputUnavailableError(
+                    f"cannot open the catalogue: its volume is full ({exc}).",
+                    hint="Free space on the catalogue's volume and run the command again.",
+                    path=make_url(url).database) from exc
+            raise
+        finally:
+            cursor.close()
 
     return on_connect
 
@@ -77,6 +88,9 @@ class Catalogue:
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite(url) else self.engine
         )
         self._writers = sessionmaker(self._writer_engine, expire_on_commit=False)
+        # H2: an SQLite catalogue is checked once, before its first write (integrity.py).
+        self._checked = not is_sqlite(url)
+        self._check_lock = threading.Lock()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -86,9 +100,27 @@ class Catalogue:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
-        """A session in one writer transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit."""
+        """A session in one writer transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit.
+
+        The first call on an SQLite catalogue checks it first (``quick_check``,
+        ``foreign_key_check``) and raises :class:`~fieldkit.errors.CatalogueDamagedError`
+        without writing anything when it is damaged.
+        """
+        if not self._checked:
+            self.check_before_writing()
         with _translate_locked(self.url), self._writers() as session, session.begin():
             yield session
+
+    def check_before_writing(self) -> None:
+        """Run the integrity check of :mod:`fieldkit.catalogue.integrity` (once per handle)."""
+        from fieldkit.catalogue.integrity import check_before_writing
+
+        with self._check_lock:
+            if self._checked:
+                return
+            with _translate_locked(self.url), self.engine.connect() as conn:
+                check_before_writing(conn.connection.driver_connection, self.url)
+            self._checked = True
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -112,9 +144,26 @@ def _translate_locked(url: str) -> Iterator[None]:
                 f"by another fieldkit process for {sqlite_reader.BUSY_TIMEOUT_MS / 1000:.0f} s.",
                 hint="Wait for the other command to finish, then run this one again.",
             ) from exc
-        if "disk is full" in text or "database or disk is full" in text:
+        if "disk is full" in text or "database or disk is full" in text or (
+                "disk i/o error" in text and _volume_full(url)):
+            # A full volume can also surface as SQLITE_IOERR: creating the -shm or -wal file of
+            # a WAL catalogue fails before any write could report SQLITE_FULL.
             raise OutputUnavailableError(
                 f"the catalogue's disk is full ({exc.orig}); the transaction was rolled back.",
                 hint="Free space on the catalogue's volume and run the command again.",
+                path=make_url(url).database,
             ) from exc
         raise
+
+
+def _volume_full(url: str, below: int = 1 << 20) -> bool:
+    """Whether the volume of an SQLite catalogue has less than ``below`` bytes free."""
+    import shutil
+
+    database = make_url(url).database if is_sqlite(url) else None
+    if not database or database == ":memory:":
+        return False
+    try:
+        return shutil.disk_usage(Path(database).parent).free < below
+    except OSError:
+        return False

@@ -221,6 +221,8 @@ class ProcessingRun(Base):
     workflow: Mapped[dict[str, Any]] = mapped_column(JSONType)
     params_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
     versions: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # planned → running → complete | failed | interrupted (Ctrl-C; --resume finishes it); no CHECK
+    # constraint, so a new state needs no migration.
     state: Mapped[str] = mapped_column(sa.String(16), default="planned", index=True)
     store_path: Mapped[str] = mapped_column(sa.Text)
     n_clips: Mapped[int] = mapped_column(default=0)

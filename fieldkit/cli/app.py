@@ -26,7 +26,7 @@ from typer.core import TyperGroup
 from fieldkit import __version__
 from fieldkit.cli.app_state import CliState
 from fieldkit.cli.render import emit_error, emit_json, err
-from fieldkit.errors import EXIT_ERROR, translate
+from fieldkit.errors import EXIT_ERROR, EXIT_INTERRUPTED, translate
 
 
 class FieldkitGroup(TyperGroup):
@@ -49,6 +49,9 @@ class FieldkitGroup(TyperGroup):
             if json_out:
                 emit_json({"error": exc.format_message(), "code": exc.exit_code, "hint": None, "path": None})
             raise
+        except KeyboardInterrupt:  # Ctrl-C outside a prompt: the shell's convention, no traceback
+            emit_error("interrupted by the user.", EXIT_INTERRUPTED, json_out=json_out)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             fault = translate(exc)
             if fault is None:

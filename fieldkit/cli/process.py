@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from fieldkit.cli.app_state import state
 from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, table
@@ -40,8 +41,18 @@ def process(
     if dry_run:
         _print_plan(preview_run(ws, wf), wf, json_out)
         return
-    report = run_workflow(ws, wf, workflow_source=str(path), scheduler=scheduler, workers=workers,
-                          resume=resume, new_run=new_run, progress=TaskProgress("process", enabled=not json_out))
+    from fieldkit.errors import RunInterruptedError
+
+    try:
+        report = run_workflow(ws, wf, workflow_source=str(path), scheduler=scheduler, workers=workers,
+                              resume=resume, new_run=new_run,
+                              progress=TaskProgress("process", enabled=not json_out))
+    except RunInterruptedError as exc:  # the one line names this command's own workflow argument
+        resume_cmd = f"fieldkit process {workflow} --resume {exc.run_id}"
+        err.print(f"{escape(exc.message)} Resume it with: {escape(resume_cmd)}", soft_wrap=True)
+        if json_out:
+            emit_json({"error": exc.message, "code": exc.exit_code, "hint": resume_cmd, "path": None})
+        raise typer.Exit(exc.exit_code) from None
     if json_out:
         emit_json(report.to_dict())
     elif report.reused:

@@ -49,6 +49,8 @@ class DaskSettings(BaseModel):
     n_workers: int = Field(2, ge=1, description="LocalCluster worker processes.")
     threads_per_worker: int = Field(1, ge=1, description="Threads per LocalCluster worker.")
     memory_limit: str = Field("2GiB", description="Memory limit per LocalCluster worker.")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to reach a scheduler before giving up "
+                                   "(exit 75).")
 
 
 class IngestSettings(BaseModel):

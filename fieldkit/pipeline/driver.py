@@ -10,6 +10,7 @@ import functools
 import importlib.metadata
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,10 +22,17 @@ import numpy as np
 from fieldkit.catalogue import runs as run_rows
 from fieldkit.catalogue.records import RunDetail
 from fieldkit.config.workflow import Workflow
-from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
+from fieldkit.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ClusterUnavailableError,
+    ProcessingError,
+    RunInterruptedError,
+)
 from fieldkit.faults import crashpoint
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
+from fieldkit.pipeline.stopping import StopSignals
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, nonfinite_counts
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
@@ -115,25 +123,101 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
     from distributed import Client, LocalCluster
 
     address = scheduler or settings.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if not log.isEnabledFor(logging.INFO):  # dask's INFO chatter only with -v
+    threads_before = set(threading.enumerate())
+    # dask's log only with -v: without it, its chatter and the tracebacks it logs for the faults
+    # that end as a ClusterUnavailableError (a worker that cannot start) stay off the terminal.
+    dask_level = logging.ERROR if log.isEnabledFor(logging.INFO) else logging.CRITICAL
+    if dask_level == logging.CRITICAL:
         for name in ("distributed", "bokeh", "tornado"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if address:
-        with Client(address, timeout="30s") as client:
-            yield client
+        try:
+            client = _closing_on_failure(Client)(address, timeout=f"{settings.connect_timeout}s")
+        except (OSError, TimeoutError) as exc:  # distributed raises OSError after its retries time out
+            _join_loop_threads(threads_before)
+            raise ClusterUnavailableError(
+                f"cannot reach the Dask scheduler at {address} within {settings.connect_timeout:g} s ({exc}).",
+                hint="Check the scheduler address (--scheduler, $DASK_SCHEDULER_ADDRESS or dask.scheduler_address) "
+                     "and that the scheduler is running, then retry.", path=address) from exc
+        try:
+            with client:
+                yield client
+        finally:
+            _join_loop_threads(threads_before)
         return
     # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers: every large temporary then
     # becomes an mmap/munmap with fresh page faults, 2.7x slower (docs/notes/performance.md); memory
     # stays flat without it because buffers are bounded by the shard size.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        cluster = LocalCluster(n_workers=workers or settings.n_workers, threads_per_worker=settings.threads_per_worker,
-                               processes=True, memory_limit=settings.memory_limit,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = _closing_on_failure(LocalCluster)(n_workers=workers or settings.n_workers,
+                                   threads_per_worker=settings.threads_per_worker, processes=True,
+                                   memory_limit=settings.memory_limit, dashboard_address=":0",
+                                   silence_logs=dask_level, preload=[*dask.config.get("distributed.worker.preload"),
+                                                                        "fieldkit.pipeline.worker_setup"])
+    except (RuntimeError, OSError, TimeoutError) as exc:  # "Nanny failed to start": a worker died starting
+        _join_loop_threads(threads_before)
+        raise ClusterUnavailableError(
+            f"the local Dask cluster could not start its workers ({_with_cause(exc)}).",
+            hint="Look for a worker that cannot start (memory, a broken environment, a failing "
+                 "distributed.worker.preload), run again with -v for dask's log, then retry.") from exc
     try:
         with Client(cluster) as client:
             yield client
     finally:
         cluster.close()
+        _join_loop_threads(threads_before)
+
+
+def _closing_on_failure(cluster_class):
+    """``cluster_class`` (a Client or a LocalCluster) whose constructor, when the start fails,
+    stops the IO loop it started.
+
+    distributed's SpecCluster closes its scheduler and nannies when a worker cannot start
+    ("Nanny failed to start"), and a Client gives up on an unreachable scheduler, but both leave
+    their LoopRunner's "IO loop" thread running: the process would then finalise with a live
+    event-loop thread.
+    """
+
+    class Cluster(cluster_class):
+        def __init__(self, *args, **kwargs):
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException:
+                runner = getattr(self, "_loop_runner", None)
+                if runner is not None:
+                    with contextlib.suppress(Exception):
+                        runner.stop()
+                raise
+
+    Cluster.__name__ = Cluster.__qualname__ = cluster_class.__name__
+    return Cluster
+
+
+#: How long a closed client's or cluster's event-loop thread gets to end: LoopRunner.stop joins
+#: it for 10 s only and then leaves it running, which a loaded machine can exceed.
+LOOP_JOIN_TIMEOUT_S = 60.0
+
+
+def _join_loop_threads(before: set[threading.Thread]) -> None:
+    """Wait for the event-loop threads started since ``before`` to end (they were told to stop).
+
+    A daemon thread still running asyncio code while the interpreter finalises can crash it
+    (SIGSEGV); joining here makes every ``fieldkit process`` exit with the driver thread alone.
+    """
+    for thread in set(threading.enumerate()) - before:
+        if thread.name == "IO loop" and thread is not threading.current_thread():
+            thread.join(LOOP_JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                log.warning("dask's event-loop thread did not stop within %.0f s", LOOP_JOIN_TIMEOUT_S)
+
+
+def _with_cause(exc: BaseException) -> str:
+    """``exc`` and the innermost error behind it (a worker's own, behind "Nanny failed to start")."""
+    root = exc
+    while (inner := root.__cause__ or root.__context__) is not None:
+        root = inner
+    return str(exc) if root is exc else f"{str(exc).rstrip('.')}: {type(root).__name__}: {root}"
 
 
 class _BackgroundClient:
@@ -144,6 +228,7 @@ class _BackgroundClient:
         from concurrent.futures import ThreadPoolExecutor
 
         self._stack = contextlib.ExitStack()
+        self._closed = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fieldkit-dask-start")
         self._future = self._pool.submit(self._start, scheduler, workers, settings)
 
@@ -162,6 +247,10 @@ class _BackgroundClient:
         yield self._future.result()  # closed by close(), after the run's last catalogue rows
 
     def close(self) -> None:
+        """Close the client and its cluster and join their threads (once; later calls do nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.suppress(Exception):  # a start that failed has nothing to close
             self._future.result()
         try:  # on the thread that entered the client: it set a context variable there
@@ -186,8 +275,9 @@ def _store_matches(plan: RunPlan, store: str) -> bool:
         existing.close()
 
 
-#: The states of a run an identical re-run resumes: interrupted (killed while running) or failed.
-RESUMABLE = ("running", "failed")
+#: The states of a run an identical re-run resumes: stopped by a signal (interrupted), killed while
+#: running (running), or failed.
+RESUMABLE = ("running", "interrupted", "failed")
 
 
 def _identical_run(ws: Workspace, workflow: Workflow, selection: str) -> RunDetail | None:
@@ -327,9 +417,13 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         if identical is not None:
             log.info("run %d is identical to this one and %s: resuming it", identical.id, identical.state)
             resume, resumed = identical.id, True
+    # From here SIGINT/SIGTERM are only noted (stopping.py) and acted on between tasks: the run
+    # row, the store and the cluster are each left in a known state.
+    stop = StopSignals().install()
     # A new run has every task pending: start Dask now, behind the store's creation.
     early = _BackgroundClient(scheduler, workers, ws.settings.dask) if resume is None and plan.tasks else None
     connect = early.connected if early else functools.partial(dask_client, scheduler, workers, ws.settings.dask)
+    run_id = None
     try:
         run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
         plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
@@ -343,26 +437,65 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             run_rows.update_run(s, run_id, state="running", message=None)
             run_rows.replace_exclusions(s, run_id, [{"recording_id": e.recording_id, "reason": e.reason,
                                                      "message": e.message} for e in plan.excluded])
-        results, failures = _execute(pending, connect, progress, report)
+        results, failures = _execute(pending, connect, progress, report, stop)
+        if stop.requested:
+            if early is not None:
+                early.close()  # the workers are gone before the store is counted
+            raise _interrupted(ws, report, store, stop.name, time.perf_counter() - started)
         _account(report, results, failures, plan)
         if report.clips_skipped:  # a resumed run: earlier invocations' clips count too
             _count_stored_nonfinite(report, store)
         report.seconds = time.perf_counter() - started
         _finish(ws, report, plan, store, results, failures)
         return report
+    except KeyboardInterrupt:  # off the main thread, where no handler could be installed
+        if run_id is None:
+            raise
+        _abandon(ws, run_id, "interrupted", "interrupted by the user")
+        raise RunInterruptedError(run_id) from None
+    except ClusterUnavailableError as exc:  # the early client failed after the run row was written
+        if run_id is not None:
+            _abandon(ws, run_id, "failed", exc.message)
+        raise
     finally:
         if early is not None:
             early.close()
+        stop.restore()
 
 
-def _execute(pending: list[TaskSpec], connect, progress, report: RunReport):
+def _abandon(ws: Workspace, run_id: int, state: str, message: str) -> None:
+    """Mark a run that stopped before its end, so that no run stays ``running``."""
+    with ws.catalogue.write() as s:
+        run_rows.update_run(s, run_id, state=state, message=message, finished=True)
+
+
+def _interrupted(ws: Workspace, report: RunReport, store: str, signal_name: str,
+                 seconds: float) -> RunInterruptedError:
+    """Mark a run stopped by a signal ``interrupted``, with the clips its store holds complete.
+
+    Called once the cluster is closed: a task still running was stopped with its worker, and
+    ``write_region`` sets a region's ``done`` flags last, so the count is what a resume skips.
+    """
+    clips_done = int(np.count_nonzero(done_mask(store) == 1))
+    message = (f"interrupted by {signal_name}: {clips_done} of {report.n_clips} clips stored; "
+               "--resume finishes it")
+    with ws.catalogue.write() as s:
+        run_rows.update_run(s, report.run_id, state="interrupted", message=message, finished=True,
+                            timings={"seconds": round(seconds, 3),
+                                     "clips_done": clips_done, "clips_computed": report.clips_computed,
+                                     "tasks": report.tasks})
+    return RunInterruptedError(report.run_id, signal_name, clips_done, report.n_clips)
+
+
+def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None):
+    """Run ``pending`` on Dask; a stop signal cancels what has not finished and returns early."""
     from distributed import as_completed
 
     from fieldkit.pipeline.tasks import process_task
 
     results: list[TaskResult] = []
     failures: list[tuple[TaskSpec, str]] = []
-    if not pending:
+    if not pending or (stop is not None and stop.requested):
         return results, failures
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
     with connect() as client:
@@ -370,24 +503,41 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport):
         report.scheduler = client.scheduler.address
         futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}
-        for future in as_completed(futures):
-            task = futures[future]
-            try:
-                results.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
-                failures.append((task, _failure_message(task, exc)))
-            crashpoint("after_task")
-            progress.advance(f"clips {task.region_start}-{task.region_stop}", task.region_stop - task.region_start)
+        finished = as_completed(futures)
+        while not finished.is_empty():
+            if stop is not None and stop.requested:  # checked every POLL_S, between tasks
+                client.cancel([f for f in futures if not f.done()])
+                break
+            batch = finished.next_batch(block=False)
+            if not batch:
+                time.sleep(POLL_S)
+                continue
+            for future in batch:
+                task = futures[future]
+                try:
+                    results.append(future.result())
+                    report.clips_computed += results[-1].clips_computed
+                except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
+                    failures.append((task, _failure_message(task, exc)))
+                crashpoint("after_task")
+                progress.advance(f"clips {task.region_start}-{task.region_stop}",
+                                 task.region_stop - task.region_start)
     progress.finish()
     return results, failures
+
+
+#: How often the driver looks for finished tasks and for a stop signal (seconds).
+POLL_S = 0.05
 
 
 def _failure_message(task: TaskSpec, exc: BaseException) -> str:
     ids = ", ".join(str(i.recording_id) for i in task.items)
     kind = type(exc).__name__
-    if kind == "KilledWorker":
-        return (f"the worker processing recordings {ids} (clips {task.region_start}-{task.region_stop}) died "
-                "repeatedly (out of memory?); lower dask.n_workers or raise dask.memory_limit, then --resume.")
+    if kind == "KilledWorker":  # E4: the scheduler gave up after distributed.scheduler.allowed-failures
+        files = ", ".join(f"{i.recording_id} ({i.path})" for i in task.items)
+        return (f"the Dask worker processing recordings {files} (clips {task.region_start}-{task.region_stop}; step: "
+                "read, resample, features, store write) died each time it ran (out of memory, or a crash in a "
+                "library); lower dask.n_workers or raise dask.memory_limit, then --resume.")
     return str(exc) if isinstance(exc, ProcessingError) else f"recordings {ids}: {kind}: {exc}"
 
 

@@ -20,6 +20,7 @@ from fieldkit.dsp.clipping import clip_thresholds
 from fieldkit.dsp.clips import ClipCutter, ClippedCounter, joined
 from fieldkit.dsp.resample import StreamingResampler
 from fieldkit.errors import ProcessingError
+from fieldkit.faults import crashpoint
 from fieldkit.io.audio.stream import read_blocks, sample_format
 from fieldkit.pipeline.extract import NONFINITE, ClipBatch, RowExtractor, clipped_fraction
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskResult, TaskSpec
@@ -196,6 +197,7 @@ def process_task(spec: TaskSpec) -> TaskResult:
                          extractor.extract, extractor.batch_clips)
     result = TaskResult(spec.region_start, spec.region_stop)
     for item in spec.items:
+        crashpoint(f"task_recording_{item.recording_id}")  # E4's test kills the worker here
         try:
             _process_item(item, spec.dsp, buffer, result)
         except Exception as exc:  # noqa: BLE001 - the driver must learn which recording and step

@@ -54,6 +54,7 @@ POOLED = {"batch_files": "2", "describe_processes": "1"}
 @pytest.mark.slow
 @pytest.mark.parametrize(("point", "settings"), [(p, {}) for p in POINTS] + [
     ("after_place:3", POOLED), ("during_commit:2", POOLED), ("during_commit:5", POOLED)])
+@pytest.mark.reliability("D1")
 def test_kill_then_next_ingest_recovers(point, settings, card, workspace):
     ws = workspace.root
     before = snapshot(card)

@@ -44,6 +44,7 @@ def test_every_file_is_archived_byte_for_byte_and_the_card_is_untouched(card, cl
         assert copy.stat().st_mode & 0o222 == 0  # archived files are read-only
 
 
+@pytest.mark.reliability("A1", "A3", "A5")
 def test_broken_files_get_status_reason_and_both_frame_counts(card, cli):
     cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
     code, recs = cli.json("catalog", "recordings")
@@ -79,6 +80,7 @@ def test_catalog_recordings_json_has_the_promised_fields(card, cli):
     assert first["clipped_samples"] == 0
 
 
+@pytest.mark.reliability("F1")
 def test_reingest_copies_nothing_and_records_a_sighting(card, cli, workspace):
     cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
     counts = {t: rows(workspace, t) for t in ("recording", "source_file", "ingest_session", "manifest")}
@@ -93,6 +95,7 @@ def test_reingest_copies_nothing_and_records_a_sighting(card, cli, workspace):
     assert {f["state"] for f in report["files"]} == {"duplicate", "ignored"} and report["safe_to_erase"] is True
 
 
+@pytest.mark.reliability("F2")
 def test_same_content_on_a_second_card_adds_an_origin_not_a_copy(card, cli, workspace, tmp_path):
     cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
     other = tmp_path / "card2"
@@ -116,6 +119,7 @@ def test_dry_run_writes_nothing(card, cli, workspace):
     assert not any(p.is_file() for p in workspace.paths.archive.rglob("*"))
 
 
+@pytest.mark.reliability("C4")
 def test_not_enough_space_refuses_before_copying(card, cli, workspace, monkeypatch):
     monkeypatch.setenv("FIELDKIT_INGEST__FREE_SPACE_MARGIN_BYTES", str(1 << 60))
     result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
@@ -124,6 +128,7 @@ def test_not_enough_space_refuses_before_copying(card, cli, workspace, monkeypat
     assert not any(p.is_file() for p in workspace.paths.archive.rglob("*.WAV"))
 
 
+@pytest.mark.reliability("G3")
 def test_unusual_names_are_copied_and_raw_bytes_kept(tmp_path, cli, workspace):
     root = tmp_path / "odd"
     names = [b"-leading dash.wav", b"caf\xe9 latin1.wav", b"CON.wav", b"trailing dot.wav.", b"A.WAV", b"a.wav",
@@ -146,6 +151,7 @@ def test_unusual_names_are_copied_and_raw_bytes_kept(tmp_path, cli, workspace):
     assert raw == set(names)
 
 
+@pytest.mark.reliability("C6", "F3")
 def test_different_content_under_the_same_name_from_two_cards_is_kept_twice(tmp_path, cli):
     for i, freq in enumerate((500.0, 900.0)):
         write_file(tmp_path / f"c{i}" / "20240501_220000.WAV", plain_wav(freq_hz=freq))
@@ -164,6 +170,7 @@ def test_a_second_ingest_waits_for_the_lock(card, cli, workspace):
     assert result.exit_code == 75 and "ingest in progress" in result.stderr and f"pid {os.getpid()}" in result.stderr
 
 
+@pytest.mark.reliability("E1")
 def test_a_dead_holders_lock_is_taken_over(card, cli, workspace):
     """SIGKILL leaves the lock file behind, but the kernel released the flock: no manual step."""
     import socket
@@ -174,6 +181,7 @@ def test_a_dead_holders_lock_is_taken_over(card, cli, workspace):
     assert lock.read_text() == ""  # released
 
 
+@pytest.mark.reliability("E1")
 def test_lock_held_by_another_process_is_refused_with_its_pid(card, cli, workspace):
     import subprocess
     import sys
@@ -206,6 +214,7 @@ def test_missing_card_is_a_clear_error(tmp_path, cli):
     assert result.exit_code == 66 and "does not exist" in result.stderr and "mount point" in result.stderr
 
 
+@pytest.mark.reliability("C5")
 def test_verify_passes_after_ingest_and_finds_a_flipped_byte(card, cli, workspace):
     cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
     code, report = cli.json("verify")

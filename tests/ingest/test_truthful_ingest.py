@@ -93,6 +93,7 @@ def test_a_text_file_named_like_something_else_does_not_count(tmp_path):
         require_audio(take_inventory(card))
 
 
+@pytest.mark.reliability("F1")
 def test_reingest_of_the_sample_card_is_one_line_with_no_none(tmp_path, cli, workspace):
     card = shutil.copytree(SAMPLE_CARD, tmp_path / "sample_card")
     first = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")

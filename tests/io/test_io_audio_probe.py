@@ -29,17 +29,20 @@ def test_clean_pcm16(write):
     assert facts.messages == ()
 
 
+@pytest.mark.reliability("A1")
 def test_empty_file(write):
     facts = probe(write(b"", "EMPTY.WAV"))
     assert (facts.status, facts.reason, facts.file_size_bytes) == ("quarantined", "empty", 0)
     assert "EMPTY.WAV" in facts.messages[0] and "0 bytes" in facts.messages[0]
 
 
+@pytest.mark.reliability("A5")
 def test_null_file(write):
     facts = probe(write(bytes(128 * 1024)))
     assert (facts.status, facts.reason) == ("quarantined", "null_bytes")
 
 
+@pytest.mark.reliability("A2")
 def test_audiomoth_header_only_488_bytes(write):
     data = rw.audiomoth_header_only(MOTH_COMMENT)
     assert len(data) == 488
@@ -49,12 +52,14 @@ def test_audiomoth_header_only_488_bytes(write):
     assert facts.layout.riff_size_declared == 480
 
 
+@pytest.mark.reliability("A5")
 def test_pre_allocated_44_byte_stub(write):
     facts = probe(write(rw.wav_bytes(np.zeros(0), 48000), "x.flac"))
     assert (facts.status, facts.reason) == ("quarantined", "stub")
     assert (facts.detected_format, facts.declared_extension) == ("wav", "flac")
 
 
+@pytest.mark.reliability("A3")
 def test_truncated_keeps_both_counts(write):
     samples = 0.1 * np.ones(1000)
     facts = probe(write(rw.wav_bytes(samples, 8000, truncate_to=44 + 601)))
@@ -64,6 +69,7 @@ def test_truncated_keeps_both_counts(write):
     assert "1000 frames" in facts.messages[0] and "300 frames" in facts.messages[0]
 
 
+@pytest.mark.reliability("A4")
 def test_data_size_zero_but_full_length_is_inconsistent(write):
     samples = 0.3 * np.sin(np.linspace(0, 500, 4000))
     facts = probe(write(rw.wav_bytes(samples, 8000, data_size=0)))
@@ -78,6 +84,7 @@ def test_clipping_counts_full_scale_codes(write):
     assert facts.qc.peak == pytest.approx(1.0)
 
 
+@pytest.mark.reliability("A7")
 def test_float_keeps_headroom_and_flags_nan(write):
     fine = probe(write(rw.wav_bytes(np.array([0.0, 2.0, -1.5, 0.25]), 8000, bits=32, sample_format="float"), "f.wav"))
     assert (fine.status, fine.subtype) == ("ok", "FLOAT")
@@ -109,6 +116,7 @@ def test_block_size_does_not_change_the_answer(write):
     assert small.qc == large.qc and small.frames_present == 10_001
 
 
+@pytest.mark.reliability("A6")
 def test_flac_named_wav_is_identified_by_magic(tmp_path):
     path = tmp_path / "really_flac.wav"
     sf.write(path, 0.1 * np.ones(1234), 16_000, format="FLAC", subtype="PCM_16")
@@ -117,6 +125,7 @@ def test_flac_named_wav_is_identified_by_magic(tmp_path):
     assert facts.frames_declared == facts.frames_present == 1234
 
 
+@pytest.mark.reliability("A3")
 def test_truncated_flac_is_truncated(tmp_path):
     good = tmp_path / "good.flac"
     sf.write(good, np.random.default_rng(2).uniform(-0.5, 0.5, 48_000), 48_000, format="FLAC")
@@ -134,6 +143,7 @@ def test_rf64_written_by_libsndfile(tmp_path):
     assert (facts.detected_format, facts.status, facts.frames_present, facts.bit_depth) == ("rf64", "ok", 1000, 24)
 
 
+@pytest.mark.reliability("A5")
 def test_not_audio(write):
     facts = probe(write(b"Device ID : 243B1F075C7B13FB\r\n", "CONFIG.TXT"))
     assert (facts.status, facts.reason) == ("quarantined", "not_audio")
@@ -147,15 +157,18 @@ def test_not_audio(write):
      (b"ID3\3\0\0\0\0\0\0fLaC", "flac"), (b"\xff\xfb\x90\x00", "mp3"),
      (b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00", "w64"), (b"hello world", "unknown")],
 )
+@pytest.mark.reliability("A5")
 def test_sniff_format(head, expected):
     assert sniff_format(head) == expected
 
 
+@pytest.mark.reliability("A3")
 def test_flac_streaminfo_unknown_total_and_md5():
     head = b"fLaC" + b"\x80\x00\x00\x22" + bytes(34)
     assert flac_streaminfo(head) == (None, False)
 
 
+@pytest.mark.reliability("A7")
 def test_probe_never_imports_stdlib_wave(tmp_path):
     path = tmp_path / "a.wav"
     path.write_bytes(rw.wav_bytes(np.zeros(10), 8000))

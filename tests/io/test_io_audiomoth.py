@@ -100,6 +100,7 @@ LITERALS = [
 
 
 @pytest.mark.parametrize(("comment", "expected"), LITERALS, ids=range(len(LITERALS)))
+@pytest.mark.reliability("B1")
 def test_literal_comments(comment, expected):
     parsed = parse_audiomoth_comment(comment + "\x00" * 20)
     assert parsed.parsed and parsed.flags == ()
@@ -107,6 +108,7 @@ def test_literal_comments(comment, expected):
         assert getattr(parsed, key) == value, key
 
 
+@pytest.mark.reliability("B1")
 def test_unknown_wording_is_flagged_not_raised():
     parsed = parse_audiomoth_comment("Aufgenommen um 10:00 am 01.01.2024")
     assert not parsed.parsed and parsed.flags == ("metadata_unparsed",)

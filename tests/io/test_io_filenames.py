@@ -40,10 +40,12 @@ def test_patterns(name, pattern, local, offset, prefix, triggered):
 @pytest.mark.parametrize("name", ["REC_0001.WAV", "MSD-0003_20180427_2minstart00.wav", "data",
                                   "20241301_000000.WAV", "20240230_120000.WAV", "recording.wav",
                                   "Tuesday morning 5am.wav", "5A3B2C1D.WAV", "12345678.WAV"])
+@pytest.mark.reliability("B5")
 def test_no_date_and_no_fuzzy_parsing(name):
     assert parse_filename_time(name) is None
 
 
+@pytest.mark.reliability("B5")
 def test_hex_names_only_for_audiomoth():
     assert parse_filename_time("5A3B2C1D.WAV") is None
     found = parse_filename_time("5A3B2C1D.WAV", audiomoth=True)

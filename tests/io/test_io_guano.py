@@ -95,6 +95,7 @@ def test_offset_forms_end_to_end(tmp_path, zone, offset):
 
 
 @pytest.mark.parametrize("zone", BAD_OFFSETS)
+@pytest.mark.reliability("B3")
 def test_bad_offset_warns_and_keeps_local_time(zone):
     guano = parse_guano(guano_bytes(f"2020-10-17 13:05:00{zone}"))
     assert (guano.typed["timestamp"], guano.typed["utc_offset"]) == (LOCAL, None)
@@ -119,6 +120,7 @@ def test_bad_offset_end_to_end_is_never_utc(tmp_path, zone):
     assert all(repr(zone) in w and w.startswith("guano: ") for w in warnings)
 
 
+@pytest.mark.reliability("B3")
 def test_edge_cases_from_the_field():
     raw = (b"Make: Wildlife Acoustics\n"
            b"GUANO|Version:  1.0\n"

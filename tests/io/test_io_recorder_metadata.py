@@ -100,6 +100,7 @@ def test_echometer_keeps_conflicting_wamd(shared):
 
 
 @pytest.mark.shared_data
+@pytest.mark.reliability("B4")
 def test_ixml_and_broken_ixml(shared):
     path = shared("wavinfo/A101_3.WAV")
     meta = read_recorder_metadata(path, path.name, walk_riff_path(path))
@@ -110,6 +111,7 @@ def test_ixml_and_broken_ixml(shared):
     assert "ixml_broken" in meta.flags and any("iXML" in w for w in meta.warnings)
 
 
+@pytest.mark.reliability("A2")
 def test_header_only_audiomoth_still_gives_time_and_battery(tmp_path):
     comment = rw.audiomoth_comment("1.7.0", time=datetime(2024, 3, 1, 22, 0), utc_offset_minutes=600,
                                    battery_v=3.6, temperature_c=11.0)
@@ -141,6 +143,7 @@ def test_audiomoth_with_guano_from_a_file_object():
     assert meta.time_candidates[2].note == "from GUANO Original Filename"
 
 
+@pytest.mark.reliability("B5")
 def test_hex_name_needs_audiomoth_identification(tmp_path):
     comment = "Recorded at 03:35:57 21/12/2017 by AudioMoth 0FE081F80FE081F0 at gain setting 2 while battery state was 4.3V"
     moth = rw.audiomoth_wav(np.zeros(10), 48000, comment, "0FE081F80FE081F0")
@@ -154,6 +157,7 @@ def test_hex_name_needs_audiomoth_identification(tmp_path):
     assert meta.time_candidates == ()
 
 
+@pytest.mark.reliability("B1")
 def test_unparsed_comment_is_kept(tmp_path):
     data = rw.audiomoth_wav(np.zeros(10), 48000, "Registrato alle 10:00 del 01/01/2024")
     meta = read_recorder_metadata(io.BytesIO(data), "x.wav", walk_riff(io.BytesIO(data), len(data)))

@@ -50,6 +50,7 @@ def test_walker_reads_headers_not_samples():
     assert reader.bytes_read < 200
 
 
+@pytest.mark.reliability("A9")
 def test_odd_chunk_without_pad_at_end_and_mid_file():
     at_end = rw.wav_bytes(np.zeros(10), 8000, after=[rw.guan_chunk("GUANO|Version:1.0\nA:b")])
     layout = walk(at_end)
@@ -67,6 +68,7 @@ def test_odd_chunk_with_pad_is_clean():
     assert layout.chunk_ids == ("abcd", "fmt ", "data") and layout.issues == ()
 
 
+@pytest.mark.reliability("A9")
 def test_metadata_before_fmt_and_chunks_after_data():
     data = rw.wav_bytes(
         np.zeros(10), 8000,
@@ -96,6 +98,7 @@ def test_huge_claims_do_not_allocate():
     assert reader.bytes_read <= len(data) + 16
 
 
+@pytest.mark.reliability("A8")
 def test_rf64_sizes_come_from_ds64():
     samples = np.linspace(-0.5, 0.5, 300)
     layout = walk(rw.rf64_bytes(samples, 8000))
@@ -104,6 +107,7 @@ def test_rf64_sizes_come_from_ds64():
     assert layout.issues == ()
 
 
+@pytest.mark.reliability("A8")
 def test_rf64_wrong_32bit_data_size_is_flagged_not_truncated():
     layout = walk(rw.rf64_bytes(np.zeros(300), 8000, data_size_32=0x00FF))
     assert layout.data_size_declared == 600
@@ -165,6 +169,7 @@ def test_writer_walker_round_trip(before, after, frames):
 
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=200))
+@pytest.mark.reliability("A9")
 def test_walker_never_raises_on_garbage_after_riff_magic(tail):
     layout = walk(b"RIFF" + tail)
     assert layout.file_size == 4 + len(tail)
@@ -207,6 +212,7 @@ def test_rf64_shared_file_uses_ds64(shared):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability("A8")
 def test_plain_riff_over_4gib_with_wrapped_size_is_flagged(tmp_path):
     from fieldkit.io.audio.probe import probe
 

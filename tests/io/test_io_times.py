@@ -55,6 +55,7 @@ def test_no_offset_is_not_guessed():
     assert reconcile_times([], None, now=NOW).flags == ("no_time",)
 
 
+@pytest.mark.reliability("B2")
 def test_fractional_zone_comment_bug_prefers_the_filename():
     # OAD004: firmware 1.2.2 wrote the header time 3600 s off with a fractional zone.
     comment = cand("audiomoth_comment", datetime(2019, 10, 15, 6, 30), timedelta(hours=5, minutes=30))
@@ -73,11 +74,13 @@ def test_small_disagreement_is_not_flagged():
 
 
 @pytest.mark.parametrize("local", [datetime(1970, 1, 1, 0, 0, 5), datetime(2014, 12, 31), datetime(2030, 1, 1)])
+@pytest.mark.reliability("B5")
 def test_suspect_times(local):
     result = reconcile_times([cand("audiomoth_comment", local, timedelta(0))], None, now=NOW)
     assert "time_suspect" in result.flags and result.candidates[0].suspect
 
 
+@pytest.mark.reliability("B6")
 def test_dst_nonexistent_time_refused():
     with pytest.raises(TimeReconciliationError, match="does not exist in Europe/Berlin") as err:
         reconcile_times([cand("filename", datetime(2024, 3, 31, 2, 30), raw="20240331_023000")],
@@ -85,6 +88,7 @@ def test_dst_nonexistent_time_refused():
     assert "fixed offset" in str(err.value) and "20240331_023000" in str(err.value)
 
 
+@pytest.mark.reliability("B6")
 def test_dst_ambiguous_time_refused():
     with pytest.raises(TimeReconciliationError, match="ambiguous in Europe/Berlin") as err:
         reconcile_times([cand("filename", datetime(2024, 10, 27, 2, 30), raw="20241027_023000")],
@@ -92,6 +96,7 @@ def test_dst_ambiguous_time_refused():
     assert "00:30Z" in str(err.value) and "01:30Z" in str(err.value)
 
 
+@pytest.mark.reliability("B6")
 def test_dst_same_names_with_fixed_offset_are_fine():
     for local in (datetime(2024, 3, 31, 2, 30), datetime(2024, 10, 27, 2, 30)):
         result = reconcile_times([cand("filename", local)], "+01:00", now=NOW)
@@ -108,6 +113,7 @@ def test_unknown_zone_name():
         reconcile_times([], "Mars/Olympus", now=NOW)
 
 
+@pytest.mark.reliability("B2")
 def test_file_offset_beats_deployment_and_disagreement_is_flagged():
     local = datetime(2024, 9, 3, 19, 31, 30)
     result = reconcile_times([cand("filename", local), cand("audiomoth_comment", local, timedelta(hours=1))],

@@ -19,6 +19,7 @@ def body(chunk: bytes) -> bytes:
     return chunk[8:8 + struct.unpack("<I", chunk[4:8])[0]]
 
 
+@pytest.mark.reliability("B4")
 def test_wamd_fields_unknown_ids_and_padding():
     data = body(rw.wamd_chunk([
         (0, struct.pack("<H", 2)), (1, "SM4BAT-FS\x00"), (2, "S4U01234"), (3, "2.2.1"),
@@ -45,10 +46,12 @@ def test_wamd_truncated_record_warns():
      ("WGS84, 33.5, S, 151.25, E", (-33.5, 151.25, None)),
      ("WGS84,-12.5,130.8", (-12.5, 130.8, None)), ("garbage", None)],
 )
+@pytest.mark.reliability("B4")
 def test_wamd_gps_formats(text, expected):
     assert parse_wamd_gps(text) == expected
 
 
+@pytest.mark.reliability("B4")
 def test_bext_fields():
     data = body(rw.bext_chunk(
         description="sSPEED=023.976-ND\r\nsTAKE=1\r\nsTRK1=MKH516 A\r\n", originator="Sound Dev: 702T S#GR1112089007",
@@ -89,6 +92,7 @@ def test_ixml_fields():
      '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><BWFXML>&e;</BWFXML>',
      '<?xml version="1.0"?><!DOCTYPE BWFXML SYSTEM "http://example.com/x.dtd"><BWFXML/>'],
 )
+@pytest.mark.reliability("B4")
 def test_ixml_attacks_are_rejected_with_a_warning(attack):
     ixml = parse_ixml(attack.encode())
     assert ixml.flags == ("ixml_rejected",) and ixml.fields == {}

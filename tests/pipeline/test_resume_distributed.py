@@ -88,6 +88,7 @@ def long_run(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability("E4")
 def test_kill_driver_then_resume_gives_identical_store(long_run, workflow_file):
     ws, reference = long_run
     killed = _process(ws.root, workflow_file, "--new-run", env=_env(FIELDKIT_CRASH_AT="after_task:1"))

@@ -63,6 +63,7 @@ def test_regions_written_by_two_processes_give_the_expected_arrays(store, layout
     assert completed_regions(store) == [slice(0, N_CLIPS)]
 
 
+@pytest.mark.reliability("E4")
 def test_rewriting_a_region_is_byte_identical(store, layout):
     write_region(store, slice(4, 12), region_arrays(layout, 4, 12))
     first = snapshot(store)
@@ -72,6 +73,7 @@ def test_rewriting_a_region_is_byte_identical(store, layout):
 
 
 @pytest.mark.parametrize("region", [slice(2, 6), slice(4, 10), slice(1, 22), slice(20, 21)])
+@pytest.mark.reliability("E3")
 def test_a_misaligned_region_raises_before_writing(store, layout, region):
     before = snapshot(store)
     with pytest.raises(StoreError, match=r"not aligned to its 4-clip shards.*nothing was written"):
