@@ -150,8 +150,10 @@ def test_demo_creates_workspace_and_prints_where(tmp_path):
     for name in ("README.md", "croissant.json", "lineage.json", "index.parquet"):
         assert (tmp_path / "demo" / export["out_dir"] / name).is_file(), name
     assert (tmp_path / "demo" / "fieldkit.toml").is_file()
+    assert doc["serve"] == f"fieldkit -w {(tmp_path / 'demo').resolve()} serve"
     again = run("demo", str(tmp_path / "demo"))  # a previous demo workspace is rebuilt
     assert again.exit_code == 0 and "demo workspace" in again.stderr
+    assert again.stderr.strip().splitlines()[-1].endswith(doc["serve"])  # it ends with how to browse it
     text = " ".join(again.stderr.split())  # rich wraps long lines
     assert "split by recording (train " in text and "{'" not in text  # words, not a dict's repr (#13)
 

@@ -10,6 +10,7 @@ request. Handlers are plain functions; Starlette runs them in its thread pool.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -242,8 +243,6 @@ class Pages:
 
 
 def _pretty(document: Any) -> str:
-    import json
-
     return json.dumps(document, indent=2, sort_keys=True, default=str)
 
 
