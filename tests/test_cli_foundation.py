@@ -153,8 +153,10 @@ def test_demo_creates_workspace_and_prints_where(tmp_path):
     baseline = next(s for s in doc["stages"] if s["name"] == "baseline")  # 12 clips: nothing to measure (#15)
     assert baseline["metrics"]["evaluable"] is False and "splits" not in baseline["metrics"]
     assert baseline["summary"] == baseline["metrics"]["message"] and "too few clips per class" in baseline["summary"]
+    assert doc["serve"] == f"fieldkit -w {(tmp_path / 'demo').resolve()} serve"
     again = run("demo", str(tmp_path / "demo"))  # a previous demo workspace is rebuilt
     assert again.exit_code == 0 and "demo workspace" in again.stderr
+    assert again.stderr.strip().splitlines()[-1].endswith(doc["serve"])  # it ends with how to browse it
     text = " ".join(again.stderr.split())  # rich wraps long lines
     assert "split by recording (train " in text and "{'" not in text  # words, not a dict's repr (#13)
     assert "not evaluated: too few clips per class" in text and "test accuracy" not in text

@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 
 import fieldkit
-from fieldkit.catalogue import labels, queries, records, runs, writes
+from fieldkit.catalogue import browse, labels, queries, records, runs, writes
 
 PACKAGE = Path(fieldkit.__file__).resolve().parent
-QUERY_MODULES = (queries, runs, labels, writes)
+QUERY_MODULES = (queries, runs, labels, writes, browse)
 RECORD_NAMES = {name for name in records.__all__ if name != "Record"}
-#: Record fields that hold records themselves (``dataset.items``, ``lineage.sources``); other fields
+#: Record fields that hold records themselves (``dataset.items``, ``lineage.sources``, ``page.rows``); other fields
 #: are values, some of them free-form JSON documents (a run's ``parameters``) that may be keyed.
 ROW_FIELDS = {f.name for name in RECORD_NAMES for f in dataclasses.fields(getattr(records, name))
               if RECORD_NAMES & set(str(f.type).replace("[", " ").replace("]", " ").replace(",", " ").split())}
@@ -127,9 +127,10 @@ def _service_modules() -> list[Path]:
 
 
 def test_the_scan_knows_the_query_functions():
-    assert ROW_FIELDS == {"items", "sources"}
+    assert ROW_FIELDS == {"items", "sources", "rows"}
     assert {"list_recordings", "session_files", "get_run", "list_runs", "get_dataset", "recording_lineage",
-            "card_sessions", "archived_recordings", "recordings_in_scope", "annotations_for"} <= QUERY_FUNCTIONS
+            "card_sessions", "archived_recordings", "recordings_in_scope", "annotations_for",
+            "browse_recordings", "recording_uses"} <= QUERY_FUNCTIONS
 
 
 def test_the_scan_finds_string_keys_on_rows():

@@ -19,6 +19,7 @@ __all__ = [
     "DatasetRow", "DeploymentRow", "DerivativeRow", "LabelCount", "MatchableRecording", "ProcessingCandidate",
     "Record", "RecordingLineage", "RecordingRow", "RunDetail", "RunExclusionRow", "RunRow", "ScopedRecording", "SessionContext", "SessionFileRow",
     "SessionRow", "SiteRow",
+    "DeploymentSpan", "ExportRow", "RecordingPage", "RecordingUse", "StatusCount",
 ]
 
 
@@ -385,3 +386,53 @@ class RecordingSpecies(Record):
     status: str
     manual_id: str | None
     auto_id: str | None
+# -- browsing the catalogue (browse) --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecordingPage(Record):
+    """One page of a filtered, sorted recordings table and how many rows match in all."""
+
+    total: int
+    page: int
+    per_page: int
+    rows: tuple[RecordingRow, ...]
+
+
+@dataclass(frozen=True)
+class StatusCount(Record):
+    status: str
+    recordings: int
+
+
+@dataclass(frozen=True)
+class DeploymentSpan(Record):
+    """A dated recording of a deployment: where it sits on the coverage timeline."""
+
+    site: str
+    deployment: str
+    recording_id: int
+    status: str
+    start_time_utc: dt.datetime
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class RecordingUse(Record):
+    """A processing run or a dataset that used a recording."""
+
+    kind: str  # "run" or "dataset"
+    id: int
+    name: str
+    state: str  # the run's state, or the dataset's split of this recording
+    clips: int
+
+
+@dataclass(frozen=True)
+class ExportRow(Record):
+    id: int
+    dataset: str
+    version: int
+    format: str
+    path: str
+    state: str
+    created_at: str | None

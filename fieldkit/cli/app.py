@@ -103,7 +103,7 @@ def _root(
 
 
 def _register() -> None:
-    from fieldkit.cli import catalog, curate, db, ingest, listen, picture, process, schema, workspace_cmds
+    from fieldkit.cli import catalog, curate, db, ingest, listen, picture, process, schema, serve, workspace_cmds
     from fieldkit.cli.workflows_cmds import app as workflows_app
 
     workspace_cmds.register(app)
@@ -111,6 +111,7 @@ def _register() -> None:
     process.register(app, catalog.app)
     curate.register(app, catalog.app)
     listen.register(app)
+    serve.register(app)
     app.add_typer(db.app, name="db")
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(schema.app, name="schema")

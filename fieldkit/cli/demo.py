@@ -6,6 +6,7 @@ do on a fresh machine with the embedded defaults (SQLite, local Zarr, LocalClust
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from fieldkit.workspace import Workspace, init_workspace
 #: Files shipped inside the package: the sample card and its annotations.
 _PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data"
 
-__all__ = ["run_demo", "DEMO_MARKER", "sample_card_path"]
+__all__ = ["run_demo", "DEMO_MARKER", "sample_card_path", "serve_command"]
 
 DEMO_MARKER = ".fieldkit-demo"
 DEMO_SITE = "demo-wood"
@@ -149,4 +150,10 @@ def run_demo(directory: Path, *, progress: bool = True) -> dict[str, Any]:
         counts = _catalogue_summary(ws)
         stages.append({"name": "catalogue", "summary": ", ".join(f"{v} {k}" for k, v in counts.items()),
                        "counts": counts})
-        return {"workspace": str(ws.root), "stages": stages}
+        # The last thing the demo says: how to browse what it built (fieldkit serve, read-only).
+        return {"workspace": str(ws.root), "stages": stages, "serve": serve_command(ws.root)}
+
+
+def serve_command(root: Path) -> str:
+    """The command that opens the workspace at ``root`` in a browser (``fieldkit serve``)."""
+    return f"fieldkit -w {shlex.quote(str(root))} serve"

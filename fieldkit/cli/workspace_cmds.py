@@ -62,6 +62,7 @@ def demo(
     for stage in report["stages"]:
         err.print(f"[green]✓[/green] {stage['name']}: {stage['summary']}")
     err.print(f"demo workspace: [bold]{report['workspace']}[/bold]")
+    err.print(f"browse it (read-only, http://127.0.0.1:8000/): {report['serve']}", soft_wrap=True, markup=False)
 
 
 def register(app: typer.Typer) -> None:

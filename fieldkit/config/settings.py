@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from fieldkit.errors import ConfigError, WorkspaceNotFoundError
 
@@ -24,6 +24,7 @@ __all__ = [
     "WORKSPACE_ENV",
     "DaskSettings",
     "IngestSettings",
+    "ServeSettings",
     "Settings",
     "LoadedSettings",
     "WorkspacePaths",
@@ -75,6 +76,17 @@ class IngestSettings(BaseModel):
     )
 
 
+class ServeSettings(BaseModel):
+    """How ``fieldkit serve`` lets browsers in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr | None = Field(
+        None, description="Token 'fieldkit serve' requires on every request (needed to bind a non-loopback "
+                          "address; never printed by 'config show')."
+    )
+
+
 class Settings(BaseModel):
     """Every fieldkit setting, validated and frozen.
 
@@ -96,6 +108,7 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     dask: DaskSettings = DaskSettings()
     ingest: IngestSettings = IngestSettings()
+    serve: ServeSettings = ServeSettings()
 
     @field_validator("catalogue_url")
     @classmethod
@@ -332,4 +345,7 @@ memory_limit = "{s.dask.memory_limit}"
 chunk_bytes = {s.ingest.chunk_bytes}
 read_retries = {s.ingest.read_retries}
 default_timezone = "{s.ingest.default_timezone}"
+
+[serve]
+# token = "a-long-random-string"   # required by 'fieldkit serve --host' on a non-loopback address
 """

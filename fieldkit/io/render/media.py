@@ -25,6 +25,7 @@ import soundfile as sf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from fieldkit.dsp.bitdepth import to_int16
 from fieldkit.dsp.channels import as_channels
@@ -185,18 +186,29 @@ def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: s
 
 def spectrogram_png(
     path: PathLike, samples: np.ndarray, rate_hz: float, title: str,
-    fmax_hz: float | None = None,
+    fmax_hz: float | None = None, boxes: tuple[tuple[float, float, float | None, float | None, str], ...] = (),
 ) -> Path:
     """Spectrogram picture: time in seconds, frequency in kHz, power in dB (Hann, 1024).
 
     ``fmax_hz`` limits the frequency axis (default: the Nyquist frequency). For a
     time-expanded preview, pass the original samples and rate to show real units.
+    ``boxes`` are labelled annotations ``(begin_s, end_s, low_hz, high_hz, label)`` in the
+    picture's own time (seconds from its first sample); a missing band spans every frequency.
     """
     fig = _figure((1000, 500))
-    _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz)
+    ax = _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz)
+    _draw_boxes(ax, boxes, (fmax_hz if fmax_hz else rate_hz / 2) / 1000.0)
     fig.tight_layout()
     fig.savefig(Path(path), format="png")
     return Path(path)
+
+
+def _draw_boxes(ax: Any, boxes: tuple, top_khz: float) -> None:
+    for begin_s, end_s, low_hz, high_hz, label in boxes:
+        low = (low_hz or 0.0) / 1000.0
+        high = top_khz if high_hz is None else high_hz / 1000.0
+        ax.add_patch(Rectangle((begin_s, low), end_s - begin_s, high - low, fill=False, edgecolor="cyan", linewidth=1.5))
+        ax.text(begin_s, min(high, top_khz), label, color="cyan", fontsize=8, va="top", ha="left", clip_on=True)
 
 
 def series_plot_png(
