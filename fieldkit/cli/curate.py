@@ -138,25 +138,41 @@ def lineage(ctx: typer.Context, clip: str = typer.Argument(..., help="RUN:CLIP, 
 def export(
     ctx: typer.Context,
     dataset: str = typer.Argument(..., help="Dataset name (see 'fieldkit dataset list')."),
-    fmt: str = typer.Option("zarr", "--format", help="zarr, numpy or parquet."),
+    fmt: str = typer.Option("zarr", "--format", help="zarr, numpy, parquet, webdataset or lhotse."),
     out: Optional[Path] = typer.Option(None, "--out", help="Target folder (default: exports/<name>-<version>-<format>)."),
     version: Optional[int] = typer.Option(None, "--version", help="Dataset version (default: the newest)."),
     licence: str = typer.Option("CC-BY-4.0", "--licence", help="SPDX licence id written to the card and Croissant."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of the same version."),
+    audio: str = typer.Option("processed", "--audio", help="Each clip's audio as FLAC: processed (the run's "
+                              "waveform), original (the archive's excerpt at its own rate) or none."),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Clips per WebDataset shard."),
+    creator: Optional[str] = typer.Option(None, "--creator", help="Who made the dataset (card and Croissant)."),
+    url: Optional[str] = typer.Option(None, "--url", help="Where the dataset lives (Croissant url)."),
+    cite_as: Optional[str] = typer.Option(None, "--cite-as", help="How to cite it (default: a BibTeX entry)."),
     json_out: bool = JSON,
 ) -> None:
-    """Write arrays, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
+    """Write arrays, audio, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
     from fieldkit.curate.handoff import export_catalogued_dataset
 
     result = export_catalogued_dataset(state(ctx).open(), dataset, fmt=fmt, out=out, version=version,
-                                       licence=licence, overwrite=overwrite)
+                                       licence=licence, overwrite=overwrite, audio=audio, shard_size=shard_size,
+                                       creator=creator, url=url, cite_as=cite_as)
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
            "files": result.files}
+    if result.format == "parquet":
+        doc["loader"] = hf_loader_line(result.out_dir)
     if json_out:
         emit_json(doc)
         return
     err.print(f"exported {result.n_clips} clips ({human_counts(result.clips_per_split)}) as {result.format} to {result.out_dir}")
     err.print(f"  {len(result.files)} files; dataset card {result.out_dir / 'README.md'}")
+    if result.format == "parquet":
+        err.print(f"  load it: {hf_loader_line(result.out_dir)}")
+
+
+def hf_loader_line(out_dir: Path) -> str:
+    """The one line of Python that loads a Parquet export with Hugging Face ``datasets``."""
+    return f"from datasets import load_dataset; ds = load_dataset({str(Path(out_dir).resolve())!r})"
 
 
 def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An export folder."),

@@ -64,8 +64,12 @@ def _index(items: tuple[DatasetItemRow, ...], coords: dict[str, np.ndarray]) -> 
 
 
 def export_input(ws: Workspace, name: str, version: int | None = None, *, licence: str = "CC-BY-4.0",
-                 description: str | None = None) -> tuple[ExportInput, int]:
-    """The plain description of a dataset version, and the dataset's catalogue id."""
+                 description: str | None = None, **options: Any) -> tuple[ExportInput, int]:
+    """The plain description of a dataset version, and the dataset's catalogue id.
+
+    ``options`` are :class:`ExportInput`'s export options (``audio``, ``shard_size``, ``creator``,
+    ``url``, ``cite_as``); the archive folder is the workspace's.
+    """
     with ws.catalogue.read() as s:
         dataset = label_rows.get_dataset(s, name, version)
         rec_ids = sorted({i.recording_id for i in dataset.items})
@@ -83,14 +87,15 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
                       index=index, label_names=tuple(labels), split_by=params["split_by"],
                       seed=params["seed"], ratios=tuple(params["ratios"]), manifest_hash=dataset.manifest_hash,
                       workflow=dataset.workflow, versions=dataset.versions, qc_summary=qc,
-                      lineage=_lineage(dataset.items, recs, dataset))
+                      lineage=_lineage(dataset.items, recs, dataset), archive_root=ws.paths.archive,
+                      **options)
     return inp, dataset.id
 
 
 def export_catalogued_dataset(ws: Workspace, name: str, *, fmt: str = "zarr", out: Path | None = None, version: int | None = None,
-                              licence: str = "CC-BY-4.0", overwrite: bool = False) -> ExportResult:
-    """Export a dataset version and record the export in the catalogue."""
-    inp, dataset_id = export_input(ws, name, version, licence=licence)
+                              licence: str = "CC-BY-4.0", overwrite: bool = False, **options: Any) -> ExportResult:
+    """Export a dataset version and record the export in the catalogue (``options``: see :func:`export_input`)."""
+    inp, dataset_id = export_input(ws, name, version, licence=licence, **options)
     target = Path(out) if out is not None else ws.paths.exports / f"{inp.slug}-{fmt}"
     result = export_dataset(inp, target, format=fmt, overwrite=overwrite)
     with ws.catalogue.write() as s:

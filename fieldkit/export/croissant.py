@@ -11,7 +11,7 @@ hashes; likewise the per-clip FLAC files under ``audio/`` are one ``cr:FileSet``
   ``isArray`` fields with their ``arrayShape``;
 - ``arrays``: one inline record per data file of the export (split, variable or member,
   dtype, shape), so the shapes of Zarr, NumPy and WebDataset arrays are in the metadata;
-- ``audio``: one record per FLAC file of the ``audio/`` folder (its path and name).
+- ``audio``: one record per clip's FLAC file of the ``audio/`` folder (clip, path, split).
 
 ``creator``, ``url`` and ``citeAs`` come from the input (``--creator``, ``--url``,
 ``--cite-as``); without ``citeAs`` a BibTeX entry is made from the name and version.
@@ -153,15 +153,21 @@ def _arrays_record_set(out_dir: Path, files: dict[str, str]) -> list[dict[str, A
 
 
 def _audio_record_set(files: dict[str, str]) -> list[dict[str, Any]]:
+    """Each clip's FLAC, from the index: mlcroissant 1.1 cannot read FLAC (only MP3), so the
+    records name the files of the ``audio-files`` FileSet rather than decode them."""
     if not any(rel.startswith("audio/") for rel in files):
         return []
-    source = {"fileSet": {"@id": AUDIO_FILE_SET}}
-    fields = [{"@type": "cr:Field", "@id": f"audio/{prop}", "name": prop, "dataType": "sc:Text",
-               "source": {**source, "extract": {"fileProperty": prop}}}
-              for prop in ("fullpath", "filename")]
+    source = {"fileObject": {"@id": "index.parquet"}}
+    fields = [{"@type": "cr:Field", "@id": f"audio/{name}", "name": name, "dataType": kind,
+               "description": text, "source": {**source, "extract": {"column": column}}}
+              for name, kind, column, text in (
+                  ("clip_id", "sc:Integer", "clip_id", "the clip (clips/clip_id)"),
+                  ("file", "sc:Text", "audio", "path of its FLAC file in the export"),
+                  ("split", "sc:Text", "split", "train, validation or test"))]
     return [{"@type": "cr:RecordSet", "@id": "audio", "name": "audio",
-             "description": "One FLAC file per clip (audio/<split>/<key>.flac; the index's "
-             "audio column names each clip's file).", "field": fields}]
+             "description": "One FLAC file per clip (audio/<split>/<key>.flac, in the "
+             "audio-files FileSet; 16- or 24-bit, at the rate in export.json for processed "
+             "audio).", "field": fields}]
 
 
 def _record_sets(out_dir: Path, files: dict[str, str]) -> list[dict[str, Any]]:

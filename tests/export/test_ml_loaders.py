@@ -197,3 +197,76 @@ def test_audio_none_leaves_audio_out(tmp_path, store_path):
     out = export_dataset(silent, tmp_path / "silent", format="numpy").out_dir
     assert not (out / "audio").exists()
     assert json.loads((out / "export.json").read_text())["audio"] == "none"
+
+
+def test_torch_dataset_over_a_zarr_export_in_a_two_worker_dataloader(exports, export_input,
+                                                                     store_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from fieldkit.export.torch_dataset import ZarrClipDataset
+
+    def scaled(item):  # the transform hook: here, log-compress the mel bands
+        return {**item, "mel": torch.log1p(item["mel"].float())}
+
+    rows = export_input.split_index("train")
+    ds = ZarrClipDataset(exports["zarr"], "train", variables=("mel", "waveform"),
+                         transform=scaled)
+    assert len(ds) == len(rows) and ds.label_names == LABELS
+    batches = list(DataLoader(ds, batch_size=8, num_workers=2))
+    clip_ids = torch.cat([b["clip_id"] for b in batches]).numpy()
+    np.testing.assert_array_equal(clip_ids, rows["clip_id"].to_numpy())
+    mel = torch.cat([b["mel"] for b in batches]).numpy()
+    np.testing.assert_allclose(mel, np.log1p(store_values(store_path, "mel", clip_ids)
+                                             .astype(np.float32)), rtol=1e-6)
+    wave = torch.cat([b["waveform"] for b in batches]).numpy()
+    np.testing.assert_array_equal(wave, store_values(store_path, "waveform", clip_ids))
+    labels = torch.cat([b["label"] for b in batches]).numpy()
+    assert labels.tolist() == [LABELS.index(n[0]) for n in rows["labels"]]
+
+
+def test_torch_dataset_multi_label_is_multi_hot(tmp_path, store_path):
+    from fieldkit.export.torch_dataset import ZarrClipDataset
+
+    inp = make_input(store_path, multi_label=True, name="wood-multi")
+    out = export_dataset(inp, tmp_path / "multi", format="zarr").out_dir
+    ds = ZarrClipDataset(out, "train", variables=())
+    expected = inp.multi_hot("train").astype(np.float32)
+    np.testing.assert_array_equal(np.stack([ds[i]["labels"].numpy() for i in range(len(ds))]),
+                                  expected)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def test_croissant_describes_index_arrays_and_audio(tmp_path, store_path):
+    import mlcroissant as mlc
+
+    inp = make_input(store_path)
+    inp = type(inp)(**{**inp.__dict__, "creator": "Wood Survey", "url": "https://example.org/wood",
+                       "cite_as": "Wood Survey (2024). Wood calls."})
+    for fmt in ("numpy", "parquet"):
+        out = export_dataset(inp, tmp_path / fmt, format=fmt).out_dir
+        document = json.loads((out / "croissant.json").read_text())
+        assert document["creator"] == {"@type": "sc:Person", "name": "Wood Survey"}
+        assert document["url"] == "https://example.org/wood"
+        assert document["citeAs"] == "Wood Survey (2024). Wood calls."
+        dataset = mlc.Dataset(jsonld=out / "croissant.json")
+        assert not dataset.metadata.issues.errors, dataset.metadata.issues.report()
+        assert len(list(dataset.records("clips"))) == len(inp.index)
+        if fmt == "numpy":
+            arrays = {(_text(r["arrays/split"]), _text(r["arrays/name"])):
+                      _text(r["arrays/shape"]) for r in dataset.records("arrays")}
+            n_train = len(inp.split_index("train"))
+            assert arrays[("train", "mel")] == "x".join(map(str, (n_train, 101, 40)))
+            audio = [_text(r["audio/file"]) for r in dataset.records("audio")]
+            assert audio == [f"audio/{s}/{clip_key(c)}.flac"
+                             for s, c in zip(inp.index["split"], inp.index["clip_id"])]
+            assert all((out / a).is_file() for a in audio)
+        else:
+            fields = {f["name"]: f for f in next(r for r in document["recordSet"]
+                                                 if r["@id"] == "features")["field"]}
+            assert fields["mel_mean"]["isArray"] is True and fields["mel_mean"]["arrayShape"] == "40"
+            first = next(iter(dataset.records("features")))
+            assert len(first["features/mel_mean"]) == 40
