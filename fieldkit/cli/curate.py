@@ -160,6 +160,8 @@ def export(
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
            "files": result.files}
     if result.format == "parquet":
+        from fieldkit.export.tabular import hf_loader_line
+
         doc["loader"] = hf_loader_line(result.out_dir)
     if json_out:
         emit_json(doc)
@@ -167,12 +169,7 @@ def export(
     err.print(f"exported {result.n_clips} clips ({human_counts(result.clips_per_split)}) as {result.format} to {result.out_dir}")
     err.print(f"  {len(result.files)} files; dataset card {result.out_dir / 'README.md'}")
     if result.format == "parquet":
-        err.print(f"  load it: {hf_loader_line(result.out_dir)}")
-
-
-def hf_loader_line(out_dir: Path) -> str:
-    """The one line of Python that loads a Parquet export with Hugging Face ``datasets``."""
-    return f"from datasets import load_dataset; ds = load_dataset({str(Path(out_dir).resolve())!r})"
+        err.print(f"  load it: {doc['loader']}")
 
 
 def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An export folder."),

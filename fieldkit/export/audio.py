@@ -109,8 +109,8 @@ def _original(inp: ExportInput, rows: pd.DataFrame) -> Iterator[tuple[int, np.nd
                                 hint="Run 'fieldkit verify' on the archive, or export with "
                                      "--audio processed.")
         info = sf.info(str(path))
-        start = int(round(float(rows["offset_s"].iloc[i]) * info.samplerate))
-        frames = int(round(int(valid[i]) / run_rate * info.samplerate))
+        start = round(float(rows["offset_s"].iloc[i]) * info.samplerate)
+        frames = round(int(valid[i]) / run_rate * info.samplerate)
         dtype = "int16" if info.subtype in ("PCM_16", "PCM_S8", "PCM_U8") else "float32"
         data, rate = sf.read(str(path), start=start, frames=frames, dtype=dtype, always_2d=True)
         channel = int(channels[i])

@@ -98,8 +98,9 @@ def _write_split(inp: ExportInput, split: str, out_dir: Path, feature: str, sour
                 if i % inp.shard_size == 0:
                     if tar is not None:
                         tar.close()
-                    tar = tarfile.open(out_dir / shard_name(split, i // inp.shard_size), "w",
-                                       format=tarfile.USTAR_FORMAT)
+                    # one open shard at a time, rotated every shard_size clips; closed below
+                    tar = tarfile.open(out_dir / shard_name(split, i // inp.shard_size),  # noqa: SIM115
+                                       "w", format=tarfile.USTAR_FORMAT)
                 clip = next(audio)
                 row = index.loc[rows.index[i]]
                 _add(tar, f"{clip.key}.flac", clip.flac)

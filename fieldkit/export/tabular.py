@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import xarray as xr
 
 from fieldkit.export.arrays import POOL_VARIABLES
+from fieldkit.export.audio import clip_audio, resolve_audio_source
 from fieldkit.export.pooling import (
     FrameTiming,
     clip_blocks,
@@ -34,11 +35,10 @@ from fieldkit.export.pooling import (
     pooled_columns,
     valid_frame_counts,
 )
-from fieldkit.export.audio import clip_audio, resolve_audio_source
 from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.sidecars import index_table
 
-__all__ = ["META_COLUMNS", "expand_bands", "group_bands", "hf_features", "parquet_audio_refs",
+__all__ = ["META_COLUMNS", "expand_bands", "group_bands", "hf_features", "hf_loader_line", "parquet_audio_refs",
            "parquet_file", "pool_dataset", "read_parquet_split",
            "write_parquet"]
 
@@ -234,3 +234,8 @@ def read_parquet_split(out_dir: Path, split: str) -> pa.Table:
 def parquet_audio_refs(inp: ExportInput, split: str) -> list[str]:
     """Where each clip's audio is: the ``audio`` column of its split's Parquet file."""
     return [parquet_file(split)] * len(inp.split_index(split))
+
+
+def hf_loader_line(out_dir: Path) -> str:
+    """The one line of Python that loads a Parquet export with Hugging Face ``datasets``."""
+    return f"from datasets import load_dataset; ds = load_dataset({str(Path(out_dir).resolve())!r})"

@@ -135,7 +135,6 @@ def test_webdataset_shards_read_with_webdataset_and_a_dataloader(loader_exports,
 
 
 def test_webdataset_shards_batch_in_a_multi_worker_dataloader(loader_exports, export_input):
-    import torch.utils.data
     import webdataset as wds
 
     urls = sorted(str(p) for p in (loader_exports["webdataset"] / "data").glob("train-*.tar"))
