@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -269,3 +270,56 @@ def test_croissant_describes_index_arrays_and_audio(tmp_path, store_path):
             assert fields["mel_mean"]["isArray"] is True and fields["mel_mean"]["arrayShape"] == "40"
             first = next(iter(dataset.records("features")))
             assert len(first["features/mel_mean"]) == 40
+
+
+def test_original_audio_is_the_archive_excerpt_at_its_own_rate(tmp_path, store_path):
+    import soxr
+
+    from fieldkit.catalogue import queries
+    from fieldkit.workspace import open_workspace
+
+    root = next(p for p in store_path.parents if (p / "fieldkit.toml").is_file())
+    with open_workspace(root) as ws, ws.catalogue.read() as s:
+        archive = {r.id: r.archive_path for r in queries.list_recordings(s)}
+        archive_root = ws.paths.archive
+    inp = make_input(store_path)
+    lineage = [{**rec, "archive_path": archive[int(rid)]}
+               for rec, rid in zip(inp.lineage_records(), inp.index["recording_id"])]
+    original = type(inp)(**{**inp.__dict__, "lineage": lineage, "audio": "original",
+                            "archive_root": archive_root})
+    out = export_dataset(original, tmp_path / "original", format="lhotse").out_dir
+    index = pd.read_parquet(out / "index.parquet")
+    processed = _expected_audio(store_path, index["clip_id"])
+    rates, similarity = set(), []
+    for row, wave in zip(index.itertuples(), processed):
+        source = archive_root / archive[row.recording_id]
+        rate = sf.info(str(source)).samplerate
+        decoded, got_rate = sf.read(str(out / row.audio), dtype="float32", always_2d=True)
+        assert got_rate == rate and row.file_name == source.name
+        assert decoded.shape[0] == round((row.end_s - row.start_s) * rate)
+        excerpt, _ = sf.read(str(source), start=round(row.start_s * rate), frames=decoded.shape[0],
+                             dtype="float32", always_2d=True)
+        assert np.max(np.abs(decoded - excerpt)) <= FLOAT_FLAC_STEP  # 16-bit sources: exact
+        rates.add(rate)
+        # independent of fieldkit's reader: the excerpt resampled by soxr is the run's waveform
+        mono = soxr.resample(excerpt.mean(axis=1), rate, 16000)[:len(wave)]
+        similarity.append(np.corrcoef(mono, wave[:len(mono)])[0, 1])
+    assert len(rates) > 1  # this card mixes 48 kHz and 32 kHz (and more) recordings
+    assert np.median(similarity) > 0.99, similarity
+
+
+def test_zarr_export_variables_carry_cf_units(exports):
+    import xarray as xr
+
+    ds = xr.open_zarr(exports["zarr"] / "data" / "train.zarr", consolidated=True)
+    assert ds["centroid"].attrs["units"] == "Hz" and ds["peak_dbfs"].attrs["units"] == "dBFS"
+    assert ds["offset_s"].attrs["units"] == "s" and ds["mel"].attrs["long_name"]
+    assert all("units" in ds[v].attrs for v in ds.data_vars), [
+        v for v in ds.data_vars if "units" not in ds[v].attrs]
+
+
+def test_lineage_store_path_is_relative_to_the_export(exports, store_path):
+    for out in exports.values():
+        lineage = json.loads((out / "lineage.json").read_text())
+        assert not Path(lineage["store"]).is_absolute()
+        assert (out / lineage["store"]).resolve() == store_path.resolve()
