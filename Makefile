@@ -11,6 +11,9 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# torch first, as the machine provides it (2.13.0, CPU): the test extra pins it, and a bare
+	@# requirement would pull a multi-GB CUDA build on a fresh machine
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@# byte code for the package, as a non-editable install has: under PYTHONDONTWRITEBYTECODE=1
 	@# every command would otherwise compile the modules it imports (~0.1 s of each start).

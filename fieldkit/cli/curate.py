@@ -180,7 +180,7 @@ def lineage(ctx: typer.Context, clip: str = typer.Argument(..., help="RUN:CLIP, 
 def export(
     ctx: typer.Context,
     dataset: str = typer.Argument(..., help="Dataset name (see 'fieldkit dataset list')."),
-    fmt: str = typer.Option("zarr", "--format", help="zarr, numpy or parquet."),
+    fmt: str = typer.Option("zarr", "--format", help="zarr, numpy, parquet, webdataset or lhotse."),
     out: Optional[Path] = typer.Option(None, "--out", help="Target folder (default: exports/<name>-<version>-<format>)."),
     version: Optional[int] = typer.Option(None, "--version", help="Dataset version (default: the newest)."),
     licence: str = typer.Option("CC-BY-4.0", "--licence", help="SPDX licence id written to the card and Croissant."),
@@ -190,21 +190,34 @@ def export(
                                           "'|' chains, a..b draws per clip)."),
     augment_seed: Optional[int] = typer.Option(None, "--augment-seed", help="Seed of --augment's draws "
                                                "(default: the dataset's split seed)."),
+    audio: str = typer.Option("processed", "--audio", help="Each clip's audio as FLAC: processed (the run's "
+                              "waveform), original (the archive's excerpt at its own rate) or none."),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Clips per WebDataset shard."),
+    creator: Optional[str] = typer.Option(None, "--creator", help="Who made the dataset (card and Croissant)."),
+    url: Optional[str] = typer.Option(None, "--url", help="Where the dataset lives (Croissant url)."),
+    cite_as: Optional[str] = typer.Option(None, "--cite-as", help="How to cite it (default: a BibTeX entry)."),
     json_out: bool = JSON,
 ) -> None:
-    """Write arrays, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
+    """Write arrays, audio, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
     from fieldkit.curate.handoff import export_catalogued_dataset
 
     result = export_catalogued_dataset(state(ctx).open(), dataset, fmt=fmt, out=out, version=version,
                                        licence=licence, overwrite=overwrite, augment=augment,
-                                       augment_seed=augment_seed)
+                                       augment_seed=augment_seed, audio=audio, shard_size=shard_size,
+                                       creator=creator, url=url, cite_as=cite_as)
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
            "files": result.files}
+    if result.format == "parquet":
+        from fieldkit.export.tabular import hf_loader_line
+
+        doc["loader"] = hf_loader_line(result.out_dir)
     if json_out:
         emit_json(doc)
         return
     err.print(f"exported {result.n_clips} clips ({human_counts(result.clips_per_split)}) as {result.format} to {result.out_dir}")
     err.print(f"  {len(result.files)} files; dataset card {result.out_dir / 'README.md'}")
+    if result.format == "parquet":
+        err.print(f"  load it: {doc['loader']}")
 
 
 def baseline(ctx: typer.Context, export_dir: Path = typer.Argument(..., help="An export folder."),

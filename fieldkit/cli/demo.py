@@ -19,6 +19,7 @@ from fieldkit.curate.datasets import DatasetRequest, create_dataset
 from fieldkit.curate.handoff import export_catalogued_dataset
 from fieldkit.errors import WorkspaceExistsError
 from fieldkit.export.baseline import run_baseline
+from fieldkit.export.tabular import hf_loader_line
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.listen.preview import preview_recording
 from fieldkit.listen.report import build_report
@@ -119,6 +120,15 @@ def _baseline_summary(metrics: dict[str, Any]) -> str:
             f"(majority-class chance {scores['chance_majority_accuracy']:.2f})")
 
 
+def _hf_export_stage(ws: Workspace) -> dict[str, Any]:
+    """The Parquet-with-audio export, and the one line that loads it in Hugging Face datasets."""
+    exported = export_catalogued_dataset(ws, "demo", fmt="parquet")
+    loader = hf_loader_line(exported.out_dir)
+    return {"name": "export-hf", "summary": f"{exported.n_clips} clips with FLAC audio as Hugging Face Parquet in "
+            f"{ws.relative(exported.out_dir)}; load it: {loader}", "out_dir": ws.relative(exported.out_dir),
+            "loader": loader}
+
+
 def _listen_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
     with ws.catalogue.read() as s:
         playable = [r for r in queries.list_recordings(s) if r.status == "ok"]
@@ -146,6 +156,7 @@ def run_demo(directory: Path, *, progress: bool = True) -> dict[str, Any]:
         stages.append(_process_stage(ws, progress))
         run_id = stages[-1]["run_id"]
         stages.extend(_handoff_stages(ws, run_id))
+        stages.append(_hf_export_stage(ws))
         stages.extend(_listen_stages(ws, run_id))
         counts = _catalogue_summary(ws)
         stages.append({"name": "catalogue", "summary": ", ".join(f"{v} {k}" for k, v in counts.items()),

@@ -64,8 +64,12 @@ def _index(items: tuple[DatasetItemRow, ...], coords: dict[str, np.ndarray]) -> 
 
 
 def export_input(ws: Workspace, name: str, version: int | None = None, *, licence: str = "CC-BY-4.0",
-                 description: str | None = None) -> tuple[ExportInput, int]:
-    """The plain description of a dataset version, and the dataset's catalogue id."""
+                 description: str | None = None, **options: Any) -> tuple[ExportInput, int]:
+    """The plain description of a dataset version, and the dataset's catalogue id.
+
+    ``options`` are :class:`ExportInput`'s export options (``audio``, ``shard_size``, ``creator``,
+    ``url``, ``cite_as``); the archive folder is the workspace's.
+    """
     with ws.catalogue.read() as s:
         dataset = label_rows.get_dataset(s, name, version)
         rec_ids = sorted({i.recording_id for i in dataset.items})
@@ -83,23 +87,24 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
                       index=index, label_names=tuple(labels), split_by=params["split_by"],
                       seed=params["seed"], ratios=tuple(params["ratios"]), manifest_hash=dataset.manifest_hash,
                       workflow=dataset.workflow, versions=dataset.versions, qc_summary=qc,
-                      lineage=_lineage(dataset.items, recs, dataset))
+                      lineage=_lineage(dataset.items, recs, dataset), archive_root=ws.paths.archive,
+                      **options)
     return inp, dataset.id
 
 
 def export_catalogued_dataset(ws: Workspace, name: str, *, fmt: str = "zarr", out: Path | None = None, version: int | None = None,
                               licence: str = "CC-BY-4.0", overwrite: bool = False, augment: str | None = None,
-                              augment_seed: int | None = None) -> ExportResult:
+                              augment_seed: int | None = None, **options: Any) -> ExportResult:
     """Export a dataset version and record the export in the catalogue.
 
     ``augment`` is an ``--augment`` SPEC (:mod:`fieldkit.export.augment`), seeded with
-    ``augment_seed`` (default: the dataset's split seed).
+    ``augment_seed`` (default: the dataset's split seed); ``options``: see :func:`export_input`.
     """
     spec = None
     if augment is not None:  # parsed first: a bad SPEC fails before the catalogue is read
         from fieldkit.export.augment import parse_augment_spec
         spec = parse_augment_spec(augment)
-    inp, dataset_id = export_input(ws, name, version, licence=licence)
+    inp, dataset_id = export_input(ws, name, version, licence=licence, **options)
     target = Path(out) if out is not None else ws.paths.exports / f"{inp.slug}-{fmt}"
     if spec is not None:
         spec = spec.with_seed(inp.seed if augment_seed is None else augment_seed)

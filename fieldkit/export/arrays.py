@@ -22,7 +22,29 @@ from fieldkit.store.layout import QC_VARIABLES
 from fieldkit.store.regions import read_layout
 from fieldkit.store.zarr_store import open_store
 
-__all__ = ["POOL_VARIABLES", "numpy_split", "write_numpy", "write_zarr", "zarr_split"]
+__all__ = ["CF_ATTRIBUTES", "POOL_VARIABLES", "numpy_split", "write_numpy", "write_zarr", "zarr_split"]
+
+#: CF-style ``units`` and ``long_name`` of each store variable, set on the Zarr export's
+#: variables so that xarray users see Hz, dBFS and seconds (units "1": dimensionless).
+CF_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    "waveform": ("1", "audio samples, full scale = 1 (int16: 32768)"),
+    "valid_samples": ("1", "samples of real audio in the clip (the rest is zero padding)"),
+    "mel": ("1", "mel spectrogram (power, relative to full scale)"),
+    "logmel": ("dB", "log mel spectrogram, dB relative to full-scale power"),
+    "mfcc": ("1", "mel-frequency cepstral coefficients (DCT-II of logmel)"),
+    "chroma": ("1", "chromagram, normalised per frame"),
+    "stft": ("1", "STFT magnitude, relative to full scale"),
+    "centroid": ("Hz", "spectral centroid"),
+    "bandwidth": ("Hz", "spectral bandwidth"),
+    "rms": ("1", "root-mean-square amplitude per frame, full scale = 1"),
+    "clipped_fraction": ("1", "fraction of samples at or beyond full scale"),
+    "peak_dbfs": ("dBFS", "peak sample level"),
+    "dc_offset": ("1", "mean sample value (DC offset), full scale = 1"),
+    "silent_fraction": ("1", "fraction of silent frames"),
+    "nonfinite_count": ("1", "stored values that are NaN or infinite"),
+    "offset_s": ("s", "clip start, seconds from the start of its recording"),
+    "labels": ("1", "multi-hot labels over the label coordinate"),
+}
 
 #: Store variables the pooled table is computed from.
 POOL_VARIABLES = (*POOLED_FEATURES, *QC_VARIABLES, "valid_samples")
@@ -52,6 +74,9 @@ def _split_dataset(ds: xr.Dataset, inp: ExportInput, split: str) -> xr.Dataset:
     sample_rate = ds.attrs.get("layout", {}).get("sample_rate_hz")
     sub.attrs = {**kept, "sample_rate_hz": sample_rate, "split": split, "dataset": inp.name,
                  "dataset_version": inp.version, "label_names": list(inp.label_names)}
+    for name, (units, long_name) in CF_ATTRIBUTES.items():
+        if name in sub.variables:
+            sub[name].attrs.update(units=units, long_name=long_name)
     return sub
 
 

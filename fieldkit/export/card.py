@@ -19,6 +19,7 @@ import pandas as pd
 from fieldkit.export.formats import ExportFormat
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput, hash_files
+from fieldkit.export.shards import SHARD_FEATURES
 from fieldkit.export.sidecars import iso_z
 from fieldkit.export.tabular import parquet_file
 
@@ -171,7 +172,9 @@ def loading_snippet(inp: ExportInput, fmt: ExportFormat) -> str:
     data_files = {s: parquet_file(s) for s in inp.splits}
     return jinja2.Template(fmt.snippet).render(
         splits=list(inp.splits), first=inp.splits[0], array=array, data_files=data_files,
-        label_column="label" if inp.single_label else "labels")
+        label_column="label" if inp.single_label else "labels", audio=inp.audio != "none",
+        shard_size=inp.shard_size, shard_feature=next(
+            (f for f in SHARD_FEATURES if f in stored), "valid_samples"))
 
 
 def _where(index: pd.DataFrame) -> list[dict[str, Any]]:

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fieldkit.errors import ExportError, ValidationError
+from fieldkit.export.audio import audio_folder_path, resolve_audio_source, write_audio_folder
 from fieldkit.export.card import write_card
 from fieldkit.export.croissant import write_croissant, write_manifest
-from fieldkit.export.formats import get_format
+from fieldkit.export.formats import ExportFormat, get_format
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput
 from fieldkit.export.sidecars import write_sidecars
@@ -106,11 +107,29 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old)
 
 
+def _audio_refs(inp: ExportInput, fmt: ExportFormat, source: str) -> dict[int, str]:
+    """clip_id -> where its FLAC is in the export (the index's ``audio`` column)."""
+    if source == "none":
+        return {}
+    refs: dict[int, str] = {}
+    for split in inp.splits:
+        ids = inp.split_index(split)["clip_id"].astype(int).tolist()
+        where = (fmt.audio_refs(inp, split) if fmt.audio_refs is not None
+                 else [audio_folder_path(split, c) for c in ids])
+        refs.update(zip(ids, where))
+    return refs
+
+
 def _write_all(inp: ExportInput, format_name: str, tmp: Path,
-               published: date | None, augment: AugmentSpec | None = None) -> dict[str, str]:
+               published: date | None, out_dir: Path, augment: AugmentSpec | None = None) -> dict[str, str]:
     fmt = get_format(format_name)
-    files = dict(fmt.export(inp, tmp))
-    files |= write_sidecars(inp, fmt.name, tmp)
+    source = resolve_audio_source(inp)
+    files: dict[str, str] = {}
+    if fmt.audio_refs is None:  # formats that embed the FLAC write it themselves
+        files |= write_audio_folder(inp, tmp, source)
+    files |= fmt.export(inp, tmp)
+    files |= write_sidecars(inp, fmt.name, tmp, audio=_audio_refs(inp, fmt, source),
+                            audio_source=source, final_dir=out_dir)
     files |= write_card(inp, fmt, tmp, files)
     if augment is not None:  # train items only, in their own folder; adds a section to the card
         from fieldkit.export.augment import write_augmented
@@ -133,7 +152,9 @@ def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
         Target folder; must be absent or empty, or hold an earlier export of the same name
         and version when ``overwrite`` is true.
     format : str
-        A name from :data:`fieldkit.export.formats.FORMATS` (``zarr``, ``numpy``, ``parquet``).
+        A name from :data:`fieldkit.export.formats.FORMATS` (``zarr``, ``numpy``, ``parquet``,
+        ``webdataset``, ``lhotse``). Each clip's audio is included as the input's ``audio``
+        option says (:mod:`fieldkit.export.audio`).
     overwrite : bool
         Replace an earlier export of the same dataset version.
     published : date, optional
@@ -145,7 +166,12 @@ def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
     -------
     ExportResult
     """
-    get_format(format)  # an unknown name fails before anything is touched
+    fmt = get_format(format)  # an unknown name fails before anything is touched
+    # so does an audio source the input cannot provide
+    if resolve_audio_source(inp) == "none" and fmt.needs_audio:
+        raise ValidationError(f"the {format} format carries each clip's audio; audio 'none' "
+                              "leaves it nothing to carry.",
+                              hint="Use --audio processed or --audio original.")
     out_dir = Path(out_dir)
     _check_target(out_dir, inp, overwrite)
     _check_store(inp)
@@ -153,7 +179,7 @@ def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
     try:
-        files = _write_all(inp, format, tmp, published, augment)
+        files = _write_all(inp, format, tmp, published, out_dir, augment)
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

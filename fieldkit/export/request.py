@@ -63,6 +63,16 @@ class ExportInput:
         Plain counts (recordings by status, clipped clips, quarantined files...).
     lineage : list of dict
         One record per ``clip_id`` with at least :data:`LINEAGE_KEYS`.
+    audio : str
+        Each clip's audio in the export: ``processed`` (the run's waveform), ``original``
+        (the archive's excerpt at its own rate; needs ``archive_root``) or ``none``
+        (:mod:`fieldkit.export.audio`).
+    archive_root : Path, optional
+        The workspace's archive folder; lineage ``archive_path`` values are relative to it.
+    shard_size : int
+        Clips per WebDataset shard.
+    creator, url, cite_as : str, optional
+        Who made the dataset, where it lives, how to cite it (card and Croissant).
     """
 
     name: str
@@ -80,11 +90,21 @@ class ExportInput:
     versions: dict[str, Any] = field(default_factory=dict)
     qc_summary: dict[str, Any] = field(default_factory=dict)
     lineage: list[dict[str, Any]] = field(default_factory=list)
+    audio: str = "processed"
+    archive_root: Path | None = None
+    shard_size: int = 1000
+    creator: str | None = None
+    url: str | None = None
+    cite_as: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store_path", Path(self.store_path))
         object.__setattr__(self, "label_names", tuple(self.label_names))
         object.__setattr__(self, "ratios", tuple(self.ratios))
+        if self.archive_root is not None:
+            object.__setattr__(self, "archive_root", Path(self.archive_root))
+        if int(self.shard_size) < 1:
+            raise ValidationError(f"shard_size must be at least 1 clip, not {self.shard_size}.")
         object.__setattr__(self, "index", _ordered_index(self.index))
         _check_labels(self.index, self.label_names)
         _check_lineage(self.lineage, self.index)

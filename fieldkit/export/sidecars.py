@@ -2,16 +2,23 @@
 
 - ``index.parquet`` / ``index.csv``: one row per clip, in export order (by split, then
   ``clip_id``; within a split, row ``i`` describes array row ``i``). Columns ``clip_id``,
-  ``recording_sha256``, ``start_time`` (UTC; ISO 8601 with ``Z`` in the CSV, empty when
-  unknown), ``offset_s``, ``site``, ``deployment``, ``labels`` (joined by ``;``), ``split``.
+  ``recording_id``, ``recording_sha256``, ``file_name`` (the archive file's name),
+  ``start_time`` (the clip's start, UTC, ISO 8601 text ending in ``Z``; empty when
+  unknown), ``start_s`` and ``end_s`` (seconds from the start of the recording; ``end_s``
+  ends the clip's real audio), ``site``, ``deployment``, ``labels`` (names joined by ``;``),
+  ``split`` and ``audio`` (where the clip's FLAC is: a file, or the Parquet file or
+  WebDataset shard holding it; empty without audio).
 - ``lineage.json``: where each clip came from (recording hash, archive path, cards, ingest
-  sessions, source paths, run and parameter hash), in the same order as the index.
+  sessions, source paths, run and parameter hash), in the same order as the index. The
+  ``store`` is written relative to the export folder, so an export and its workspace can
+  move together.
 - ``export.json``: what a loader needs (format, label names, split sizes, frame timing).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,31 +42,46 @@ def iso_z(value: Any) -> str:
     return pd.Timestamp(value).tz_convert("UTC").isoformat().replace("+00:00", "Z")
 
 
-def index_table(inp: ExportInput) -> pd.DataFrame:
-    """The export index (see the module docstring), ``start_time`` as UTC timestamps."""
+def clip_end_s(inp: ExportInput) -> pd.Series:
+    """End of each index row's real audio, in seconds from the start of its recording."""
+    ds = open_source(inp.store_path)
+    rate = float(ds.attrs["layout"]["sample_rate_hz"])
+    valid = ds["valid_samples"].values[inp.index["clip_id"].to_numpy(dtype="int64")]
+    return inp.index["offset_s"].astype("float64") + valid / rate
+
+
+def index_table(inp: ExportInput, audio: dict[int, str] | None = None) -> pd.DataFrame:
+    """The export index (see the module docstring); ``audio`` maps clip_id to its FLAC."""
     idx = inp.index
+    names = {int(r["clip_id"]): Path(str(r["archive_path"])).name for r in inp.lineage}
+    ids = idx["clip_id"].astype("int64")
     return pd.DataFrame({
-        "clip_id": idx["clip_id"].astype("int64"),
+        "clip_id": ids,
+        "recording_id": idx["recording_id"].astype("int64"),
         "recording_sha256": idx["recording_sha256"].astype(str),
-        "start_time": idx["start_time"].dt.as_unit("us"),
-        "offset_s": idx["offset_s"].astype("float64"),
+        "file_name": ids.map(names).astype(str),
+        "start_time": idx["start_time"].map(iso_z),
+        "start_s": idx["offset_s"].astype("float64"),
+        "end_s": clip_end_s(inp),
         "site": idx["site"].astype(object),
         "deployment": idx["deployment"].astype(object),
         "labels": idx["labels"].map(LABEL_SEPARATOR.join),
         "split": idx["split"].astype(str),
+        "audio": ids.map(lambda c: (audio or {}).get(int(c), "")).astype(str),
     })
 
 
-def _write_index(inp: ExportInput, out_dir: Path) -> None:
-    table = index_table(inp)
+def _write_index(inp: ExportInput, out_dir: Path, audio: dict[int, str] | None) -> None:
+    table = index_table(inp, audio)
     table.to_parquet(out_dir / "index.parquet", index=False)
-    text = table.assign(start_time=table["start_time"].map(iso_z))
-    text.to_csv(out_dir / "index.csv", index=False, lineterminator="\n")
+    table.to_csv(out_dir / "index.csv", index=False, lineterminator="\n")
 
 
-def _write_lineage(inp: ExportInput, out_dir: Path) -> None:
-    document = {"dataset": inp.name, "version": inp.version, "store": str(inp.store_path),
-                "clips": inp.lineage_records()}
+def _write_lineage(inp: ExportInput, out_dir: Path, final_dir: Path) -> None:
+    # relative to where the export will live (out_dir is its temporary sibling)
+    store = Path(os.path.relpath(Path(inp.store_path).resolve(), Path(final_dir).resolve()))
+    document = {"dataset": inp.name, "version": inp.version, "store": store.as_posix(),
+                "store_relative_to": "export", "clips": inp.lineage_records()}
     with open(out_dir / "lineage.json", "w", encoding="utf-8") as fh:
         json.dump(document, fh, indent=1, default=str)
         fh.write("\n")
@@ -85,10 +107,17 @@ def export_meta(inp: ExportInput, format_name: str) -> dict[str, Any]:
     }
 
 
-def write_sidecars(inp: ExportInput, format_name: str, out_dir: Path) -> dict[str, str]:
-    """Write the index, lineage and ``export.json``; returns ``file -> sha256``."""
-    _write_index(inp, out_dir)
-    _write_lineage(inp, out_dir)
-    meta = json.dumps(export_meta(inp, format_name), indent=1)
+def write_sidecars(inp: ExportInput, format_name: str, out_dir: Path, *,
+                   audio: dict[int, str] | None = None, audio_source: str = "none",
+                   final_dir: Path | None = None) -> dict[str, str]:
+    """Write the index, lineage and ``export.json``; returns ``file -> sha256``.
+
+    ``audio`` maps each clip_id to where its FLAC is (the index's ``audio`` column),
+    ``audio_source`` is recorded in ``export.json``, and ``final_dir`` is the folder the
+    export is renamed to (the lineage's ``store`` is relative to it; default ``out_dir``).
+    """
+    _write_index(inp, out_dir, audio)
+    _write_lineage(inp, out_dir, final_dir or out_dir)
+    meta = json.dumps({**export_meta(inp, format_name), "audio": audio_source}, indent=1)
     (out_dir / "export.json").write_text(meta + "\n", encoding="utf-8")
     return hash_files(out_dir, "index.parquet", "index.csv", "lineage.json", "export.json")

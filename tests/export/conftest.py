@@ -23,6 +23,10 @@ LABELS = ("bird", "frog", "insect")
 #: Recording (by rank of its id) -> split: a recording never spans two splits.
 SPLIT_OF_RANK = {0: "train", 1: "train", 2: "validation", 3: "test"}
 FORMAT_NAMES = ("zarr", "numpy", "parquet")
+#: Formats made for training loaders (audio inside); the baseline does not read them.
+LOADER_FORMATS = ("webdataset", "lhotse")
+#: Clips per WebDataset shard in the tests' export (several shards per split).
+SHARD_SIZE = 10
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +97,15 @@ def exports(tmp_path_factory, export_input) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("exports")
     return {fmt: export_dataset(export_input, base / f"wood-calls-1-{fmt}", format=fmt).out_dir
             for fmt in FORMAT_NAMES}
+
+
+@pytest.fixture(scope="session")
+def loader_exports(tmp_path_factory, export_input) -> dict[str, Path]:
+    """One export per loader format of the single-label dataset."""
+    base = tmp_path_factory.mktemp("loader-exports")
+    inp = type(export_input)(**{**export_input.__dict__, "shard_size": SHARD_SIZE})
+    return {fmt: export_dataset(inp, base / f"wood-calls-1-{fmt}", format=fmt).out_dir
+            for fmt in LOADER_FORMATS}
 
 
 @pytest.fixture(params=FORMAT_NAMES)

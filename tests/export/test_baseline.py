@@ -69,9 +69,10 @@ def test_multi_label_parquet_has_a_list_of_labels(multi_label_export):
     inp, result = multi_label_export
     table = pq.read_table(result.out_dir / "data" / "train-00000-of-00001.parquet")
     assert "label" not in table.column_names
-    assert table["labels"].to_pylist() == inp.split_index("train")["labels"].tolist()
+    assert [[LABELS[i] for i in ids] for ids in table["labels"].to_pylist()] == \
+        inp.split_index("train")["labels"].tolist()
     features = json.loads(table.schema.metadata[b"huggingface"])["info"]["features"]
-    assert features["labels"] == {"feature": {"dtype": "string", "_type": "Value"},
+    assert features["labels"] == {"feature": {"names": list(LABELS), "_type": "ClassLabel"},
                                   "_type": "List"}
 
 

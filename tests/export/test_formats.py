@@ -99,8 +99,10 @@ def test_parquet_features_are_pooled_store_values(exports, export_input, store_p
     assert (valid == 16000).all(), "this check assumes full 1 s clips at 16 kHz"
     # frames whose centre (t * hop_length = t * 160) lies inside the clip: 0..99 of 101
     mel = store_values(store_path, "mel", ids).astype(np.float64)[:, :100]
-    np.testing.assert_allclose(table["mel_mean_03"], mel[:, :, 3].mean(axis=1), rtol=1e-5)
-    np.testing.assert_allclose(table["mel_std_03"], mel[:, :, 3].std(axis=1), rtol=1e-4)
+    mel_mean, mel_std = np.stack(table["mel_mean"]), np.stack(table["mel_std"])
+    assert mel_mean.shape == (len(ids), 40)  # one fixed-length list per feature, not 40 columns
+    np.testing.assert_allclose(mel_mean[:, 3], mel[:, :, 3].mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(mel_std[:, 3], mel[:, :, 3].std(axis=1), rtol=1e-4)
     rms = store_values(store_path, "rms", ids).astype(np.float64)[:, :100]
     np.testing.assert_allclose(table["rms_mean"], rms.mean(axis=1), rtol=1e-5)
     np.testing.assert_array_equal(table["peak_dbfs"], store_values(store_path, "peak_dbfs", ids))
@@ -185,12 +187,19 @@ def test_index_files_describe_every_clip_in_array_order(exported, export_input):
     _, out = exported
     index = pd.read_parquet(out / "index.parquet")
     text = pd.read_csv(out / "index.csv", keep_default_na=False)
-    assert list(index.columns) == ["clip_id", "recording_sha256", "start_time", "offset_s",
-                                   "site", "deployment", "labels", "split"]
+    assert list(index.columns) == ["clip_id", "recording_id", "recording_sha256", "file_name",
+                                   "start_time", "start_s", "end_s", "site", "deployment",
+                                   "labels", "split", "audio"]
     assert index["clip_id"].tolist() == text["clip_id"].tolist()
     assert index["clip_id"].tolist() == export_input.index["clip_id"].tolist()
-    assert str(index["start_time"].dt.tz) == "UTC"
-    times = text["start_time"]
+    assert index["recording_id"].tolist() == export_input.index["recording_id"].tolist()
+    archive = {c["clip_id"]: c["archive_path"] for c in export_input.lineage}
+    assert index["file_name"].tolist() == [Path(archive[c]).name for c in index["clip_id"]]
+    np.testing.assert_array_equal(index["start_s"], export_input.index["offset_s"])
+    assert (index["end_s"] - index["start_s"]).between(0.5, 1.0).all()  # 1 s clips, >= half real
+    assert index["start_time"].tolist() == text["start_time"].fillna("").tolist()
+    assert all(a and (out / a).is_file() for a in index["audio"])
+    times = index["start_time"]
     assert all(t == "" or re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", t)
                for t in times)
     assert (times == "").sum() == export_input.index["start_time"].isna().sum()

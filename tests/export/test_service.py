@@ -23,9 +23,9 @@ def _snapshot(folder):
 def test_unknown_format_lists_the_known_ones(tmp_path, export_input):
     with pytest.raises(UnknownNameError) as err:
         export_dataset(export_input, tmp_path / "x", format="hdf5")
-    assert str(err.value) == "unknown export format 'hdf5'; known: numpy, parquet, zarr."
+    assert str(err.value) == "unknown export format 'hdf5'; known: lhotse, numpy, parquet, webdataset, zarr."
     assert not (tmp_path / "x").exists()
-    assert get_format("zarr").name == "zarr" and set(FORMATS) == {"zarr", "numpy", "parquet"}
+    assert get_format("zarr").name == "zarr" and set(FORMATS) == {"zarr", "numpy", "parquet", "webdataset", "lhotse"}
 
 
 def test_a_non_empty_folder_is_refused_and_left_unchanged(tmp_path, export_input):
