@@ -264,7 +264,7 @@ def test_scale_frequencies_span_several_octaves():
     freqs = sonify.scale_frequencies("pentatonic", 11, base_hz=220.0)
     semis = np.round(12 * np.log2(freqs / 220.0)).astype(int).tolist()
     assert semis == [0, 2, 4, 7, 9, 12, 14, 16, 19, 21, 24]
-    with pytest.raises(UnknownNameError, match="chromatic, major, minor, pentatonic"):
+    with pytest.raises(UnknownNameError, match="chromatic, granville, harmonic-minor, major, minor, pentatonic"):
         sonify.scale_frequencies("dorian", 5)
 
 

@@ -200,26 +200,62 @@ def spectrogram_png(
 
 
 def series_plot_png(
-    path: PathLike, pitch: Any, duration: Any, volume: Any, title: str
+    path: PathLike, starts_s: Any, series: list[tuple[str, Any]], notes: list[dict[str, Any]], title: str,
+    legend_lines: list[str] | None = None, marks: list[tuple[float, str]] | None = None,
 ) -> Path:
-    """Granville's plot: the pitch, duration and volume series stacked, over the data points.
+    """The sonified series over melody time, the notes played below them, and the legend.
 
-    NaN points (rests in the melody) show as gaps.
+    Parameters
+    ----------
+    path : path
+    starts_s : array_like, shape (points,)
+        Where each data point starts in the melody, seconds (the shared time axis).
+    series : list of (label, values)
+        One panel each, e.g. ``("pitch ← centroid (Hz)", values)``; NaN points (rests) show
+        as gaps.
+    notes : list of dict
+        The notes played (``start_s``, ``duration_s``, ``midi``, ``amplitude``,
+        ``instrument``): drawn as bars at their MIDI pitch, one colour per instrument.
+    title : str
+    legend_lines : list of str, optional
+        The sonification legend (which feature drives what), printed in the picture.
+    marks : list of (seconds, label), optional
+        Clock marks (hours) drawn as dotted lines on every panel.
     """
-    fig = _figure((1000, 700))
-    axes = fig.subplots(3, 1, sharex=True)
-    for ax, values, label, colour in zip(
-        axes, (pitch, duration, volume), ("pitch", "duration", "volume"),
-        ("tab:blue", "tab:orange", "tab:green"),
-    ):
-        y = np.asarray(values, dtype=np.float64)
-        ax.plot(np.arange(y.size), y, color=colour, marker=".", linewidth=1)
-        ax.set_ylabel(label)
-    axes[-1].set_xlabel("Data point")
+    x = np.asarray(starts_s, dtype=np.float64)
+    fig = _figure((1100, 240 * (len(series) + 1) + 40 * len(legend_lines or [])))
+    axes = fig.subplots(len(series) + 1, 1, sharex=True, squeeze=False)[:, 0]
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
+    for ax, (label, values), colour in zip(axes, series, colours):
+        ax.plot(x, np.asarray(values, dtype=np.float64), color=colour, marker=".", linewidth=1)
+        ax.set_ylabel(label, fontsize=8)
+    _draw_notes(axes[-1], notes)
+    for ax in axes:
+        for second, text in marks or []:
+            ax.axvline(second, color="0.6", linestyle=":", linewidth=0.8)
+    for second, text in marks or []:
+        axes[0].annotate(text, (second, 1.0), xycoords=("data", "axes fraction"), fontsize=7, color="0.3",
+                         ha="left", va="bottom")
+    axes[-1].set_xlabel("Time in the melody (s)")
     axes[0].set_title(title)
-    fig.tight_layout()
+    if legend_lines:
+        fig.text(0.01, 0.005, "\n".join(legend_lines), fontsize=8, family="monospace", va="bottom")
+    fig.tight_layout(rect=(0, 0.03 + 0.022 * len(legend_lines or []), 1, 1))
     fig.savefig(Path(path), format="png")
     return Path(path)
+
+
+def _draw_notes(ax: Any, notes: list[dict[str, Any]]) -> None:
+    """Notes as horizontal bars: x = start and duration (s), y = MIDI pitch."""
+    names = list(dict.fromkeys(n.get("instrument", "") for n in notes))
+    palette = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:olive", "tab:cyan")
+    for k, name in enumerate(names):
+        mine = [n for n in notes if n.get("instrument", "") == name]
+        ax.barh([n["midi"] for n in mine], [n["duration_s"] for n in mine], left=[n["start_s"] for n in mine],
+                height=0.8, color=palette[k % len(palette)], label=name or None)
+    if any(names):
+        ax.legend(loc="upper right", fontsize=7, title="instrument", title_fontsize=7)
+    ax.set_ylabel("note played (MIDI)", fontsize=8)
 
 
 def timeline_png(path: PathLike, times: Any, values: Any, title: str,
