@@ -152,7 +152,9 @@ def test_explicit_factor(listening, tmp_path):
 def test_heterodyne_defaults_to_the_dominant_ultrasonic_frequency(listening, tmp_path):
     root, _, ids = listening
     doc = cli_json(root, "preview", str(ids["tone45k.wav"]), "--mode", "heterodyne", "--out", str(tmp_path))
-    assert doc["carrier_hz"] == 45_000 and doc["playback_rate_hz"] == 48_000
+    assert doc["carrier_hz"] == 41_000 and doc["playback_rate_hz"] == 48_000  # 4 kHz below the peak
+    y, rate = sf.read(doc["wav"], dtype="float64")
+    assert 2_000 <= peak_hz(y, rate) <= 6_000
     tuned = cli_json(root, "preview", str(ids["tone45k.wav"]), "--mode", "heterodyne", "--carrier-hz", "40000",
                      "--out", str(tmp_path))
     y, rate = assert_loud_and_unclipped(Path(tuned["wav"]))
@@ -172,6 +174,16 @@ def test_real_bat_recording_is_time_expanded_by_ten(listening, tmp_path):
     het = cli_json(root, "preview", str(ids[BAT_FILE.name]), "--mode", "heterodyne", "--duration", "1",
                    "--out", str(tmp_path))
     assert het["carrier_hz"] % 1000 == 0 and 15_000 < het["carrier_hz"] < 156_250
+    called = cli_json(root, "preview", str(ids[BAT_FILE.name]), "--call", "--mode", "heterodyne", "--out", str(tmp_path))
+    call = called["call"]
+    assert called["excerpt_s"] == pytest.approx(0.5) and called["start_s"] <= call["peak_s"] <= called["start_s"] + 0.5
+    assert call["detector"]["threshold_db"] == 12.0 and call["calls_found"] >= 1
+    assert called["carrier_hz"] == round((call["peak_hz"] - 4_000) / 1000) * 1000
+    y, rate = sf.read(called["wav"], dtype="float64")
+    assert 2_000 <= peak_hz(y, rate) <= 6_000  # the call is heard at a few kHz
+    fd = cli_json(root, "preview", str(ids[BAT_FILE.name]), "--call", "--mode", "frequency-division", "--out",
+                  str(tmp_path))
+    assert fd["divisor"] == 10 and fd["preview_s"] == pytest.approx(0.5, abs=1e-3)  # real time
 
 
 def test_a_truncated_file_previews_only_the_frames_present(listening, tmp_path):

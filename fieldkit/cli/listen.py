@@ -11,35 +11,69 @@ from fieldkit.cli.render import emit_json, err
 
 #: :data:`fieldkit.listen.preview.MODES`, written out so that ``--help`` does not import the listening
 #: stack (numpy, scipy, matplotlib); a test keeps the two equal.
-MODES = ("excerpt", "time-expansion", "heterodyne")
+MODES = ("excerpt", "time-expansion", "heterodyne", "frequency-division")
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 MODE = typer.Option(None, "--mode", help=f"{' | '.join(MODES)} (default: time-expansion at >= 192 kHz, else excerpt).")
+
+
+START = typer.Option(0.0, "--start", help="Start of the excerpt in the recording (or of the call search), seconds.")
+FACTOR = typer.Option(None, "--factor", help="Time-expansion factor (default: audible, e.g. 10).")
+CARRIER = typer.Option(None, "--carrier-hz", help="Heterodyne carrier, Hz (default: 4 kHz below the call's peak).")
+BAND = typer.Option(None, "--band-hz", help="Heterodyne: the band heard either side of the carrier, Hz (default 6000).")
+DIVISOR = typer.Option(10, "--divisor", help="Frequency division ratio (10: 45 kHz is heard at 4.5 kHz).")
+HIGHPASS = typer.Option(None, "--highpass-hz", help="High-pass before time expansion / division, Hz (default 8000 "
+                        "at >= 192 kHz; 0: none).")
+CALL = typer.Option(False, "--call", help="Centre the excerpt on the loudest call (energy/band detector).")
+BACKWARDS = typer.Option(False, "--backwards", help="Play the preview backwards.")
+SPEED = typer.Option(1.0, "--speed", help="Playback speed (0.5: half speed, an octave lower).")
+SHIFT = typer.Option(0.0, "--pitch-shift", help="Pitch shift in semitones, duration kept (librosa, soxr).")
+ECHO = typer.Option(0.0, "--echo", help="Echo delay, seconds (0: none).")
+FEEDBACK = typer.Option(0.4, "--echo-feedback", help="Level of each echo relative to the one before (0-1).")
+
+
+def preview_kwargs(call: bool, band_hz: float | None, divisor: int, highpass_hz: float | None, backwards: bool,
+                   speed: float, pitch_shift: float, echo: float, echo_feedback: float) -> dict:
+    """Keyword arguments of :func:`fieldkit.listen.preview.preview_recording` from the shared options."""
+    from fieldkit.dsp.manipulate import Manipulations
+
+    return {"call": call, "band_hz": band_hz, "divisor": divisor, "highpass_hz": highpass_hz,
+            "manipulations": Manipulations(backwards, speed, pitch_shift, echo, echo_feedback)}
 
 
 def preview(
     ctx: typer.Context,
     recording: str = typer.Argument(..., help="Recording id or sha256 prefix."),
-    start: float = typer.Option(0.0, "--start", help="Start of the excerpt in the recording, seconds."),
-    duration: float | None = typer.Option(None, "--duration", help="Length of the excerpt, seconds (default 10)."),
+    start: float = START,
+    duration: float | None = typer.Option(None, "--duration", help="Length of the excerpt, seconds (default 10; "
+                                          "with --call 0.5)."),
     mode: str | None = MODE,
-    factor: int | None = typer.Option(None, "--factor", help="Time-expansion factor (default: audible, e.g. 10)."),
-    carrier_hz: float | None = typer.Option(None, "--carrier-hz", help="Heterodyne carrier, Hz (default: the "
-                                               "dominant frequency above 15 kHz)."),
+    factor: int | None = FACTOR,
+    carrier_hz: float | None = CARRIER,
+    band_hz: float | None = BAND, divisor: int = DIVISOR, highpass_hz: float | None = HIGHPASS, call: bool = CALL,
+    backwards: bool = BACKWARDS, speed: float = SPEED, pitch_shift: float = SHIFT, echo: float = ECHO,
+    echo_feedback: float = FEEDBACK,
     out: Path | None = typer.Option(None, "--out", help="Output directory (default: exports/previews)."),
     json_out: bool = JSON,
 ) -> None:
-    """Listen to a recording: a loudness-normalised excerpt, time expansion or heterodyne, plus its spectrogram."""
+    """Listen to a recording: an excerpt, time expansion, heterodyne or frequency division, plus its spectrogram."""
     from fieldkit.listen.preview import preview_recording
 
-    result = preview_recording(state(ctx).open(), recording, start, duration, mode, factor, carrier_hz, out)
+    result = preview_recording(state(ctx).open(), recording, start, duration, mode, factor, carrier_hz, out,
+                               **preview_kwargs(call, band_hz, divisor, highpass_hz, backwards, speed, pitch_shift,
+                                                echo, echo_feedback))
     if json_out:
         emit_json(result)
         return
-    extra = f" ×{result['factor']}" if "factor" in result else (
-        f" at {result['carrier_hz'] / 1000:g} kHz" if "carrier_hz" in result else "")
-    err.print(f"recording {result['recording_id']}: {result['mode']}{extra}, {result['excerpt_s']:.2f} s → "
-              f"{result['preview_s']:.2f} s at {result['playback_rate_hz']:g} Hz, "
+    extra = (f" ×{result['factor']}" if "factor" in result else
+             f" at {result['carrier_hz'] / 1000:g} kHz" if "carrier_hz" in result else
+             f" /{result['divisor']}" if "divisor" in result else "")
+    err.print(f"recording {result['recording_id']}: {result['mode']}{extra}, {result['start_s']:.3f} s + "
+              f"{result['excerpt_s']:.2f} s → {result['preview_s']:.2f} s at {result['playback_rate_hz']:g} Hz, "
               f"{result['loudness']['output_lufs']:.1f} LUFS")
+    if "call" in result:
+        c = result["call"]
+        err.print(f"  centred on a call at {c['peak_s']:.3f} s, {c['peak_hz'] / 1000:.1f} kHz ({c['calls_found']} found)"
+                  if "peak_s" in c else "  [yellow]no call found: the excerpt starts at --start[/yellow]")
     err.print(f"  {result['wav']}\n  {result['png']}")
     if result["loudness"].get("note"):
         err.print(f"  [yellow]note[/yellow]: {result['loudness']['note']}")
