@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 
 from fieldkit.dsp.bitdepth import to_int16
 from fieldkit.dsp.channels import as_channels
+from fieldkit.dsp.spectrogram_view import SpectrogramView, max_pool, spectrogram_dbfs, view_for_rate
 from fieldkit.errors import ConfigError, ExportError, ValidationError
 from fieldkit.io.audio.ffmpeg import (
     MediaProbe,
@@ -160,40 +161,44 @@ def _figure(size_px: tuple[int, int]) -> Figure:
     return fig
 
 
-def _spectrogram_db(samples: np.ndarray, rate_hz: float) -> tuple[np.ndarray, float]:
-    """Power spectrogram of the channel mean in dB (bins, columns), floor 90 dB below peak."""
-    mono = as_channels(np.asarray(samples, dtype=np.float64)).mean(axis=0)
-    nperseg = int(min(1024, max(16, mono.size)))
-    _, _, power = scipy.signal.spectrogram(mono, fs=rate_hz, nperseg=nperseg,
-                                           noverlap=nperseg // 2, window="hann")
-    db = 10 * np.log10(np.maximum(power, 1e-20))
-    return np.maximum(db, db.max() - 90.0), mono.size / rate_hz
-
-
 def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: str,
-                      fmax_hz: float | None) -> Any:
-    db, duration_s = _spectrogram_db(samples, rate_hz)
+                      fmax_hz: float | None, view: SpectrogramView | None = None,
+                      te_factor: int | None = None) -> Any:
+    """Spectrogram in real units on one axes (see :mod:`fieldkit.dsp.spectrogram_view`)."""
+    view = view or view_for_rate(rate_hz)
+    freqs, _, db = spectrogram_dbfs(samples, rate_hz, view)
+    duration_s = np.asarray(samples).shape[-1] / rate_hz
+    top_hz = min(fmax_hz or rate_hz / 2, rate_hz / 2)
+    db = db[freqs <= top_hz]
     ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma",
-                      extent=(0.0, duration_s, 0.0, rate_hz / 2000.0), interpolation="nearest")
-    ax.set_ylim(0.0, (fmax_hz if fmax_hz else rate_hz / 2) / 1000.0)
+    box = ax.get_window_extent()  # the axes in pixels: never more cells than pixels
+    pooled = max_pool(db, max(1, int(box.height)), max(1, int(box.width)))
+    image = ax.imshow(pooled, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                      extent=(0.0, duration_s, 0.0, top_hz / 1000.0), vmin=db.max() - view.range_db, vmax=db.max())
     ax.set_xlim(0.0, duration_s)
-    ax.set(xlabel="Time (s)", ylabel="Frequency (kHz)", title=title)
-    fig.colorbar(image, ax=ax, label="Power (dB)")
+    xlabel = "Time in the recording (s)"
+    if te_factor and te_factor > 1:
+        xlabel += f"; the preview is time-expanded ×{te_factor} (plays {te_factor}× longer, {te_factor}× lower)"
+    window_ms = 1000 * view.n_window / rate_hz
+    detail = f"Hann {view.n_window} ({window_ms:.2f} ms), hop {view.hop}, {view.range_db:g} dB range"
+    ax.set(xlabel=xlabel, ylabel="Frequency (kHz)", title=f"{title}\n{detail}" if title else detail)
+    fig.colorbar(image, ax=ax, label="Level (dB re full scale)")
     return ax
 
 
 def spectrogram_png(
     path: PathLike, samples: np.ndarray, rate_hz: float, title: str,
-    fmax_hz: float | None = None,
+    fmax_hz: float | None = None, *, view: SpectrogramView | None = None, te_factor: int | None = None,
 ) -> Path:
-    """Spectrogram picture: time in seconds, frequency in kHz, power in dB (Hann, 1024).
+    """Spectrogram picture a scientist can trust (:mod:`fieldkit.dsp.spectrogram_view`).
 
-    ``fmax_hz`` limits the frequency axis (default: the Nyquist frequency). For a
-    time-expanded preview, pass the original samples and rate to show real units.
+    Time in seconds of the recording (``te_factor`` notes a time-expanded preview), frequency
+    in kHz up to ``fmax_hz`` (default Nyquist), colour in dB re full scale over ``view.range_db``
+    (80 dB), window and hop from the sample rate unless ``view`` gives them, columns and rows
+    max-pooled to the pixels. For a time-expanded preview, pass the original samples and rate.
     """
     fig = _figure((1000, 500))
-    _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz)
+    _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz, view, te_factor)
     fig.tight_layout()
     fig.savefig(Path(path), format="png")
     return Path(path)
