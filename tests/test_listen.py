@@ -21,6 +21,7 @@ import matplotlib.image
 import numpy as np
 import pyloudnorm
 import pytest
+import scipy.signal
 import soundfile as sf
 from typer.testing import CliRunner
 
@@ -152,7 +153,9 @@ def test_explicit_factor(listening, tmp_path):
 def test_heterodyne_defaults_to_the_dominant_ultrasonic_frequency(listening, tmp_path):
     root, _, ids = listening
     doc = cli_json(root, "preview", str(ids["tone45k.wav"]), "--mode", "heterodyne", "--out", str(tmp_path))
-    assert doc["carrier_hz"] == 45_000 and doc["playback_rate_hz"] == 48_000
+    assert doc["carrier_hz"] == 41_000 and doc["playback_rate_hz"] == 48_000  # 4 kHz below the peak
+    y, rate = sf.read(doc["wav"], dtype="float64")
+    assert 2_000 <= peak_hz(y, rate) <= 6_000
     tuned = cli_json(root, "preview", str(ids["tone45k.wav"]), "--mode", "heterodyne", "--carrier-hz", "40000",
                      "--out", str(tmp_path))
     y, rate = assert_loud_and_unclipped(Path(tuned["wav"]))
@@ -172,6 +175,17 @@ def test_real_bat_recording_is_time_expanded_by_ten(listening, tmp_path):
     het = cli_json(root, "preview", str(ids[BAT_FILE.name]), "--mode", "heterodyne", "--duration", "1",
                    "--out", str(tmp_path))
     assert het["carrier_hz"] % 1000 == 0 and 15_000 < het["carrier_hz"] < 156_250
+    called = cli_json(root, "preview", str(ids[BAT_FILE.name]), "--call", "--mode", "heterodyne", "--out", str(tmp_path))
+    call = called["call"]
+    assert called["excerpt_s"] == pytest.approx(0.5) and called["start_s"] <= call["peak_s"] <= called["start_s"] + 0.5
+    assert call["detector"]["threshold_db"] == 12.0 and call["calls_found"] >= 1
+    assert called["carrier_hz"] == round((call["peak_hz"] - 4_000) / 1000) * 1000
+    y, rate = sf.read(called["wav"], dtype="float64")
+    f, p = scipy.signal.welch(y, rate, nperseg=2048)
+    assert p[f > 7_000].sum() < 0.01 * p.sum()  # a narrow band: the 6 kHz either side of the carrier
+    fd = cli_json(root, "preview", str(ids[BAT_FILE.name]), "--call", "--mode", "frequency-division", "--out",
+                  str(tmp_path))
+    assert fd["divisor"] == 10 and fd["preview_s"] == pytest.approx(0.5, abs=1e-3)  # real time
 
 
 def test_a_truncated_file_previews_only_the_frames_present(listening, tmp_path):
@@ -192,7 +206,7 @@ def test_unknown_recording_and_bad_mode(listening):
     root, _, ids = listening
     assert cli(root, "preview", "99999").exit_code == 66
     bad = cli(root, "preview", str(ids["20240501_220000.WAV"]), "--mode", "chipmunk")
-    assert bad.exit_code == 2 and "excerpt, heterodyne, time-expansion" in bad.stderr
+    assert bad.exit_code == 2 and "excerpt, frequency-division, heterodyne, time-expansion" in bad.stderr
 
 
 # -- sonify -------------------------------------------------------------------------------------
@@ -210,6 +224,7 @@ def _real_clips(root: Path, run_id: int, deployment: str | None = None, timed: b
 
 def assert_notes_on_scale(doc: dict, scale: str) -> None:
     samples, rate = sf.read(doc["wav"], dtype="float64")
+    samples = samples.sum(axis=1) if samples.ndim == 2 else samples  # one note at a time: pan only scales it
     pitch_classes = set(SCALES[scale])
     for note in doc["notes"]:
         a = round((note["start_s"] + 0.01) * rate)
@@ -228,7 +243,7 @@ def test_sonify_a_run_one_note_per_clip_on_the_scale(listening, tmp_path):
     assert doc["points"] == doc["clips"] == clips and len(doc["notes"]) + doc["rests"] == clips
     assert [n["index"] for n in doc["notes"]] == sorted(n["index"] for n in doc["notes"])
     assert_notes_on_scale(doc, "pentatonic")
-    assert matplotlib.image.imread(doc["series_png"]).shape == (700, 1000, 4)
+    assert matplotlib.image.imread(doc["series_png"]).shape[1] == 1100
     assert sf.info(doc["wav"]).duration == pytest.approx(doc["duration_s"])
 
 
@@ -236,9 +251,51 @@ def test_sonify_with_other_features_and_scale(listening, tmp_path):
     root, run_id, _ = listening
     doc = cli_json(root, "sonify", str(run_id), "--pitch", "mfcc:1", "--duration", "bandwidth", "--volume", "rms",
                    "--scale", "minor", "--notes", "7", "--out", str(tmp_path / "minor.wav"))
-    assert doc["features"] == {"pitch": "mfcc:1", "duration": "bandwidth", "volume": "rms"}
+    assert doc["features"] == {"pitch": "mfcc:1", "duration": "bandwidth", "volume": "rms", "pan": "mfcc:3",
+                               "timbre": "site"}  # pan's default mfcc:1 is taken: the next one
     assert_notes_on_scale(doc, "minor")
     assert max(n["note"] for n in doc["notes"]) == 6 and min(n["note"] for n in doc["notes"]) == 0
+
+
+def test_sonify_defaults_five_dimensions_with_a_legend_and_midi(listening, tmp_path):
+    root, run_id, _ = listening
+    doc = cli_json(root, "sonify", str(run_id), "--midi", "--scale", "19-tet", "--reverse", "volume",
+                   "--map", "pitch=quantile", "--out", str(tmp_path / "five.wav"))
+    assert doc["features"] == {"pitch": "centroid", "duration": "bandwidth", "volume": "rms", "pan": "mfcc:1",
+                               "timbre": "site"}  # five different pieces of information
+    assert sf.info(doc["wav"]).channels == 2 and doc["channels"] == 2
+    legend = json.loads(Path(doc["legend"]).read_text())
+    assert legend["dimensions"]["pitch"]["unit"] == "Hz" and legend["dimensions"]["pitch"]["map"] == "quantile"
+    assert legend["dimensions"]["volume"]["reverse"] is True
+    assert legend["dimensions"]["timbre"]["kind"] == "category" and legend["scale"]["name"] == "19-tet"
+    low, high = legend["dimensions"]["pitch"]["range"]
+    assert low == pytest.approx(min(_clip_feature(root, run_id, "centroid")), rel=1e-6) and high > low
+    import mido
+
+    midi = mido.MidiFile(doc["midi"])
+    assert sum(m.type == "note_on" for t in midi.tracks for m in t) == len(doc["notes"])
+    mono = cli_json(root, "sonify", str(run_id), "--mono", "--timbre", "none", "--out", str(tmp_path / "mono.wav"))
+    assert sf.info(mono["wav"]).channels == 1 and set(mono["features"]) == {"pitch", "duration", "volume"}
+
+
+def test_sonify_with_a_scala_file(listening, tmp_path):
+    root, run_id, _ = listening
+    scl = tmp_path / "slendro.scl"
+    scl.write_text("! slendro, 5 equal-ish steps\nslendro\n5\n240.0\n480.0\n720.0\n960.0\n2/1\n")
+    doc = cli_json(root, "sonify", str(run_id), "--scale", str(scl), "--out", str(tmp_path / "s.wav"))
+    for note in doc["notes"]:
+        cents = 1200 * math.log2(note["freq_hz"] / 220.0)
+        assert abs(cents / 240 - round(cents / 240)) < 1e-9
+    bad = cli(root, "sonify", str(run_id), "--scale", str(tmp_path / "missing.scl"))
+    assert bad.exit_code == 66 and "missing.scl" in bad.stderr
+
+
+def _clip_feature(root: Path, run_id: int, name: str) -> np.ndarray:
+    ds = open_store(next((root / "stores").glob(f"run-{run_id:04d}-*.zarr")), chunks=None)
+    keep = ds["recording_id"].values >= 0
+    values = np.nanmean(ds[name].values[keep].reshape(int(keep.sum()), -1), axis=1)
+    ds.close()
+    return values
 
 
 def test_sonify_a_dataset(listening, tmp_path):
@@ -249,18 +306,24 @@ def test_sonify_a_dataset(listening, tmp_path):
     assert_notes_on_scale(doc, "pentatonic")
 
 
-def test_a_night_in_a_minute(listening, tmp_path):
+def test_a_night_in_a_minute_is_clock_true(listening, tmp_path):
     root, run_id, _ = listening
     timed = _real_clips(root, run_id, "N1", timed=True)
-    doc = cli_json(root, "sonify", "--deployment", "N1", "--out", str(tmp_path / "night.wav"))
-    assert doc["points"] == doc["clips"] == timed  # fewer clips than 60 s / 0.3 s: one note each
-    assert doc["clips_without_time"] == _real_clips(root, run_id, "N1") - timed
-    short = cli_json(root, "sonify", "--deployment", "Wood/N1", "--seconds", "3",
-                     "--out", str(tmp_path / "short.wav"))
-    assert short["max_points"] == 10 and short["points"] == 10 and short["clips"] == timed
-    assert len(short["notes"]) + short["rests"] == 10
-    assert_notes_on_scale(short, "pentatonic")
-    assert matplotlib.image.imread(short["timeline_png"]).shape == (400, 1000, 4)
+    doc = cli_json(root, "sonify", "--deployment", "N1", "--run", str(run_id), "--seconds-per-hour", "60",
+                   "--out", str(tmp_path / "night.wav"))
+    assert doc["run_id"] == run_id and doc["clips"] == timed
+    assert doc["clips_without_time"] == _real_clips(root, run_id, "N1") - timed > 0  # reported, not dropped
+    assert doc["recordings_without_time"]
+    # 60 s per hour: a 0.5 s slot is 30 s of clock time; the AudioMoth files start 5 min apart
+    starts = {round(n["start_s"], 6) for n in doc["notes"]}
+    assert any({s + 5.0, s + 10.0, s + 15.0} <= starts for s in starts)
+    # the real files' dates lie days or years apart: each such gap is played as 24 h and reported
+    assert doc["clock"]["compressed_gaps"] and all(g["hours"] > 24 for g in doc["clock"]["compressed_gaps"])
+    assert matplotlib.image.imread(doc["series_png"]).shape[1] == 1100
+    legend = json.loads(Path(doc["legend"]).read_text())
+    assert legend["clock"]["seconds_per_hour"] == 60.0
+    elsewhere = cli(root, "sonify", "--deployment", "N1", "--run", "999")
+    assert elsewhere.exit_code == 66
 
 
 def test_sonify_names_the_features_it_has(listening):
@@ -319,7 +382,7 @@ def test_report_content(report_doc, listening):
     assert report_doc["deployments"] == 2 and report_doc["runs"] == 1 and report_doc["datasets"] == 1
     assert report_doc["problems"] >= 4 and report_doc["clipped"] == 3 and report_doc["previews"] == 8
     for text in ("Wood/N1", "Cave/B1", "quarantined", "truncated", "clip16.wav", "calls v1", "test-16k",
-                 "&#34;target_rate_hz&#34;: 16000", "other", "time-expansion"):
+                 "&#34;target_rate_hz&#34;: 16000", "other", "time-expansion", "centred on a call at"):
         assert text in html, text
     assert "http://" not in html and "https://" not in html  # nothing to fetch
     for uri in html.split('src="')[1:]:

@@ -23,7 +23,8 @@ from fieldkit.export.tabular import hf_loader_line
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.listen.preview import preview_recording
 from fieldkit.listen.report import build_report
-from fieldkit.listen.sonify import sonify_deployment, sonify_run
+from fieldkit.listen.night import sonify_deployment
+from fieldkit.listen.sonify import sonify_run
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.workspace import Workspace, init_workspace
 
@@ -134,13 +135,13 @@ def _listen_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
         playable = [r for r in queries.list_recordings(s) if r.status == "ok"]
     preview = preview_recording(ws, playable[0].id, duration_s=5.0)
     melody = sonify_run(ws, run_id)
-    night = sonify_deployment(ws, DEMO_DEPLOYMENT, seconds=10.0)
+    night = sonify_deployment(ws, DEMO_DEPLOYMENT)
     report = build_report(ws)
     return [
         {"name": "preview", "summary": f"{ws.relative(Path(preview['wav']))} + spectrogram "
          f"{ws.relative(Path(preview['png']))}", "preview": preview},
-        {"name": "sonify", "summary": f"{melody['points']} clips as a pentatonic melody in "
-         f"{ws.relative(Path(melody['wav']))}; the deployment in {night['duration_s']:.0f} s in "
+        {"name": "sonify", "summary": f"{melody['points']} clips as a pentatonic melody (5 dimensions) in "
+         f"{ws.relative(Path(melody['wav']))}; the deployment clock-true in {night['duration_s']:.0f} s in "
          f"{ws.relative(Path(night['wav']))}", "wav": melody["wav"]},
         {"name": "report", "summary": f"open {report['html']} in a browser (offline, self-contained)",
          "html": report["html"]},

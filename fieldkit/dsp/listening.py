@@ -11,7 +11,13 @@ Two ways to hear ultrasound (bats call at 20-120 kHz, humans hear up to ~16-20 k
   declared rate changes (GUANO ``TE`` records the factor, ``Samplerate`` the original rate).
 - **heterodyne** multiplies by a carrier ``cos(2 pi f_c t)``, which shifts a call at ``f`` to
   ``|f - f_c|`` (and ``f + f_c``, removed by a low-pass), then resamples to an audible rate:
-  real time, but only a band around the carrier is heard, as on a hand-held bat detector.
+  real time, but only a narrow band around the carrier is heard (+-6 kHz by default), as on a
+  hand-held bat detector; tuned :data:`HETERODYNE_OFFSET_HZ` below a call's peak, the call is
+  heard at a few kHz.
+- **frequency division** (:func:`frequency_divide`) is the other real-time method of bat
+  detectors: a flip-flop toggled every N zero crossings of the (high-passed) signal makes a
+  square wave at ``f / N``, scaled by the signal's envelope (amplitude-retaining division),
+  so the whole band is heard at once, N times lower, in real time.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from fieldkit.errors import ConfigError, ValidationError
 
 __all__ = [
     "AUDIBLE_DOMINANT_HZ",
+    "HETERODYNE_BAND_HZ",
+    "HETERODYNE_OFFSET_HZ",
+    "frequency_divide",
+    "high_pass",
     "BS1770_BLOCK_S",
     "MAX_PLAYBACK_RATE_HZ",
     "default_expansion_factor",
@@ -44,6 +54,11 @@ MAX_PLAYBACK_RATE_HZ = 48_000
 #: Where the dominant frequency of a time-expanded call should land: well inside adult hearing
 #: (20 kHz is the textbook limit, which few adults reach).
 AUDIBLE_DOMINANT_HZ = 12_000.0
+#: Heterodyne tuning below the call's peak: the peak is heard at this frequency (Hz).
+HETERODYNE_OFFSET_HZ = 4_000.0
+#: Heterodyne low-pass: the band heard either side of the carrier (a hand-held detector hears
+#: a few kHz; wider lets unrelated sound in).
+HETERODYNE_BAND_HZ = 6_000.0
 #: BS.1770 gating block: shorter clips cannot be measured by pyloudnorm.
 BS1770_BLOCK_S = 0.4
 #: Preferred time-expansion factors (a 1-2-5 series: 10 is the classic bat-detector factor).
@@ -142,8 +157,9 @@ def heterodyne(
         Output sample rate in Hz (48 kHz).
     cutoff_hz : float, optional
         Low-pass cut-off in Hz, applied before resampling (8th-order Butterworth, zero
-        phase); default ``min(15 kHz, 0.45 * out_rate_hz)``; always capped at
-        ``0.45 * rate_hz``.
+        phase): the band heard either side of the carrier; default
+        :data:`HETERODYNE_BAND_HZ`; always capped at ``0.45 * rate_hz`` and
+        ``0.45 * out_rate_hz``.
 
     Returns
     -------
@@ -163,12 +179,71 @@ def heterodyne(
     x = _float_samples(samples).astype(np.float64)
     t = np.arange(x.shape[-1]) / float(rate_hz)
     mixed = 2.0 * x * np.cos(2 * np.pi * carrier_hz * t)
-    cutoff = cutoff_hz if cutoff_hz is not None else min(15_000.0, 0.45 * out_rate_hz)
-    cutoff = min(cutoff, 0.45 * rate_hz)
+    cutoff = cutoff_hz if cutoff_hz is not None else HETERODYNE_BAND_HZ
+    cutoff = min(cutoff, 0.45 * rate_hz, 0.45 * out_rate_hz)
     _check_rate("cutoff_hz", cutoff)
     sos = scipy.signal.butter(8, cutoff, btype="lowpass", fs=rate_hz, output="sos")
     low = scipy.signal.sosfiltfilt(sos, mixed, axis=-1).astype(np.float32)
     return resample(np.ascontiguousarray(low), rate_hz, out_rate_hz), float(out_rate_hz)
+
+
+def high_pass(samples: np.ndarray, rate_hz: float, cutoff_hz: float) -> np.ndarray:
+    """4th-order Butterworth high-pass, zero phase (removes wind and handling noise below the
+    calls before a time expansion makes it a rumble)."""
+    _check_rate("rate_hz", rate_hz)
+    _check_rate("cutoff_hz", cutoff_hz)
+    if cutoff_hz >= 0.45 * rate_hz:
+        raise ConfigError(f"high-pass cutoff {cutoff_hz:g} Hz is invalid; expected below {0.45 * rate_hz:g} Hz "
+                          "(0.45 x the sample rate).")
+    sos = scipy.signal.butter(4, cutoff_hz, btype="highpass", fs=rate_hz, output="sos")
+    x = _float_samples(samples).astype(np.float64)
+    return scipy.signal.sosfiltfilt(sos, x, axis=-1).astype(np.float32)
+
+
+def frequency_divide(
+    samples: np.ndarray, rate_hz: float, divisor: int = 10, out_rate_hz: float = 48_000,
+    highpass_hz: float | None = 10_000.0,
+) -> tuple[np.ndarray, float]:
+    """Frequency division: every frequency divided by ``divisor``, in real time.
+
+    Per channel: high-pass at ``highpass_hz`` (noise below the calls would otherwise drive
+    the divider), a flip-flop toggled at every ``divisor``-th zero crossing (a square wave at
+    ``f / divisor``: one input period holds two crossings), multiplied by the analytic
+    envelope (amplitude-retaining), low-passed at ``0.45 * out_rate_hz`` and resampled.
+
+    Parameters
+    ----------
+    samples : ndarray, float, shape (frames,) or (channels, frames)
+    rate_hz : float
+    divisor : int
+        N >= 2 (10 is the classic bat-detector ratio: 45 kHz is heard at 4.5 kHz).
+    out_rate_hz : float
+    highpass_hz : float or None
+        None: no high-pass.
+
+    Returns
+    -------
+    y : ndarray, float32, same ndim, about ``frames * out_rate_hz / rate_hz`` frames
+    out_rate_hz : float
+    """
+    _check_rate("rate_hz", rate_hz)
+    _check_rate("out_rate_hz", out_rate_hz)
+    if isinstance(divisor, bool) or not isinstance(divisor, (int, np.integer)) or divisor < 2:
+        raise ConfigError(f"divisor = {divisor!r} is invalid; expected an integer >= 2 (e.g. 10).")
+    x = _float_samples(samples)
+    x = high_pass(x, rate_hz, highpass_hz) if highpass_hz else x
+    channels = as_channels(x).astype(np.float64)
+    out = np.empty_like(channels)
+    for c, ch in enumerate(channels):
+        crossings = np.flatnonzero(np.diff(np.signbit(ch).astype(np.int8))) + 1
+        flips = np.zeros(ch.size, np.int64)
+        flips[crossings[divisor - 1::divisor]] = 1
+        square = 1.0 - 2.0 * (np.cumsum(flips) % 2)
+        out[c] = square * np.abs(scipy.signal.hilbert(ch))
+    sos = scipy.signal.butter(8, 0.45 * min(out_rate_hz, rate_hz), btype="lowpass", fs=rate_hz, output="sos")
+    low = scipy.signal.sosfiltfilt(sos, out, axis=-1).astype(np.float32)
+    y = resample(np.ascontiguousarray(low if x.ndim == 2 else low[0]), rate_hz, out_rate_hz)
+    return y, float(out_rate_hz)
 
 
 def _oversampled_peaks(channels: np.ndarray) -> np.ndarray:

@@ -1,5 +1,12 @@
-"""Listen to a recording: a loudness-normalised excerpt, time expansion or heterodyne, plus its
-spectrogram (docs/architecture.md, "Previews").
+"""Listen to a recording: a loudness-normalised excerpt, time expansion, heterodyne or frequency
+division, plus its spectrogram (docs/architecture.md, "Previews").
+
+Bat listening: an excerpt can be centred on the loudest call the energy/band detector of
+:mod:`fieldkit.dsp.call_energy` finds (its parameters are returned with the preview); time
+expansion of an ultrasonic recording is high-passed first (:data:`HIGHPASS_HZ`); heterodyne is
+tuned :data:`~fieldkit.dsp.listening.HETERODYNE_OFFSET_HZ` below the call's peak. The classic
+manipulations (reverse, speed, pitch shift, echo: :mod:`fieldkit.dsp.manipulate`) apply to
+every mode.
 
 Reads only the excerpt's frames from the archived copy, calls the pure kernels of
 :mod:`fieldkit.dsp.listening` and writes ``rec<ID>-<mode>.wav`` and ``rec<ID>-<mode>.png`` with
@@ -24,6 +31,9 @@ from fieldkit.catalogue.listing import RecordingFilter
 from fieldkit.catalogue.queries import list_recordings
 from fieldkit.catalogue.records import RecordingRow
 from fieldkit.dsp import listening as kernels
+from fieldkit.dsp.call_energy import CallDetectorParams, CallEvent, call_window
+from fieldkit.dsp.manipulate import Manipulations
+from fieldkit.dsp.manipulate import apply as manipulate
 from fieldkit.dsp.resample import resample
 from fieldkit.errors import ConfigError, NotFoundError, UnknownNameError, ValidationError
 from fieldkit.io.audio.stream import read_excerpt
@@ -42,6 +52,7 @@ __all__ = [
     "PreviewOptions",
     "default_carrier_hz",
     "default_mode",
+    "find_call",
     "dominant_hz",
     "find_recording",
     "preview_recording",
@@ -49,7 +60,7 @@ __all__ = [
     "render_preview",
 ]
 
-MODES = ("excerpt", "time-expansion", "heterodyne")
+MODES = ("excerpt", "time-expansion", "heterodyne", "frequency-division")
 DEFAULT_EXCERPT_S = 10.0
 #: EBU R 128 programme loudness; quiet enough that time-expanded bat calls reach it too.
 TARGET_LUFS = -23.0
@@ -59,6 +70,14 @@ ULTRASONIC_RATE_HZ = 192_000
 #: Heterodyne's default carrier is the dominant frequency above this, rounded to 1 kHz.
 CARRIER_FLOOR_HZ = 15_000.0
 PLAYABLE = ("ok", "truncated")
+#: High-pass before time-expanding an ultrasonic recording (Hz): below it lie wind, handling and
+#: insects, not bats, and expanded they become a rumble that the loudness normalisation would
+#: otherwise bring up.
+HIGHPASS_HZ = 8_000.0
+#: A call-centred excerpt lasts this long by default (5 s once expanded ten times).
+CALL_EXCERPT_S = 0.5
+#: How much of a recording the call detector scans from the start asked for.
+CALL_SCAN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -126,15 +145,16 @@ def dominant_hz(samples: np.ndarray, rate_hz: float, floor_hz: float = 0.0) -> f
     return float(freqs[band][np.argmax(power[band])])
 
 
-def default_carrier_hz(ex: Excerpt) -> float:
-    """The dominant frequency above 15 kHz, rounded to 1 kHz and kept below Nyquist."""
-    peak = dominant_hz(ex.samples, ex.rate_hz, CARRIER_FLOOR_HZ)
+def default_carrier_hz(ex: Excerpt, call: CallEvent | None = None) -> float:
+    """Tuned so the call is heard at a few kHz: the peak frequency of the call (or, without
+    one, the dominant frequency above 15 kHz) less the offset, rounded to 1 kHz."""
+    peak = call.peak_hz if call is not None else dominant_hz(ex.samples, ex.rate_hz, CARRIER_FLOOR_HZ)
     if peak is None:
-        raise ConfigError(f"recording {ex.recording['id']} ({ex.rate_hz:g} Hz) has nothing above "
+        raise ConfigError(f"recording {ex.recording.id} ({ex.rate_hz:g} Hz) has nothing above "
                           f"{CARRIER_FLOOR_HZ / 1000:g} kHz to tune a heterodyne to.",
                           hint="Give --carrier-hz, or use --mode excerpt.")
     highest = math.ceil(ex.rate_hz / 2 / 1000) * 1000 - 1000
-    return float(min(round(peak / 1000) * 1000, highest))
+    return float(max(1000.0, min(round((peak - kernels.HETERODYNE_OFFSET_HZ) / 1000) * 1000, highest)))
 
 
 def default_mode(rate_hz: float) -> str:
@@ -146,10 +166,27 @@ def default_mode(rate_hz: float) -> str:
 
 @dataclass(frozen=True)
 class PreviewOptions:
+    """Mode parameters (None: the default), the playback-rate cap, mono, manipulations.
+
+    ``highpass_hz``: before time expansion and frequency division (default
+    :data:`HIGHPASS_HZ` at ultrasonic rates, none below; 0 disables); ``band_hz``: the
+    heterodyne low-pass; ``divisor``: frequency division ratio (10).
+    """
+
     factor: int | None = None
     carrier_hz: float | None = None
     max_rate_hz: float | None = None  # cap on the playback rate of excerpts and heterodyne
     mono: bool = False
+    band_hz: float | None = None
+    divisor: int = 10
+    highpass_hz: float | None = None
+    manipulations: Manipulations = Manipulations()
+    call: CallEvent | None = None  # the call the excerpt is centred on, when it is
+
+    def high_pass(self, rate_hz: float) -> float | None:
+        if self.highpass_hz is not None:
+            return self.highpass_hz or None
+        return HIGHPASS_HZ if rate_hz >= ULTRASONIC_RATE_HZ else None
 
 
 def _excerpt(ex: Excerpt, opt: PreviewOptions) -> tuple[np.ndarray, float, dict, dict | None]:
@@ -160,26 +197,41 @@ def _excerpt(ex: Excerpt, opt: PreviewOptions) -> tuple[np.ndarray, float, dict,
 
 def _time_expansion(ex: Excerpt, opt: PreviewOptions) -> tuple[np.ndarray, float, dict, dict | None]:
     factor = opt.factor if opt.factor is not None else kernels.default_expansion_factor(ex.rate_hz, dominant_hz(ex.samples, ex.rate_hz))
-    y, rate = kernels.time_expand(ex.samples, ex.rate_hz, factor)
+    cutoff = opt.high_pass(ex.rate_hz)
+    samples = kernels.high_pass(ex.samples, ex.rate_hz, cutoff) if cutoff else ex.samples
+    y, rate = kernels.time_expand(samples, ex.rate_hz, factor)
     guano: dict[str, Any] = {"TE": factor, "Samplerate": round(ex.rate_hz), "Length": round(ex.duration_s, 6),
                              "Original Filename": Path(ex.recording.archive_path).name,
                              "fieldkit|Preview": "time expansion",
                              "fieldkit|Recording": ex.recording.sha256}
+    if cutoff:
+        guano["fieldkit|High-pass Hz"] = cutoff
     start = ex.recording.start_time_utc
     if start:
         guano["Timestamp"] = dt.datetime.fromisoformat(start) + dt.timedelta(seconds=ex.start_s)
-    return y, rate, {"factor": factor}, guano
+    return y, rate, {"factor": factor, "highpass_hz": cutoff}, guano
+
+
+def _out_rate(opt: PreviewOptions) -> float:
+    return min(opt.max_rate_hz or kernels.MAX_PLAYBACK_RATE_HZ, kernels.MAX_PLAYBACK_RATE_HZ)
 
 
 def _heterodyne(ex: Excerpt, opt: PreviewOptions) -> tuple[np.ndarray, float, dict, dict | None]:
-    carrier = opt.carrier_hz if opt.carrier_hz is not None else default_carrier_hz(ex)
-    out_rate = min(opt.max_rate_hz or kernels.MAX_PLAYBACK_RATE_HZ, kernels.MAX_PLAYBACK_RATE_HZ)
-    y, rate = kernels.heterodyne(ex.samples, ex.rate_hz, carrier, out_rate_hz=out_rate)
-    return y, rate, {"carrier_hz": carrier}, None
+    carrier = opt.carrier_hz if opt.carrier_hz is not None else default_carrier_hz(ex, opt.call)
+    band = opt.band_hz if opt.band_hz is not None else kernels.HETERODYNE_BAND_HZ
+    y, rate = kernels.heterodyne(ex.samples, ex.rate_hz, carrier, out_rate_hz=_out_rate(opt), cutoff_hz=band)
+    return y, rate, {"carrier_hz": carrier, "band_hz": min(band, 0.45 * rate, 0.45 * ex.rate_hz)}, None
+
+
+def _frequency_division(ex: Excerpt, opt: PreviewOptions) -> tuple[np.ndarray, float, dict, dict | None]:
+    cutoff = opt.high_pass(ex.rate_hz)
+    y, rate = kernels.frequency_divide(ex.samples, ex.rate_hz, opt.divisor, _out_rate(opt), cutoff)
+    return y, rate, {"divisor": opt.divisor, "highpass_hz": cutoff}, None
 
 
 _RENDERERS: dict[str, Callable[[Excerpt, PreviewOptions], tuple[np.ndarray, float, dict, dict | None]]] = {
     "excerpt": _excerpt, "time-expansion": _time_expansion, "heterodyne": _heterodyne,
+    "frequency-division": _frequency_division,
 }
 
 
@@ -190,6 +242,10 @@ def render_preview(ex: Excerpt, mode: str | None, out_dir: Path,
     if mode not in _RENDERERS:
         raise UnknownNameError("preview mode", mode, MODES)
     y, rate, params, guano = _RENDERERS[mode](ex, options)
+    if options.manipulations.active:
+        y = manipulate(y, rate, options.manipulations)
+        params["manipulations"] = options.manipulations.to_dict()
+        guano = None if guano is None else {**guano, "fieldkit|Manipulated": "yes"}
     if options.mono and y.ndim == 2:
         y = y.mean(axis=0)
     y, loudness = kernels.loudness_normalise(y, rate, target_lufs=TARGET_LUFS, peak_dbfs=PEAK_DBFS)
@@ -197,17 +253,32 @@ def render_preview(ex: Excerpt, mode: str | None, out_dir: Path,
     stem = out_dir / f"rec{ex.recording.id}-{mode}"
     wav = write_wav(stem.with_suffix(".wav"), y, rate, guano=guano)
     title = f"recording {ex.recording.id}: {ex.start_s:.2f}-{ex.start_s + ex.duration_s:.2f} s ({mode})"
-    png = spectrogram_png(stem.with_suffix(".png"), ex.samples, ex.rate_hz, title)
+    png = spectrogram_png(stem.with_suffix(".png"), ex.samples, ex.rate_hz, title, te_factor=params.get("factor"))
     return {"recording_id": ex.recording.id, "sha256": ex.recording.sha256, "mode": mode, "wav": wav,
             "png": png, "start_s": ex.start_s, "excerpt_s": ex.duration_s, "rate_hz": ex.rate_hz,
             "playback_rate_hz": rate, "preview_s": y.shape[-1] / rate, "channels": 1 if y.ndim == 1 else y.shape[0],
             **params, "loudness": loudness}
 
 
+def find_call(ws: Workspace, rec: RecordingRow, start_s: float, duration_s: float,
+              detector: CallDetectorParams = CallDetectorParams()) -> tuple[float, CallEvent | None, int]:
+    """Where a ``duration_s`` excerpt centred on the loudest call in :data:`CALL_SCAN_S` seconds
+    of ``rec`` from ``start_s`` starts, that call and the number found (times in the recording)."""
+    scan = read_recording_excerpt(ws, rec, start_s, CALL_SCAN_S)
+    offset, best, count = call_window(scan.samples, scan.rate_hz, duration_s, detector)
+    if best is None:
+        return start_s, None, 0
+    shifted = CallEvent(best.start_s + start_s, best.end_s + start_s, best.peak_s + start_s, best.peak_db,
+                        best.peak_hz)
+    return start_s + offset, shifted, count
+
+
 def preview_recording(ws: Workspace, recording: str | int, start_s: float = 0.0, duration_s: float | None = None,
                       mode: str | None = None, factor: int | None = None, carrier_hz: float | None = None,
                       out_dir: Path | str | None = None, *, max_rate_hz: float | None = None,
-                      mono: bool = False) -> dict[str, Any]:
+                      mono: bool = False, call: bool = False, detector: CallDetectorParams = CallDetectorParams(),
+                      band_hz: float | None = None, divisor: int = 10, highpass_hz: float | None = None,
+                      manipulations: Manipulations = Manipulations()) -> dict[str, Any]:
     """Write a listening preview of a catalogued recording and its spectrogram.
 
     Parameters
@@ -216,24 +287,44 @@ def preview_recording(ws: Workspace, recording: str | int, start_s: float = 0.0,
     recording : str or int
         Recording id, or a sha256 prefix (>= 8 hex digits).
     start_s, duration_s : float
-        Excerpt of the recording, seconds (default: the first :data:`DEFAULT_EXCERPT_S` s).
-    mode : {"excerpt", "time-expansion", "heterodyne"}, optional
+        Excerpt of the recording, seconds (default: the first :data:`DEFAULT_EXCERPT_S` s;
+        with ``call``, :data:`CALL_EXCERPT_S` s around the call).
+    mode : {"excerpt", "time-expansion", "heterodyne", "frequency-division"}, optional
         Default: time expansion at >= 192 kHz, else an excerpt.
     factor : int, optional
         Time-expansion factor (default: the smallest of 1, 2, 5, 10, 20... that makes it audible).
     carrier_hz : float, optional
-        Heterodyne carrier (default: the dominant frequency above 15 kHz, to 1 kHz).
+        Heterodyne carrier (default: 4 kHz below the call's peak, else below the dominant
+        frequency above 15 kHz, to 1 kHz).
     out_dir : path, optional
         Default ``<workspace>/exports/previews``.
     max_rate_hz, mono
         Keep previews small (the HTML report): playback rate cap and channel mix-down.
+    call : bool
+        Centre the excerpt on the loudest call found from ``start_s`` (energy/band detector
+        with ``detector``'s parameters); without a call, the excerpt starts at ``start_s``.
+    band_hz, divisor, highpass_hz, manipulations
+        Heterodyne low-pass, frequency-division ratio, high-pass before time expansion and
+        division (see :class:`PreviewOptions`), and reverse/speed/pitch/echo.
 
     Returns
     -------
     dict
         Paths (``wav``, ``png``), the mode's parameters, durations (``excerpt_s`` of the
-        recording, ``preview_s`` of playback) and the loudness report.
+        recording, ``preview_s`` of playback), the loudness report and, with ``call``,
+        ``call`` (the event, ``calls_found`` and the ``detector`` parameters).
     """
-    ex = read_recording_excerpt(ws, find_recording(ws, recording), start_s, duration_s)
+    rec = find_recording(ws, recording)
+    found: CallEvent | None = None
+    call_info: dict[str, Any] = {}
+    if call:
+        _check_playable(rec)
+        duration_s = CALL_EXCERPT_S if duration_s is None else duration_s
+        start_s, found, count = find_call(ws, rec, start_s, duration_s, detector)
+        call_info = {"call": {**(found.to_dict() if found else {"none": "no call above the threshold"}),
+                              "calls_found": count, "detector": detector.to_dict()}}
+    ex = read_recording_excerpt(ws, rec, start_s, duration_s)
     out = Path(out_dir) if out_dir is not None else ws.paths.exports / "previews"
-    return render_preview(ex, mode, out, PreviewOptions(factor, carrier_hz, max_rate_hz, mono))
+    options = PreviewOptions(factor, carrier_hz, max_rate_hz, mono, band_hz, divisor, highpass_hz, manipulations,
+                             found)
+    return {**render_preview(ex, mode, out, options), **call_info}

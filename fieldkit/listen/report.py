@@ -168,13 +168,14 @@ def _preview(ws: Workspace, rec: RecordingRow, assets: Path) -> dict[str, Any]:
     rate = float(rec.sample_rate_hz)
     factor = default_expansion_factor(rate) if rate >= ULTRASONIC_RATE_HZ else None
     seconds = PREVIEW_S / factor if factor else PREVIEW_S
-    try:
+    try:  # a bat file is previewed around its loudest call: its first 0.5 s may hold none
         result = preview_recording(ws, rec.id, duration_s=seconds, factor=factor, out_dir=assets,
-                                   max_rate_hz=PREVIEW_RATE_HZ, mono=True)
+                                   max_rate_hz=PREVIEW_RATE_HZ, mono=True, call=factor is not None)
     except FieldkitError as exc:  # one unreadable file must not stop the report: say why instead
         return {"recording": rec, "error": str(exc)}
     return {"recording": rec, "mode": result["mode"], "factor": result.get("factor"),
-            "excerpt_s": result["excerpt_s"], "preview_s": result["preview_s"],
+            "excerpt_s": result["excerpt_s"], "preview_s": result["preview_s"], "start_s": result["start_s"],
+            "call": (result.get("call") or {}) if "peak_s" in (result.get("call") or {}) else None,
             "lufs": result["loudness"]["output_lufs"], "png": _data_uri(result["png"], "image/png"),
             "audio": _data_uri(result["wav"], "audio/wav"), "audio_bytes": result["wav"].stat().st_size}
 

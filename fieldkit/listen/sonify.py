@@ -10,6 +10,7 @@ series (and the deployment's timeline) are written by :mod:`fieldkit.io.render.m
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,52 +20,108 @@ import numpy as np
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import runs as run_rows
 from fieldkit.catalogue.records import RunRow
-from fieldkit.dsp.melody import melody
+from fieldkit.dsp.melody import INSTRUMENTS, melody
+from fieldkit.dsp.scales import MAPS, parse_scale, parse_scl, positions
 from fieldkit.errors import ConfigError, NotFoundError, UnknownNameError
-from fieldkit.io.render.media import series_plot_png, timeline_png, write_wav
+from fieldkit.io.render.media import series_plot_png, write_wav
+from fieldkit.io.render.midi import write_midi
 from fieldkit.store.zarr_store import open_store
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",
-           "group_points", "melody_points", "sonify_dataset", "sonify_deployment", "sonify_run",
-           "sonify_run_samples"]
+__all__ = ["DIMENSIONS", "DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",
+           "default_dir", "deployment_filter", "group_points", "melody_points", "merge_groups",
+           "resolve_dimensions", "run_points", "run_with_deployment", "sonify_dataset", "sonify_run",
+           "sonify_run_samples", "store_features", "write_melody"]
 
 RATE_HZ = 22_050
 #: Shortest and longest note, seconds (the issue's 0.1-0.5 s).
 DUR_RANGE_S = (0.1, 0.5)
+AMP_RANGE = (0.1, 0.8)
+DIMENSIONS = ("pitch", "duration", "volume", "pan", "timbre")
+#: Coordinates a dimension can take as a category (an instrument per site, deployment, recording).
+CATEGORIES = ("site", "deployment", "recording")
+#: The number of clips a point stands for (activity): a feature of every run.
+COUNT = "count"
+#: Default feature of each dimension: the first one the store has and no earlier dimension took,
+#: so that the five defaults carry five different pieces of information: where the spectrum
+#: sits (centroid), how wide it is (bandwidth), how loud the clip is (rms), its spectral slope
+#: (mfcc:1, left = steep) and where it was recorded (site).
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "pitch": ("centroid", "mfcc:2", "rms"),
+    "duration": ("bandwidth", "mfcc:2", "silent_fraction"),
+    "volume": ("rms", "peak_dbfs"),
+    "pan": ("mfcc:1", "mfcc:3", "dc_offset"),
+    "timbre": ("site",),
+}
+FEATURE_UNITS = {"centroid": "Hz", "bandwidth": "Hz", "rms": "full scale", "peak_dbfs": "dBFS",
+                 "mfcc": "cepstral coefficient", "mel": "power", "logmel": "dB", "chroma": "relative 0-1",
+                 "clipped_fraction": "fraction", "dc_offset": "full scale", "silent_fraction": "fraction",
+                 COUNT: "clips"}
 _NOT_FEATURES = {"waveform", "valid_samples"}
 _BLOCK_CLIPS = 1024  # clips read at once: memory stays flat on long runs
 
 
 @dataclass(frozen=True)
 class SonifyOptions:
-    """Which features drive pitch, duration and volume, and the scale they are played on.
+    """Which features drive the five dimensions, the scale, maps, instruments and outputs.
 
-    A feature is a store variable (``centroid``, ``rms``, ``peak_dbfs``...) or ``NAME:K``,
-    band ``K`` of a banded one (``mfcc:1``); banded features without ``:K`` are averaged over
-    their bands.
+    A feature is a store variable (``centroid``, ``rms``, ``peak_dbfs``...), ``NAME:K`` (band
+    ``K`` of a banded one, ``mfcc:1``; without ``:K`` banded features are averaged over their
+    bands), ``count`` (clips per point) or, for any dimension but pitch, duration and volume,
+    a category of :data:`CATEGORIES`. None takes the default (:data:`DEFAULTS`); ``"none"``
+    leaves pan or timbre out. ``scale`` is a spec of :func:`fieldkit.dsp.scales.parse_scale` or
+    the path of a Scala ``.scl`` file; ``maps`` are ``(dimension, map)`` pairs; ``reverse`` the
+    dimensions mapped high-to-low; ``mono`` drops pan; ``midi`` also writes a ``.mid`` file.
     """
 
-    pitch: str = "centroid"
-    duration: str = "rms"
-    volume: str = "peak_dbfs"
+    pitch: str | None = None
+    duration: str | None = None
+    volume: str | None = None
+    pan: str | None = None
+    timbre: str | None = None
     scale: str = "pentatonic"
     n_notes: int | None = None
+    base_hz: float | None = None
+    maps: tuple[tuple[str, str], ...] = ()
+    reverse: tuple[str, ...] = ()
+    instruments: tuple[str, ...] = ("flute", "clarinet", "strings", "organ", "sine")
+    mono: bool = False
+    midi: bool = False
 
-    @property
-    def features(self) -> tuple[str, str, str]:
-        return self.pitch, self.duration, self.volume
+    def check(self) -> None:
+        """Refuse unknown dimensions, maps and instruments before anything is read."""
+        for dim, method in self.maps:
+            if dim not in DIMENSIONS:
+                raise UnknownNameError("dimension", dim, DIMENSIONS)
+            if method not in MAPS:
+                raise UnknownNameError("map", method, MAPS)
+        for dim in self.reverse:
+            if dim not in DIMENSIONS:
+                raise UnknownNameError("dimension", dim, DIMENSIONS)
+        for name in self.instruments:
+            if name not in INSTRUMENTS:
+                raise UnknownNameError("instrument", name, tuple(INSTRUMENTS))
+        if not self.instruments:
+            raise ConfigError("at least one instrument is needed.")
 
 
 @dataclass
 class Points:
-    """Data points in time order: their start times and the three feature series."""
+    """Data points in time order: their start times, clips per point, features and categories."""
 
     times: np.ndarray  # datetime64[ns], NaT when unknown
     clips: np.ndarray  # clips per point (1 for clip-level points)
     values: dict[str, np.ndarray] = field(default_factory=dict)
+    categories: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def take(self, index: np.ndarray) -> Points:
+        return Points(self.times[index], self.clips[index], {k: v[index] for k, v in self.values.items()},
+                      {k: v[index] for k, v in self.categories.items()})
+
+    def series(self, spec: str) -> np.ndarray:
+        return self.clips.astype(np.float64) if spec == COUNT else self.values[spec]
 
 
 # -- reading per-clip features ---------------------------------------------------------------
@@ -107,17 +164,25 @@ def _time_order(times: np.ndarray, clips: np.ndarray) -> np.ndarray:
     return np.lexsort((clips, key))
 
 
+def _coords(ds: Any) -> dict[str, np.ndarray]:
+    coords = {k: ds[k].values for k in ("recording_id", "start_time", "site", "deployment")}
+    coords["recording"] = coords["recording_id"].astype(str)
+    return coords
+
+
 def clip_points(store_path: Path, features: tuple[str, ...], clips: np.ndarray | None = None,
                 where: Any = None) -> Points:
     """One point per real clip of a store (padding excluded), in time order.
 
-    ``clips`` restricts to those clip indices; ``where(coords) -> bool mask`` filters on the
-    coordinates (``site``, ``deployment``...).
+    ``features`` may name categories (:data:`CATEGORIES`) and ``count`` besides store
+    variables; ``clips`` restricts to those clip indices; ``where(coords) -> bool mask``
+    filters on the coordinates (``site``, ``deployment``...).
     """
     ds = open_store(store_path, chunks=None)
     try:
-        specs = {f: _variable(ds, f) for f in dict.fromkeys(features)}
-        coords = {k: ds[k].values for k in ("recording_id", "start_time", "site", "deployment")}
+        wanted = [f for f in dict.fromkeys(features) if f not in CATEGORIES and f != COUNT]
+        specs = {f: _variable(ds, f) for f in wanted}
+        coords = _coords(ds)
         keep = coords["recording_id"] >= 0
         if where is not None:
             keep &= where(coords)
@@ -126,59 +191,207 @@ def clip_points(store_path: Path, features: tuple[str, ...], clips: np.ndarray |
         values = {f: _clip_means(var, index) for f, var in specs.items()}
     finally:
         ds.close()
-    return Points(coords["start_time"][index], np.ones(index.size, np.int64), values)
+    categories = {c: np.array([str(x) for x in coords[c][index]], dtype=str) for c in CATEGORIES if c in features}
+    return Points(coords["start_time"][index], np.ones(index.size, np.int64), values, categories)
+
+
+def _mode(labels: np.ndarray) -> str:
+    names, counts = np.unique(labels, return_counts=True)
+    return str(names[np.argmax(counts)])
+
+
+def merge_groups(points: Points, groups: list[np.ndarray]) -> Points:
+    """One point per group of point indices: features averaged (NaN ignored), clips summed,
+    the most frequent category, the time of the first point."""
+    firsts = np.array([g[0] for g in groups], np.int64)
+    values = {name: np.array([np.nanmean(v[g]) if np.isfinite(v[g]).any() else np.nan for g in groups])
+              for name, v in points.values.items()}
+    categories = {name: np.array([_mode(c[g]) for g in groups]) for name, c in points.categories.items()}
+    return Points(points.times[firsts], np.array([points.clips[g].sum() for g in groups], np.int64), values,
+                  categories)
 
 
 def group_points(points: Points, max_points: int) -> Points:
     """Consecutive points averaged into at most ``max_points`` groups (time of the first)."""
-    n = points.times.size
-    if n <= max_points:
+    if points.times.size <= max_points:
         return points
-    groups = np.array_split(np.arange(n), max_points)
-    firsts = np.array([g[0] for g in groups])
-    values = {}
-    for name, v in points.values.items():
-        values[name] = np.array([np.nanmean(v[g]) if np.isfinite(v[g]).any() else np.nan for g in groups])
-    return Points(points.times[firsts], np.array([points.clips[g].sum() for g in groups]), values)
+    return merge_groups(points, np.array_split(np.arange(points.times.size), max_points))
+
+
+# -- the five dimensions ------------------------------------------------------------------------
+
+def store_features(store_path: Path) -> list[str]:
+    """The features a store offers to :class:`SonifyOptions` (variables, categories, ``count``)."""
+    ds = open_store(store_path, chunks=None)
+    try:
+        return [*available_features(ds), *CATEGORIES, COUNT]
+    finally:
+        ds.close()
+
+
+def _offered(spec: str, offered: list[str]) -> bool:
+    return spec.partition(":")[0] in offered
+
+
+def resolve_dimensions(opt: SonifyOptions, offered: list[str]) -> dict[str, str]:
+    """The feature of each dimension: the given one, or the first default the store offers that
+    no earlier dimension took. Pan is left out in mono, pan and timbre when ``"none"``."""
+    opt.check()
+    chosen: dict[str, str] = {}
+    for dim in DIMENSIONS:
+        given = getattr(opt, dim)
+        if (dim == "pan" and opt.mono) or (given or "").lower() == "none":
+            continue
+        if given is not None:
+            if dim in ("pitch", "duration", "volume") and given in CATEGORIES:
+                raise ConfigError(f"--{dim} {given} is a category; pitch, duration and volume need a number "
+                                  f"(categories drive pan or timbre).")
+            chosen[dim] = given
+            continue
+        free = [f for f in DEFAULTS[dim] if _offered(f, offered) and f not in chosen.values()]
+        if free:
+            chosen[dim] = free[0]
+    missing = [d for d in ("pitch", "duration", "volume") if d not in chosen]
+    if missing:
+        raise ConfigError(f"no feature for {', '.join(missing)}: the store offers {', '.join(offered)}.",
+                          hint=f"Name one with --{missing[0]} FEATURE.")
+    return chosen
+
+
+def _scale_hz(opt: SonifyOptions) -> tuple[np.ndarray, dict[str, Any]]:
+    spec = opt.scale
+    if spec.lower().endswith(".scl"):
+        path = Path(spec)
+        if not path.is_file():
+            raise NotFoundError(f"Scala file {spec} does not exist.", path=path,
+                                hint="Give a .scl file (https://www.huygens-fokker.org/scala/scl_format.html).")
+        scale = parse_scl(path.read_text(encoding="utf-8", errors="replace"), name=path.name)
+        scale = type(scale)(scale.name, scale.cents, scale.period_cents, None)
+    else:
+        scale = parse_scale(spec)
+    freqs = scale.frequencies(opt.n_notes, opt.base_hz)
+    return freqs, {**scale.to_dict(), "spec": spec, "notes": int(freqs.size),
+                   "lowest_hz": float(freqs[0]), "highest_hz": float(freqs[-1])}
+
+
+def _timbre_index(points: Points, spec: str, opt: SonifyOptions) -> tuple[np.ndarray, dict[str, str]]:
+    """Instrument index per point and which instrument plays what (the legend's words)."""
+    n = len(opt.instruments)
+    if spec in CATEGORIES:
+        labels = points.categories[spec]
+        names = sorted(set(labels.tolist()))
+        if "timbre" in opt.reverse:
+            names = names[::-1]
+        code = {name: i % n for i, name in enumerate(names)}
+        return np.array([code[x] for x in labels], np.int64), {name: opt.instruments[code[name]] for name in names}
+    pos = positions(points.series(spec), dict(opt.maps).get("timbre", "linear"), "timbre" in opt.reverse)
+    index = np.minimum(np.nan_to_num(pos, nan=0.0) * n, n - 1).astype(np.int64)
+    return index, {f"bin {i + 1} of {n} (low to high)": opt.instruments[i] for i in range(n)}
+
+
+def melody_points(points: Points, opt: SonifyOptions, dims: dict[str, str] | None = None,
+                  onsets_s: np.ndarray | None = None) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, Any]]:
+    """The melody of ``points``: float32 samples at :data:`RATE_HZ`, the notes played and the
+    legend (which feature drives what, with ranges and units)."""
+    dims = dims or resolve_dimensions(opt, [*points.values, *points.categories, COUNT])
+    freqs, scale = _scale_hz(opt)
+    timbre, instruments = (_timbre_index(points, dims["timbre"], opt) if "timbre" in dims
+                           else (None, {"all": opt.instruments[0]}))
+    maps = dict(opt.maps)
+    samples, notes = melody(
+        *(points.series(dims[d]) for d in ("pitch", "duration", "volume")), rate_hz=RATE_HZ,
+        dur_range=DUR_RANGE_S, amp_range=AMP_RANGE, scale_hz=freqs,
+        pan_values=points.series(dims["pan"]) if "pan" in dims else None,
+        instrument_index=timbre, instruments=opt.instruments, maps=maps, reverse=tuple(opt.reverse),
+        onsets_s=onsets_s)
+    outputs = {"pitch": f"{scale['notes']} notes, {scale['lowest_hz']:.1f}-{scale['highest_hz']:.1f} Hz",
+               "duration": f"{DUR_RANGE_S[0]}-{DUR_RANGE_S[1]} s", "volume": f"{AMP_RANGE[0]}-{AMP_RANGE[1]} peak",
+               "pan": "left (-1) to right (+1)", "timbre": instruments}
+    legend = {"dimensions": {d: _legend_entry(points, d, spec, maps, opt, outputs[d]) for d, spec in dims.items()},
+              "scale": scale, "instruments": {n: INSTRUMENTS[n]["harmonics"] for n in opt.instruments},
+              "rate_hz": RATE_HZ, "channels": 2 if "pan" in dims else 1,
+              "rests": "a point with no value for pitch, duration or volume is silent"}
+    return samples, notes, legend
+
+
+def _legend_entry(points: Points, dim: str, spec: str, maps: dict[str, str], opt: SonifyOptions,
+                  to: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"feature": spec, "reverse": dim in opt.reverse, "to": to}
+    if spec in CATEGORIES:
+        return {**entry, "kind": "category", "values": sorted(set(points.categories[spec].tolist()))}
+    v = points.series(spec)
+    finite = v[np.isfinite(v)]
+    return {**entry, "kind": "feature", "unit": FEATURE_UNITS.get(spec.partition(":")[0], ""),
+            "map": maps.get(dim, "linear"),
+            "range": [float(finite.min()), float(finite.max())] if finite.size else None}
 
 
 # -- writing ----------------------------------------------------------------------------------
 
-def _outputs(out: Path | str | None, default: Path) -> tuple[Path, Path, Path]:
-    wav = Path(out) if out is not None else default
-    wav.parent.mkdir(parents=True, exist_ok=True)
-    return wav, wav.with_name(wav.stem + "-series.png"), wav.with_name(wav.stem + "-timeline.png")
+def _stem_paths(wav: Path) -> dict[str, Path]:
+    return {"series_png": wav.with_name(wav.stem + "-series.png"),
+            "timeline_png": wav.with_name(wav.stem + "-timeline.png"),
+            "legend": wav.with_name(wav.stem + "-legend.json"), "midi": wav.with_suffix(".mid")}
 
 
-def melody_points(points: Points, opt: SonifyOptions) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """The melody of ``points``: float32 samples at :data:`RATE_HZ` and the notes played."""
-    series = [points.values[f] for f in opt.features]
-    return melody(*series, scale=opt.scale, n_notes=opt.n_notes, rate_hz=RATE_HZ, dur_range=DUR_RANGE_S)
-
-
-def _write(points: Points, opt: SonifyOptions, out: Path | str | None, default: Path, title: str,
-           timeline: bool = False) -> tuple[dict[str, Any], np.ndarray]:
+def write_melody(points: Points, opt: SonifyOptions, out: Path | str | None, default: Path, title: str, *,
+           dims: dict[str, str], onsets_s: np.ndarray | None = None, marks: list[tuple[float, str]] | None = None,
+           extra_legend: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray]:
     if points.times.size == 0:
         raise NotFoundError(f"{title} has no clips to sonify.", hint="Check the run with 'fieldkit catalog run ID'.")
-    wav, series_png, timeline_png_path = _outputs(out, default)
-    samples, notes = melody_points(points, opt)
+    wav = Path(out) if out is not None else default
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    paths = _stem_paths(wav)
+    samples, notes, legend = melody_points(points, opt, dims, onsets_s)
+    legend = {"title": title, **legend, **(extra_legend or {})}
     write_wav(wav, samples, RATE_HZ)
-    pitch, duration, volume = (points.values[f] for f in opt.features)
-    series_plot_png(series_png, pitch, duration, volume,
-                    f"{title}: pitch {opt.pitch}, duration {opt.duration}, volume {opt.volume}")
-    result = {"title": title, "wav": wav, "series_png": series_png, "points": int(points.times.size),
-              "clips": int(points.clips.sum()), "rests": int(points.times.size - len(notes)),
-              "duration_s": samples.size / RATE_HZ, "rate_hz": RATE_HZ, "scale": opt.scale,
-              "features": dict(zip(("pitch", "duration", "volume"), opt.features)), "notes": notes}
-    if timeline:
-        timed = ~np.isnat(points.times)
-        timeline_png(timeline_png_path, points.times[timed], pitch[timed], title, ylabel=opt.pitch)
-        result["timeline_png"] = timeline_png_path
+    paths["legend"].write_text(json.dumps(legend, indent=2, default=str) + "\n", encoding="utf-8")
+    sounding = [n["index"] for n in notes]
+    starts = (onsets_s if onsets_s is not None else
+              np.interp(np.arange(points.times.size), sounding, [n["start_s"] for n in notes]) if notes
+              else np.zeros(points.times.size))
+    series_plot_png(paths["series_png"], starts, _plot_series(points, dims, legend), notes, title,
+                    legend_lines=_legend_lines(legend), marks=marks)
+    result = {"title": title, "wav": wav, "series_png": paths["series_png"], "legend": paths["legend"],
+              "points": int(points.times.size), "clips": int(points.clips.sum()),
+              "rests": int(points.times.size - len(notes)), "duration_s": samples.shape[-1] / RATE_HZ,
+              "rate_hz": RATE_HZ, "channels": legend["channels"], "scale": opt.scale, "features": dims,
+              "notes": notes}
+    if opt.midi:
+        programs = {n: INSTRUMENTS[n]["program"] for n in opt.instruments}
+        result["midi"] = write_midi(paths["midi"], notes, programs)
     return result, samples
 
 
-def _default_dir(ws: Workspace) -> Path:
+def _plot_series(points: Points, dims: dict[str, str], legend: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for dim, spec in dims.items():
+        if spec in CATEGORIES:
+            continue
+        unit = legend["dimensions"][dim].get("unit")
+        out.append((f"{dim} ← {spec}" + (f" ({unit})" if unit else ""), points.series(spec)))
+    return out
+
+
+def _legend_lines(legend: dict[str, Any]) -> list[str]:
+    lines = []
+    for dim, e in legend["dimensions"].items():
+        to = e["to"] if isinstance(e["to"], str) else ", ".join(f"{k}: {v}" for k, v in e["to"].items())
+        how = f" [{e['map']}{', reversed' if e['reverse'] else ''}]" if e["kind"] == "feature" else ""
+        lines.append(f"{dim}: {e['feature']}{how} → {to}")
+    lines.append(f"scale: {legend['scale']['spec']}")
+    return lines
+
+
+def default_dir(ws: Workspace) -> Path:
     return ws.paths.exports / "sonify"
+
+
+def run_points(ws: Workspace, store: Path, opt: SonifyOptions, clips: np.ndarray | None = None,
+               where: Any = None, also: tuple[str, ...] = ()) -> tuple[Points, dict[str, str]]:
+    """The points of a store's clips with the features of ``opt``'s dimensions (and ``also``)."""
+    dims = resolve_dimensions(opt, store_features(store))
+    return clip_points(store, (*dims.values(), *also), clips=clips, where=where), dims
 
 
 def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
@@ -186,8 +399,8 @@ def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOp
     """:func:`sonify_run`, also returning the melody's samples (for the data video)."""
     with ws.catalogue.read() as session:
         run = run_rows.get_run(session, run_id)
-    points = clip_points(ws.root / run.store_path, opt.features)
-    result, samples = _write(points, opt, out, _default_dir(ws) / f"run{run_id}.wav", f"run {run_id}")
+    points, dims = run_points(ws, ws.root / run.store_path, opt)
+    result, samples = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", f"run {run_id}", dims=dims)
     return {"run_id": run_id, **result}, samples
 
 
@@ -200,16 +413,19 @@ def sonify_run(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
     ws : Workspace
     run_id : int
     opt : SonifyOptions
-        Features for pitch, duration (rescaled to 0.1-0.5 s) and volume, and the scale.
+        Features of the five dimensions, scale, maps, instruments, mono, MIDI.
     out : path, optional
-        The WAV (default ``<workspace>/exports/sonify/run<ID>.wav``); the plot of the three
-        series is written next to it as ``<stem>-series.png``.
+        The WAV (default ``<workspace>/exports/sonify/run<ID>.wav``); next to it
+        ``<stem>-series.png`` (the series and the notes), ``<stem>-legend.json`` (which
+        feature drives what, ranges and units) and, with ``opt.midi``, ``<stem>.mid``.
 
     Returns
     -------
     dict
-        ``wav``, ``series_png``, ``points``, ``rests``, ``duration_s``, ``notes`` (one dict per
-        note played: ``index``, ``freq_hz``, ``start_s``, ``duration_s``, ``amplitude``).
+        ``wav``, ``series_png``, ``legend``, ``midi``, ``points``, ``rests``, ``duration_s``,
+        ``channels``, ``features`` (dimension -> feature), ``notes`` (one dict per note played:
+        ``index``, ``freq_hz``, ``midi``, ``start_s``, ``duration_s``, ``amplitude``, ``pan``,
+        ``instrument``).
     """
     return sonify_run_samples(ws, run_id, opt, out)[0]
 
@@ -220,61 +436,35 @@ def sonify_dataset(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptions(
     with ws.catalogue.read() as session:
         dataset = label_rows.get_dataset(session, name, version)
     clips = np.array(sorted(i.clip_id for i in dataset.items), np.int64)
-    points = clip_points(ws.root / dataset.store_path, opt.features, clips=clips)
+    points, dims = run_points(ws, ws.root / dataset.store_path, opt, clips=clips)
     title = f"dataset {name} v{dataset.version}"
-    default = _default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
-    result, _ = _write(points, opt, out, default, title)
+    default = default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
+    result, _ = write_melody(points, opt, out, default, title, dims=dims)
     return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **result}
 
 
-def _deployment_filter(name: str) -> Any:
+def deployment_filter(name: str) -> Any:
+    """``where(coords)`` of the clips of deployment ``NAME`` or ``SITE/NAME``."""
     site, _, deployment = name.rpartition("/")
     return lambda c: (c["deployment"] == deployment) & ((c["site"] == site) if site else True)
 
 
-def _latest_run_with(ws: Workspace, name: str) -> RunRow:
-    """The latest complete run whose store holds clips of deployment ``name`` (``SITE/NAME`` or ``NAME``)."""
+def run_with_deployment(ws: Workspace, name: str, run_id: int | None = None) -> RunRow:
+    """Run ``run_id`` (checked to hold clips of deployment ``name``), or the latest complete
+    run that does."""
     with ws.catalogue.read() as session:
-        complete = [r for r in run_rows.list_runs(session) if r.state == "complete"]
-    for run in sorted(complete, key=lambda r: r.id, reverse=True):
+        runs = ([run_rows.get_run(session, run_id)] if run_id is not None
+                else [r for r in run_rows.list_runs(session) if r.state == "complete"])
+    for run in sorted(runs, key=lambda r: r.id, reverse=True):
         ds = open_store(ws.root / run.store_path, chunks=None)
         try:
             coords = {k: ds[k].values for k in ("site", "deployment")}
         finally:
             ds.close()
-        if _deployment_filter(name)(coords).any():
+        if deployment_filter(name)(coords).any():
             return run
-    raise NotFoundError(f"no complete processing run has clips of deployment {name!r} "
-                        f"(complete runs: {', '.join(str(r.id) for r in complete) or 'none'}).",
-                        hint="Process it first: 'fieldkit process WORKFLOW' with the deployment selected.")
-
-
-def sonify_deployment(ws: Workspace, name: str, seconds: float = 60.0, opt: SonifyOptions = SonifyOptions(),
-                      out: Path | str | None = None) -> dict[str, Any]:
-    """"A night in a minute": a deployment's clips of the latest complete run as a short melody.
-
-    Clips with a start time, in time order, are grouped (consecutive clips averaged) into at
-    most ``seconds / 0.3`` points (0.3 s: the mean note duration), so the melody lasts about
-    ``seconds``; a timeline of the pitch feature is drawn next to the series plot.
-
-    Parameters
-    ----------
-    name : str
-        Deployment name, or ``SITE/NAME`` when names repeat across sites.
-    seconds : float
-        Target length of the melody, seconds (> 0).
-    """
-    if not seconds > 0:
-        raise ConfigError(f"seconds = {seconds!r} is invalid; expected a duration > 0.")
-    run = _latest_run_with(ws, name)
-    points = clip_points(ws.root / run.store_path, opt.features, where=_deployment_filter(name))
-    timed = ~np.isnat(points.times)
-    untimed = int((~timed).sum())
-    points = Points(points.times[timed], points.clips[timed], {k: v[timed] for k, v in points.values.items()})
-    max_points = max(1, int(seconds / (sum(DUR_RANGE_S) / 2)))
-    grouped = group_points(points, max_points)
-    stem = name.replace("/", "-")
-    result, _ = _write(grouped, opt, out, _default_dir(ws) / f"deployment-{stem}.wav",
-                       f"deployment {name} (run {run.id})", timeline=True)
-    return {"deployment": name, "run_id": run.id, "max_points": max_points, "clips_without_time": untimed,
-            **result}
+    which = f"run {run_id} has" if run_id is not None else "no complete processing run has"
+    raise NotFoundError(f"{which} no clips of deployment {name!r} "
+                        f"(runs looked at: {', '.join(str(r.id) for r in runs) or 'none'}).",
+                        hint="Process it first: 'fieldkit process WORKFLOW' with the deployment selected, "
+                             "or pick another run with --run.")

@@ -29,6 +29,7 @@ from matplotlib.patches import Rectangle
 
 from fieldkit.dsp.bitdepth import to_int16
 from fieldkit.dsp.channels import as_channels
+from fieldkit.dsp.spectrogram_view import SpectrogramView, max_pool, spectrogram_dbfs, view_for_rate
 from fieldkit.errors import ConfigError, ExportError, ValidationError
 from fieldkit.io.audio.ffmpeg import (
     MediaProbe,
@@ -161,42 +162,47 @@ def _figure(size_px: tuple[int, int]) -> Figure:
     return fig
 
 
-def _spectrogram_db(samples: np.ndarray, rate_hz: float) -> tuple[np.ndarray, float]:
-    """Power spectrogram of the channel mean in dB (bins, columns), floor 90 dB below peak."""
-    mono = as_channels(np.asarray(samples, dtype=np.float64)).mean(axis=0)
-    nperseg = int(min(1024, max(16, mono.size)))
-    _, _, power = scipy.signal.spectrogram(mono, fs=rate_hz, nperseg=nperseg,
-                                           noverlap=nperseg // 2, window="hann")
-    db = 10 * np.log10(np.maximum(power, 1e-20))
-    return np.maximum(db, db.max() - 90.0), mono.size / rate_hz
-
-
 def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: str,
-                      fmax_hz: float | None) -> Any:
-    db, duration_s = _spectrogram_db(samples, rate_hz)
+                      fmax_hz: float | None, view: SpectrogramView | None = None,
+                      te_factor: int | None = None) -> Any:
+    """Spectrogram in real units on one axes (see :mod:`fieldkit.dsp.spectrogram_view`)."""
+    view = view or view_for_rate(rate_hz)
+    freqs, _, db = spectrogram_dbfs(samples, rate_hz, view)
+    duration_s = np.asarray(samples).shape[-1] / rate_hz
+    top_hz = min(fmax_hz or rate_hz / 2, rate_hz / 2)
+    db = db[freqs <= top_hz]
     ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma",
-                      extent=(0.0, duration_s, 0.0, rate_hz / 2000.0), interpolation="nearest")
-    ax.set_ylim(0.0, (fmax_hz if fmax_hz else rate_hz / 2) / 1000.0)
+    box = ax.get_window_extent()  # the axes in pixels: never more cells than pixels
+    pooled = max_pool(db, max(1, int(box.height)), max(1, int(box.width)))
+    image = ax.imshow(pooled, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                      extent=(0.0, duration_s, 0.0, top_hz / 1000.0), vmin=db.max() - view.range_db, vmax=db.max())
     ax.set_xlim(0.0, duration_s)
-    ax.set(xlabel="Time (s)", ylabel="Frequency (kHz)", title=title)
-    fig.colorbar(image, ax=ax, label="Power (dB)")
+    xlabel = "Time in the recording (s)"
+    if te_factor and te_factor > 1:
+        xlabel += f"; the preview is time-expanded ×{te_factor} (plays {te_factor}× longer, {te_factor}× lower)"
+    window_ms = 1000 * view.n_window / rate_hz
+    detail = f"Hann {view.n_window} ({window_ms:.2f} ms), hop {view.hop}, {view.range_db:g} dB range"
+    ax.set(xlabel=xlabel, ylabel="Frequency (kHz)", title=f"{title}\n{detail}" if title else detail)
+    fig.colorbar(image, ax=ax, label="Level (dB re full scale)")
     return ax
 
 
 def spectrogram_png(
     path: PathLike, samples: np.ndarray, rate_hz: float, title: str,
-    fmax_hz: float | None = None, boxes: tuple[tuple[float, float, float | None, float | None, str], ...] = (),
+    fmax_hz: float | None = None, *, view: SpectrogramView | None = None, te_factor: int | None = None,
+    boxes: tuple[tuple[float, float, float | None, float | None, str], ...] = (),
 ) -> Path:
-    """Spectrogram picture: time in seconds, frequency in kHz, power in dB (Hann, 1024).
+    """Spectrogram picture a scientist can trust (:mod:`fieldkit.dsp.spectrogram_view`).
 
-    ``fmax_hz`` limits the frequency axis (default: the Nyquist frequency). For a
-    time-expanded preview, pass the original samples and rate to show real units.
+    Time in seconds of the recording (``te_factor`` notes a time-expanded preview), frequency
+    in kHz up to ``fmax_hz`` (default Nyquist), colour in dB re full scale over ``view.range_db``
+    (80 dB), window and hop from the sample rate unless ``view`` gives them, columns and rows
+    max-pooled to the pixels. For a time-expanded preview, pass the original samples and rate.
     ``boxes`` are labelled annotations ``(begin_s, end_s, low_hz, high_hz, label)`` in the
     picture's own time (seconds from its first sample); a missing band spans every frequency.
     """
     fig = _figure((1000, 500))
-    ax = _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz)
+    ax = _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz, view, te_factor)
     _draw_boxes(ax, boxes, (fmax_hz if fmax_hz else rate_hz / 2) / 1000.0)
     fig.tight_layout()
     fig.savefig(Path(path), format="png")
@@ -212,26 +218,62 @@ def _draw_boxes(ax: Any, boxes: tuple, top_khz: float) -> None:
 
 
 def series_plot_png(
-    path: PathLike, pitch: Any, duration: Any, volume: Any, title: str
+    path: PathLike, starts_s: Any, series: list[tuple[str, Any]], notes: list[dict[str, Any]], title: str,
+    legend_lines: list[str] | None = None, marks: list[tuple[float, str]] | None = None,
 ) -> Path:
-    """Granville's plot: the pitch, duration and volume series stacked, over the data points.
+    """The sonified series over melody time, the notes played below them, and the legend.
 
-    NaN points (rests in the melody) show as gaps.
+    Parameters
+    ----------
+    path : path
+    starts_s : array_like, shape (points,)
+        Where each data point starts in the melody, seconds (the shared time axis).
+    series : list of (label, values)
+        One panel each, e.g. ``("pitch ← centroid (Hz)", values)``; NaN points (rests) show
+        as gaps.
+    notes : list of dict
+        The notes played (``start_s``, ``duration_s``, ``midi``, ``amplitude``,
+        ``instrument``): drawn as bars at their MIDI pitch, one colour per instrument.
+    title : str
+    legend_lines : list of str, optional
+        The sonification legend (which feature drives what), printed in the picture.
+    marks : list of (seconds, label), optional
+        Clock marks (hours) drawn as dotted lines on every panel.
     """
-    fig = _figure((1000, 700))
-    axes = fig.subplots(3, 1, sharex=True)
-    for ax, values, label, colour in zip(
-        axes, (pitch, duration, volume), ("pitch", "duration", "volume"),
-        ("tab:blue", "tab:orange", "tab:green"),
-    ):
-        y = np.asarray(values, dtype=np.float64)
-        ax.plot(np.arange(y.size), y, color=colour, marker=".", linewidth=1)
-        ax.set_ylabel(label)
-    axes[-1].set_xlabel("Data point")
+    x = np.asarray(starts_s, dtype=np.float64)
+    fig = _figure((1100, 240 * (len(series) + 1) + 40 * len(legend_lines or [])))
+    axes = fig.subplots(len(series) + 1, 1, sharex=True, squeeze=False)[:, 0]
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
+    for ax, (label, values), colour in zip(axes, series, colours):
+        ax.plot(x, np.asarray(values, dtype=np.float64), color=colour, marker=".", linewidth=1)
+        ax.set_ylabel(label, fontsize=8)
+    _draw_notes(axes[-1], notes)
+    for ax in axes:
+        for second, text in marks or []:
+            ax.axvline(second, color="0.6", linestyle=":", linewidth=0.8)
+    for second, text in marks or []:
+        axes[0].annotate(text, (second, 1.0), xycoords=("data", "axes fraction"), fontsize=7, color="0.3",
+                         ha="left", va="bottom")
+    axes[-1].set_xlabel("Time in the melody (s)")
     axes[0].set_title(title)
-    fig.tight_layout()
+    if legend_lines:
+        fig.text(0.01, 0.005, "\n".join(legend_lines), fontsize=8, family="monospace", va="bottom")
+    fig.tight_layout(rect=(0, 0.03 + 0.022 * len(legend_lines or []), 1, 1))
     fig.savefig(Path(path), format="png")
     return Path(path)
+
+
+def _draw_notes(ax: Any, notes: list[dict[str, Any]]) -> None:
+    """Notes as horizontal bars: x = start and duration (s), y = MIDI pitch."""
+    names = list(dict.fromkeys(n.get("instrument", "") for n in notes))
+    palette = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:olive", "tab:cyan")
+    for k, name in enumerate(names):
+        mine = [n for n in notes if n.get("instrument", "") == name]
+        ax.barh([n["midi"] for n in mine], [n["duration_s"] for n in mine], left=[n["start_s"] for n in mine],
+                height=0.8, color=palette[k % len(palette)], label=name or None)
+    if any(names):
+        ax.legend(loc="upper right", fontsize=7, title="instrument", title_fontsize=7)
+    ax.set_ylabel("note played (MIDI)", fontsize=8)
 
 
 def timeline_png(path: PathLike, times: Any, values: Any, title: str,
