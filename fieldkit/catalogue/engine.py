@@ -52,12 +52,9 @@ def _sqlite_on_connect(foreign_keys: bool, url: str):
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         except sqlite3.OperationalError as exc:
-            # On a full volume, creating the -shm file of a WAL catalogue is a "disk I/O error".
-            if "disk i/o error" in str(exc).lower() and _volume_full(url):
-                raise OutputUnavailableError(
-                    f"cannot open the catalogue: its volume is full ({exc}).",
-                    hint="Free space on the catalogue's volume and run the command again.",
-                    path=make_url(url).database) from exc
+            database = make_url(url).database
+            if database and database != ":memory:":
+                sqlite_reader.raise_if_volume_full(exc, Path(database))
             raise
         finally:
             cursor.close()
@@ -156,14 +153,7 @@ def _translate_locked(url: str) -> Iterator[None]:
         raise
 
 
-def _volume_full(url: str, below: int = 1 << 20) -> bool:
-    """Whether the volume of an SQLite catalogue has less than ``below`` bytes free."""
-    import shutil
-
+def _volume_full(url: str) -> bool:
+    """Whether the volume of an SQLite catalogue is (nearly) full."""
     database = make_url(url).database if is_sqlite(url) else None
-    if not database or database == ":memory:":
-        return False
-    try:
-        return shutil.disk_usage(Path(database).parent).free < below
-    except OSError:
-        return False
+    return bool(database) and database != ":memory:" and sqlite_reader.volume_full(Path(database))

@@ -17,7 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import QueuePool
 
-from fieldkit.catalogue.engine import BUSY_TIMEOUT_MS, Catalogue, is_sqlite
+from fieldkit.catalogue.engine import Catalogue, is_sqlite
+from fieldkit.catalogue.sqlite_reader import read_only_connection
 from fieldkit.errors import CatalogueError
 
 __all__ = ["read_only_engine", "open_read_only"]
@@ -27,13 +28,10 @@ def _sqlite_read_only(url: str) -> Engine:
     database = make_url(url).database
     if not database or database == ":memory:":
         raise CatalogueError(f"the catalogue {url} is not a file; a read-only view needs one.")
-    uri = Path(database).resolve().as_uri() + "?mode=ro"
 
     def connect() -> sqlite3.Connection:
         # Threads of the web server share the pool; a connection is used by one thread at a time.
-        con = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-        con.execute("PRAGMA query_only=ON")
-        return con
+        return read_only_connection(Path(database), check_same_thread=False)
 
     return sa.create_engine("sqlite://", creator=connect, poolclass=QueuePool, pool_size=4, max_overflow=8)
 

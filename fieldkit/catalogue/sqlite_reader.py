@@ -6,8 +6,9 @@ start in a fraction of the time that importing SQLAlchemy and the ORM takes (~0.
 docs/notes/startup.md). The SQL itself lives in one place (:mod:`fieldkit.catalogue.listing`);
 writers and every other query keep using SQLAlchemy (:mod:`fieldkit.catalogue.engine`).
 
-The connection is read-only (``PRAGMA query_only``) and waits for a writer's lock as long as the
-engine does; a missing file is never created.
+The connection is read-only (``mode=ro`` and ``PRAGMA query_only``; ``fieldkit serve`` opens its
+connections the same way) and waits for a writer's lock as long as the engine does; a missing
+file is never created.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from fieldkit.catalogue.listing import Runner, as_utc
-from fieldkit.errors import CatalogueError
+from fieldkit.errors import CatalogueError, OutputUnavailableError
 
-__all__ = ["BUSY_TIMEOUT_MS", "open_reader", "refuse_non_database", "sqlite_database", "stamped_revision"]
+__all__ = ["BUSY_TIMEOUT_MS", "open_reader", "read_only_connection", "refuse_non_database", "sqlite_database", "stamped_revision",
+           "volume_full", "raise_if_volume_full"]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -51,15 +53,28 @@ def refuse_non_database(path: Path) -> None:
             )
 
 
+def read_only_connection(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A ``sqlite3`` connection through which nothing can be written: opened ``mode=ro`` (a
+    missing file is an error, never a new empty database) with ``PRAGMA query_only``, waiting for
+    a writer's lock as long as the engine does."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
 @contextlib.contextmanager
 def open_reader(path: Path) -> Iterator[Runner]:
     """A read-only :data:`~fieldkit.catalogue.listing.Runner` on the SQLite file ``path``."""
     refuse_non_database(path)
-    # mode=rw: a missing file is an error here, never a new empty database.
-    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = read_only_connection(path)
     try:
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA query_only=ON")
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the WAL index now
+        except sqlite3.OperationalError as exc:
+            raise_if_volume_full(exc, path)
+            raise
 
         def run(sql: str, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
             return [dict(row) for row in conn.execute(sql, {k: _bind(v) for k, v in params.items()})]
@@ -67,6 +82,26 @@ def open_reader(path: Path) -> Iterator[Runner]:
         yield run
     finally:
         conn.close()
+
+
+def volume_full(path: Path, below: int = 1 << 20) -> bool:
+    """Whether the volume holding the catalogue file ``path`` has less than ``below`` bytes free."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(Path(path).parent).free < below
+    except OSError:
+        return False
+
+
+def raise_if_volume_full(exc: sqlite3.OperationalError, path: Path) -> None:
+    """On a full volume, opening a WAL catalogue fails as a "disk I/O error" (its -shm file cannot
+    be created): say what it is, exit 73, instead of a driver error."""
+    if "disk i/o error" in str(exc).lower() and volume_full(path):
+        raise OutputUnavailableError(
+            f"cannot open the catalogue: its volume is full ({exc}).",
+            hint="Free space on the catalogue's volume and run the command again.", path=str(path),
+        ) from exc
 
 
 def stamped_revision(path: Path) -> str | None:
