@@ -193,11 +193,13 @@ def export(
     json_out: bool = JSON,
 ) -> None:
     """Write arrays, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
+    from fieldkit.cli.progress import TwoBarProgress
     from fieldkit.curate.handoff import export_catalogued_dataset
 
+    progress = TwoBarProgress("augment", "train clips", "copies", weight_is_bytes=False, enabled=not json_out)
     result = export_catalogued_dataset(state(ctx).open(), dataset, fmt=fmt, out=out, version=version,
                                        licence=licence, overwrite=overwrite, augment=augment,
-                                       augment_seed=augment_seed)
+                                       augment_seed=augment_seed, progress=progress)
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
            "files": result.files}
     if json_out:

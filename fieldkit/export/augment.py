@@ -83,10 +83,16 @@ class AugmentSpec:
     variants: tuple[Variant, ...]
     text: str
     seed: int = 0
+    #: ``start(items, weight) / advance(name, weight) / finish()`` (the CLI's progress bars), or None
+    progress: Any = field(default=None, compare=False, repr=False)
 
     def with_seed(self, seed: int) -> AugmentSpec:
         """The same spec with another seed."""
-        return AugmentSpec(self.variants, self.text, seed)
+        return AugmentSpec(self.variants, self.text, seed, self.progress)
+
+    def with_progress(self, progress: Any) -> AugmentSpec:
+        """The same spec, reporting its work to ``progress``."""
+        return AugmentSpec(self.variants, self.text, self.seed, progress)
 
 
 def _bad(part: str, why: str) -> ConfigError:
@@ -291,6 +297,31 @@ samples, rate = sf.read(augmented["file"][0], dtype="float32")
 """
 
 
+def _augment_clip(item: Any, spec: AugmentSpec, source: _Source, backgrounds: dict, lineage_by_clip: dict,
+                  versions: dict[str, str], out_dir: Path, rows: list, lineage: list) -> None:
+    """Every variant of one train clip, written as FLAC and recorded in ``rows`` and ``lineage``."""
+    import soundfile as sf
+
+    clip_id = int(item.clip_id)
+    y = source.samples(clip_id)
+    for index, variant in enumerate(spec.variants):
+        rng = np.random.default_rng([spec.seed, clip_id, index])
+        out, done = apply_variant(y, source.sr, variant, rng, backgrounds, clip_id)
+        clipped = int(np.count_nonzero(np.abs(out) > 1.0))
+        rel = f"{FOLDER}/train/{clip_id:07d}-{index}.flac"
+        sf.write(out_dir / rel, np.clip(out, -1.0, 1.0), source.sr, format="FLAC", subtype="PCM_24")
+        digest = file_sha256(out_dir / rel)
+        rows.append({"key": f"{clip_id:07d}-{index}", "source_clip_id": clip_id,
+                     "recording_id": int(item.recording_id), "recording_sha256": item.recording_sha256,
+                     "split": "train", "labels": ";".join(item.labels), "variant_index": index,
+                     "variant": variant.text, "operations": json.dumps(done), "seed": spec.seed,
+                     "file": rel, "sample_rate_hz": source.sr, "n_samples": len(out),
+                     "duration_s": len(out) / source.sr, "clipped_samples": clipped, "sha256": digest})
+        lineage.append({"key": rows[-1]["key"], "file": rel, "sha256": digest, "variant": variant.text,
+                        "operations": done, "seed": spec.seed, "libraries": versions,
+                        "source": lineage_by_clip.get(clip_id, {"clip_id": clip_id})})
+
+
 def write_augmented(inp: ExportInput, spec: AugmentSpec, out_dir: Path,
                     files: dict[str, str]) -> dict[str, str]:
     """Write the augmented train items into ``out_dir`` and record them in index, lineage and card.
@@ -310,8 +341,6 @@ def write_augmented(inp: ExportInput, spec: AugmentSpec, out_dir: Path,
     dict
         Relative path -> SHA-256 of every file written or changed.
     """
-    import soundfile as sf
-
     train = inp.split_index("train")
     if train.empty:
         raise ValidationError("--augment works on the train split, and this dataset has no train clips.")
@@ -322,25 +351,16 @@ def write_augmented(inp: ExportInput, spec: AugmentSpec, out_dir: Path,
     folder.mkdir(parents=True, exist_ok=True)
     rows, lineage = [], []
     versions = _versions()
-    for item in train.itertuples():
-        clip_id = int(item.clip_id)
-        y = source.samples(clip_id)
-        for index, variant in enumerate(spec.variants):
-            rng = np.random.default_rng([spec.seed, clip_id, index])
-            out, done = apply_variant(y, source.sr, variant, rng, backgrounds, clip_id)
-            clipped = int(np.count_nonzero(np.abs(out) > 1.0))
-            rel = f"{FOLDER}/train/{clip_id:07d}-{index}.flac"
-            sf.write(out_dir / rel, np.clip(out, -1.0, 1.0), source.sr, format="FLAC", subtype="PCM_24")
-            digest = file_sha256(out_dir / rel)
-            rows.append({"key": f"{clip_id:07d}-{index}", "source_clip_id": clip_id,
-                         "recording_id": int(item.recording_id), "recording_sha256": item.recording_sha256,
-                         "split": "train", "labels": ";".join(item.labels), "variant_index": index,
-                         "variant": variant.text, "operations": json.dumps(done), "seed": spec.seed,
-                         "file": rel, "sample_rate_hz": source.sr, "n_samples": len(out),
-                         "duration_s": len(out) / source.sr, "clipped_samples": clipped, "sha256": digest})
-            lineage.append({"key": rows[-1]["key"], "file": rel, "sha256": digest, "variant": variant.text,
-                            "operations": done, "seed": spec.seed, "libraries": versions,
-                            "source": lineage_by_clip.get(clip_id, {"clip_id": clip_id})})
+    if spec.progress is not None:
+        spec.progress.start(len(train), len(train) * len(spec.variants))
+    try:
+        for item in train.itertuples():
+            _augment_clip(item, spec, source, backgrounds, lineage_by_clip, versions, out_dir, rows, lineage)
+            if spec.progress is not None:
+                spec.progress.advance(str(item.clip_id), len(spec.variants))
+    finally:
+        if spec.progress is not None:
+            spec.progress.finish()
     pd.DataFrame(rows).to_csv(out_dir / FOLDER / "index.csv", index=False)
     (out_dir / FOLDER / "lineage.json").write_text(json.dumps(lineage, indent=1, default=str) + "\n",
                                                    encoding="utf-8")

@@ -152,3 +152,27 @@ def test_same_seed_same_bytes(augmented, export_input, tmp_path):
                            augment=parse_augment_spec("mix:snr=0..20@frog", seed=8))
     drawn = pd.read_csv(other.out_dir / "augmented" / "index.csv")["operations"].map(json.loads)
     assert len({d[0]["value"] for d in drawn}) == len(drawn)  # a value per clip, not one for all
+
+
+class Recorder:
+    """The progress protocol of the CLI's bars, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def start(self, items: int, weight: int) -> None:
+        self.calls.append(("start", items, weight))
+
+    def advance(self, name: str, weight: int) -> None:
+        self.calls.append(("advance", weight))
+
+    def finish(self) -> None:
+        self.calls.append(("finish",))
+
+
+def test_progress_follows_the_train_clips(export_input, tmp_path):
+    recorder = Recorder()
+    spec = parse_augment_spec("reverse,gain:-3", seed=1).with_progress(recorder)
+    export_dataset(export_input, tmp_path / "p", format="numpy", augment=spec)
+    n = len(export_input.split_index("train"))
+    assert recorder.calls == [("start", n, 2 * n), *[("advance", 2)] * n, ("finish",)]
