@@ -320,6 +320,17 @@ def test_unknown_layout_through_the_cli(ws_root, tmp_path):
     assert "'when', 'what'" in done["files"][0]["error"] and "opensoundscape" in done["files"][0]["error"]
 
 
+def test_format_overrides_the_sniffed_layout(ws_root, tmp_path):
+    table = tmp_path / "rugr_drum.csv"  # a plain CSV whose time columns happen to be BirdNET's names
+    table.write_text("Start (s),End (s),label\n2.0,9.0,drum\n", encoding="utf-8")
+    sniffed = cli(ws_root, "annotations", "import", str(table))
+    assert sniffed["exit_code"] == EXIT_DATAERR and sniffed["files"][0]["format"] == "birdnet-csv"
+    assert "columns found: 'Start (s)', 'End (s)', 'label'" in sniffed["files"][0]["error"]
+    forced = cli(ws_root, "annotations", "import", str(table), "--format", "csv",
+                 "--begin-column", "Start (s)", "--end-column", "End (s)")
+    assert forced["exit_code"] == EXIT_OK and forced["imported"] == 1, forced
+
+
 def test_guano_species_become_labels(tmp_path, shared_data):
     card = tmp_path / "card"
     card.mkdir()
@@ -333,8 +344,28 @@ def test_guano_species_become_labels(tmp_path, shared_data):
         got = {(Path(r.archive_path).name, r.label, r.begin_s, round(r.end_s, 3)) for r in label_rows.annotations_out(s)}
     assert got == {("Echometer.wav", "PIPPIP", 0.0, round(got_duration(tmp_path / "ws", "Echometer.wav"), 3)),
                    ("ANPA-103486.wav", "ANPA", 0.0, 7.004)}
+    auto = cli(tmp_path / "ws", "annotations", "import", "--from-guano", "auto")  # ANPA has no Auto ID
+    assert auto["imported"] == 1 and len(auto["files"][0]["recordings"]) == 1
+    again = cli(tmp_path / "ws", "annotations", "import", "--from-guano", "manual")  # replaces, never doubles
+    assert again["imported"] == 2
+    with open_workspace(tmp_path / "ws") as ws, ws.catalogue.read() as s:
+        assert len(label_rows.annotations_out(s)) == 3
 
 
 def got_duration(ws_root: Path, name: str) -> float:
     with open_workspace(ws_root) as ws, ws.catalogue.read() as s:
         return next(r.duration_s for r in label_rows.recordings_for_matching(s) if r.archive_path.endswith(name))
+
+
+def test_a_combined_birdnet_table_places_each_row_in_its_own_file(ws_root, tmp_path):
+    """BirdNET's combine_raven_tables: Begin/End Time run on across files, File Offset (s) is in-file."""
+    table = tmp_path / "BirdNET_SelectionTable.txt"
+    table.write_text(RAVEN_BIRDNET_HEADER + "\n"
+                     "1\tSpectrogram 1\t1\t3.0\t6.0\t0\t15000\tGreat Tit\tgretit1\t0.9\t/card/birds_10s.wav\t3.0\n"
+                     "2\tSpectrogram 1\t1\t11.13\t14.13\t0\t15000\tRuffed Grouse\trufgro\t0.8\t/card/rugr_drum.wav\t1.0\n")
+    done = cli(ws_root, "annotations", "import", str(table))
+    assert done["exit_code"] == EXIT_OK and done["imported"] == 2
+    with open_workspace(ws_root) as ws, ws.catalogue.read() as s:
+        names = {r.id: Path(r.archive_path).name for r in label_rows.recordings_for_matching(s)}
+    got = [(names[r[0]], r[1], round(r[2], 9), r[3]) for r in annotations(ws_root, {str(table.resolve())})]
+    assert sorted(got) == [("birds_10s.wav", 3.0, 6.0, "Great Tit"), ("rugr_drum.wav", 1.0, 4.0, "Ruffed Grouse")]
