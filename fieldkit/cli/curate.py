@@ -49,7 +49,11 @@ def import_(
     json_out: bool = JSON,
 ) -> None:
     """Import annotations; every bad row is reported with its line number."""
-    from fieldkit.curate.annotations import import_annotations, import_guano_labels, import_labels_from_names
+    from fieldkit.curate.annotations import (
+        import_annotations,
+        import_guano_labels,
+        import_labels_from_names,
+    )
     from fieldkit.io.annotations.readers import ReadOptions
 
     ws = state(ctx).open()

@@ -66,9 +66,9 @@ from fieldkit.io.annotations.rows import (
 
 __all__ = [
     "COLUMNS", "CSV_COLUMNS", "RAVEN_COLUMNS", "AnnotationError", "FileRefError", "NameLabels",
-    "ReadOptions", "RowProblem",
-    "UnknownLayoutError", "get_reader", "labels_from_names", "sniff_format", "read_annotations", "read_audacity", "read_csv",
-    "read_raven", "reader_names", "register_reader", "resolve_file_ref",
+    "ReadOptions", "RowProblem", "UnknownLayoutError",
+    "get_reader", "labels_from_names", "read_annotations", "read_audacity", "read_csv",
+    "read_raven", "reader_names", "register_reader", "resolve_file_ref", "sniff_format",
 ]
 
 #: Column names per canonical field, tried in order (case-insensitive); options override them.

@@ -32,8 +32,15 @@ from typing import NamedTuple
 
 from fieldkit.errors import UnknownNameError
 
-__all__ = ["WRITERS", "OutAnnotation", "write_audacity", "write_opensoundscape", "write_raven",
-           "writer_names", "write_annotations"]
+__all__ = [
+    "WRITERS",
+    "OutAnnotation",
+    "write_annotations",
+    "write_audacity",
+    "write_opensoundscape",
+    "write_raven",
+    "writer_names",
+]
 
 RAVEN_OUT_HEADER = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
                     "High Freq (Hz)", "Begin File", "File Offset (s)", "Species")
