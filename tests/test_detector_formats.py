@@ -369,3 +369,10 @@ def test_a_combined_birdnet_table_places_each_row_in_its_own_file(ws_root, tmp_p
         names = {r.id: Path(r.archive_path).name for r in label_rows.recordings_for_matching(s)}
     got = [(names[r[0]], r[1], round(r[2], 9), r[3]) for r in annotations(ws_root, {str(table.resolve())})]
     assert sorted(got) == [("birds_10s.wav", 3.0, 6.0, "Great Tit"), ("rugr_drum.wav", 1.0, 4.0, "Ruffed Grouse")]
+
+
+def test_from_guano_takes_manual_auto_or_either(ws_root):
+    done = cli(ws_root, "annotations", "import", "--from-guano", "sometimes")
+    assert done["exit_code"] == 78 and "manual, auto, either" in done["error"]
+    none = cli(ws_root, "annotations", "import", "--from-guano", "either")  # the sample card has no GUANO species
+    assert none["exit_code"] == EXIT_OK and none["imported"] == 0
