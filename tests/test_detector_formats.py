@@ -34,6 +34,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -187,6 +188,21 @@ def test_each_writer_reads_back_exactly(tmp_path, fmt, reader):
     want = [(a.file, a.begin_s, a.end_s, a.label, a.low_hz if with_band else None,
              a.high_hz if with_band else None, a.confidence if fmt == "raven" else None) for a in OUT]
     assert sorted(got, key=repr) == sorted(want, key=repr)
+
+
+def test_scikit_maad_reads_the_audacity_export(tmp_path):
+    """The format's other reader: scikit-maad's read_audacity_annot (label and frequency lines in pairs)."""
+    from maad.util import read_audacity_annot
+
+    for path in write_annotations(OUT, "audacity", tmp_path):
+        ours, _ = read_annotations(path, "audacity")
+        theirs = read_audacity_annot(str(path))
+        assert theirs["label"].tolist() == ours["label"].tolist() and len(theirs) == len(ours) > 0
+        np.testing.assert_allclose(theirs[["min_t", "max_t"]].to_numpy(), ours[["begin_s", "end_s"]].to_numpy(),
+                                   rtol=1e-6)  # maad reads float32
+        theirs_bands = theirs[["min_f", "max_f"]].to_numpy(dtype=np.float64)  # -1: an unknown edge
+        np.testing.assert_allclose(np.where(theirs_bands == -1, np.nan, theirs_bands),
+                                   ours[["low_hz", "high_hz"]].to_numpy(), rtol=1e-6)
 
 
 # -- through a real workspace: import, export, import again ---------------------------------------
