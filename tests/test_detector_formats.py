@@ -21,8 +21,9 @@ Where each layout comes from (the tests write the tables exactly as these source
   ``BoxedAnnotations.clip_labels()`` returns a one-hot frame indexed by
   ``(file, start_time, end_time)`` with one column per class (``to_csv`` writes that index as the
   first three columns); ``CNN.predict()`` returns the same layout with scores.
-- GUANO specification v1.0 (https://github.com/riggsd/guano-spec/blob/master/guano_specification.md):
-  ``Species Auto ID``, ``Species Manual ID``; real files: ``../shared/data/batdetect2/Echometer.wav``
+- GUANO specification v1.0 (https://github.com/riggsd/guano-py/blob/master/doc/guano_specification.md):
+  ``Species Auto ID`` / ``Species Manual ID``, "optional, list of strings ... a comma-separated list
+  of values", the example ``Species Auto ID:  MYLU`` / ``Species Manual ID:  Myosod``; real files: ``../shared/data/batdetect2/Echometer.wav``
   (Echo Meter Touch 2: both PIPPIP), ``../shared/data/birdnet-analyzer/ANPA-103486.wav`` (NABat:
   manual ANPA).
 """
@@ -392,3 +393,23 @@ def test_from_guano_takes_manual_auto_or_either(ws_root):
     assert done["exit_code"] == 78 and "manual, auto, either" in done["error"]
     none = cli(ws_root, "annotations", "import", "--from-guano", "either")  # the sample card has no GUANO species
     assert none["exit_code"] == EXIT_OK and none["imported"] == 0
+
+
+def test_a_guano_species_list_gives_one_label_each(tmp_path):
+    """The specification's own example fields, with a comma-separated list (spec 1.0.0: multiple values)."""
+    from fieldkit.testing import riffwriter as rw
+    from fieldkit.testing.signals import tone
+
+    text = rw.guano_text([("GUANO|Version", "  1.0"), ("Timestamp", "  2012-03-29T03:58:01+04:00"),
+                          ("Species Auto ID", "  MYLU, EPFU"), ("Species Manual ID", "  Myosod")])
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "d1000x.wav").write_bytes(rw.wav_bytes(tone(40000.0, 0.5, 500000), 500000, after=[rw.guan_chunk(text)]))
+    with init_workspace(tmp_path / "ws") as ws:
+        ingest_card(ws, IngestRequest(card, "Cave", "C1", timezone="+04:00", card_id="bat"))
+    auto = cli(tmp_path / "ws", "annotations", "import", "--from-guano", "auto")
+    manual = cli(tmp_path / "ws", "annotations", "import", "--from-guano", "manual")
+    assert (auto["imported"], manual["imported"]) == (2, 1)
+    with open_workspace(tmp_path / "ws") as ws, ws.catalogue.read() as s:
+        assert sorted((r.label, r.begin_s, r.end_s) for r in label_rows.annotations_out(s)) == [
+            ("EPFU", 0.0, 0.5), ("MYLU", 0.0, 0.5), ("Myosod", 0.0, 0.5)]

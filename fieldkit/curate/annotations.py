@@ -249,8 +249,8 @@ def import_guano_labels(ws: Workspace, *, field_name: str = "manual",
     ws : Workspace
     field_name : {"manual", "auto", "either"}
         ``Species Manual ID``, ``Species Auto ID``, or the manual one where set and the
-        automatic one elsewhere. A field naming several species (comma-separated, as
-        Kaleidoscope and SonoBat write them) gives one annotation per species.
+        automatic one elsewhere. A field naming several species (the GUANO 1.0 specification
+        allows a comma-separated list, the dominant one first) gives one annotation per species.
     deployment : str, optional
         Only recordings of this deployment.
 
