@@ -12,10 +12,13 @@ Where each layout comes from (the tests write the tables exactly as these source
   ``CSV_HEADER = "Start (s),End (s),Scientific name,Common name,Confidence,File"``;
   ``KALEIDOSCOPE_HEADER = "INDIR,FOLDER,IN FILE,OFFSET,DURATION,scientific_name,common_name,
   confidence,lat,lon,week,overlap,sensitivity"``.
-- Wildlife Acoustics Kaleidoscope ``id.csv`` (Kaleidoscope Pro user guide, "id.csv" output
-  columns): ``INDIR, OUTDIR, FOLDER, IN FILE, CHANNEL, OFFSET, DURATION, OUT FILE FS, OUT FILE ZC,
-  DATE, TIME, HOUR, ..., AUTO ID*, PULSES, MATCH RATIO, MARGIN, ALTERNATE 1, ALTERNATE 2, ...,
-  MANUAL ID``; CHANNEL is 0-based.
+- Wildlife Acoustics Kaleidoscope ``id.csv``: the columns ``INDIR, OUTDIR, FOLDER, IN FILE,
+  CHANNEL, OFFSET, DURATION, OUT FILE FS, OUT FILE ZC, DATE, TIME, HOUR, ..., AUTO ID*, PULSES,
+  MATCH RATIO, MARGIN, ALTERNATE 1, ALTERNATE 2, ..., MANUAL ID`` as BirdNET's
+  ``KALEIDOSCOPE_HEADER`` above imitates them (INDIR, FOLDER, IN FILE, OFFSET, DURATION) and as
+  public analysis scripts read real files (``IdTable$`AUTO ID*```, ``$`MATCH RATIO```,
+  ``$`IN FILE```, ``coalesce(`MANUAL ID`, ...)``). Wildlife Acoustics' own user guide was not in the
+  references available here; CHANNEL is taken as 0-based (Kaleidoscope's left channel is 0).
 - OpenSoundscape ``opensoundscape/annotations.py``
   (https://github.com/kitzeslab/opensoundscape/blob/master/opensoundscape/annotations.py):
   ``BoxedAnnotations.clip_labels()`` returns a one-hot frame indexed by
