@@ -18,7 +18,7 @@ Where each layout comes from (the tests write the tables exactly as these source
   ``KALEIDOSCOPE_HEADER`` above imitates them (INDIR, FOLDER, IN FILE, OFFSET, DURATION) and as
   public analysis scripts read real files (``IdTable$`AUTO ID*```, ``$`MATCH RATIO```,
   ``$`IN FILE```, ``coalesce(`MANUAL ID`, ...)``). Wildlife Acoustics' own user guide was not in the
-  references available here; CHANNEL is taken as 0-based (Kaleidoscope's left channel is 0).
+  references available here, so CHANNEL being 0-based (0 = the first channel) is an assumption.
 - OpenSoundscape ``opensoundscape/annotations.py``
   (https://github.com/kitzeslab/opensoundscape/blob/master/opensoundscape/annotations.py):
   ``BoxedAnnotations.clip_labels()`` returns a one-hot frame indexed by
