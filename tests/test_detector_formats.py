@@ -416,3 +416,19 @@ def test_a_guano_species_list_gives_one_label_each(tmp_path):
     with open_workspace(tmp_path / "ws") as ws, ws.catalogue.read() as s:
         assert sorted((r.label, r.begin_s, r.end_s) for r in label_rows.annotations_out(s)) == [
             ("EPFU", 0.0, 0.5), ("MYLU", 0.0, 0.5), ("Myosod", 0.0, 0.5)]
+
+
+def test_export_selects_and_refuses_clearly(ws_root, tmp_path):
+    nothing = cli(ws_root, "annotations", "export", "--format", "raven", "--out", str(tmp_path / "none"))
+    assert nothing["exit_code"] == 66 and "no annotations match" in nothing["error"]
+    files = sorted(SAMPLE_ANNOTATIONS.iterdir())
+    done = cli(ws_root, "annotations", "import", *map(str, files))
+    one = done["files"][0]["recordings"][0]
+    picked = cli(ws_root, "annotations", "export", "--format", "audacity", "--out", str(tmp_path / "one"),
+                 "--recordings", str(one))
+    assert picked["exit_code"] == EXIT_OK and (picked["annotations"], picked["recordings"]) == (1, 1)
+    again = cli(ws_root, "annotations", "export", "--format", "audacity", "--out", str(tmp_path / "one"))
+    assert again["exit_code"] == 73 and "not empty" in again["error"]
+    replaced = cli(ws_root, "annotations", "export", "--format", "audacity", "--out", str(tmp_path / "one"),
+                   "--overwrite")
+    assert replaced["exit_code"] == EXIT_OK and replaced["annotations"] == 3
