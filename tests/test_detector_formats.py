@@ -12,17 +12,21 @@ Where each layout comes from (the tests write the tables exactly as these source
   ``CSV_HEADER = "Start (s),End (s),Scientific name,Common name,Confidence,File"``;
   ``KALEIDOSCOPE_HEADER = "INDIR,FOLDER,IN FILE,OFFSET,DURATION,scientific_name,common_name,
   confidence,lat,lon,week,overlap,sensitivity"``.
-- Wildlife Acoustics Kaleidoscope ``id.csv`` (Kaleidoscope Pro user guide, "id.csv" output
-  columns): ``INDIR, OUTDIR, FOLDER, IN FILE, CHANNEL, OFFSET, DURATION, OUT FILE FS, OUT FILE ZC,
-  DATE, TIME, HOUR, ..., AUTO ID*, PULSES, MATCH RATIO, MARGIN, ALTERNATE 1, ALTERNATE 2, ...,
-  MANUAL ID``; CHANNEL is 0-based.
+- Wildlife Acoustics Kaleidoscope ``id.csv``: the columns ``INDIR, OUTDIR, FOLDER, IN FILE,
+  CHANNEL, OFFSET, DURATION, OUT FILE FS, OUT FILE ZC, DATE, TIME, HOUR, ..., AUTO ID*, PULSES,
+  MATCH RATIO, MARGIN, ALTERNATE 1, ALTERNATE 2, ..., MANUAL ID`` as BirdNET's
+  ``KALEIDOSCOPE_HEADER`` above imitates them (INDIR, FOLDER, IN FILE, OFFSET, DURATION) and as
+  public analysis scripts read real files (``IdTable$`AUTO ID*```, ``$`MATCH RATIO```,
+  ``$`IN FILE```, ``coalesce(`MANUAL ID`, ...)``). Wildlife Acoustics' own user guide was not in the
+  references available here, so CHANNEL being 0-based (0 = the first channel) is an assumption.
 - OpenSoundscape ``opensoundscape/annotations.py``
   (https://github.com/kitzeslab/opensoundscape/blob/master/opensoundscape/annotations.py):
   ``BoxedAnnotations.clip_labels()`` returns a one-hot frame indexed by
   ``(file, start_time, end_time)`` with one column per class (``to_csv`` writes that index as the
   first three columns); ``CNN.predict()`` returns the same layout with scores.
-- GUANO specification v1.0 (https://github.com/riggsd/guano-spec/blob/master/guano_specification.md):
-  ``Species Auto ID``, ``Species Manual ID``; real files: ``../shared/data/batdetect2/Echometer.wav``
+- GUANO specification v1.0 (https://github.com/riggsd/guano-py/blob/master/doc/guano_specification.md):
+  ``Species Auto ID`` / ``Species Manual ID``, "optional, list of strings ... a comma-separated list
+  of values", the example ``Species Auto ID:  MYLU`` / ``Species Manual ID:  Myosod``; real files: ``../shared/data/batdetect2/Echometer.wav``
   (Echo Meter Touch 2: both PIPPIP), ``../shared/data/birdnet-analyzer/ANPA-103486.wav`` (NABat:
   manual ANPA).
 """
@@ -34,6 +38,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -189,6 +194,21 @@ def test_each_writer_reads_back_exactly(tmp_path, fmt, reader):
     assert sorted(got, key=repr) == sorted(want, key=repr)
 
 
+def test_scikit_maad_reads_the_audacity_export(tmp_path):
+    """The format's other reader: scikit-maad's read_audacity_annot (label and frequency lines in pairs)."""
+    from maad.util import read_audacity_annot
+
+    for path in write_annotations(OUT, "audacity", tmp_path):
+        ours, _ = read_annotations(path, "audacity")
+        theirs = read_audacity_annot(str(path))
+        assert theirs["label"].tolist() == ours["label"].tolist() and len(theirs) == len(ours) > 0
+        np.testing.assert_allclose(theirs[["min_t", "max_t"]].to_numpy(), ours[["begin_s", "end_s"]].to_numpy(),
+                                   rtol=1e-6)  # maad reads float32
+        theirs_bands = theirs[["min_f", "max_f"]].to_numpy(dtype=np.float64)  # -1: an unknown edge
+        np.testing.assert_allclose(np.where(theirs_bands == -1, np.nan, theirs_bands),
+                                   ours[["low_hz", "high_hz"]].to_numpy(), rtol=1e-6)
+
+
 # -- through a real workspace: import, export, import again ---------------------------------------
 
 @pytest.fixture(scope="module")
@@ -320,6 +340,17 @@ def test_unknown_layout_through_the_cli(ws_root, tmp_path):
     assert "'when', 'what'" in done["files"][0]["error"] and "opensoundscape" in done["files"][0]["error"]
 
 
+def test_format_overrides_the_sniffed_layout(ws_root, tmp_path):
+    table = tmp_path / "rugr_drum.csv"  # a plain CSV whose time columns happen to be BirdNET's names
+    table.write_text("Start (s),End (s),label\n2.0,9.0,drum\n", encoding="utf-8")
+    sniffed = cli(ws_root, "annotations", "import", str(table))
+    assert sniffed["exit_code"] == EXIT_DATAERR and sniffed["files"][0]["format"] == "birdnet-csv"
+    assert "columns found: 'Start (s)', 'End (s)', 'label'" in sniffed["files"][0]["error"]
+    forced = cli(ws_root, "annotations", "import", str(table), "--format", "csv",
+                 "--begin-column", "Start (s)", "--end-column", "End (s)")
+    assert forced["exit_code"] == EXIT_OK and forced["imported"] == 1, forced
+
+
 def test_guano_species_become_labels(tmp_path, shared_data):
     card = tmp_path / "card"
     card.mkdir()
@@ -333,8 +364,71 @@ def test_guano_species_become_labels(tmp_path, shared_data):
         got = {(Path(r.archive_path).name, r.label, r.begin_s, round(r.end_s, 3)) for r in label_rows.annotations_out(s)}
     assert got == {("Echometer.wav", "PIPPIP", 0.0, round(got_duration(tmp_path / "ws", "Echometer.wav"), 3)),
                    ("ANPA-103486.wav", "ANPA", 0.0, 7.004)}
+    auto = cli(tmp_path / "ws", "annotations", "import", "--from-guano", "auto")  # ANPA has no Auto ID
+    assert auto["imported"] == 1 and len(auto["files"][0]["recordings"]) == 1
+    again = cli(tmp_path / "ws", "annotations", "import", "--from-guano", "manual")  # replaces, never doubles
+    assert again["imported"] == 2
+    with open_workspace(tmp_path / "ws") as ws, ws.catalogue.read() as s:
+        assert len(label_rows.annotations_out(s)) == 3
 
 
 def got_duration(ws_root: Path, name: str) -> float:
     with open_workspace(ws_root) as ws, ws.catalogue.read() as s:
         return next(r.duration_s for r in label_rows.recordings_for_matching(s) if r.archive_path.endswith(name))
+
+
+def test_a_combined_birdnet_table_places_each_row_in_its_own_file(ws_root, tmp_path):
+    """BirdNET's combine_raven_tables: Begin/End Time run on across files, File Offset (s) is in-file."""
+    table = tmp_path / "BirdNET_SelectionTable.txt"
+    table.write_text(RAVEN_BIRDNET_HEADER + "\n"
+                     "1\tSpectrogram 1\t1\t3.0\t6.0\t0\t15000\tGreat Tit\tgretit1\t0.9\t/card/birds_10s.wav\t3.0\n"
+                     "2\tSpectrogram 1\t1\t11.13\t14.13\t0\t15000\tRuffed Grouse\trufgro\t0.8\t/card/rugr_drum.wav\t1.0\n")
+    done = cli(ws_root, "annotations", "import", str(table))
+    assert done["exit_code"] == EXIT_OK and done["imported"] == 2
+    with open_workspace(ws_root) as ws, ws.catalogue.read() as s:
+        names = {r.id: Path(r.archive_path).name for r in label_rows.recordings_for_matching(s)}
+    got = [(names[r[0]], r[1], round(r[2], 9), r[3]) for r in annotations(ws_root, {str(table.resolve())})]
+    assert sorted(got) == [("birds_10s.wav", 3.0, 6.0, "Great Tit"), ("rugr_drum.wav", 1.0, 4.0, "Ruffed Grouse")]
+
+
+def test_from_guano_takes_manual_auto_or_either(ws_root):
+    done = cli(ws_root, "annotations", "import", "--from-guano", "sometimes")
+    assert done["exit_code"] == 78 and "manual, auto, either" in done["error"]
+    none = cli(ws_root, "annotations", "import", "--from-guano", "either")  # the sample card has no GUANO species
+    assert none["exit_code"] == EXIT_OK and none["imported"] == 0
+
+
+def test_a_guano_species_list_gives_one_label_each(tmp_path):
+    """The specification's own example fields, with a comma-separated list (spec 1.0.0: multiple values)."""
+    from fieldkit.testing import riffwriter as rw
+    from fieldkit.testing.signals import tone
+
+    text = rw.guano_text([("GUANO|Version", "  1.0"), ("Timestamp", "  2012-03-29T03:58:01+04:00"),
+                          ("Species Auto ID", "  MYLU, EPFU"), ("Species Manual ID", "  Myosod")])
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "d1000x.wav").write_bytes(rw.wav_bytes(tone(40000.0, 0.5, 500000), 500000, after=[rw.guan_chunk(text)]))
+    with init_workspace(tmp_path / "ws") as ws:
+        ingest_card(ws, IngestRequest(card, "Cave", "C1", timezone="+04:00", card_id="bat"))
+    auto = cli(tmp_path / "ws", "annotations", "import", "--from-guano", "auto")
+    manual = cli(tmp_path / "ws", "annotations", "import", "--from-guano", "manual")
+    assert (auto["imported"], manual["imported"]) == (2, 1)
+    with open_workspace(tmp_path / "ws") as ws, ws.catalogue.read() as s:
+        assert sorted((r.label, r.begin_s, r.end_s) for r in label_rows.annotations_out(s)) == [
+            ("EPFU", 0.0, 0.5), ("MYLU", 0.0, 0.5), ("Myosod", 0.0, 0.5)]
+
+
+def test_export_selects_and_refuses_clearly(ws_root, tmp_path):
+    nothing = cli(ws_root, "annotations", "export", "--format", "raven", "--out", str(tmp_path / "none"))
+    assert nothing["exit_code"] == 66 and "no annotations match" in nothing["error"]
+    files = sorted(SAMPLE_ANNOTATIONS.iterdir())
+    done = cli(ws_root, "annotations", "import", *map(str, files))
+    one = done["files"][0]["recordings"][0]
+    picked = cli(ws_root, "annotations", "export", "--format", "audacity", "--out", str(tmp_path / "one"),
+                 "--recordings", str(one))
+    assert picked["exit_code"] == EXIT_OK and (picked["annotations"], picked["recordings"]) == (1, 1)
+    again = cli(ws_root, "annotations", "export", "--format", "audacity", "--out", str(tmp_path / "one"))
+    assert again["exit_code"] == 73 and "not empty" in again["error"]
+    replaced = cli(ws_root, "annotations", "export", "--format", "audacity", "--out", str(tmp_path / "one"),
+                   "--overwrite")
+    assert replaced["exit_code"] == EXIT_OK and replaced["annotations"] == 3

@@ -15,9 +15,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = [
-    "AnnotationOut", "AnnotationSpan", "ArchivedRecording", "RecordingSpecies", "CardSessionRow", "CardSighting", "DatasetDetail", "DatasetItemRow",
+    "AnnotationOut", "AnnotationSpan", "ArchivedRecording", "CardSessionRow", "CardSighting", "DatasetDetail", "DatasetItemRow",
     "DatasetRow", "DeploymentRow", "DerivativeRow", "LabelCount", "MatchableRecording", "ProcessingCandidate",
-    "Record", "RecordingLineage", "RecordingRow", "RunDetail", "RunExclusionRow", "RunRow", "ScopedRecording", "SessionContext", "SessionFileRow",
+    "Record", "RecordingLineage", "RecordingRow", "RecordingSpecies", "RunDetail", "RunExclusionRow", "RunRow", "ScopedRecording", "SessionContext", "SessionFileRow",
     "SessionRow", "SiteRow",
     "DeploymentSpan", "ExportRow", "RecordingPage", "RecordingUse", "StatusCount",
 ]

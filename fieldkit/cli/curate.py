@@ -49,7 +49,11 @@ def import_(
     json_out: bool = JSON,
 ) -> None:
     """Import annotations; every bad row is reported with its line number."""
-    from fieldkit.curate.annotations import import_annotations, import_guano_labels, import_labels_from_names
+    from fieldkit.curate.annotations import (
+        import_annotations,
+        import_guano_labels,
+        import_labels_from_names,
+    )
     from fieldkit.io.annotations.readers import ReadOptions
 
     ws = state(ctx).open()
@@ -199,12 +203,14 @@ def export(
     json_out: bool = JSON,
 ) -> None:
     """Write arrays, audio, labels, index, dataset card (README + Croissant) and lineage for the ML team."""
+    from fieldkit.cli.progress import TwoBarProgress
     from fieldkit.curate.handoff import export_catalogued_dataset
 
+    progress = TwoBarProgress("augment", "train clips", "copies", weight_is_bytes=False, enabled=not json_out)
     result = export_catalogued_dataset(state(ctx).open(), dataset, fmt=fmt, out=out, version=version,
                                        licence=licence, overwrite=overwrite, augment=augment,
-                                       augment_seed=augment_seed, audio=audio, shard_size=shard_size,
-                                       creator=creator, url=url, cite_as=cite_as)
+                                       augment_seed=augment_seed, progress=progress, audio=audio,
+                                       shard_size=shard_size, creator=creator, url=url, cite_as=cite_as)
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
            "files": result.files}
     if result.format == "parquet":

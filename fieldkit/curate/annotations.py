@@ -23,7 +23,14 @@ import pandas as pd
 
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue.records import MatchableRecording
-from fieldkit.errors import EXIT_DATAERR, EXIT_OK, FieldkitError, NotFoundError, ValidationError
+from fieldkit.errors import (
+    EXIT_DATAERR,
+    EXIT_OK,
+    ConfigError,
+    FieldkitError,
+    NotFoundError,
+    ValidationError,
+)
 from fieldkit.io.annotations.readers import (
     ReadOptions,
     labels_from_names,
@@ -242,8 +249,8 @@ def import_guano_labels(ws: Workspace, *, field_name: str = "manual",
     ws : Workspace
     field_name : {"manual", "auto", "either"}
         ``Species Manual ID``, ``Species Auto ID``, or the manual one where set and the
-        automatic one elsewhere. A field naming several species (comma-separated, as
-        Kaleidoscope and SonoBat write them) gives one annotation per species.
+        automatic one elsewhere. A field naming several species (the GUANO 1.0 specification
+        allows a comma-separated list, the dominant one first) gives one annotation per species.
     deployment : str, optional
         Only recordings of this deployment.
 
@@ -254,7 +261,8 @@ def import_guano_labels(ws: Workspace, *, field_name: str = "manual",
         Re-importing replaces the earlier GUANO annotations of each recording.
     """
     if field_name not in ("manual", "auto", "either"):
-        raise ValidationError(f"GUANO field {field_name!r} is not one of manual, auto, either.")
+        raise ConfigError(f"--from-guano {field_name!r} is not one of manual, auto, either.",
+                          hint="manual reads Species Manual ID, auto Species Auto ID, either the first set.")
     with ws.catalogue.read() as s:
         species = [r for r in label_rows.guano_species(s) if r.status in ("ok", "truncated")
                    and (deployment is None or f"/{deployment}/" in f"/{r.archive_path}")]

@@ -94,16 +94,17 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
 
 def export_catalogued_dataset(ws: Workspace, name: str, *, fmt: str = "zarr", out: Path | None = None, version: int | None = None,
                               licence: str = "CC-BY-4.0", overwrite: bool = False, augment: str | None = None,
-                              augment_seed: int | None = None, **options: Any) -> ExportResult:
+                              augment_seed: int | None = None, progress: Any = None, **options: Any) -> ExportResult:
     """Export a dataset version and record the export in the catalogue.
 
     ``augment`` is an ``--augment`` SPEC (:mod:`fieldkit.export.augment`), seeded with
-    ``augment_seed`` (default: the dataset's split seed); ``options``: see :func:`export_input`.
+    ``augment_seed`` (default: the dataset's split seed); ``progress`` follows its work;
+    ``options``: see :func:`export_input`.
     """
     spec = None
     if augment is not None:  # parsed first: a bad SPEC fails before the catalogue is read
         from fieldkit.export.augment import parse_augment_spec
-        spec = parse_augment_spec(augment)
+        spec = parse_augment_spec(augment).with_progress(progress)
     inp, dataset_id = export_input(ws, name, version, licence=licence, **options)
     target = Path(out) if out is not None else ws.paths.exports / f"{inp.slug}-{fmt}"
     if spec is not None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -83,10 +84,16 @@ class AugmentSpec:
     variants: tuple[Variant, ...]
     text: str
     seed: int = 0
+    #: ``start(items, weight) / advance(name, weight) / finish()`` (the CLI's progress bars), or None
+    progress: Any = field(default=None, compare=False, repr=False)
 
     def with_seed(self, seed: int) -> AugmentSpec:
         """The same spec with another seed."""
-        return AugmentSpec(self.variants, self.text, seed)
+        return AugmentSpec(self.variants, self.text, seed, self.progress)
+
+    def with_progress(self, progress: Any) -> AugmentSpec:
+        """The same spec, reporting its work to ``progress``."""
+        return AugmentSpec(self.variants, self.text, self.seed, progress)
 
 
 def _bad(part: str, why: str) -> ConfigError:
@@ -159,7 +166,8 @@ def _power(y: np.ndarray) -> float:
 
 
 def apply_variant(y: np.ndarray, sr: int, variant: Variant, rng: np.random.Generator,
-                  backgrounds: dict[str | None, list[tuple[int, np.ndarray]]] | None = None,
+                  backgrounds: dict[str | None, list[int]] | None = None,
+                  load: Callable[[int], np.ndarray] | None = None,
                   clip_id: int = -1) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Apply one variant to a clip's samples.
 
@@ -173,7 +181,9 @@ def apply_variant(y: np.ndarray, sr: int, variant: Variant, rng: np.random.Gener
     rng : numpy.random.Generator
         The draws for this clip and variant.
     backgrounds : dict, optional
-        Background label -> ``[(clip_id, samples)]`` the ``mix`` operations draw from.
+        Background label -> the clip ids the ``mix`` operations draw from.
+    load : callable, optional
+        ``clip_id -> samples`` of a background clip (read when drawn, so memory stays flat).
     clip_id : int
         The source clip (never mixed with itself).
 
@@ -200,14 +210,14 @@ def apply_variant(y: np.ndarray, sr: int, variant: Variant, rng: np.random.Gener
         elif op.kind == "gain":
             out = out * np.float32(10.0 ** (value / 20.0))
         elif op.kind == "mix":
-            pool = [(c, b) for c, b in (backgrounds or {}).get(op.background, []) if c != clip_id]
+            pool = [c for c in (backgrounds or {}).get(op.background, []) if c != clip_id]
             if not pool:
                 raise ValidationError(f"--augment {op.text!r}: no background clip to mix in (train clips labelled "
                                       f"{op.background or DEFAULT_BACKGROUND!r}, or without labels).",
                                       hint="Create the dataset with --background LABEL, or name the label: "
                                            "mix:snr=10@LABEL.")
-            bg_id, bg = pool[int(rng.integers(len(pool)))]
-            bg = _fit_length(bg, len(out))
+            bg_id = pool[int(rng.integers(len(pool)))]
+            bg = _fit_length(load(bg_id), len(out))
             p_sig, p_bg = _power(out), _power(bg)
             gain = float(np.sqrt(p_sig / (p_bg * 10.0 ** (value / 10.0)))) if p_sig > 0 and p_bg > 0 else 0.0
             out = out + np.float32(gain) * bg
@@ -225,6 +235,7 @@ class _Source:
     ds: Any = field(init=False)
     sr: int = field(init=False)
     scale: float = field(init=False)
+    valid: Any = field(init=False)
 
     def __post_init__(self) -> None:
         layout = read_layout(self.store_path)
@@ -234,23 +245,24 @@ class _Source:
         self.ds = open_source(self.store_path)
         self.sr = int(layout.sample_rate_hz)
         self.scale = 1.0 / 32768.0 if np.dtype(self.ds["waveform"].dtype) == np.int16 else 1.0
+        self.valid = self.ds["valid_samples"].values if "valid_samples" in self.ds else None  # one int per clip
 
     def samples(self, clip_id: int) -> np.ndarray:
-        n = int(self.ds["valid_samples"].values[clip_id]) if "valid_samples" in self.ds else None
         raw = np.asarray(self.ds["waveform"][clip_id].values)
-        return (raw[:n] if n is not None else raw).astype(np.float32) * np.float32(self.scale)
+        n = len(raw) if self.valid is None else int(self.valid[clip_id])
+        return raw[:n].astype(np.float32) * np.float32(self.scale)
 
 
-def _backgrounds(spec: AugmentSpec, train: pd.DataFrame, source: _Source) -> dict[str | None, list]:
+def _backgrounds(spec: AugmentSpec, train: pd.DataFrame) -> dict[str | None, list[int]]:
     """For each background label the spec names, the train clips it may draw from."""
     wanted = {op.background for v in spec.variants for op in v.operations if op.kind == "mix"}
-    out: dict[str | None, list] = {}
+    out: dict[str | None, list[int]] = {}
     for label in wanted:
         name = label or DEFAULT_BACKGROUND
         ids = [int(r.clip_id) for r in train.itertuples() if list(r.labels) == [name]]
         if not ids and label is None:
             ids = [int(r.clip_id) for r in train.itertuples() if len(r.labels) == 0]
-        out[label] = [(c, source.samples(c)) for c in ids]
+        out[label] = ids
     return out
 
 
@@ -291,6 +303,31 @@ samples, rate = sf.read(augmented["file"][0], dtype="float32")
 """
 
 
+def _augment_clip(item: Any, spec: AugmentSpec, source: _Source, backgrounds: dict, lineage_by_clip: dict,
+                  versions: dict[str, str], out_dir: Path, rows: list, lineage: list) -> None:
+    """Every variant of one train clip, written as FLAC and recorded in ``rows`` and ``lineage``."""
+    import soundfile as sf
+
+    clip_id = int(item.clip_id)
+    y = source.samples(clip_id)
+    for index, variant in enumerate(spec.variants):
+        rng = np.random.default_rng([spec.seed, clip_id, index])
+        out, done = apply_variant(y, source.sr, variant, rng, backgrounds, source.samples, clip_id)
+        clipped = int(np.count_nonzero(np.abs(out) > 1.0))
+        rel = f"{FOLDER}/train/{clip_id:07d}-{index}.flac"
+        sf.write(out_dir / rel, np.clip(out, -1.0, 1.0), source.sr, format="FLAC", subtype="PCM_24")
+        digest = file_sha256(out_dir / rel)
+        rows.append({"key": f"{clip_id:07d}-{index}", "source_clip_id": clip_id,
+                     "recording_id": int(item.recording_id), "recording_sha256": item.recording_sha256,
+                     "split": "train", "labels": ";".join(item.labels), "variant_index": index,
+                     "variant": variant.text, "operations": json.dumps(done), "seed": spec.seed,
+                     "file": rel, "sample_rate_hz": source.sr, "n_samples": len(out),
+                     "duration_s": len(out) / source.sr, "clipped_samples": clipped, "sha256": digest})
+        lineage.append({"key": rows[-1]["key"], "file": rel, "sha256": digest, "variant": variant.text,
+                        "operations": done, "seed": spec.seed, "libraries": versions,
+                        "source": lineage_by_clip.get(clip_id, {"clip_id": clip_id})})
+
+
 def write_augmented(inp: ExportInput, spec: AugmentSpec, out_dir: Path,
                     files: dict[str, str]) -> dict[str, str]:
     """Write the augmented train items into ``out_dir`` and record them in index, lineage and card.
@@ -310,37 +347,26 @@ def write_augmented(inp: ExportInput, spec: AugmentSpec, out_dir: Path,
     dict
         Relative path -> SHA-256 of every file written or changed.
     """
-    import soundfile as sf
-
     train = inp.split_index("train")
     if train.empty:
         raise ValidationError("--augment works on the train split, and this dataset has no train clips.")
     source = _Source(inp.store_path)
-    backgrounds = _backgrounds(spec, train, source)
+    backgrounds = _backgrounds(spec, train)
     lineage_by_clip = {int(r["clip_id"]): r for r in inp.lineage}
     folder = out_dir / FOLDER / "train"
     folder.mkdir(parents=True, exist_ok=True)
     rows, lineage = [], []
     versions = _versions()
-    for item in train.itertuples():
-        clip_id = int(item.clip_id)
-        y = source.samples(clip_id)
-        for index, variant in enumerate(spec.variants):
-            rng = np.random.default_rng([spec.seed, clip_id, index])
-            out, done = apply_variant(y, source.sr, variant, rng, backgrounds, clip_id)
-            clipped = int(np.count_nonzero(np.abs(out) > 1.0))
-            rel = f"{FOLDER}/train/{clip_id:07d}-{index}.flac"
-            sf.write(out_dir / rel, np.clip(out, -1.0, 1.0), source.sr, format="FLAC", subtype="PCM_24")
-            digest = file_sha256(out_dir / rel)
-            rows.append({"key": f"{clip_id:07d}-{index}", "source_clip_id": clip_id,
-                         "recording_id": int(item.recording_id), "recording_sha256": item.recording_sha256,
-                         "split": "train", "labels": ";".join(item.labels), "variant_index": index,
-                         "variant": variant.text, "operations": json.dumps(done), "seed": spec.seed,
-                         "file": rel, "sample_rate_hz": source.sr, "n_samples": len(out),
-                         "duration_s": len(out) / source.sr, "clipped_samples": clipped, "sha256": digest})
-            lineage.append({"key": rows[-1]["key"], "file": rel, "sha256": digest, "variant": variant.text,
-                            "operations": done, "seed": spec.seed, "libraries": versions,
-                            "source": lineage_by_clip.get(clip_id, {"clip_id": clip_id})})
+    if spec.progress is not None:
+        spec.progress.start(len(train), len(train) * len(spec.variants))
+    try:
+        for item in train.itertuples():
+            _augment_clip(item, spec, source, backgrounds, lineage_by_clip, versions, out_dir, rows, lineage)
+            if spec.progress is not None:
+                spec.progress.advance(str(item.clip_id), len(spec.variants))
+    finally:
+        if spec.progress is not None:
+            spec.progress.finish()
     pd.DataFrame(rows).to_csv(out_dir / FOLDER / "index.csv", index=False)
     (out_dir / FOLDER / "lineage.json").write_text(json.dumps(lineage, indent=1, default=str) + "\n",
                                                    encoding="utf-8")

@@ -63,12 +63,12 @@ def test_reverse_gain_and_a_chain_are_exact():
 def test_mix_adds_a_background_at_the_asked_snr():
     y = tone(1000.0, 1.0, SR, amplitude=0.3)
     background = white_noise(0.3, SR, rms=0.05, seed=9)  # shorter than the clip: repeated
-    out, done = one("mix:snr=10", y, backgrounds={None: [(7, background)]}, clip_id=1)
+    out, done = one("mix:snr=10", y, backgrounds={None: [7]}, load={7: background}.__getitem__, clip_id=1)
     added = out - y
     snr = 10 * math.log10(np.mean(y.astype(np.float64) ** 2) / np.mean(added.astype(np.float64) ** 2))
     assert snr == pytest.approx(10.0, abs=1e-3) and done[0]["background_clip_id"] == 7
     with pytest.raises(ValidationError, match="no background clip"):
-        one("mix:snr=10", y, backgrounds={None: [(1, background)]}, clip_id=1)  # never itself
+        one("mix:snr=10", y, backgrounds={None: [1]}, load={1: background}.__getitem__, clip_id=1)  # never itself
 
 
 def test_ranges_are_drawn_per_seed():
@@ -139,9 +139,9 @@ def test_other_splits_and_the_arrays_are_untouched(augmented):
     assert shared and not changed, f"un-augmented files changed: {changed}"
     assert any(k.startswith("validation") or "/validation" in k for k in shared)
     assert not any(k.startswith("augmented/") for k in plain.files)
-    meta = [json.loads((r.out_dir / "export.json").read_text()) for r in (plain, result)]
-    assert [{k: v for k, v in m.items() if k != "created_utc"} for m in meta][0] == \
-        {k: v for k, v in meta[1].items() if k != "created_utc"}
+    before, after = ({k: v for k, v in json.loads((r.out_dir / "export.json").read_text()).items()
+                      if k != "created_utc"} for r in (plain, result))
+    assert before == after
 
 
 def test_same_seed_same_bytes(augmented, export_input, tmp_path):
@@ -152,3 +152,27 @@ def test_same_seed_same_bytes(augmented, export_input, tmp_path):
                            augment=parse_augment_spec("mix:snr=0..20@frog", seed=8))
     drawn = pd.read_csv(other.out_dir / "augmented" / "index.csv")["operations"].map(json.loads)
     assert len({d[0]["value"] for d in drawn}) == len(drawn)  # a value per clip, not one for all
+
+
+class Recorder:
+    """The progress protocol of the CLI's bars, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def start(self, items: int, weight: int) -> None:
+        self.calls.append(("start", items, weight))
+
+    def advance(self, name: str, weight: int) -> None:
+        self.calls.append(("advance", weight))
+
+    def finish(self) -> None:
+        self.calls.append(("finish",))
+
+
+def test_progress_follows_the_train_clips(export_input, tmp_path):
+    recorder = Recorder()
+    spec = parse_augment_spec("reverse,gain:-3", seed=1).with_progress(recorder)
+    export_dataset(export_input, tmp_path / "p", format="numpy", augment=spec)
+    n = len(export_input.split_index("train"))
+    assert recorder.calls == [("start", n, 2 * n), *[("advance", 2)] * n, ("finish",)]

@@ -123,7 +123,8 @@ def read_kaleidoscope(source: str | os.PathLike[str], options: ReadOptions | Non
     An event starts at ``OFFSET`` and lasts ``DURATION`` seconds of the file ``IN FILE`` (in
     ``FOLDER``); its label is ``MANUAL ID`` when set, else ``AUTO ID*`` (``extra["label_source"]``
     says which). Rows without any label (Kaleidoscope's unclassified files) are reported as bad
-    rows. Kaleidoscope's ``CHANNEL`` is 0-based; it is stored 1-based like Raven's.
+    rows. Kaleidoscope's ``CHANNEL`` is read as 0-based (an assumption: the vendor's guide was not
+    at hand) and stored 1-based like Raven's.
 
     Parameters
     ----------

@@ -1,10 +1,13 @@
-"""Annotation tables (Raven selection tables, Audacity label tracks, CSV) → one validated frame.
+"""Annotation tables (Raven selection tables, Audacity label tracks, CSV, detector outputs) → one validated frame.
 
-Readers are registered by name (``raven``, ``audacity``, ``csv``)::
+Readers are registered by name (``raven``, ``audacity``, ``csv``, and the detector formats of
+:mod:`fieldkit.io.annotations.detectors`: ``birdnet-csv``, ``kaleidoscope``, ``opensoundscape``);
+:func:`sniff_format` picks one from a table's header::
 
     from fieldkit.io.annotations import readers as annotations
     frame, problems = annotations.read_annotations(Path("x.selections.txt"), "raven")
     read = annotations.get_reader("raven")   # UnknownNameError lists the known names on a miss
+    annotations.sniff_format(text)           # UnknownLayoutError names the columns found
 
 Every reader is a function of ``(text or path, options)``: a ``str`` is the table's *text*, a
 ``Path`` (any ``os.PathLike``) is read from disk (UTF-8, falling back to Windows-1252). It
@@ -17,6 +20,7 @@ returns a :class:`pandas.DataFrame` with the columns of :data:`COLUMNS`:
 ``file_ref``     the audio file the row names (Raven ``Begin File``, CSV ``file``...) or None;
                  resolve it with :func:`resolve_file_ref`, never directly
 ``file_offset_s`` Raven ``File Offset (s)`` (NaN when absent); ``channel`` (nullable integer)
+``confidence``   a detector's score (BirdNET ``Confidence``, an OpenSoundscape score), NaN if none
 ``extra``        a dict of every other column, values verbatim (heterogeneous annotator
                  columns never break an import: opensoundscape#735)
 
@@ -62,9 +66,9 @@ from fieldkit.io.annotations.rows import (
 
 __all__ = [
     "COLUMNS", "CSV_COLUMNS", "RAVEN_COLUMNS", "AnnotationError", "FileRefError", "NameLabels",
-    "ReadOptions", "RowProblem",
-    "UnknownLayoutError", "get_reader", "labels_from_names", "sniff_format", "read_annotations", "read_audacity", "read_csv",
-    "read_raven", "reader_names", "register_reader", "resolve_file_ref",
+    "ReadOptions", "RowProblem", "UnknownLayoutError",
+    "get_reader", "labels_from_names", "read_annotations", "read_audacity", "read_csv",
+    "read_raven", "reader_names", "register_reader", "resolve_file_ref", "sniff_format",
 ]
 
 #: Column names per canonical field, tried in order (case-insensitive); options override them.

@@ -9,8 +9,8 @@ gives the same annotations (the round trip is tested):
                    High Freq (Hz) Begin File File Offset (s) Species`` (+ ``Confidence``
                    when any row has one); one ``Spectrogram 1`` row per selection.
 ``audacity``       one label track per audio file, ``<stem>.labels.txt``: ``start TAB end TAB
-                   label`` lines, each followed by ``\\ TAB low TAB high`` when the band is
-                   known (-1 for an unknown edge, as Audacity writes it).
+                   label`` lines, each followed by ``\\ TAB low TAB high`` when any label of
+                   the file has a band (-1 for an unknown edge, as Audacity writes it).
 ``opensoundscape`` one one-hot CSV for all files, ``labels.csv``: ``file,start_time,end_time``
                    then one 0/1 column per label (``AnnotationSet.clip_labels()``'s layout);
                    events with the same file and times share a row. It has no frequency band
@@ -32,8 +32,15 @@ from typing import NamedTuple
 
 from fieldkit.errors import UnknownNameError
 
-__all__ = ["WRITERS", "OutAnnotation", "write_audacity", "write_opensoundscape", "write_raven",
-           "writer_names", "write_annotations"]
+__all__ = [
+    "WRITERS",
+    "OutAnnotation",
+    "write_annotations",
+    "write_audacity",
+    "write_opensoundscape",
+    "write_raven",
+    "writer_names",
+]
 
 RAVEN_OUT_HEADER = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
                     "High Freq (Hz)", "Begin File", "File Offset (s)", "Species")
@@ -97,10 +104,13 @@ def write_audacity(rows: Iterable[OutAnnotation], out_dir: Path) -> list[Path]:
     """Write one Audacity label track per audio file into ``out_dir``; return the paths."""
     written = []
     for file, items in _by_file(rows).items():
+        # a frequency line after every label once any has a band: readers such as scikit-maad's
+        # read_audacity_annot take label and frequency lines as strict pairs
+        banded = any(a.low_hz is not None or a.high_hz is not None for a in items)
         lines = []
         for a in items:
             lines.append(f"{_num(a.begin_s)}\t{_num(a.end_s)}\t{_clean(a.label)}")
-            if a.low_hz is not None or a.high_hz is not None:
+            if banded:
                 lines.append(f"\\\t{_edge(a.low_hz)}\t{_edge(a.high_hz)}")
         path = out_dir / f"{_stem(file)}.labels.txt"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
