@@ -230,3 +230,28 @@ def test_a_batch_equals_clip_by_clip():
         alone = compute_features(batch[i], SR, FeatureParams(n_fft=512, hop_length=256, compute=ALL))
         for name in ALL:
             np.testing.assert_allclose(together[name][i], alone[name], rtol=1e-6, err_msg=name)
+
+
+def test_a_padded_clip_is_indexed_on_its_real_audio_alone():
+    """The pipeline's row extractor: the last clip of a recording is zero-padded; its indices are
+    those of its real samples, and the full clips' are untouched."""
+    from fieldkit.config.params import BitDepthParams, ResampleParams
+    from fieldkit.pipeline.extract import ClipBatch, RowExtractor
+    from fieldkit.pipeline.spec import DspSpec
+
+    params = FeatureParams(n_fft=512, hop_length=512, compute=ALL)
+    dsp = DspSpec(ResampleParams(target_rate_hz=SR), BitDepthParams(), params, clip_len=SR * 4, hop=SR * 4,
+                  waveform=False)
+    audio = signals.white_noise(6.5, SR, rms=0.05, seed=6) + signals.tone(3000, 6.5, SR, amplitude=0.2)
+    clips = np.zeros((2, SR * 4), np.float32)
+    clips[0], clips[1, : audio.size - SR * 4] = audio[: SR * 4], audio[SR * 4:]
+    valid = np.array([SR * 4, audio.size - SR * 4])
+    rows = RowExtractor.for_store(dsp, ALL).extract(ClipBatch(clips, valid, np.zeros(2)), first_clip=0)
+    real = compute_features(audio[SR * 4:], SR, params)
+    padded = compute_features(clips[1], SR, params)
+    whole = compute_features(clips[0], SR, params)
+    for name in ALL:
+        np.testing.assert_allclose(rows[name][1], real[name], rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(rows[name][0], whole[name], rtol=1e-6, err_msg=name)
+    assert padded["ht"] < 0.95 * real["ht"]  # the padding would have read as silence
+    assert not np.allclose(real["evn_spectrum"], padded["evn_spectrum"])  # and events per second
