@@ -126,8 +126,8 @@ def test_heatmap_of_an_index_by_hour_and_day(demo, tmp_path):
     (["ldfc", "--deployment", "nowhere"], EXIT_NOINPUT,
      f"no deployment 'nowhere' in the catalogue; known: {DEMO_SITE}/{DEMO_DEPLOYMENT}."),
     (["ldfc", "--deployment", DEMO_DEPLOYMENT, "--run", "1"], EXIT_NOINPUT,
-     f"run 1 has aci_spectrum, ent_spectrum, evn_spectrum for clips of deployment {DEMO_SITE}/{DEMO_DEPLOYMENT} "
-     "(or it is not complete)."),
+     (f"run 1 has aci_spectrum, ent_spectrum, evn_spectrum for clips of deployment {DEMO_SITE}/{DEMO_DEPLOYMENT} "
+      "(or it is not complete).")),
     (["ldfc", "--deployment", DEMO_DEPLOYMENT, "--run", "9"], EXIT_NOINPUT, "no processing run 9 in the catalogue"),
     (["ldfc", "--deployment", DEMO_DEPLOYMENT, "--day", "2021-01-01"], EXIT_NOINPUT,
      "has no clip on 2021-01-01 (local time) in run 2; days with clips: 2019-05-22, 2020-04-04."),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PERCENTILES", "group_means", "scale_channel", "false_colour", "hour_day_grid"]
+__all__ = ["PERCENTILES", "false_colour", "group_means", "hour_day_grid", "scale_channel"]
 
 #: Percentiles of each channel mapped to 0 and 1.
 PERCENTILES = (2.0, 98.0)

@@ -39,9 +39,22 @@ from scipy import ndimage
 from fieldkit.config.params import INDEX_SPECTRA, INDICES, FeatureParams, IndexParams
 from fieldkit.dsp.filters import fft_frequencies
 
-__all__ = ["INDICES", "INDEX_SPECTRA", "compute_indices", "acoustic_complexity", "band_fractions",
-           "shannon", "gini", "bioacoustic", "ndsi", "normalised_entropy", "temporal_entropy",
-           "median_equalised_db", "activity", "events_per_second"]
+__all__ = [
+    "INDEX_SPECTRA",
+    "INDICES",
+    "acoustic_complexity",
+    "activity",
+    "band_fractions",
+    "bioacoustic",
+    "compute_indices",
+    "events_per_second",
+    "gini",
+    "median_equalised_db",
+    "ndsi",
+    "normalised_entropy",
+    "shannon",
+    "temporal_entropy",
+]
 
 
 def normalised_entropy(x: np.ndarray, axis: int = -1) -> np.ndarray:

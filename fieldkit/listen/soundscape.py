@@ -36,7 +36,7 @@ from fieldkit.store.zarr_store import open_store
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["LDFC_CHANNELS", "ldfc_picture", "index_heatmap"]
+__all__ = ["LDFC_CHANNELS", "index_heatmap", "ldfc_picture"]
 
 #: Towsey et al. (2014)'s ACI-ENT-EVN picture: the store variables for red, green and blue.
 LDFC_CHANNELS = ("aci_spectrum", "ent_spectrum", "evn_spectrum")
@@ -189,7 +189,7 @@ def ldfc_picture(ws: Workspace, deployment: str, *, day: dt.date | None = None, 
                      xlabel=f"local time ({dep.timezone})")
     return {**drawn, "deployment": f"{dep.site}/{dep.name}", "run_id": run.id, "day": str(day) if day else None,
             "columns": int(rgb.shape[1]), "columns_with_data": int(np.isfinite(rgb[..., 0]).any(axis=0).sum()),
-            "clips": int(len(local)), "bins": int(rgb.shape[0]), "top_khz": top_khz, "step_s": step_s,
+            "clips": len(local), "bins": int(rgb.shape[0]), "top_khz": top_khz, "step_s": step_s,
             "channels": {name: list(b) for name, b in zip(("aci", "ent", "evn"), bounds, strict=True)},
             "first": labels[0], "last": labels[-1]}
 
@@ -214,5 +214,5 @@ def index_heatmap(ws: Workspace, deployment: str, index: str = "aci", *, run_id:
                         index, xlabel=f"hour (local time, {dep.timezone})")
     finite = grid[np.isfinite(grid)]
     return {**drawn, "deployment": f"{dep.site}/{dep.name}", "run_id": run.id, "index": index,
-            "days": labels, "hours_with_data": int(finite.size), "clips": int(len(local)),
+            "days": labels, "hours_with_data": int(finite.size), "clips": len(local),
             "min": float(finite.min()), "max": float(finite.max())}

@@ -11,23 +11,24 @@ with the ranges maad actually sums.
 
 from __future__ import annotations
 
+import maad.features as maad_features
 import numpy as np
 import pytest
 import soundfile as sf
+from maad.features.alpha_indices import (
+    _acoustic_events,  # spectral_events' core, without its list bug
+)
+from maad.sound import median_equalizer
+from maad.util import power2dB
 
-maad_features = pytest.importorskip("maad.features")
-from maad.features.alpha_indices import _acoustic_events  # noqa: E402  (spectral_events' core)
-from maad.sound import median_equalizer  # noqa: E402
-from maad.util import power2dB  # noqa: E402
+from fieldkit.config.params import INDEX_SPECTRA, INDICES, FeatureParams, IndexParams
+from fieldkit.dsp import indices as I
+from fieldkit.dsp.features import compute_features
+from fieldkit.dsp.filters import fft_frequencies
+from fieldkit.dsp.stft import frame_count, stft_power
+from fieldkit.testing import signals
 
-from fieldkit.config.params import INDEX_SPECTRA, INDICES, FeatureParams, IndexParams  # noqa: E402
-from fieldkit.dsp import indices as I  # noqa: E402
-from fieldkit.dsp.features import compute_features  # noqa: E402
-from fieldkit.dsp.filters import fft_frequencies  # noqa: E402
-from fieldkit.dsp.stft import frame_count, stft_power  # noqa: E402
-from fieldkit.testing import signals  # noqa: E402
-
-from .helpers import shared_file  # noqa: E402
+from .helpers import shared_file
 
 #: Relative agreement promised for every per-clip index (float32 output; observed ~1e-7).
 RTOL = 1e-5
