@@ -144,6 +144,16 @@ def test_bad_input_follows_the_cli_contract(demo, args, code, message):
     assert message in doc["error"] and doc["code"] == code
 
 
+def test_a_picture_wider_than_a_week_of_minutes_is_refused(demo, monkeypatch):
+    from fieldkit.listen import soundscape
+
+    monkeypatch.setattr(soundscape, "MAX_COLUMNS", 3)  # the demo has a handful of minutes, not a week
+    result = cli(demo[0], "picture", "ldfc", "--deployment", DEMO_DEPLOYMENT, "--json")
+    assert result.exit_code == 78, result.output
+    doc = json.loads(result.stdout)
+    assert "steps of 60 s: more than the 3 columns" in doc["error"] and "--day" in doc["hint"]
+
+
 def test_no_run_with_indices_says_how_to_make_one(tmp_path):
     with init_workspace(tmp_path / "ws") as ws:
         ingest_card(ws, IngestRequest(sample_card_path(), DEMO_SITE, DEMO_DEPLOYMENT, timezone="+00:00"))
