@@ -126,8 +126,8 @@ def test_heatmap_of_an_index_by_hour_and_day(demo, tmp_path):
     (["ldfc", "--deployment", "nowhere"], EXIT_NOINPUT,
      f"no deployment 'nowhere' in the catalogue; known: {DEMO_SITE}/{DEMO_DEPLOYMENT}."),
     (["ldfc", "--deployment", DEMO_DEPLOYMENT, "--run", "1"], EXIT_NOINPUT,
-     f"run 1 has aci_spectrum, ent_spectrum, evn_spectrum for clips of deployment {DEMO_SITE}/{DEMO_DEPLOYMENT} "
-     "(or it is not complete)."),
+     (f"run 1 has aci_spectrum, ent_spectrum, evn_spectrum for clips of deployment {DEMO_SITE}/{DEMO_DEPLOYMENT} "
+      "(or it is not complete).")),
     (["ldfc", "--deployment", DEMO_DEPLOYMENT, "--run", "9"], EXIT_NOINPUT, "no processing run 9 in the catalogue"),
     (["ldfc", "--deployment", DEMO_DEPLOYMENT, "--day", "2021-01-01"], EXIT_NOINPUT,
      "has no clip on 2021-01-01 (local time) in run 2; days with clips: 2019-05-22, 2020-04-04."),
@@ -142,6 +142,16 @@ def test_bad_input_follows_the_cli_contract(demo, args, code, message):
     assert "Traceback" not in result.output
     doc = json.loads(result.stdout)
     assert message in doc["error"] and doc["code"] == code
+
+
+def test_a_picture_wider_than_a_week_of_minutes_is_refused(demo, monkeypatch):
+    from fieldkit.listen import soundscape
+
+    monkeypatch.setattr(soundscape, "MAX_COLUMNS", 3)  # the demo has a handful of minutes, not a week
+    result = cli(demo[0], "picture", "ldfc", "--deployment", DEMO_DEPLOYMENT, "--json")
+    assert result.exit_code == 78, result.output
+    doc = json.loads(result.stdout)
+    assert "steps of 60 s: more than the 3 columns" in doc["error"] and "--day" in doc["hint"]
 
 
 def test_no_run_with_indices_says_how_to_make_one(tmp_path):

@@ -13,10 +13,31 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PERCENTILES", "group_means", "scale_channel", "false_colour", "hour_day_grid"]
+__all__ = ["PERCENTILES", "false_colour", "group_means", "group_sums", "hour_day_grid", "means_of", "scale_channel"]
 
 #: Percentiles of each channel mapped to 0 and 1.
 PERCENTILES = (2.0, 98.0)
+
+
+def group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts of the finite values of the rows of each group, to add up block by block.
+
+    ``values`` is (rows, ...), ``groups`` (rows,) integers in ``[0, n_groups)``; both results are
+    (n_groups, ...) float64.
+    """
+    v = np.asarray(values, np.float64)
+    finite = np.isfinite(v)
+    sums = np.zeros((n_groups, *v.shape[1:]))
+    counts = np.zeros((n_groups, *v.shape[1:]))
+    np.add.at(sums, groups, np.where(finite, v, 0.0))
+    np.add.at(counts, groups, finite)
+    return sums, counts
+
+
+def means_of(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``sums / counts``, NaN where a group had no finite value."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def group_means(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,15 +55,8 @@ def group_means(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.nd
         The distinct keys, sorted, shape (groups,), and the means, shape (groups, ...),
         float64 (NaN where a group has no finite value).
     """
-    v = np.asarray(values, np.float64)
     unique, inverse = np.unique(np.asarray(keys), return_inverse=True)
-    finite = np.isfinite(v)
-    sums = np.zeros((unique.size, *v.shape[1:]))
-    counts = np.zeros((unique.size, *v.shape[1:]))
-    np.add.at(sums, inverse, np.where(finite, v, 0.0))
-    np.add.at(counts, inverse, finite)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return unique, np.where(counts > 0, sums / counts, np.nan)
+    return unique, means_of(*group_sums(values, inverse, unique.size))
 
 
 def scale_channel(values: np.ndarray, percentiles: tuple[float, float] = PERCENTILES
@@ -74,15 +88,14 @@ def false_colour(red: np.ndarray, green: np.ndarray, blue: np.ndarray
     return np.stack([c.T for c in channels], axis=-1), list(bounds)
 
 
-def hour_day_grid(values: np.ndarray, day_numbers: np.ndarray, hours: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``values`` by (day, hour): (days, 24), NaN where no clip; and the days' numbers.
+def hour_day_grid(keys: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A (days, 24) grid of per-hour means, NaN where no clip; and the days' numbers.
 
-    ``day_numbers`` are integers (days since an epoch, local); ``hours`` in 0-23, local.
+    ``keys`` are ``day * 24 + hour`` (day: an integer count of local days, hour 0-23), distinct,
+    and ``means`` the value of each key.
     """
-    days = np.unique(day_numbers)
-    keys = np.searchsorted(days, day_numbers) * 24 + np.asarray(hours)
-    present, means = group_means(values, keys)
-    grid = np.full(days.size * 24, np.nan)
-    grid[present] = means
-    return grid.reshape(days.size, 24), days
+    keys = np.asarray(keys)
+    days = np.unique(keys // 24)
+    grid = np.full((days.size, 24), np.nan)
+    grid[np.searchsorted(days, keys // 24), keys % 24] = means
+    return grid, days

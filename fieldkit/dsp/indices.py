@@ -34,28 +34,42 @@ and Gini 0); a frequency bin with no energy has ACI 0, where maad's 0/0 gives Na
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, special
 
 from fieldkit.config.params import INDEX_SPECTRA, INDICES, FeatureParams, IndexParams
 from fieldkit.dsp.filters import fft_frequencies
 
-__all__ = ["INDICES", "INDEX_SPECTRA", "compute_indices", "acoustic_complexity", "band_fractions",
-           "shannon", "gini", "bioacoustic", "ndsi", "normalised_entropy", "temporal_entropy",
-           "median_equalised_db", "activity", "events_per_second"]
+__all__ = [
+    "INDEX_SPECTRA",
+    "INDICES",
+    "acoustic_complexity",
+    "active_cells",
+    "activity",
+    "band_fractions",
+    "bioacoustic",
+    "compute_indices",
+    "events_per_second",
+    "gini",
+    "median_equalised",
+    "ndsi",
+    "normalised_entropy",
+    "shannon",
+    "temporal_entropy",
+]
 
 
 def normalised_entropy(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Shannon entropy of ``x / sum(x)`` along ``axis`` divided by ``log(n)``, in [0, 1].
 
     ``x`` is non-negative; an all-zero slice has entropy 1 (maad.util.entropy). float64.
+    Computed as ``log T - sum(x log x) / T`` (T the sum): one logarithm per value, no division.
     """
     x = np.asarray(x, np.float64)
     n = x.shape[axis]
-    total = x.sum(axis=axis, keepdims=True)
-    p = np.where(total > 0, x / np.where(total > 0, total, 1.0), 1.0 / n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(p), 0.0)
-    return -terms.sum(axis=axis) / np.log(n)
+    total = x.sum(axis=axis)
+    safe = np.where(total > 0, total, 1.0)
+    h = np.log(safe) - special.xlogy(x, x).sum(axis=axis) / safe
+    return np.where(total > 0, np.maximum(h, 0.0) / np.log(n), 1.0)
 
 
 def acoustic_complexity(amplitude: np.ndarray) -> np.ndarray:
@@ -165,31 +179,36 @@ def temporal_entropy(clips: np.ndarray, frame: int) -> np.ndarray:
     return normalised_entropy(np.square(env.astype(np.float64))) if n > 1 else np.zeros(clips.shape[0])
 
 
-def median_equalised_db(power: np.ndarray) -> np.ndarray:
-    """maad's ``median_equalizer`` in dB: each bin's power above its median over frames, in units
-    of (median - minimum), floored at 1 (0 dB). ``power`` is (clips, frames, bins)."""
+def median_equalised(power: np.ndarray) -> np.ndarray:
+    """maad's ``median_equalizer``: each bin's power above its median over frames, in units of
+    (median - minimum), floored at 1 (0 dB). ``power`` is (clips, frames, bins); float64."""
     p = np.asarray(power, np.float64)
-    median = np.median(p, axis=-2, keepdims=True)
+    # the median along frames reads a contiguous row per bin once frames are the last axis
+    median = np.median(np.swapaxes(p, -1, -2), axis=-1)[..., None, :]
     norm = median - p.min(axis=-2, keepdims=True)
     norm = np.where(norm <= 0, p.max(axis=(-2, -1), keepdims=True), norm)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(norm > 0, (p - median) / norm, 0.0)
-    return 10 * np.log10(np.maximum(out, 1.0))
+    return np.maximum(out, 1.0)
 
 
-def activity(db: np.ndarray, threshold_db: float) -> np.ndarray:
-    """ACT per bin: the fraction of frames at or above ``threshold_db``; (clips, bins)."""
-    return (db >= threshold_db).mean(axis=-2)
+def active_cells(power: np.ndarray, threshold_db: float) -> np.ndarray:
+    """Cells at or above ``threshold_db`` dB (10 log10) of the median-equalised spectrogram:
+    ACT's and EVN's events, without a logarithm per cell. (clips, frames, bins) bool."""
+    return median_equalised(power) >= 10.0 ** (threshold_db / 10.0)
 
 
-def events_per_second(db: np.ndarray, threshold_db: float, frame_s: float,
-                      min_s: float | None = None) -> np.ndarray:
-    """EVN per bin: runs of frames at or above ``threshold_db`` per second; (clips, bins).
+def activity(on: np.ndarray) -> np.ndarray:
+    """ACT per bin: the fraction of active frames (:func:`active_cells`); (clips, bins)."""
+    return on.mean(axis=-2)
+
+
+def events_per_second(on: np.ndarray, frame_s: float, min_s: float | None = None) -> np.ndarray:
+    """EVN per bin: runs of active frames (:func:`active_cells`) per second; (clips, bins).
 
     The duration is ``(frames - 1) * frame_s`` (maad's ``spectral_events``); with ``min_s``,
     runs shorter than it are removed first by a morphological opening along time.
     """
-    on = db >= threshold_db
     if min_s is not None:
         length = int(round(min_s / frame_s)) + 1
         structure = np.ones((1, length, 1), bool)
@@ -243,8 +262,7 @@ def compute_indices(power: np.ndarray, clips: np.ndarray, sample_rate_hz: float,
     if "ent_spectrum" in wanted:
         out["ent_spectrum"] = 1.0 - normalised_entropy(power, axis=-2)
     if wanted & {"evn_spectrum", "act_spectrum"}:
-        db = median_equalised_db(power)
-        out["act_spectrum"] = activity(db, ip.activity_db_threshold)
-        out["evn_spectrum"] = events_per_second(db, ip.activity_db_threshold,
-                                                params.hop_length / sample_rate_hz, ip.event_min_s)
+        on = active_cells(power, ip.activity_db_threshold)
+        out["act_spectrum"] = activity(on)
+        out["evn_spectrum"] = events_per_second(on, params.hop_length / sample_rate_hz, ip.event_min_s)
     return {name: out[name].astype(np.float32) for name in params.index_names}

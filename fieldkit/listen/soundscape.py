@@ -27,7 +27,7 @@ from fieldkit.catalogue import queries
 from fieldkit.catalogue import runs as run_rows
 from fieldkit.catalogue.records import DeploymentRow, RunRow
 from fieldkit.config.params import INDICES
-from fieldkit.dsp.false_colour import false_colour, group_means, hour_day_grid
+from fieldkit.dsp.false_colour import false_colour, group_sums, hour_day_grid, means_of
 from fieldkit.errors import ConfigError, NotFoundError, UnknownNameError
 from fieldkit.io.render.ldfc_figures import heatmap_png, ldfc_png
 from fieldkit.model.times import parse_deployment_zone
@@ -36,11 +36,15 @@ from fieldkit.store.zarr_store import open_store
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["LDFC_CHANNELS", "ldfc_picture", "index_heatmap"]
+__all__ = ["LDFC_CHANNELS", "MAX_COLUMNS", "index_heatmap", "ldfc_picture"]
 
 #: Towsey et al. (2014)'s ACI-ENT-EVN picture: the store variables for red, green and blue.
 LDFC_CHANNELS = ("aci_spectrum", "ent_spectrum", "evn_spectrum")
 _MAX_TICKS = 12
+#: Widest picture drawn: a week of minutes (Towsey draws a day: 1440). A whole season at one
+#: column a minute would be a picture no screen shows and gigabytes of means.
+MAX_COLUMNS = 7 * 1440
+_BLOCK_CLIPS = 4096  # clips read at once: memory stays flat on a long deployment
 
 
 def _find_deployment(ws: Workspace, name: str) -> DeploymentRow:
@@ -83,20 +87,34 @@ def _run_with(ws: Workspace, dep: DeploymentRow, variables: tuple[str, ...], run
                              "e.g. 'fieldkit process soundscape'.")
 
 
-def _read(ws: Workspace, run: RunRow, dep: DeploymentRow, variables: tuple[str, ...]
-          ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray], dict[str, Any]]:
-    """Local start times of the deployment's clips, their variables, and the store's layout."""
+def _clips(ws: Workspace, run: RunRow, dep: DeploymentRow) -> tuple[np.ndarray, pd.DatetimeIndex, dict[str, Any]]:
+    """The store indices of the deployment's clips, their local start times, and the layout."""
     ds = open_store(ws.root / run.store_path, chunks=None)
     try:
         index = np.flatnonzero(_clip_mask(ds, dep))
         times = ds["start_time"].values[index]
-        values = {v: np.asarray(ds[v].isel(clip=index).values, np.float64) for v in variables}
         layout = dict(ds.attrs["layout"])
     finally:
         ds.close()
     zone = parse_deployment_zone(dep.timezone)
-    local = pd.DatetimeIndex(times).tz_localize("UTC").tz_convert(zone).tz_localize(None)
-    return local, values, layout
+    return index, pd.DatetimeIndex(times).tz_localize("UTC").tz_convert(zone).tz_localize(None), layout
+
+
+def _means_by_key(ws: Workspace, run: RunRow, index: np.ndarray, keys: np.ndarray,
+                  variables: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Distinct keys (sorted) and each variable's mean over the clips of each key, read by blocks."""
+    unique, inverse = np.unique(keys, return_inverse=True)
+    sums: dict[str, list[np.ndarray]] = {}
+    ds = open_store(ws.root / run.store_path, chunks=None)
+    try:
+        for start in range(0, index.size, _BLOCK_CLIPS):
+            rows = slice(start, start + _BLOCK_CLIPS)
+            for v in variables:
+                part = group_sums(ds[v].isel(clip=index[rows]).values, inverse[rows], unique.size)
+                sums[v] = [a + b for a, b in zip(sums[v], part, strict=True)] if v in sums else list(part)
+    finally:
+        ds.close()
+    return unique, {v: means_of(*sums[v]) for v in variables}
 
 
 def _slots(local: pd.DatetimeIndex, step_s: int) -> np.ndarray:
@@ -121,19 +139,15 @@ def _out_path(ws: Workspace, out: Path | str | None, stem: str) -> Path:
     return path
 
 
-def _columns(local: pd.DatetimeIndex, values: dict[str, np.ndarray], step_s: int,
-             day: dt.date | None) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The picture's time steps and each channel's (steps, bins) means, NaN where no clip."""
-    slots = _slots(local, step_s)
-    present, means = zip(*(group_means(values[v], slots) for v in LDFC_CHANNELS), strict=True)
-    if day is None:
-        return present[0], list(means)
-    first = int(pd.Timestamp(day).value // 1_000_000_000) // step_s
+def _day_columns(present: np.ndarray, means: list[np.ndarray], day: dt.date, step_s: int
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every time step of a local day, and each channel's means on them (NaN where no clip)."""
+    first = pd.Timestamp(day).value // 1_000_000_000 // step_s
     every = np.arange(first, first + 86_400 // step_s)
     full = []
     for m in means:
         grid = np.full((every.size, m.shape[1]), np.nan)
-        grid[np.searchsorted(every, present[0])] = m
+        grid[np.searchsorted(every, present)] = m
         full.append(grid)
     return every, full
 
@@ -166,16 +180,24 @@ def ldfc_picture(ws: Workspace, deployment: str, *, day: dt.date | None = None, 
         raise ConfigError(f"step_s = {step_s!r} is invalid; expected whole seconds >= 1.")
     dep = _find_deployment(ws, deployment)
     run = _run_with(ws, dep, LDFC_CHANNELS, run_id)
-    local, values, layout = _read(ws, run, dep, LDFC_CHANNELS)
+    index, local, layout = _clips(ws, run, dep)
     if day is not None:
         keep = np.asarray(local.date == day)
         if not keep.any():
             days = sorted({str(d) for d in local.date})
             raise NotFoundError(f"deployment {dep.site}/{dep.name} has no clip on {day} (local time) in run "
                                 f"{run.id}; days with clips: {', '.join(days)}.")
-        local, values = local[keep], {k: v[keep] for k, v in values.items()}
-    slots, (red, green, blue) = _columns(local, values, step_s, day)
-    rgb, bounds = false_colour(red, green, blue)
+        index, local = index[keep], local[keep]
+    steps = _slots(local, step_s)
+    if day is None and np.unique(steps).size > MAX_COLUMNS:
+        raise ConfigError(f"deployment {dep.site}/{dep.name} has clips in {np.unique(steps).size} steps of "
+                          f"{step_s} s: more than the {MAX_COLUMNS} columns (a week of minutes) of one picture.",
+                          hint="Draw one day with --day YYYY-MM-DD, or longer steps with --step.")
+    slots, means = _means_by_key(ws, run, index, steps, LDFC_CHANNELS)
+    channels = [means[v] for v in LDFC_CHANNELS]
+    if day is not None:
+        slots, channels = _day_columns(slots, channels, day, step_s)
+    rgb, bounds = false_colour(*channels)
     labels = _labels(slots, step_s)
     breaks = [int(i) for i in np.flatnonzero(np.diff(slots) != 1) + 1]
     top_khz = layout["sample_rate_hz"] / 2000
@@ -189,7 +211,7 @@ def ldfc_picture(ws: Workspace, deployment: str, *, day: dt.date | None = None, 
                      xlabel=f"local time ({dep.timezone})")
     return {**drawn, "deployment": f"{dep.site}/{dep.name}", "run_id": run.id, "day": str(day) if day else None,
             "columns": int(rgb.shape[1]), "columns_with_data": int(np.isfinite(rgb[..., 0]).any(axis=0).sum()),
-            "clips": int(len(local)), "bins": int(rgb.shape[0]), "top_khz": top_khz, "step_s": step_s,
+            "clips": len(local), "bins": int(rgb.shape[0]), "top_khz": top_khz, "step_s": step_s,
             "channels": {name: list(b) for name, b in zip(("aci", "ent", "evn"), bounds, strict=True)},
             "first": labels[0], "last": labels[-1]}
 
@@ -205,14 +227,15 @@ def index_heatmap(ws: Workspace, deployment: str, index: str = "aci", *, run_id:
         raise UnknownNameError("index", index, INDICES)
     dep = _find_deployment(ws, deployment)
     run = _run_with(ws, dep, (index,), run_id)
-    local, values, _ = _read(ws, run, dep, (index,))
-    day_numbers = (local.asi8 // 1_000_000_000) // 86_400
-    grid, days = hour_day_grid(values[index], day_numbers, np.asarray(local.hour))
+    clips, local, _ = _clips(ws, run, dep)
+    keys = (local.asi8 // 1_000_000_000) // 86_400 * 24 + np.asarray(local.hour)
+    present, means = _means_by_key(ws, run, clips, keys, (index,))
+    grid, days = hour_day_grid(present, means[index])
     labels = [str(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))) for d in days]
     title = f"{dep.site}/{dep.name}: {index} by hour and day (mean per clip), run {run.id}"
     drawn = heatmap_png(_out_path(ws, out, f"heatmap-{index}-{deployment.replace('/', '-')}"), grid, labels, title,
                         index, xlabel=f"hour (local time, {dep.timezone})")
     finite = grid[np.isfinite(grid)]
     return {**drawn, "deployment": f"{dep.site}/{dep.name}", "run_id": run.id, "index": index,
-            "days": labels, "hours_with_data": int(finite.size), "clips": int(len(local)),
+            "days": labels, "hours_with_data": int(finite.size), "clips": len(local),
             "min": float(finite.min()), "max": float(finite.max())}

@@ -66,7 +66,13 @@ from typing import Any
 import numpy as np
 
 from fieldkit.config.checks import is_int as _is_int
-from fieldkit.config.params import BIT_DEPTH_POLICIES, FEATURES, INDEX_SPECTRA, INDICES, FeatureParams
+from fieldkit.config.params import (
+    BIT_DEPTH_POLICIES,
+    FEATURES,
+    INDEX_SPECTRA,
+    INDICES,
+    FeatureParams,
+)
 from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ConfigError
 

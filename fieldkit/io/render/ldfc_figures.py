@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from fieldkit.errors import ValidationError
 
-__all__ = ["ldfc_png", "heatmap_png"]
+__all__ = ["heatmap_png", "ldfc_png"]
 
 _DPI = 100
 _MISSING = (0.5, 0.5, 0.5)  # grey: minutes or hours without a recording (Towsey's convention)
