@@ -118,6 +118,22 @@ def test_config_show_json_reports_merged_values_and_sources(tmp_path):
     assert doc["sources"]["ingest.fsync"] == "default"
 
 
+def test_config_show_never_prints_a_secret(tmp_path):
+    ws = tmp_path / "ws"
+    run("init", str(ws))
+    env = {"FIELDKIT_SERVE__TOKEN": "tok-s3cr3t-value",
+           "FIELDKIT_CATALOGUE_URL": "postgresql+psycopg://alice:pw-s3cr3t@db.example:5432/fk"}
+    as_json = run("-w", str(ws), "config", "show", "--json", env=env)
+    as_table = run("-w", str(ws), "config", "show", "--format", "tsv", env=env)
+    for result in (as_json, as_table):
+        assert result.exit_code == 0, result.output
+        assert "s3cr3t" not in result.stdout + result.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["settings"]["serve"]["token"] == "**********"
+    assert doc["settings"]["catalogue_url"] == "postgresql+psycopg://alice:***@db.example:5432/fk"
+    assert "alice:***@db.example" in as_table.stderr + as_table.stdout
+
+
 def test_invalid_setting_names_key_and_value(tmp_path):
     ws = tmp_path / "ws"
     run("init", str(ws))

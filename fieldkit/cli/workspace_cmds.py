@@ -34,11 +34,11 @@ def init(
 @config_app.command("show")
 def show(ctx: typer.Context, json_out: bool = JSON, fmt: Optional[TableFormat] = FORMAT) -> None:
     """Merged settings (fieldkit.toml < FIELDKIT_* env < flags) with the source of every value."""
-    from fieldkit.config.settings import find_workspace, flatten, load_settings
+    from fieldkit.config.settings import find_workspace, flatten, load_settings, public_settings
 
     root = find_workspace(state(ctx).workspace)
     loaded = load_settings(root)
-    values = loaded.settings.model_dump()
+    values = public_settings(loaded.settings)  # secrets masked, never printed
     doc = {"workspace": str(root), "settings": values, "sources": dict(loaded.sources)}
     if json_out:
         emit_json(doc)

@@ -32,6 +32,7 @@ __all__ = [
     "load_settings",
     "default_config_toml",
     "flatten",
+    "public_settings",
 ]
 
 CONFIG_FILENAME = "fieldkit.toml"
@@ -282,6 +283,26 @@ def _json_section(name: str, value: str) -> Any:
 
 def _defaults() -> dict[str, Any]:
     return Settings().model_dump()
+
+
+def public_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON-ready values with every secret masked: tokens (``SecretStr``) and the
+    password of any URL (``postgresql+psycopg://user:***@host/db``). What ``config show`` prints."""
+    values = settings.model_dump(mode="json")  # SecretStr -> "**********"
+    return _mask_url_passwords(values)
+
+
+def _mask_url_passwords(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _mask_url_passwords(v) for k, v in value.items()}
+    if isinstance(value, str) and "://" in value and "@" in value:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(value)
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[1]
+            return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    return value
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
