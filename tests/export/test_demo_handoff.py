@@ -16,6 +16,7 @@ from tests.test_cli_foundation import run
 
 CHECK = """
 import io, json, sys
+import soundfile as sf
 from datasets import Audio
 {loader}
 raw = ds.cast_column("audio", Audio(decode=False))
