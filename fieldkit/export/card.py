@@ -19,9 +19,9 @@ import pandas as pd
 from fieldkit.export.formats import ExportFormat
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput, hash_files
-from fieldkit.export.shards import SHARD_FEATURES
 from fieldkit.export.sidecars import iso_z
 from fieldkit.export.tabular import parquet_file
+from fieldkit.export.wds_shards import SHARD_FEATURES
 
 __all__ = ["CARD_TEMPLATE", "card_context", "label_counts", "loading_snippet", "write_card"]
 

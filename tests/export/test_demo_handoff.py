@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fieldkit.export.audio import FLOAT_FLAC_STEP
+from fieldkit.export.flac_audio import FLOAT_FLAC_STEP
 from fieldkit.store.zarr_store import open_store
 from tests.test_cli_foundation import run
 

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from fieldkit.export.audio import FLOAT_FLAC_STEP, clip_key
 from fieldkit.export.exporter import export_dataset
+from fieldkit.export.flac_audio import FLOAT_FLAC_STEP, clip_key
 from tests.export.conftest import LABELS, SHARD_SIZE, make_input, store_values
 
 
