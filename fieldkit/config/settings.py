@@ -73,6 +73,17 @@ class IngestSettings(BaseModel):
     )
 
 
+class ExportSettings(BaseModel):
+    """Who publishes the exports: defaults of ``fieldkit export --licence/--creator/--url/--cite-as``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    licence: str = Field("CC-BY-4.0", description="SPDX licence id of exported datasets.")
+    creator: str | None = Field(None, description="Who made the datasets (card and Croissant creator).")
+    url: str | None = Field(None, description="Where the datasets are published (Croissant url).")
+    cite_as: str | None = Field(None, description="How to cite them (Croissant citeAs; default: a BibTeX entry).")
+
+
 class Settings(BaseSettings):
     """Every fieldkit setting, validated and frozen.
 
@@ -93,6 +104,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     dask: DaskSettings = DaskSettings()
     ingest: IngestSettings = IngestSettings()
+    export: ExportSettings = ExportSettings()
 
     @field_validator("catalogue_url")
     @classmethod
@@ -300,4 +312,9 @@ memory_limit = "{s.dask.memory_limit}"
 chunk_bytes = {s.ingest.chunk_bytes}
 read_retries = {s.ingest.read_retries}
 default_timezone = "{s.ingest.default_timezone}"
+
+[export]
+licence = "{s.export.licence}"
+# creator = "Your lab"                     # card and Croissant creator
+# url = "https://example.org/datasets"     # Croissant url
 """

@@ -93,9 +93,16 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
 
 
 def export_catalogued_dataset(ws: Workspace, name: str, *, fmt: str = "zarr", out: Path | None = None, version: int | None = None,
-                              licence: str = "CC-BY-4.0", overwrite: bool = False, **options: Any) -> ExportResult:
-    """Export a dataset version and record the export in the catalogue (``options``: see :func:`export_input`)."""
-    inp, dataset_id = export_input(ws, name, version, licence=licence, **options)
+                              licence: str | None = None, overwrite: bool = False, **options: Any) -> ExportResult:
+    """Export a dataset version and record the export in the catalogue (``options``: see :func:`export_input`).
+
+    ``licence``, ``creator``, ``url`` and ``cite_as`` left at None come from ``[export]`` of ``fieldkit.toml``.
+    """
+    defaults = ws.settings.export
+    for key in ("creator", "url", "cite_as"):
+        if options.get(key) is None:
+            options[key] = getattr(defaults, key)
+    inp, dataset_id = export_input(ws, name, version, licence=licence or defaults.licence, **options)
     target = Path(out) if out is not None else ws.paths.exports / f"{inp.slug}-{fmt}"
     result = export_dataset(inp, target, format=fmt, overwrite=overwrite)
     with ws.catalogue.write() as s:
