@@ -187,7 +187,8 @@ def export(
     fmt: str = typer.Option("zarr", "--format", help="zarr, numpy, parquet, webdataset or lhotse."),
     out: Optional[Path] = typer.Option(None, "--out", help="Target folder (default: exports/<name>-<version>-<format>)."),
     version: Optional[int] = typer.Option(None, "--version", help="Dataset version (default: the newest)."),
-    licence: str = typer.Option("CC-BY-4.0", "--licence", help="SPDX licence id written to the card and Croissant."),
+    licence: Optional[str] = typer.Option(None, "--licence", help="SPDX licence id written to the card and "
+                                          "Croissant (default: [export] licence of fieldkit.toml, CC-BY-4.0)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export of the same version."),
     augment: Optional[str] = typer.Option(None, "--augment", help="Augmented copies of the train clips, e.g. "
                                           "'pitch:+2,stretch:0.8,reverse,gain:-6,mix:snr=10' (',' one copy each, "
@@ -197,9 +198,11 @@ def export(
     audio: str = typer.Option("processed", "--audio", help="Each clip's audio as FLAC: processed (the run's "
                               "waveform), original (the archive's excerpt at its own rate) or none."),
     shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Clips per WebDataset shard."),
-    creator: Optional[str] = typer.Option(None, "--creator", help="Who made the dataset (card and Croissant)."),
-    url: Optional[str] = typer.Option(None, "--url", help="Where the dataset lives (Croissant url)."),
-    cite_as: Optional[str] = typer.Option(None, "--cite-as", help="How to cite it (default: a BibTeX entry)."),
+    creator: Optional[str] = typer.Option(None, "--creator", help="Who made the dataset (default: [export] of "
+                                          "fieldkit.toml)."),
+    url: Optional[str] = typer.Option(None, "--url", help="Where the dataset lives (default: [export] url)."),
+    cite_as: Optional[str] = typer.Option(None, "--cite-as", help="How to cite it (default: [export] cite_as, "
+                                          "else a BibTeX entry)."),
     json_out: bool = JSON,
 ) -> None:
     """Write arrays, audio, labels, index, dataset card (README + Croissant) and lineage for the ML team."""

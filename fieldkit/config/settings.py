@@ -88,6 +88,17 @@ class ServeSettings(BaseModel):
     )
 
 
+class ExportSettings(BaseModel):
+    """Who publishes the exports: defaults of ``fieldkit export --licence/--creator/--url/--cite-as``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    licence: str = Field("CC-BY-4.0", description="SPDX licence id of exported datasets.")
+    creator: str | None = Field(None, description="Who made the datasets (card and Croissant creator).")
+    url: str | None = Field(None, description="Where the datasets are published (Croissant url).")
+    cite_as: str | None = Field(None, description="How to cite them (Croissant citeAs; default: a BibTeX entry).")
+
+
 class Settings(BaseModel):
     """Every fieldkit setting, validated and frozen.
 
@@ -110,6 +121,7 @@ class Settings(BaseModel):
     dask: DaskSettings = DaskSettings()
     ingest: IngestSettings = IngestSettings()
     serve: ServeSettings = ServeSettings()
+    export: ExportSettings = ExportSettings()
 
     @field_validator("catalogue_url")
     @classmethod
@@ -369,4 +381,9 @@ default_timezone = "{s.ingest.default_timezone}"
 
 [serve]
 # token = "a-long-random-string"   # required by 'fieldkit serve --host' on a non-loopback address
+
+[export]
+licence = "{s.export.licence}"
+# creator = "Your lab"                     # card and Croissant creator
+# url = "https://example.org/datasets"     # Croissant url
 """

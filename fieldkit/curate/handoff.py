@@ -93,19 +93,24 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
 
 
 def export_catalogued_dataset(ws: Workspace, name: str, *, fmt: str = "zarr", out: Path | None = None, version: int | None = None,
-                              licence: str = "CC-BY-4.0", overwrite: bool = False, augment: str | None = None,
+                              licence: str | None = None, overwrite: bool = False, augment: str | None = None,
                               augment_seed: int | None = None, progress: Any = None, **options: Any) -> ExportResult:
     """Export a dataset version and record the export in the catalogue.
 
     ``augment`` is an ``--augment`` SPEC (:mod:`fieldkit.export.augment`), seeded with
     ``augment_seed`` (default: the dataset's split seed); ``progress`` follows its work;
-    ``options``: see :func:`export_input`.
+    ``options``: see :func:`export_input`. ``licence``, ``creator``, ``url`` and ``cite_as`` left
+    at None come from ``[export]`` of ``fieldkit.toml``.
     """
     spec = None
     if augment is not None:  # parsed first: a bad SPEC fails before the catalogue is read
         from fieldkit.export.augment import parse_augment_spec
         spec = parse_augment_spec(augment).with_progress(progress)
-    inp, dataset_id = export_input(ws, name, version, licence=licence, **options)
+    defaults = ws.settings.export
+    for key in ("creator", "url", "cite_as"):
+        if options.get(key) is None:
+            options[key] = getattr(defaults, key)
+    inp, dataset_id = export_input(ws, name, version, licence=licence or defaults.licence, **options)
     target = Path(out) if out is not None else ws.paths.exports / f"{inp.slug}-{fmt}"
     if spec is not None:
         spec = spec.with_seed(inp.seed if augment_seed is None else augment_seed)

@@ -19,9 +19,9 @@ import pandas as pd
 from fieldkit.export.formats import ExportFormat
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput, hash_files
-from fieldkit.export.shards import SHARD_FEATURES
 from fieldkit.export.sidecars import iso_z
 from fieldkit.export.tabular import parquet_file
+from fieldkit.export.wds_shards import SHARD_FEATURES
 
 __all__ = ["CARD_TEMPLATE", "card_context", "label_counts", "loading_snippet", "write_card"]
 
@@ -96,6 +96,17 @@ Workflow `{{ workflow.get("name", "?") }}`; every parameter of the run:
 {% for key, value in qc_summary -%}
 | {{ key }} | {{ value }} |
 {% endfor %}
+## Labels
+
+{{ label_names | length }} label(s), in class-index order: {% for n in label_names %}{{ loop.index0 }} = `{{ n }}`{{ ", " if not loop.last }}{% endfor %} (also `label_names` in `export.json`).
+{{ "Single-label: every clip has exactly one label." if single_label else "Multi-label: a clip may have several labels, or none." }} In this {{ format.name }} export:
+{{ label_encoding }}
+`index.parquet` / `index.csv` list each clip's label names joined by `;`.
+
+## Audio
+
+{{ audio_text }}
+
 ## Label counts per split
 
 Clips carrying each label in each split.
@@ -126,13 +137,15 @@ Run from this folder:
 - `{{ entry.path }}`: {{ entry.files }} file(s)
 {% endfor -%}
 {% if data_files -%}
-- Parquet columns: `clip_id`, `recording_sha256`, `site`, `deployment`, `start_time`,
-  `offset_s`; `<feature>_mean_<band>` and `<feature>_std_<band>` (or `<feature>_mean`,
-  `<feature>_std`) over the frames of real audio; the QC columns `clipped_fraction`,
-  `peak_dbfs`, `dc_offset`, `silent_fraction`; `{{ "label" if single_label else "labels" }}`
-  and `split`
+- Parquet columns: `clip_id`, `recording_id`, `recording_sha256`, `file_name`, `site`,
+  `deployment`, `start_time` (UTC, ISO 8601), `start_s`, `end_s`; `audio` (HF `Audio`:
+  FLAC bytes and path); `<feature>_mean` and `<feature>_std` over the frames of real audio
+  (fixed-length lists for band features); the QC columns `clipped_fraction`, `peak_dbfs`,
+  `dc_offset`, `silent_fraction`; `{{ "label" if single_label else "labels" }}` and `split`
 {% endif -%}
-- `index.parquet`, `index.csv`: one row per clip, in array order within each split
+- `index.parquet`, `index.csv`: one row per clip, in array order within each split: clip and
+  recording ids, archive file name, start time (UTC, ISO 8601), start/end seconds, site,
+  deployment, labels, split and where its audio is
 - `lineage.json`: recording hash, archive path, cards, ingest sessions, source paths, run and
   parameter hash of every clip
 - `croissant.json`: MLCommons Croissant 1.0 metadata; `manifest.json`: SHA-256 and size of
@@ -184,7 +197,7 @@ def _where(index: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _file_groups(files: dict[str, str]) -> list[dict[str, Any]]:
-    counts = Counter("/".join(f.split("/")[:2]) for f in files if f.startswith("data/"))
+    counts = Counter("/".join(f.split("/")[:2]) for f in files if f.startswith(("data/", "audio/", "lhotse/")))
     return [{"path": path, "files": n} for path, n in sorted(counts.items())]
 
 
@@ -236,6 +249,35 @@ def _how(inp: ExportInput) -> dict[str, Any]:
             "qc_summary": [(_cell(k), text(v)) for k, v in inp.qc_summary.items()]}
 
 
+#: How each format encodes labels (the one convention, stated in the card).
+LABEL_ENCODINGS = {
+    "zarr": "`labels` (clip, label) uint8 multi-hot over the `label` coordinate; "
+            "`fieldkit.export.torch_dataset.ZarrClipDataset` yields the class index "
+            "(single-label) or a float multi-hot vector.",
+    "numpy": "`labels.npy` (clip, label) uint8 multi-hot, columns in class-index order.",
+    "parquet": "`label` is a `ClassLabel` (class index) when single-label, `labels` a "
+               "`List(ClassLabel)` (class indices) when multi-label.",
+    "webdataset": "each `<key>.json` has `labels` (names), `label_ids` (class indices) and, "
+                  "single-label, `label` (the class index).",
+    "lhotse": "one supervision per label of a clip, spanning the clip, with "
+              "`custom[\"label\"]` (name) and `custom[\"label_id\"]` (class index).",
+}
+
+
+def _audio_text(inp: ExportInput, fmt: ExportFormat) -> str:
+    if inp.audio == "none":
+        return "This export was written without audio (`--audio none`)."
+    where = {"parquet": "in the `audio` column (HF `Audio`: FLAC bytes)",
+             "webdataset": "as the `<key>.flac` member of each sample"}.get(
+        fmt.name, "in `audio/<split>/clip<clip_id>.flac`")
+    what = ("the processed waveform at the run's rate" if inp.audio == "processed"
+            else "the original recording's excerpt at its own rate and channels")
+    return (f"Each clip's audio is FLAC, {where}: {what}, trimmed to the clip's real audio "
+            "(the index's `audio` column says where). Integer waveforms are stored bit for "
+            "bit; float ones as 24-bit FLAC (within 2^-23 of the stored value), and samples "
+            "beyond full scale (a resampler's overshoot on clipped audio) as full scale.")
+
+
 def card_context(inp: ExportInput, fmt: ExportFormat, files: dict[str, str]) -> dict[str, Any]:
     """Every value the card template uses."""
     return {
@@ -247,6 +289,7 @@ def card_context(inp: ExportInput, fmt: ExportFormat, files: dict[str, str]) -> 
         "snippet": loading_snippet(inp, fmt),
         "data_files": {s: parquet_file(s) for s in inp.splits} if fmt.name == "parquet" else {},
         "file_groups": _file_groups(files), "limitations": limitations(inp),
+        "label_encoding": LABEL_ENCODINGS.get(fmt.name, ""), "audio_text": _audio_text(inp, fmt),
     }
 
 

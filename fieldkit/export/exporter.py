@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fieldkit.errors import ExportError, ValidationError
-from fieldkit.export.audio import audio_folder_path, resolve_audio_source, write_audio_folder
 from fieldkit.export.card import write_card
 from fieldkit.export.croissant import write_croissant, write_manifest
+from fieldkit.export.flac_audio import audio_folder_path, resolve_audio_source, write_audio_folder
 from fieldkit.export.formats import ExportFormat, get_format
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput
@@ -154,7 +154,7 @@ def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
     format : str
         A name from :data:`fieldkit.export.formats.FORMATS` (``zarr``, ``numpy``, ``parquet``,
         ``webdataset``, ``lhotse``). Each clip's audio is included as the input's ``audio``
-        option says (:mod:`fieldkit.export.audio`).
+        option says (:mod:`fieldkit.export.flac_audio`).
     overwrite : bool
         Replace an earlier export of the same dataset version.
     published : date, optional

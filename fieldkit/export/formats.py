@@ -37,7 +37,6 @@ from fieldkit.export.arrays import (
 from fieldkit.export.lhotse_cuts import write_lhotse
 from fieldkit.export.pooling import FrameTiming
 from fieldkit.export.request import ExportInput
-from fieldkit.export.shards import shard_audio_refs, write_webdataset
 from fieldkit.export.tabular import (
     expand_bands,
     parquet_audio_refs,
@@ -45,6 +44,7 @@ from fieldkit.export.tabular import (
     read_parquet_split,
     write_parquet,
 )
+from fieldkit.export.wds_shards import shard_audio_refs, write_webdataset
 
 __all__ = ["FORMATS", "ExportFormat", "Pooled", "get_format"]
 

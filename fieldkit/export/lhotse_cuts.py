@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import soundfile as sf
 
-from fieldkit.export.audio import audio_folder_path, clip_key
+from fieldkit.export.flac_audio import audio_folder_path, clip_key
 from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.sidecars import index_table
 

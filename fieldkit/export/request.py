@@ -66,7 +66,7 @@ class ExportInput:
     audio : str
         Each clip's audio in the export: ``processed`` (the run's waveform), ``original``
         (the archive's excerpt at its own rate; needs ``archive_root``) or ``none``
-        (:mod:`fieldkit.export.audio`).
+        (:mod:`fieldkit.export.flac_audio`).
     archive_root : Path, optional
         The workspace's archive folder; lineage ``archive_path`` values are relative to it.
     shard_size : int

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import xarray as xr
 
 from fieldkit.export.arrays import POOL_VARIABLES
-from fieldkit.export.audio import clip_audio, resolve_audio_source
+from fieldkit.export.flac_audio import clip_audio, resolve_audio_source
 from fieldkit.export.pooling import (
     FrameTiming,
     clip_blocks,

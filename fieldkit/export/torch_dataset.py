@@ -3,7 +3,9 @@
 ``ZarrClipDataset(export_dir, "train", variables=("mel",))[i]`` reads clip ``i`` of the split
 and nothing else: the store is opened lazily in each process that reads (so a ``DataLoader``
 with ``num_workers > 0`` gives every worker its own handle, and the dataset pickles without
-an open store), and each item touches only the inner chunk that holds the clip.
+an open store), and each item touches only the inner chunk that holds the clip. The last
+chunk read of each variable is kept, so the neighbouring clips of a batch (a ``DataLoader``
+worker receives whole batches of consecutive indices unless shuffled) decompress it once.
 
 Labels follow the export's one label convention (``export.json``, stated in the card): a
 single-label export yields ``label`` as the class index (int64); a multi-label export yields
@@ -77,18 +79,31 @@ class ZarrClipDataset(Dataset):
         self._labels = (multi_hot.argmax(axis=1) if self.single_label else multi_hot)
         self._group: zarr.Group | None = None
         self._pid: int | None = None
+        self._chunks: dict[str, tuple[int, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.clip_ids)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_group": None, "_pid": None}
+        return {**self.__dict__, "_group": None, "_pid": None, "_chunks": {}}
 
     def _arrays(self) -> zarr.Group:
         if self._group is None or self._pid != os.getpid():
             self._group = zarr.open_group(str(self.path), mode="r")
             self._pid = os.getpid()
+            self._chunks = {}
         return self._group
+
+    def _clip(self, group: zarr.Group, name: str, i: int) -> np.ndarray:
+        """Clip ``i`` of variable ``name``, through a one-chunk cache per variable."""
+        array = group[name]
+        size = array.chunks[0]
+        block = i // size
+        cached = self._chunks.get(name)
+        if cached is None or cached[0] != block:
+            cached = (block, np.asarray(array[block * size:(block + 1) * size]))
+            self._chunks[name] = cached
+        return cached[1][i - block * size]
 
     def __getitem__(self, i: int) -> Any:
         if not -len(self) <= i < len(self):
@@ -97,7 +112,7 @@ class ZarrClipDataset(Dataset):
         group = self._arrays()
         item: dict[str, Any] = {"clip_id": int(self.clip_ids[i])}
         for name in self.variables:
-            item[name] = torch.from_numpy(np.asarray(group[name][i]))
+            item[name] = torch.from_numpy(np.array(self._clip(group, name, i)))
         if self.single_label:
             item["label"] = int(self._labels[i])
         else:

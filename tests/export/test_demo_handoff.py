@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fieldkit.export.audio import FLOAT_FLAC_STEP
+from fieldkit.export.flac_audio import FLOAT_FLAC_STEP
 from fieldkit.store.zarr_store import open_store
 from tests.test_cli_foundation import run
 
 CHECK = """
 import io, json, sys
+import soundfile as sf
 from datasets import Audio
 {loader}
 raw = ds.cast_column("audio", Audio(decode=False))
@@ -49,3 +50,19 @@ def test_demo_prints_a_one_line_hf_loader_that_loads_its_audio(tmp_path):
             assert np.max(np.abs(np.asarray(samples) - stored)) <= FLOAT_FLAC_STEP
             n += 1
     assert n == sum(json.loads((out / "export.json").read_text())["splits"].values()) > 0
+
+
+def test_export_publisher_comes_from_fieldkit_toml_unless_given(tmp_path):
+    assert run("demo", str(tmp_path / "demo"), "--json").exit_code == 0
+    toml = tmp_path / "demo" / "fieldkit.toml"
+    text = toml.read_text()
+    assert '[export]\nlicence = "CC-BY-4.0"' in text
+    toml.write_text(text.replace('# creator = "Your lab"', 'creator = "Wood Lab"')
+                    .replace('licence = "CC-BY-4.0"', 'licence = "CC0-1.0"'))
+    result = run("-w", str(tmp_path / "demo"), "export", "demo", "--format", "numpy",
+                 "--url", "https://example.org/wood", "--json")
+    assert result.exit_code == 0, result.output
+    out = Path(json.loads(result.stdout)["out_dir"])
+    croissant = json.loads((out / "croissant.json").read_text())
+    assert croissant["creator"]["name"] == "Wood Lab" and croissant["license"] == "CC0-1.0"
+    assert croissant["url"] == "https://example.org/wood"

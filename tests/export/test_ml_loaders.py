@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from fieldkit.export.audio import FLOAT_FLAC_STEP, clip_key
 from fieldkit.export.exporter import export_dataset
+from fieldkit.export.flac_audio import FLOAT_FLAC_STEP, clip_key
 from tests.export.conftest import LABELS, SHARD_SIZE, make_input, store_values
 
 
@@ -323,3 +323,12 @@ def test_lineage_store_path_is_relative_to_the_export(exports, store_path):
         lineage = json.loads((out / "lineage.json").read_text())
         assert not Path(lineage["store"]).is_absolute()
         assert (out / lineage["store"]).resolve() == store_path.resolve()
+
+
+def test_every_card_states_the_label_convention_and_the_audio(exports, loader_exports):
+    for fmt, out in {**exports, **loader_exports}.items():
+        readme = (out / "README.md").read_text()
+        section = readme.split("## Labels", 1)[1].split("## Label counts", 1)[0]
+        assert "0 = `bird`, 1 = `frog`, 2 = `insect`" in section, fmt
+        assert "Single-label" in section and f"In this {fmt} export" in section, fmt
+        assert "FLAC" in readme.split("## Audio", 1)[1].split("##", 1)[0], fmt

@@ -6,7 +6,7 @@ first dot) form one sample. Shards are ``data/<split>-NNNNNN.tar`` of ``shard_si
 each, in export order, written with the standard library's :mod:`tarfile` (no runtime
 dependency; the tests read them with the ``webdataset`` package). Per clip:
 
-- ``<key>.flac``: the clip's audio (:mod:`fieldkit.export.audio`);
+- ``<key>.flac``: the clip's audio (:mod:`fieldkit.export.flac_audio`);
 - ``<key>.json``: the index row (recording, file name, times, site, deployment, split),
   ``labels`` (names), ``label_ids`` (class indices into ``label_names`` of ``export.json``),
   ``label`` (the index, single-label datasets only) and the lineage ids (run, parameter hash);
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from fieldkit.errors import ValidationError
-from fieldkit.export.audio import clip_audio, clip_key, resolve_audio_source
+from fieldkit.export.flac_audio import clip_audio, clip_key, resolve_audio_source
 from fieldkit.export.pooling import clip_blocks, open_source
 from fieldkit.export.request import ExportInput, hash_files
 from fieldkit.export.sidecars import index_table
