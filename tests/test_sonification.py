@@ -228,3 +228,52 @@ def test_clock_onsets_place_the_notes_and_cut_overlaps():
     assert notes[0]["duration_s"] == pytest.approx(0.3) and notes[2]["duration_s"] == pytest.approx(0.3)
     assert note_onsets(samples, RATE) == pytest.approx([0.0, 0.3, 5.0], abs=0.002)
     assert json.dumps(notes)  # plain data
+
+
+# -- clock-true "night in a minute" ---------------------------------------------------------------
+
+def _night_points():
+    """Two nights of clips every 10 min (20:00-04:00), 6 h apart... and a clip without a time."""
+    from fieldkit.listen.sonify import Points
+
+    first = np.datetime64("2024-06-01T20:00") + np.arange(49) * np.timedelta64(10, "m")  # to 04:00
+    second = np.datetime64("2024-06-02T10:00") + np.arange(13) * np.timedelta64(10, "m")  # 6 h later
+    times = np.concatenate([first, second]).astype("datetime64[ns]")
+    rng = np.random.default_rng(3)
+    values = {"centroid": rng.uniform(1000, 5000, times.size), "rms": rng.uniform(0.01, 0.1, times.size)}
+    return Points(times, np.ones(times.size, np.int64), values, {"site": np.array(["A"] * times.size)})
+
+
+def test_night_onsets_follow_clock_time_and_a_6_h_gap_is_a_proportional_rest():
+    from fieldkit.listen.night import ClockMap, clock_groups
+
+    points = _night_points()
+    clock = ClockMap(seconds_per_hour=7.5)
+    grouped, onsets, info = clock_groups(points, clock)
+    hours = (points.times - points.times[0]) / np.timedelta64(1, "h")
+    night = slice(0, 49)
+    r = np.corrcoef(hours[night], info["clip_onsets_s"][night])[0, 1]
+    assert r >= 0.999
+    assert np.abs(info["clip_onsets_s"] - 7.5 * hours).max() <= clock.slot_s  # within one slot
+    samples, notes = mel.melody(grouped.values["centroid"], grouped.values["rms"], grouped.values["rms"],
+                                onsets_s=onsets, rate_hz=RATE)
+    heard = note_onsets(samples, RATE)
+    assert heard == pytest.approx([n["start_s"] for n in notes], abs=0.003)
+    # the rest between 04:00 and 10:00 lasts 6 h x 7.5 s, less the last note of the night
+    last_night, first_morning = notes[48], notes[49]
+    rest = first_morning["start_s"] - (last_night["start_s"] + last_night["duration_s"])
+    assert first_morning["start_s"] - last_night["start_s"] == pytest.approx(6 * 7.5, abs=clock.slot_s)
+    assert rest == pytest.approx(6 * 7.5 - last_night["duration_s"], abs=clock.slot_s)
+    a, b = round((last_night["start_s"] + last_night["duration_s"]) * RATE), round(first_morning["start_s"] * RATE)
+    assert np.abs(samples[a:b]).max() == 0.0  # silence
+
+
+def test_a_long_gap_is_shortened_and_reported():
+    from fieldkit.listen.night import ClockMap, clock_groups
+
+    points = _night_points()
+    _, onsets, info = clock_groups(points, ClockMap(seconds_per_hour=7.5, max_gap_h=2.0))
+    (gap,) = info["compressed_gaps"]
+    assert gap["hours"] == pytest.approx(6.0) and gap["played_as_h"] == 2.0
+    assert onsets[49] - onsets[48] == pytest.approx(2 * 7.5, abs=0.5)
+    assert [text for _, text in info["marks"]][:3] == ["21:00", "22:00", "23:00"]

@@ -291,7 +291,8 @@ def _render(
     """Place the notes; boundaries are rounded from cumulative time, so no drift builds up."""
     a_edges = np.rint(starts_s * rate_hz).astype(np.int64)
     b_edges = np.rint((starts_s + seconds) * rate_hz).astype(np.int64)
-    out = np.zeros((1 if pan is None else 2, int(b_edges.max(initial=0))), dtype=np.float64)
+    # float32: a clock-true melody can last many minutes (the output is float32 anyway)
+    out = np.zeros((1 if pan is None else 2, int(b_edges.max(initial=0))), dtype=np.float32)
     gains = (np.ones(bins.size), None) if pan is None else pan_gains(pan)
     fade_n = round(fade_s * rate_hz)
     notes: list[dict[str, Any]] = []
@@ -307,4 +308,4 @@ def _render(
                       "start_s": float(starts_s[i]), "duration_s": float(seconds[i]),
                       "amplitude": float(amps[i]), "pan": 0.0 if pan is None else float(pan[i]),
                       "instrument": names[i]})
-    return (out[0] if pan is None else out).astype(np.float32), notes
+    return out[0] if pan is None else out, notes

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every
 __all__ = ["DIMENSIONS", "DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",
            "default_dir", "deployment_filter", "group_points", "melody_points", "merge_groups",
            "resolve_dimensions", "run_points", "run_with_deployment", "sonify_dataset", "sonify_run",
-           "sonify_run_samples", "store_features", "write_melody"]
+           "sonify_dataset_plot", "sonify_run_samples", "store_features", "write_melody"]
 
 RATE_HZ = 22_050
 #: Shortest and longest note, seconds (the issue's 0.1-0.5 s).
@@ -336,7 +336,9 @@ def _stem_paths(wav: Path) -> dict[str, Path]:
 
 def write_melody(points: Points, opt: SonifyOptions, out: Path | str | None, default: Path, title: str, *,
            dims: dict[str, str], onsets_s: np.ndarray | None = None, marks: list[tuple[float, str]] | None = None,
-           extra_legend: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray]:
+           extra_legend: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray, dict[str, Any]]:
+    """Render ``points`` and write the WAV, legend, series picture (and MIDI): (result, samples,
+    the series picture's arguments, for :func:`fieldkit.io.render.media.series_video`)."""
     if points.times.size == 0:
         raise NotFoundError(f"{title} has no clips to sonify.", hint="Check the run with 'fieldkit catalog run ID'.")
     wav = Path(out) if out is not None else default
@@ -350,8 +352,9 @@ def write_melody(points: Points, opt: SonifyOptions, out: Path | str | None, def
     starts = (onsets_s if onsets_s is not None else
               np.interp(np.arange(points.times.size), sounding, [n["start_s"] for n in notes]) if notes
               else np.zeros(points.times.size))
-    series_plot_png(paths["series_png"], starts, _plot_series(points, dims, legend), notes, title,
-                    legend_lines=_legend_lines(legend), marks=marks)
+    plot = {"starts_s": starts, "series": _plot_series(points, dims, legend), "notes": notes, "title": title,
+            "legend_lines": _legend_lines(legend), "marks": marks}
+    series_plot_png(paths["series_png"], **plot)
     result = {"title": title, "wav": wav, "series_png": paths["series_png"], "legend": paths["legend"],
               "points": int(points.times.size), "clips": int(points.clips.sum()),
               "rests": int(points.times.size - len(notes)), "duration_s": samples.shape[-1] / RATE_HZ,
@@ -360,7 +363,7 @@ def write_melody(points: Points, opt: SonifyOptions, out: Path | str | None, def
     if opt.midi:
         programs = {n: INSTRUMENTS[n]["program"] for n in opt.instruments}
         result["midi"] = write_midi(paths["midi"], notes, programs)
-    return result, samples
+    return result, samples, plot
 
 
 def _plot_series(points: Points, dims: dict[str, str], legend: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
@@ -395,13 +398,15 @@ def run_points(ws: Workspace, store: Path, opt: SonifyOptions, clips: np.ndarray
 
 
 def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
-                       out: Path | str | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """:func:`sonify_run`, also returning the melody's samples (for the data video)."""
+                       out: Path | str | None = None) -> tuple[dict[str, Any], np.ndarray, dict[str, Any]]:
+    """:func:`sonify_run`, also returning the melody's samples and the series picture's
+    arguments (for the data video)."""
     with ws.catalogue.read() as session:
         run = run_rows.get_run(session, run_id)
     points, dims = run_points(ws, ws.root / run.store_path, opt)
-    result, samples = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", f"run {run_id}", dims=dims)
-    return {"run_id": run_id, **result}, samples
+    result, samples, plot = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", f"run {run_id}",
+                                         dims=dims)
+    return {"run_id": run_id, **result}, samples, plot
 
 
 def sonify_run(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
@@ -433,14 +438,20 @@ def sonify_run(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
 def sonify_dataset(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptions(), out: Path | str | None = None,
                    version: int | None = None) -> dict[str, Any]:
     """Sonify the clips of a dataset (latest version by default), as :func:`sonify_run`."""
+    return sonify_dataset_plot(ws, name, opt, out, version)[0]
+
+
+def sonify_dataset_plot(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptions(),
+                        out: Path | str | None = None, version: int | None = None) -> tuple[dict[str, Any], dict]:
+    """:func:`sonify_dataset`, also returning the series picture's arguments (for the video)."""
     with ws.catalogue.read() as session:
         dataset = label_rows.get_dataset(session, name, version)
     clips = np.array(sorted(i.clip_id for i in dataset.items), np.int64)
     points, dims = run_points(ws, ws.root / dataset.store_path, opt, clips=clips)
     title = f"dataset {name} v{dataset.version}"
     default = default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
-    result, _ = write_melody(points, opt, out, default, title, dims=dims)
-    return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **result}
+    result, _, plot = write_melody(points, opt, out, default, title, dims=dims)
+    return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **result}, plot
 
 
 def deployment_filter(name: str) -> Any:

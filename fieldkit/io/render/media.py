@@ -47,6 +47,7 @@ __all__ = [
     "probe_media",
     "series_plot_png",
     "spectrogram_png",
+    "series_video",
     "spectrogram_video",
     "timeline_png",
     "write_wav",
@@ -56,6 +57,7 @@ PathLike = str | os.PathLike[str]
 #: ``"PCM_16"`` (TPDF-dithered, the default) or ``"FLOAT"`` (32-bit float, never clipped).
 WAV_SUBTYPES = ("PCM_16", "FLOAT")
 _VIDEO_SIZE_PX = (960, 540)  # even sizes: H.264 4:2:0 needs them
+_SERIES_VIDEO_PX = (1280, 720)  # up to five panels, the notes and the legend
 _DPI = 100
 _AUDIO_RATE_HZ = 48_000  # AAC has a fixed list of rates; expanded previews rarely match one
 
@@ -219,16 +221,24 @@ def series_plot_png(
         One panel each, e.g. ``("pitch ← centroid (Hz)", values)``; NaN points (rests) show
         as gaps.
     notes : list of dict
-        The notes played (``start_s``, ``duration_s``, ``midi``, ``amplitude``,
-        ``instrument``): drawn as bars at their MIDI pitch, one colour per instrument.
+        The notes played (``start_s``, ``duration_s``, ``midi``, ``instrument``): drawn as
+        bars at their MIDI pitch, one colour per instrument.
     title : str
     legend_lines : list of str, optional
         The sonification legend (which feature drives what), printed in the picture.
     marks : list of (seconds, label), optional
         Clock marks (hours) drawn as dotted lines on every panel.
     """
-    x = np.asarray(starts_s, dtype=np.float64)
     fig = _figure((1100, 240 * (len(series) + 1) + 40 * len(legend_lines or [])))
+    _draw_series(fig, starts_s, series, notes, title, legend_lines, marks)
+    fig.savefig(Path(path), format="png")
+    return Path(path)
+
+
+def _draw_series(fig: Figure, starts_s: Any, series: list[tuple[str, Any]], notes: list[dict[str, Any]],
+                 title: str, legend_lines: list[str] | None, marks: list[tuple[float, str]] | None,
+                 end_s: float | None = None) -> list[Any]:
+    x = np.asarray(starts_s, dtype=np.float64)
     axes = fig.subplots(len(series) + 1, 1, sharex=True, squeeze=False)[:, 0]
     colours = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
     for ax, (label, values), colour in zip(axes, series, colours):
@@ -236,18 +246,19 @@ def series_plot_png(
         ax.set_ylabel(label, fontsize=8)
     _draw_notes(axes[-1], notes)
     for ax in axes:
-        for second, text in marks or []:
+        for second, _ in marks or []:
             ax.axvline(second, color="0.6", linestyle=":", linewidth=0.8)
     for second, text in marks or []:
         axes[0].annotate(text, (second, 1.0), xycoords=("data", "axes fraction"), fontsize=7, color="0.3",
                          ha="left", va="bottom")
+    if end_s is not None:
+        axes[-1].set_xlim(0.0, end_s)
     axes[-1].set_xlabel("Time in the melody (s)")
     axes[0].set_title(title)
     if legend_lines:
         fig.text(0.01, 0.005, "\n".join(legend_lines), fontsize=8, family="monospace", va="bottom")
     fig.tight_layout(rect=(0, 0.03 + 0.022 * len(legend_lines or []), 1, 1))
-    fig.savefig(Path(path), format="png")
-    return Path(path)
+    return list(axes)
 
 
 def _draw_notes(ax: Any, notes: list[dict[str, Any]]) -> None:
@@ -286,18 +297,23 @@ def timeline_png(path: PathLike, times: Any, values: Any, title: str,
 
 # -- video -------------------------------------------------------------------------------
 
-def _spectrogram_frame(samples: np.ndarray, rate_hz: float) -> tuple[np.ndarray, tuple]:
-    """The spectrogram as an RGB image (H, W, 3) and the cursor geometry in pixels:
-    (x at t=0, x at the end, top row, bottom row)."""
-    fig = _figure(_VIDEO_SIZE_PX)
-    ax = _draw_spectrogram(fig, samples, rate_hz, "", None)
-    fig.tight_layout()
+def _rgb_and_cursor(fig: Figure, top_ax: Any, bottom_ax: Any) -> tuple[np.ndarray, tuple]:
+    """The figure as RGB (H, W, 3) and the cursor geometry in pixels: (x at the left of the x
+    axis, x at its right, top row of ``top_ax``, bottom row of ``bottom_ax``)."""
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
     height = rgb.shape[0]
-    (x0, y0), (x1, y1) = ax.transData.transform([(0.0, ax.get_ylim()[0]),
-                                                 (ax.get_xlim()[1], ax.get_ylim()[1])])
-    return rgb, (x0, x1, int(height - y1), math.ceil(height - y0))
+    top, bottom = top_ax.get_window_extent(), bottom_ax.get_window_extent()
+    return rgb, (bottom.x0, bottom.x1, int(height - top.y1), math.ceil(height - bottom.y0))
+
+
+def _spectrogram_frame(samples: np.ndarray, rate_hz: float, title: str = "",
+                       te_factor: int | None = None) -> tuple[np.ndarray, tuple]:
+    """The spectrogram as an RGB image (H, W, 3) and the cursor geometry in pixels."""
+    fig = _figure(_VIDEO_SIZE_PX)
+    ax = _draw_spectrogram(fig, samples, rate_hz, title, None, te_factor=te_factor)
+    fig.tight_layout()
+    return _rgb_and_cursor(fig, ax, ax)
 
 
 def _frames(base: np.ndarray, geometry: tuple, audio_s: float, fps: int) -> Iterator[np.ndarray]:
@@ -311,14 +327,29 @@ def _frames(base: np.ndarray, geometry: tuple, audio_s: float, fps: int) -> Iter
         yield frame
 
 
+def _encode(path_mp4: PathLike, base: np.ndarray, geometry: tuple, audio_path: PathLike, fps: int) -> Path:
+    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+        raise ConfigError(f"fps = {fps!r} is invalid; expected an integer >= 1.")
+    audio_s = sf.info(str(audio_path)).duration
+    height, width = base.shape[:2]
+    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
+           "-i", "-", "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0",
+           "-c:v", video_codec(), "-pix_fmt", "yuv420p", "-c:a", "aac",
+           "-ar", str(_AUDIO_RATE_HZ), "-shortest", str(path_mp4)]
+    pipe_frames(cmd, _frames(base, geometry, audio_s, fps))
+    return Path(path_mp4)
+
+
 def spectrogram_video(
     path_mp4: PathLike, samples: np.ndarray, rate_hz: float, audio_path: PathLike,
-    fps: int = 10,
+    fps: int = 10, *, title: str = "", te_factor: int | None = None,
 ) -> Path:
     """MP4 of the spectrogram with a moving cursor and ``audio_path`` as the sound track.
 
-    The spectrogram of ``samples`` is drawn once; frames with a cursor sweeping it over the
-    duration of the audio file are piped as raw RGB to the bundled ffmpeg, encoded H.264
+    The spectrogram of ``samples`` (as :func:`spectrogram_png`: titled, labelled axes in s and
+    kHz, colour bar in dB re full scale) is drawn once; frames with a cursor sweeping it over
+    the duration of the audio file are piped as raw RGB to the bundled ffmpeg, encoded H.264
     (``libx264``, else ``mpeg4``) at ``fps`` with AAC audio at 48 kHz, ending with the shorter
     stream. ``samples`` may be the original recording while the audio is its time-expanded
     or heterodyned preview: the cursor maps progress, so both axes stay in real units.
@@ -333,16 +364,22 @@ def spectrogram_video(
         The sound track (any file soundfile reads); it sets the video's duration.
     fps : int
         Frames per second (>= 1) of the cursor animation.
+    title, te_factor
+        The picture's title; the time-expansion factor noted on the time axis.
     """
-    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
-        raise ConfigError(f"fps = {fps!r} is invalid; expected an integer >= 1.")
+    base, geometry = _spectrogram_frame(samples, rate_hz, title, te_factor)
+    return _encode(path_mp4, base, geometry, audio_path, fps)
+
+
+def series_video(
+    path_mp4: PathLike, starts_s: Any, series: list[tuple[str, Any]], notes: list[dict[str, Any]], title: str,
+    audio_path: PathLike, fps: int = 10, *, legend_lines: list[str] | None = None,
+    marks: list[tuple[float, str]] | None = None,
+) -> Path:
+    """MP4 of the sonified feature series (:func:`series_plot_png`) with a cursor moving across
+    every panel in step with the melody, the melody as the sound track."""
     audio_s = sf.info(str(audio_path)).duration
-    base, geometry = _spectrogram_frame(samples, rate_hz)
-    height, width = base.shape[:2]
-    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
-           "-i", "-", "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0",
-           "-c:v", video_codec(), "-pix_fmt", "yuv420p", "-c:a", "aac",
-           "-ar", str(_AUDIO_RATE_HZ), "-shortest", str(path_mp4)]
-    pipe_frames(cmd, _frames(base, geometry, audio_s, fps))
-    return Path(path_mp4)
+    fig = _figure(_SERIES_VIDEO_PX)
+    axes = _draw_series(fig, starts_s, series, notes, title, legend_lines, marks, end_s=audio_s)
+    base, geometry = _rgb_and_cursor(fig, axes[0], axes[-1])
+    return _encode(path_mp4, base, geometry, audio_path, fps)
