@@ -316,18 +316,20 @@ def _spectrogram_frame(samples: np.ndarray, rate_hz: float, title: str = "",
     return _rgb_and_cursor(fig, ax, ax)
 
 
-def _frames(base: np.ndarray, geometry: tuple, audio_s: float, fps: int) -> Iterator[np.ndarray]:
-    """Yield each frame: the base image with a 2-pixel white cursor at the frame's time."""
+def _frames(base: np.ndarray, geometry: tuple, audio_s: float, fps: int,
+            colour: tuple[int, int, int] = (255, 255, 255)) -> Iterator[np.ndarray]:
+    """Yield each frame: the base image with a 2-pixel cursor at the frame's time."""
     x0, x1, top, bottom = geometry
     for i in range(max(1, math.ceil(audio_s * fps))):
         frame = base.copy()
         progress = min(1.0, i / fps / audio_s) if audio_s > 0 else 0.0
         x = round(x0 + (x1 - x0) * progress)
-        frame[top:bottom, max(0, x - 1) : x + 1] = 255
+        frame[top:bottom, max(0, x - 1) : x + 1] = colour
         yield frame
 
 
-def _encode(path_mp4: PathLike, base: np.ndarray, geometry: tuple, audio_path: PathLike, fps: int) -> Path:
+def _encode(path_mp4: PathLike, base: np.ndarray, geometry: tuple, audio_path: PathLike, fps: int,
+            colour: tuple[int, int, int] = (255, 255, 255)) -> Path:
     if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
         raise ConfigError(f"fps = {fps!r} is invalid; expected an integer >= 1.")
     audio_s = sf.info(str(audio_path)).duration
@@ -337,7 +339,7 @@ def _encode(path_mp4: PathLike, base: np.ndarray, geometry: tuple, audio_path: P
            "-i", "-", "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0",
            "-c:v", video_codec(), "-pix_fmt", "yuv420p", "-c:a", "aac",
            "-ar", str(_AUDIO_RATE_HZ), "-shortest", str(path_mp4)]
-    pipe_frames(cmd, _frames(base, geometry, audio_s, fps))
+    pipe_frames(cmd, _frames(base, geometry, audio_s, fps, colour))
     return Path(path_mp4)
 
 
@@ -376,10 +378,11 @@ def series_video(
     audio_path: PathLike, fps: int = 10, *, legend_lines: list[str] | None = None,
     marks: list[tuple[float, str]] | None = None,
 ) -> Path:
-    """MP4 of the sonified feature series (:func:`series_plot_png`) with a cursor moving across
-    every panel in step with the melody, the melody as the sound track."""
+    """MP4 of the sonified feature series (:func:`series_plot_png`) with a red cursor moving
+    across every panel in step with the melody, the melody as the sound track (encoded as
+    :func:`spectrogram_video`)."""
     audio_s = sf.info(str(audio_path)).duration
     fig = _figure(_SERIES_VIDEO_PX)
     axes = _draw_series(fig, starts_s, series, notes, title, legend_lines, marks, end_s=audio_s)
     base, geometry = _rgb_and_cursor(fig, axes[0], axes[-1])
-    return _encode(path_mp4, base, geometry, audio_path, fps)
+    return _encode(path_mp4, base, geometry, audio_path, fps, colour=(214, 39, 40))  # red on white
