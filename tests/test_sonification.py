@@ -2,7 +2,7 @@
 
 Known answers: synthetic feature series with a known order, scales whose pitches are written
 down (the method's note list, 19-TET, a Scala file), and the samples measured independently of
-how they were made (:mod:`fieldkit.testing.listening`: Hilbert envelope onsets, FFT pitch and
+how they were made (:mod:`fieldkit.testing.sound_measures`: Hilbert envelope onsets, FFT pitch and
 partials, per-channel RMS). MIDI files are read back with mido.
 """
 
@@ -21,7 +21,7 @@ from fieldkit.dsp import melody as mel
 from fieldkit.dsp.scales import GRANVILLE_MIDI, midi_to_hz, parse_scale, parse_scl, positions
 from fieldkit.errors import ConfigError, UnknownNameError, ValidationError
 from fieldkit.io.render.midi import write_midi
-from fieldkit.testing.listening import balance, cents_off_grid, harmonic_profile, note_onsets, peak_hz
+from fieldkit.testing.sound_measures import balance, cents_off_grid, harmonic_profile, note_onsets, peak_hz
 
 RATE = 22_050
 FADE = 0.01

@@ -48,7 +48,7 @@ def _recording_video(ws: Workspace, key: str, out_mp4: Path, tmp: Path, start_s:
     title = (f"recording {rec.id} ({Path(rec.archive_path).name}): {result['start_s']:.2f}-"
              f"{result['start_s'] + result['excerpt_s']:.2f} s, {result['mode']}")
     spectrogram_video(out_mp4, ex.samples, ex.rate_hz, result["wav"], fps=FPS, title=title,
-                      te_factor=result.get("factor"))
+                      te_factor=result.get("factor"), start_s=ex.start_s)
     params = {k: result[k] for k in ("factor", "carrier_hz", "divisor", "call", "manipulations") if k in result}
     return {"source": f"recording {rec.id}", "title": title, "mode": result["mode"], **params,
             "audio_s": result["preview_s"], "shows": "spectrogram of the recording"}

@@ -165,7 +165,7 @@ def _figure(size_px: tuple[int, int]) -> Figure:
 
 def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: str,
                       fmax_hz: float | None, view: SpectrogramView | None = None,
-                      te_factor: int | None = None) -> Any:
+                      te_factor: int | None = None, start_s: float = 0.0) -> Any:
     """Spectrogram in real units on one axes (see :mod:`fieldkit.dsp.spectrogram_view`)."""
     view = view or view_for_rate(rate_hz)
     freqs, _, db = spectrogram_dbfs(samples, rate_hz, view)
@@ -176,8 +176,9 @@ def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: s
     box = ax.get_window_extent()  # the axes in pixels: never more cells than pixels
     pooled = max_pool(db, max(1, int(box.height)), max(1, int(box.width)))
     image = ax.imshow(pooled, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                      extent=(0.0, duration_s, 0.0, top_hz / 1000.0), vmin=db.max() - view.range_db, vmax=db.max())
-    ax.set_xlim(0.0, duration_s)
+                      extent=(start_s, start_s + duration_s, 0.0, top_hz / 1000.0), vmin=db.max() - view.range_db,
+                      vmax=db.max())
+    ax.set_xlim(start_s, start_s + duration_s)
     xlabel = "Time in the recording (s)"
     if te_factor and te_factor > 1:
         xlabel += f"; the preview is time-expanded ×{te_factor} (plays {te_factor}× longer, {te_factor}× lower)"
@@ -191,16 +192,18 @@ def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: s
 def spectrogram_png(
     path: PathLike, samples: np.ndarray, rate_hz: float, title: str,
     fmax_hz: float | None = None, *, view: SpectrogramView | None = None, te_factor: int | None = None,
+    start_s: float = 0.0,
 ) -> Path:
     """Spectrogram picture a scientist can trust (:mod:`fieldkit.dsp.spectrogram_view`).
 
     Time in seconds of the recording (``te_factor`` notes a time-expanded preview), frequency
     in kHz up to ``fmax_hz`` (default Nyquist), colour in dB re full scale over ``view.range_db``
     (80 dB), window and hop from the sample rate unless ``view`` gives them, columns and rows
-    max-pooled to the pixels. For a time-expanded preview, pass the original samples and rate.
+    max-pooled to the pixels. For a time-expanded preview, pass the original samples and rate;
+    ``start_s`` is where the excerpt begins in the recording (the time axis starts there).
     """
     fig = _figure((1000, 500))
-    _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz, view, te_factor)
+    _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz, view, te_factor, start_s)
     fig.tight_layout()
     fig.savefig(Path(path), format="png")
     return Path(path)
@@ -229,7 +232,7 @@ def series_plot_png(
     marks : list of (seconds, label), optional
         Clock marks (hours) drawn as dotted lines on every panel.
     """
-    fig = _figure((1100, 240 * (len(series) + 1) + 40 * len(legend_lines or [])))
+    fig = _figure((1100, 240 * (len(series) + 1) + 14 * len(legend_lines or []) + 30))
     _draw_series(fig, starts_s, series, notes, title, legend_lines, marks)
     fig.savefig(Path(path), format="png")
     return Path(path)
@@ -255,9 +258,10 @@ def _draw_series(fig: Figure, starts_s: Any, series: list[tuple[str, Any]], note
         axes[-1].set_xlim(0.0, end_s)
     axes[-1].set_xlabel("Time in the melody (s)")
     axes[0].set_title(title)
+    legend_px = 14 * len(legend_lines or []) + 30  # 8-point lines are about 11 px; room for the x label
     if legend_lines:
         fig.text(0.01, 0.005, "\n".join(legend_lines), fontsize=8, family="monospace", va="bottom")
-    fig.tight_layout(rect=(0, 0.03 + 0.022 * len(legend_lines or []), 1, 1))
+    fig.tight_layout(rect=(0, legend_px / (fig.get_figheight() * fig.dpi), 1, 1))
     return list(axes)
 
 
@@ -308,10 +312,10 @@ def _rgb_and_cursor(fig: Figure, top_ax: Any, bottom_ax: Any) -> tuple[np.ndarra
 
 
 def _spectrogram_frame(samples: np.ndarray, rate_hz: float, title: str = "",
-                       te_factor: int | None = None) -> tuple[np.ndarray, tuple]:
+                       te_factor: int | None = None, start_s: float = 0.0) -> tuple[np.ndarray, tuple]:
     """The spectrogram as an RGB image (H, W, 3) and the cursor geometry in pixels."""
     fig = _figure(_VIDEO_SIZE_PX)
-    ax = _draw_spectrogram(fig, samples, rate_hz, title, None, te_factor=te_factor)
+    ax = _draw_spectrogram(fig, samples, rate_hz, title, None, te_factor=te_factor, start_s=start_s)
     fig.tight_layout()
     return _rgb_and_cursor(fig, ax, ax)
 
@@ -345,7 +349,7 @@ def _encode(path_mp4: PathLike, base: np.ndarray, geometry: tuple, audio_path: P
 
 def spectrogram_video(
     path_mp4: PathLike, samples: np.ndarray, rate_hz: float, audio_path: PathLike,
-    fps: int = 10, *, title: str = "", te_factor: int | None = None,
+    fps: int = 10, *, title: str = "", te_factor: int | None = None, start_s: float = 0.0,
 ) -> Path:
     """MP4 of the spectrogram with a moving cursor and ``audio_path`` as the sound track.
 
@@ -366,10 +370,11 @@ def spectrogram_video(
         The sound track (any file soundfile reads); it sets the video's duration.
     fps : int
         Frames per second (>= 1) of the cursor animation.
-    title, te_factor
-        The picture's title; the time-expansion factor noted on the time axis.
+    title, te_factor, start_s
+        The picture's title; the time-expansion factor noted on the time axis; where the
+        excerpt starts in the recording.
     """
-    base, geometry = _spectrogram_frame(samples, rate_hz, title, te_factor)
+    base, geometry = _spectrogram_frame(samples, rate_hz, title, te_factor, start_s)
     return _encode(path_mp4, base, geometry, audio_path, fps)
 
 
