@@ -277,3 +277,20 @@ def test_a_long_gap_is_shortened_and_reported():
     assert gap["hours"] == pytest.approx(6.0) and gap["played_as_h"] == 2.0
     assert onsets[49] - onsets[48] == pytest.approx(2 * 7.5, abs=0.5)
     assert [text for _, text in info["marks"]][:3] == ["21:00", "22:00", "23:00"]
+
+
+def test_activity_count_can_drive_a_dimension():
+    from fieldkit.listen.night import ClockMap, clock_groups
+    from fieldkit.listen.sonify import Points, SonifyOptions, melody_points
+
+    # 1, 3 and 2 clips in three 4-minute slots (7.5 s per hour, 0.5 s slots)
+    minutes = np.array([0, 8, 9, 10, 16, 17])
+    times = (np.datetime64("2024-06-01T22:00") + minutes * np.timedelta64(1, "m")).astype("datetime64[ns]")
+    points = Points(times, np.ones(6, np.int64), {"centroid": np.arange(6.0)}, {"site": np.array(["A"] * 6)})
+    grouped, onsets, _ = clock_groups(points, ClockMap())
+    assert grouped.clips.tolist() == [1, 3, 2] and onsets.tolist() == [0.0, 1.0, 2.0]
+    opt = SonifyOptions(pitch="centroid", duration="centroid", volume="count", pan="count", timbre="site")
+    _, notes, legend = melody_points(grouped, opt, onsets_s=onsets)
+    assert [n["amplitude"] for n in notes] == pytest.approx([0.1, 0.8, 0.45])  # the busiest slot is loudest
+    assert legend["dimensions"]["volume"] == {"feature": "count", "reverse": False, "to": "0.1-0.8 peak",
+                                              "kind": "feature", "unit": "clips", "map": "linear", "range": [1.0, 3.0]}
