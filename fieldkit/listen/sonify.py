@@ -3,9 +3,13 @@
 Your Data into Music").
 
 One note per data point, in time order: a data point is a clip (frame features averaged over
-the clip's frames, per-clip QC as it is), or for "a night in a minute" a group of consecutive
-clips. The notes come from :func:`fieldkit.dsp.melody.melody`; the WAV and the plots of the three
-series (and the deployment's timeline) are written by :mod:`fieldkit.io.render.media`.
+the clip's frames, per-clip QC as it is), or for "a night in a minute" the clips of one clock
+slot (:mod:`fieldkit.listen.night`). Five dimensions - pitch, duration, volume, pan, timbre - are
+each driven by a feature, ``count`` (clips per point) or, for pan and timbre, a category; the
+defaults carry five different pieces of information (:data:`DEFAULTS`). The notes come from
+:func:`fieldkit.dsp.melody.melody`; next to the WAV go a legend (JSON: which feature drives
+what, with ranges and units), the series picture (:mod:`fieldkit.io.render.media`) and, on
+request, a MIDI file (:mod:`fieldkit.io.render.midi`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every
     from fieldkit.workspace import Workspace
 
 __all__ = ["DIMENSIONS", "DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",
-           "default_dir", "deployment_filter", "group_points", "melody_points", "merge_groups",
+           "default_dir", "deployment_filter", "melody_points", "merge_groups",
            "resolve_dimensions", "run_points", "run_with_deployment", "sonify_dataset", "sonify_run",
            "sonify_dataset_plot", "sonify_run_samples", "store_features", "write_melody"]
 
@@ -211,13 +215,6 @@ def merge_groups(points: Points, groups: list[np.ndarray]) -> Points:
                   categories)
 
 
-def group_points(points: Points, max_points: int) -> Points:
-    """Consecutive points averaged into at most ``max_points`` groups (time of the first)."""
-    if points.times.size <= max_points:
-        return points
-    return merge_groups(points, np.array_split(np.arange(points.times.size), max_points))
-
-
 # -- the five dimensions ------------------------------------------------------------------------
 
 def store_features(store_path: Path) -> list[str]:
@@ -390,7 +387,7 @@ def default_dir(ws: Workspace) -> Path:
     return ws.paths.exports / "sonify"
 
 
-def run_points(ws: Workspace, store: Path, opt: SonifyOptions, clips: np.ndarray | None = None,
+def run_points(store: Path, opt: SonifyOptions, clips: np.ndarray | None = None,
                where: Any = None, also: tuple[str, ...] = ()) -> tuple[Points, dict[str, str]]:
     """The points of a store's clips with the features of ``opt``'s dimensions (and ``also``)."""
     dims = resolve_dimensions(opt, store_features(store))
@@ -403,7 +400,7 @@ def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOp
     arguments (for the data video)."""
     with ws.catalogue.read() as session:
         run = run_rows.get_run(session, run_id)
-    points, dims = run_points(ws, ws.root / run.store_path, opt)
+    points, dims = run_points(ws.root / run.store_path, opt)
     result, samples, plot = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", f"run {run_id}",
                                          dims=dims)
     return {"run_id": run_id, **result}, samples, plot
@@ -447,7 +444,7 @@ def sonify_dataset_plot(ws: Workspace, name: str, opt: SonifyOptions = SonifyOpt
     with ws.catalogue.read() as session:
         dataset = label_rows.get_dataset(session, name, version)
     clips = np.array(sorted(i.clip_id for i in dataset.items), np.int64)
-    points, dims = run_points(ws, ws.root / dataset.store_path, opt, clips=clips)
+    points, dims = run_points(ws.root / dataset.store_path, opt, clips=clips)
     title = f"dataset {name} v{dataset.version}"
     default = default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
     result, _, plot = write_melody(points, opt, out, default, title, dims=dims)
