@@ -154,7 +154,7 @@ def sonify(
         emit_json(result)
         return
     dims = ", ".join(f"{d} {f}" for d, f in result["features"].items())
-    err.print(f"{result['title']}: {result['points']} points ({result['clips']} clips) → {len(result['notes'])} notes, "
+    err.print(f"{result['title']}\n  {result['points']} points ({result['clips']} clips) → {len(result['notes'])} notes, "
               f"{result['rests']} rests, {result['duration_s']:.1f} s on the {result['scale']} scale ({dims})")
     if result.get("clips_without_time"):
         err.print(f"  [yellow]{result['clips_without_time']} clips have no start time and cannot be placed on the "

@@ -98,7 +98,11 @@ def clock_groups(points: Points, clock: ClockMap = ClockMap()) -> tuple[Points, 
                           f"{onsets[-1] / 60:.0f}-minute melody; the longest is {MAX_MELODY_S / 60:.0f} minutes.",
                           hint=f"Lower --seconds-per-hour (e.g. {MAX_MELODY_S / 2 / max(span_h, 1):.2g}) or "
                                "--max-gap-h, or sonify one night at a time.")
-    info = {"slot_minutes": 60 * slot_h, "compressed_gaps": gaps, "marks": _hour_marks(points.times, hours, clock),
+    gap_marks = [(float(hours[i] * clock.seconds_per_hour), f"{steps_h:.0f} h gap played as {clock.max_gap_h:g} h")
+                 for i, steps_h in ((int(np.searchsorted(points.times, np.datetime64(g["from"]))), g["hours"])
+                                    for g in gaps)]
+    marks = sorted(_hour_marks(points.times, hours, clock) + gap_marks)
+    info = {"slot_minutes": 60 * slot_h, "compressed_gaps": gaps, "marks": marks,
             "clip_onsets_s": slot * clock.slot_s}
     return merge_groups(points, groups), onsets.astype(np.float64), info
 
@@ -161,7 +165,9 @@ def sonify_deployment_plot(ws: Workspace, name: str, opt: SonifyOptions = Sonify
     timed = ~np.isnat(points.times)
     untimed = points.take(~timed)
     grouped, onsets, info = clock_groups(points.take(timed), clock) if timed.any() else (points.take(timed), None, {})
-    title = f"deployment {name} (run {run.id}), {clock.seconds_per_hour:g} s per hour"
+    span = (f", {str(points.times[timed][0])[:16].replace('T', ' ')} to {str(points.times[timed][-1])[:16].replace('T', ' ')}"
+            if timed.any() else "")
+    title = f"deployment {name} (run {run.id}), {clock.seconds_per_hour:g} s of melody per clock hour{span}"
     result, _, plot = write_melody(grouped, opt, out, default_dir(ws) / f"deployment-{name.replace('/', '-')}.wav", title,
                        dims=dims, onsets_s=onsets, marks=info.get("marks"),
                        extra_legend={"clock": {"seconds_per_hour": clock.seconds_per_hour,

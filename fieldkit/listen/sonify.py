@@ -401,8 +401,8 @@ def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOp
     with ws.catalogue.read() as session:
         run = run_rows.get_run(session, run_id)
     points, dims = run_points(ws.root / run.store_path, opt)
-    result, samples, plot = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", f"run {run_id}",
-                                         dims=dims)
+    title = f"run {run_id}: {points.times.size} clips in time order, one note each"
+    result, samples, plot = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", title, dims=dims)
     return {"run_id": run_id, **result}, samples, plot
 
 
@@ -445,7 +445,7 @@ def sonify_dataset_plot(ws: Workspace, name: str, opt: SonifyOptions = SonifyOpt
         dataset = label_rows.get_dataset(session, name, version)
     clips = np.array(sorted(i.clip_id for i in dataset.items), np.int64)
     points, dims = run_points(ws.root / dataset.store_path, opt, clips=clips)
-    title = f"dataset {name} v{dataset.version}"
+    title = f"dataset {name} v{dataset.version}: {points.times.size} clips in time order, one note each"
     default = default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
     result, _, plot = write_melody(points, opt, out, default, title, dims=dims)
     return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **result}, plot

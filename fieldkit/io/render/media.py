@@ -58,6 +58,7 @@ PathLike = str | os.PathLike[str]
 WAV_SUBTYPES = ("PCM_16", "FLOAT")
 _VIDEO_SIZE_PX = (960, 540)  # even sizes: H.264 4:2:0 needs them
 _SERIES_VIDEO_PX = (1280, 720)  # up to five panels, the notes and the legend
+_SERIES_BREAK_S = 1.0  # twice the longest note: a longer silence in the melody is a gap in the data
 _DPI = 100
 _AUDIO_RATE_HZ = 48_000  # AAC has a fixed list of rates; expanded previews rarely match one
 
@@ -242,18 +243,20 @@ def _draw_series(fig: Figure, starts_s: Any, series: list[tuple[str, Any]], note
                  title: str, legend_lines: list[str] | None, marks: list[tuple[float, str]] | None,
                  end_s: float | None = None) -> list[Any]:
     x = np.asarray(starts_s, dtype=np.float64)
+    breaks = np.flatnonzero(np.diff(x) > _SERIES_BREAK_S) + 1  # a rest longer than 1 s: no line across it
     axes = fig.subplots(len(series) + 1, 1, sharex=True, squeeze=False)[:, 0]
     colours = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
     for ax, (label, values), colour in zip(axes, series, colours):
-        ax.plot(x, np.asarray(values, dtype=np.float64), color=colour, marker=".", linewidth=1)
+        y = np.asarray(values, dtype=np.float64)
+        ax.plot(np.insert(x, breaks, np.nan), np.insert(y, breaks, np.nan), color=colour, marker=".", linewidth=1)
         ax.set_ylabel(label, fontsize=8)
     _draw_notes(axes[-1], notes)
     for ax in axes:
         for second, _ in marks or []:
             ax.axvline(second, color="0.6", linestyle=":", linewidth=0.8)
     for second, text in marks or []:
-        axes[0].annotate(text, (second, 1.0), xycoords=("data", "axes fraction"), fontsize=7, color="0.3",
-                         ha="left", va="bottom")
+        axes[0].annotate(f" {text}", (second, 0.97), xycoords=("data", "axes fraction"), fontsize=7, color="0.3",
+                         ha="left", va="top")
     if end_s is not None:
         axes[-1].set_xlim(0.0, end_s)
     axes[-1].set_xlabel("Time in the melody (s)")
@@ -272,9 +275,9 @@ def _draw_notes(ax: Any, notes: list[dict[str, Any]]) -> None:
     for k, name in enumerate(names):
         mine = [n for n in notes if n.get("instrument", "") == name]
         ax.barh([n["midi"] for n in mine], [n["duration_s"] for n in mine], left=[n["start_s"] for n in mine],
-                height=0.8, color=palette[k % len(palette)], label=name or None)
+                height=0.8, color=palette[k % len(palette)], label=name or None, edgecolor="white", linewidth=0.6)
     if any(names):
-        ax.legend(loc="upper right", fontsize=7, title="instrument", title_fontsize=7)
+        ax.legend(loc="best", fontsize=7, title="instrument", title_fontsize=7, framealpha=0.6)
     ax.set_ylabel("note played (MIDI)", fontsize=8)
 
 
