@@ -8,6 +8,7 @@ the energy of the excerpts it centres.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fieldkit.catalogue.records import RecordingRow
 from fieldkit.dsp import listening as kernels
 from fieldkit.dsp import manipulate
 from fieldkit.dsp.call_energy import CallDetectorParams, band_energy_db, call_window, detect_calls
@@ -43,15 +45,13 @@ def _call(freq_hz: float = 45_000, rate: float = RATE, at_s: float = 0.6, second
     return x.astype(np.float32)
 
 
-class _Rec:
-    id = 1
-    sha256 = "0" * 64
-    archive_path = "card/x.wav"
-    start_time_utc = None
-
-
 def _excerpt(x: np.ndarray, rate: float) -> Excerpt:
-    return Excerpt(_Rec(), x[None, :], rate, 0.0)
+    """An excerpt of a synthetic recording, with the catalogue record such a file would have."""
+    fields = {f.name: None for f in dataclasses.fields(RecordingRow)}
+    fields.update(id=1, sha256="0" * 64, size_bytes=2 * x.size + 44, archive_path="card/call.wav", source_paths=(),
+                  status="ok", format="wav", sample_rate_hz=int(rate), channels=1, bit_depth=16, subtype="PCM_16",
+                  frames_declared=x.size, frames_present=x.size, duration_s=x.size / rate, times={}, metadata={})
+    return Excerpt(RecordingRow(**fields), x[None, :], rate, 0.0)
 
 
 # -- heterodyne and frequency division -----------------------------------------------------------
@@ -95,9 +95,9 @@ def test_frequency_division_keeps_the_call_envelope():
     assert env[at - 200: at + 200].max() > 20 * np.median(env)  # the call stands out of the noise
 
 
-def test_time_expansion_is_high_passed_first():
+def test_time_expansion_is_high_passed_first(tmp_path):
     x = _call(45_000)
-    tmp = Path(__import__("tempfile").mkdtemp())
+    tmp = tmp_path
     doc = render_preview(_excerpt(x, RATE), "time-expansion", tmp, PreviewOptions(factor=10))
     assert doc["highpass_hz"] == 8_000.0
     y, rate = sf.read(doc["wav"])

@@ -310,15 +310,18 @@ def test_a_night_in_a_minute_is_clock_true(listening, tmp_path):
     root, run_id, _ = listening
     timed = _real_clips(root, run_id, "N1", timed=True)
     doc = cli_json(root, "sonify", "--deployment", "N1", "--run", str(run_id), "--seconds-per-hour", "60",
-                   "--out", str(tmp_path / "night.wav"))
+                   "--max-gap-h", "1", "--out", str(tmp_path / "night.wav"))
     assert doc["run_id"] == run_id and doc["clips"] == timed
     assert doc["clips_without_time"] == _real_clips(root, run_id, "N1") - timed > 0  # reported, not dropped
     assert doc["recordings_without_time"]
     # 60 s per hour: a 0.5 s slot is 30 s of clock time; the AudioMoth files start 5 min apart
     starts = {round(n["start_s"], 6) for n in doc["notes"]}
     assert any({s + 5.0, s + 10.0, s + 15.0} <= starts for s in starts)
-    # the real files' dates lie days or years apart: each such gap is played as 24 h and reported
-    assert doc["clock"]["compressed_gaps"] and all(g["hours"] > 24 for g in doc["clock"]["compressed_gaps"])
+    # the real files' dates lie days or years apart: each such gap is played as 1 h and reported
+    assert doc["clock"]["compressed_gaps"] and all(g["hours"] > 1 for g in doc["clock"]["compressed_gaps"])
+    assert doc["duration_s"] <= 60 * (len(doc["clock"]["compressed_gaps"]) + 3)
+    too_long = cli(root, "sonify", "--deployment", "N1", "--seconds-per-hour", "3600")
+    assert too_long.exit_code == 78 and "--seconds-per-hour" in too_long.stderr
     assert matplotlib.image.imread(doc["series_png"]).shape[1] == 1100
     legend = json.loads(Path(doc["legend"]).read_text())
     assert legend["clock"]["seconds_per_hour"] == 60.0
@@ -347,12 +350,52 @@ def test_video_of_a_recording_and_of_a_run(listening, tmp_path):
     root, run_id, ids = listening
     doc = cli_json(root, "video", str(ids["20240501_220000.WAV"]), "--out", str(tmp_path / "rec.mp4"))
     _assert_av(Path(doc["mp4"]), 5.0)
+    assert doc["title"].startswith(f"recording {ids['20240501_220000.WAV']} (20240501_220000.WAV)")
     bat = cli_json(root, "video", str(ids["tone45k.wav"]), "--duration", "0.5", "--out", str(tmp_path / "te.mp4"))
     assert bat["mode"] == "time-expansion"
     _assert_av(Path(bat["mp4"]), 2.5)  # 0.5 s expanded 5 times
     run = cli_json(root, "video", f"run:{run_id}", "--out", str(tmp_path / "run.mp4"))
     _assert_av(Path(run["mp4"]), run["audio_s"])
     assert run["notes"] == _real_clips(root, run_id)
+    assert run["features"]["pan"] == "mfcc:1" and run["shows"].startswith("the sonified feature series")
+
+
+def _frame(mp4: Path, at_s: float) -> np.ndarray:
+    """One decoded frame (H, W, 3) of an MP4, by ffmpeg."""
+    import subprocess
+
+    from fieldkit.io.audio.ffmpeg import ffmpeg_exe
+
+    (stream,) = probe_media(mp4).of_kind("video")
+    raw = subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-ss", str(at_s), "-i", str(mp4), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(stream.height, stream.width, 3)
+
+
+def test_a_video_frame_shows_the_recordings_spectrogram(listening, tmp_path):
+    from fieldkit.io.render.media import _spectrogram_frame
+
+    root, _, ids = listening
+    doc = cli_json(root, "video", str(ids["tone45k.wav"]), "--mode", "heterodyne", "--carrier-hz", "41000",
+                   "--duration", "1", "--out", str(tmp_path / "het.mp4"))
+    assert doc["carrier_hz"] == 41_000 and doc["duration_s"] == pytest.approx(1.0, abs=0.1)
+    frame = _frame(Path(doc["mp4"]), 0.5).astype(np.float64)
+    # where the axes are: the same figure drawn directly (the known 45 kHz tone of the card)
+    x = tone(45_000, 2.0, 192_000, amplitude=0.3) + white_noise(2.0, 192_000, rms=0.003, seed=3)
+    base, (x0, x1, top, bottom) = _spectrogram_frame(x[:192_000], 192_000, doc["title"])
+    inner = frame[top + 2: bottom - 2, round(x0) + 4: round(x1) - 4].mean(axis=2)
+    row = int(np.argmax(inner.mean(axis=1)))  # the brightest row of the plot: the tone
+    khz = 96.0 * (bottom - 2 - (top + 2 + row)) / (bottom - top)
+    assert khz == pytest.approx(45.0, abs=2.0)  # the data's 45 kHz, not the 4 kHz of the sound
+    bright = frame[top + 5: bottom - 5, round(x0) + 4: round(x1) - 4].mean(axis=2) > 180  # the white cursor
+    cursor_x = round(x0) + 4 + int(np.argmax(bright.sum(axis=0)))  # the column bright from top to bottom
+    assert cursor_x == pytest.approx(x0 + 0.5 * (x1 - x0), abs=8)  # half-way at half time
+    night = cli_json(root, "video", "deployment:N1", "--seconds-per-hour", "60", "--max-gap-h", "0.05",
+                     "--out", str(tmp_path / "n1.mp4"))
+    run_frames = [_frame(Path(night["mp4"]), t) for t in (1.0, 3.0)]
+    moved = np.abs(run_frames[0].astype(int) - run_frames[1].astype(int)).sum(axis=2) > 200
+    columns = np.flatnonzero(moved.sum(axis=0) > 100)
+    assert columns.size and columns.max() - columns.min() > 20  # the cursor moved across the series
 
 
 # -- report -------------------------------------------------------------------------------------

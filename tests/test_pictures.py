@@ -83,3 +83,34 @@ def test_real_bat_spectrogram(tmp_path):
     assert 1000 * view.n_window / rate < 1.0  # 256 points: 0.82 ms, not 1024 (3.3 ms)
     path = media.spectrogram_png(tmp_path / "bat.png", x, rate, wav.name, te_factor=10)
     assert matplotlib.image.imread(path).std() > 0
+
+
+def test_series_video_sweeps_a_cursor_over_the_series_in_step_with_the_melody(tmp_path):
+    import subprocess
+
+    from fieldkit.dsp import melody as mel
+    from fieldkit.io.audio.ffmpeg import ffmpeg_exe
+
+    rng = np.random.default_rng(1)
+    p, d, v = rng.normal(size=30), rng.uniform(size=30), rng.uniform(size=30)
+    samples, notes = mel.melody(p, d, v, pan_values=v)
+    wav = media.write_wav(tmp_path / "m.wav", samples, 22_050)
+    mp4 = media.series_video(tmp_path / "m.mp4", [n["start_s"] for n in notes], [("a", p), ("b", d), ("c", v)],
+                             notes, "melody", wav, legend_lines=["pitch: a"])
+    probe = media.probe_media(mp4)
+    (video,) = probe.of_kind("video")
+    assert probe.duration_s == pytest.approx(samples.shape[-1] / 22_050, abs=0.2)
+
+    def frame(t: float) -> np.ndarray:
+        raw = subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-ss", str(t), "-i", str(mp4), "-frames:v", "1",
+                              "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+        return np.frombuffer(raw, np.uint8).reshape(video.height, video.width, 3).astype(int)
+
+    fig = media._figure((1280, 720))
+    axes = media._draw_series(fig, [n["start_s"] for n in notes], [("a", p), ("b", d), ("c", v)], notes, "melody",
+                              ["pitch: a"], None, end_s=samples.shape[-1] / 22_050)
+    _, (x0, x1, _, _) = media._rgb_and_cursor(fig, axes[0], axes[-1])
+    red = [np.flatnonzero(((f[:, :, 0] > 150) & (f[:, :, 1] < 100) & (f[:, :, 2] < 100)).sum(axis=0) > 300)
+           for f in (frame(1.0), frame(3.0))]
+    for t, columns in zip((1.0, 3.0), red):
+        assert columns.size and abs(columns.mean() - (x0 + (x1 - x0) * t * 22_050 / samples.shape[-1])) <= 6

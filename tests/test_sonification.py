@@ -2,7 +2,7 @@
 
 Known answers: synthetic feature series with a known order, scales whose pitches are written
 down (the method's note list, 19-TET, a Scala file), and the samples measured independently of
-how they were made (:mod:`fieldkit.testing.listening`: Hilbert envelope onsets, FFT pitch and
+how they were made (:mod:`fieldkit.testing.sound_measures`: Hilbert envelope onsets, FFT pitch and
 partials, per-channel RMS). MIDI files are read back with mido.
 """
 
@@ -21,7 +21,7 @@ from fieldkit.dsp import melody as mel
 from fieldkit.dsp.scales import GRANVILLE_MIDI, midi_to_hz, parse_scale, parse_scl, positions
 from fieldkit.errors import ConfigError, UnknownNameError, ValidationError
 from fieldkit.io.render.midi import write_midi
-from fieldkit.testing.listening import balance, cents_off_grid, harmonic_profile, note_onsets, peak_hz
+from fieldkit.testing.sound_measures import balance, cents_off_grid, harmonic_profile, note_onsets, peak_hz
 
 RATE = 22_050
 FADE = 0.01
@@ -228,3 +228,69 @@ def test_clock_onsets_place_the_notes_and_cut_overlaps():
     assert notes[0]["duration_s"] == pytest.approx(0.3) and notes[2]["duration_s"] == pytest.approx(0.3)
     assert note_onsets(samples, RATE) == pytest.approx([0.0, 0.3, 5.0], abs=0.002)
     assert json.dumps(notes)  # plain data
+
+
+# -- clock-true "night in a minute" ---------------------------------------------------------------
+
+def _night_points():
+    """Two nights of clips every 10 min (20:00-04:00), 6 h apart... and a clip without a time."""
+    from fieldkit.listen.sonify import Points
+
+    first = np.datetime64("2024-06-01T20:00") + np.arange(49) * np.timedelta64(10, "m")  # to 04:00
+    second = np.datetime64("2024-06-02T10:00") + np.arange(13) * np.timedelta64(10, "m")  # 6 h later
+    times = np.concatenate([first, second]).astype("datetime64[ns]")
+    rng = np.random.default_rng(3)
+    values = {"centroid": rng.uniform(1000, 5000, times.size), "rms": rng.uniform(0.01, 0.1, times.size)}
+    return Points(times, np.ones(times.size, np.int64), values, {"site": np.array(["A"] * times.size)})
+
+
+def test_night_onsets_follow_clock_time_and_a_6_h_gap_is_a_proportional_rest():
+    from fieldkit.listen.night import ClockMap, clock_groups
+
+    points = _night_points()
+    clock = ClockMap(seconds_per_hour=7.5)
+    grouped, onsets, info = clock_groups(points, clock)
+    hours = (points.times - points.times[0]) / np.timedelta64(1, "h")
+    night = slice(0, 49)
+    r = np.corrcoef(hours[night], info["clip_onsets_s"][night])[0, 1]
+    assert r >= 0.999
+    assert np.abs(info["clip_onsets_s"] - 7.5 * hours).max() <= clock.slot_s  # within one slot
+    samples, notes = mel.melody(grouped.values["centroid"], grouped.values["rms"], grouped.values["rms"],
+                                onsets_s=onsets, rate_hz=RATE)
+    heard = note_onsets(samples, RATE)
+    assert heard == pytest.approx([n["start_s"] for n in notes], abs=0.003)
+    # the rest between 04:00 and 10:00 lasts 6 h x 7.5 s, less the last note of the night
+    last_night, first_morning = notes[48], notes[49]
+    rest = first_morning["start_s"] - (last_night["start_s"] + last_night["duration_s"])
+    assert first_morning["start_s"] - last_night["start_s"] == pytest.approx(6 * 7.5, abs=clock.slot_s)
+    assert rest == pytest.approx(6 * 7.5 - last_night["duration_s"], abs=clock.slot_s)
+    a, b = round((last_night["start_s"] + last_night["duration_s"]) * RATE), round(first_morning["start_s"] * RATE)
+    assert np.abs(samples[a:b]).max() == 0.0  # silence
+
+
+def test_a_long_gap_is_shortened_and_reported():
+    from fieldkit.listen.night import ClockMap, clock_groups
+
+    points = _night_points()
+    _, onsets, info = clock_groups(points, ClockMap(seconds_per_hour=7.5, max_gap_h=2.0))
+    (gap,) = info["compressed_gaps"]
+    assert gap["hours"] == pytest.approx(6.0) and gap["played_as_h"] == 2.0
+    assert onsets[49] - onsets[48] == pytest.approx(2 * 7.5, abs=0.5)
+    assert [text for _, text in info["marks"]][:3] == ["21:00", "22:00", "23:00"]
+
+
+def test_activity_count_can_drive_a_dimension():
+    from fieldkit.listen.night import ClockMap, clock_groups
+    from fieldkit.listen.sonify import Points, SonifyOptions, melody_points
+
+    # 1, 3 and 2 clips in three 4-minute slots (7.5 s per hour, 0.5 s slots)
+    minutes = np.array([0, 8, 9, 10, 16, 17])
+    times = (np.datetime64("2024-06-01T22:00") + minutes * np.timedelta64(1, "m")).astype("datetime64[ns]")
+    points = Points(times, np.ones(6, np.int64), {"centroid": np.arange(6.0)}, {"site": np.array(["A"] * 6)})
+    grouped, onsets, _ = clock_groups(points, ClockMap())
+    assert grouped.clips.tolist() == [1, 3, 2] and onsets.tolist() == [0.0, 1.0, 2.0]
+    opt = SonifyOptions(pitch="centroid", duration="centroid", volume="count", pan="count", timbre="site")
+    _, notes, legend = melody_points(grouped, opt, onsets_s=onsets)
+    assert [n["amplitude"] for n in notes] == pytest.approx([0.1, 0.8, 0.45])  # the busiest slot is loudest
+    assert legend["dimensions"]["volume"] == {"feature": "count", "reverse": False, "to": "0.1-0.8 peak",
+                                              "kind": "feature", "unit": "clips", "map": "linear", "range": [1.0, 3.0]}

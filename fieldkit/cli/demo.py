@@ -23,7 +23,7 @@ from fieldkit.export.tabular import hf_loader_line
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.listen.preview import preview_recording
 from fieldkit.listen.report import build_report
-from fieldkit.listen.night import sonify_deployment
+from fieldkit.listen.night import ClockMap, sonify_deployment
 from fieldkit.listen.sonify import sonify_run
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.workspace import Workspace, init_workspace
@@ -135,13 +135,15 @@ def _listen_stages(ws: Workspace, run_id: int) -> list[dict[str, Any]]:
         playable = [r for r in queries.list_recordings(s) if r.status == "ok"]
     preview = preview_recording(ws, playable[0].id, duration_s=5.0)
     melody = sonify_run(ws, run_id)
-    night = sonify_deployment(ws, DEMO_DEPLOYMENT)
+    # the sample card's files lie hours to months apart: gaps over 2 h are played as 2 h (and reported)
+    night = sonify_deployment(ws, DEMO_DEPLOYMENT, clock=ClockMap(max_gap_h=2.0))
     report = build_report(ws)
     return [
         {"name": "preview", "summary": f"{ws.relative(Path(preview['wav']))} + spectrogram "
          f"{ws.relative(Path(preview['png']))}", "preview": preview},
         {"name": "sonify", "summary": f"{melody['points']} clips as a pentatonic melody (5 dimensions) in "
-         f"{ws.relative(Path(melody['wav']))}; the deployment clock-true in {night['duration_s']:.0f} s in "
+         f"{ws.relative(Path(melody['wav']))}; the deployment clock-true ({night['clock']['seconds_per_hour']:g} s per "
+         f"hour, {len(night['clock']['compressed_gaps'])} long gaps shortened) in {night['duration_s']:.0f} s in "
          f"{ws.relative(Path(night['wav']))}", "wav": melody["wav"]},
         {"name": "report", "summary": f"open {report['html']} in a browser (offline, self-contained)",
          "html": report["html"]},

@@ -154,7 +154,7 @@ def sonify(
         emit_json(result)
         return
     dims = ", ".join(f"{d} {f}" for d, f in result["features"].items())
-    err.print(f"{result['title']}: {result['points']} points ({result['clips']} clips) → {len(result['notes'])} notes, "
+    err.print(f"{result['title']}\n  {result['points']} points ({result['clips']} clips) → {len(result['notes'])} notes, "
               f"{result['rests']} rests, {result['duration_s']:.1f} s on the {result['scale']} scale ({dims})")
     if result.get("clips_without_time"):
         err.print(f"  [yellow]{result['clips_without_time']} clips have no start time and cannot be placed on the "
@@ -168,22 +168,40 @@ def sonify(
 
 def video(
     ctx: typer.Context,
-    target: str = typer.Argument(..., help="A recording (id or sha256 prefix) or run:ID."),
+    target: str = typer.Argument(..., help="A recording (id or sha256 prefix), run:ID, dataset:NAME or "
+                                 "deployment:NAME."),
     out: Path = typer.Option(..., "--out", help="Output MP4."),
-    start: float = typer.Option(0.0, "--start", help="Recording: start of the excerpt, seconds."),
+    start: float = START,
     duration: float | None = typer.Option(None, "--duration", help="Recording: length of the excerpt, seconds."),
-    mode: str | None = MODE,
+    mode: str | None = MODE, factor: int | None = FACTOR, carrier_hz: float | None = CARRIER,
+    band_hz: float | None = BAND, divisor: int = DIVISOR, highpass_hz: float | None = HIGHPASS, call: bool = CALL,
+    backwards: bool = BACKWARDS, speed: float = SPEED, pitch_shift: float = SHIFT, echo: float = ECHO,
+    echo_feedback: float = FEEDBACK,
+    run: int | None = typer.Option(None, "--run", help="deployment:NAME: the run to play."),
+    seconds_per_hour: float = typer.Option(7.5, "--seconds-per-hour", help="deployment:NAME: seconds per clock hour."),
+    max_gap_h: float = typer.Option(24.0, "--max-gap-h", help="deployment:NAME: longest gap played in full, hours."),
+    pitch: str | None = PITCH, duration_feature: str | None = typer.Option(None, "--note-duration",
+                                                                          help="Feature for the note duration."),
+    volume: str | None = VOLUME, pan: str | None = PAN, timbre: str | None = TIMBRE, scale: str = SCALE,
+    notes: int | None = NOTES, base_hz: float | None = BASE_HZ, maps: list[str] | None = MAPS,
+    reverse: list[str] | None = REVERSE, instruments: list[str] | None = INSTRUMENTS, mono: bool = MONO,
     json_out: bool = JSON,
 ) -> None:
-    """Data video: a spectrogram with a moving cursor, the preview or the sonification as its sound."""
+    """Data video: the recording's spectrogram or the sonified series with a moving cursor, and their sound."""
+    from fieldkit.listen.night import ClockMap
     from fieldkit.listen.video import video as make_video
 
-    result = make_video(state(ctx).open(), target, out, start_s=start, duration_s=duration, mode=mode)
+    opt = sonify_options(pitch, duration_feature, volume, pan, timbre, scale, notes, base_hz, maps, reverse,
+                         instruments, mono, False)
+    kwargs = preview_kwargs(call, band_hz, divisor, highpass_hz, backwards, speed, pitch_shift, echo, echo_feedback)
+    result = make_video(state(ctx).open(), target, out, start_s=start, duration_s=duration, mode=mode,
+                        preview={"factor": factor, "carrier_hz": carrier_hz, **kwargs}, opt=opt, run_id=run,
+                        clock=ClockMap(seconds_per_hour=seconds_per_hour, max_gap_h=max_gap_h))
     if json_out:
         emit_json(result)
         return
     kinds = ", ".join(f"{s['kind']} {s['codec']}" for s in result["streams"])
-    err.print(f"{result['source']}: {result['mp4']} ({result['duration_s']:.1f} s; {kinds})")
+    err.print(f"{result['title']}: {result['mp4']} ({result['duration_s']:.1f} s; {kinds}); shows {result['shows']}")
 
 
 def report(

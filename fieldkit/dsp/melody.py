@@ -1,18 +1,22 @@
 """Listen to the data: one note per data point (after V. Granville, "Sound Generation in
 Python: Turning Your Data into Music").
 
-Three feature series of equal length drive the melody, point by point in order:
+Up to five feature series of equal length drive the melody, point by point:
 
-- **pitch**: binned (equal-width by default) onto ``n_notes`` notes of a scale spanning
-  several octaves upward from ``base_hz``; the lowest value gets the lowest note;
-- **duration**: rescaled linearly to ``dur_range`` seconds (0.1-0.5 s);
-- **volume**: rescaled linearly to ``amp_range`` peak amplitude (full-scale units).
+- **pitch**: binned (equal-width by default; quantile, log, asinh) onto the notes of a scale
+  (:mod:`fieldkit.dsp.scales`: named, N-TET, cents, Scala) upward from ``base_hz``;
+- **duration**: rescaled to ``dur_range`` seconds (0.1-0.5 s);
+- **volume**: rescaled to ``amp_range`` peak amplitude (full-scale units);
+- **pan** (optional, stereo output): rescaled to -1 (left) .. +1 (right), constant-power law;
+- **timbre** (optional): an instrument per point, each an additive recipe of harmonics
+  (:data:`INSTRUMENTS`).
 
-Each note is a sine (optionally with a few harmonics) with raised-cosine fades in and out so
-that joins do not click. A data point with NaN in any feature is a **rest**: silence for its
-rescaled duration (or the shortest duration when its duration is NaN too), so gaps in the data
-are heard as gaps; rests are not in the returned note list. Rescaling uses the finite values
-only; a constant series maps to the middle of its range (the middle note for pitch).
+Any dimension can be mapped in reverse (the method makes low values loud). Notes follow each
+other, or start at given clock-true onsets. Each note has raised-cosine fades in and out so that
+joins do not click. A data point with NaN in pitch, duration or volume is a **rest**: silence
+for its rescaled duration (or the shortest duration when its duration is NaN too), so gaps in
+the data are heard as gaps; rests are not in the returned note list. Rescaling uses the finite
+values only; a constant series maps to the middle of its range (the middle note for pitch).
 """
 
 from __future__ import annotations
@@ -291,7 +295,8 @@ def _render(
     """Place the notes; boundaries are rounded from cumulative time, so no drift builds up."""
     a_edges = np.rint(starts_s * rate_hz).astype(np.int64)
     b_edges = np.rint((starts_s + seconds) * rate_hz).astype(np.int64)
-    out = np.zeros((1 if pan is None else 2, int(b_edges.max(initial=0))), dtype=np.float64)
+    # float32: a clock-true melody can last many minutes (the output is float32 anyway)
+    out = np.zeros((1 if pan is None else 2, int(b_edges.max(initial=0))), dtype=np.float32)
     gains = (np.ones(bins.size), None) if pan is None else pan_gains(pan)
     fade_n = round(fade_s * rate_hz)
     notes: list[dict[str, Any]] = []
@@ -307,4 +312,4 @@ def _render(
                       "start_s": float(starts_s[i]), "duration_s": float(seconds[i]),
                       "amplitude": float(amps[i]), "pan": 0.0 if pan is None else float(pan[i]),
                       "instrument": names[i]})
-    return (out[0] if pan is None else out).astype(np.float32), notes
+    return out[0] if pan is None else out, notes

@@ -35,10 +35,13 @@ from fieldkit.listen.sonify import (
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["MAX_GAP_H", "SECONDS_PER_HOUR", "ClockMap", "clock_groups", "sonify_deployment"]
+__all__ = ["MAX_GAP_H", "SECONDS_PER_HOUR", "ClockMap", "clock_groups", "clock_hours", "sonify_deployment",
+           "sonify_deployment_plot"]
 
 SECONDS_PER_HOUR = 7.5
 MAX_GAP_H = 24.0
+#: Longest melody a clock-true sonification may make (its samples are held in memory).
+MAX_MELODY_S = 1200.0
 _HOUR = np.timedelta64(3600, "s")
 
 
@@ -89,7 +92,17 @@ def clock_groups(points: Points, clock: ClockMap = ClockMap()) -> tuple[Points, 
     starts = np.flatnonzero(np.diff(slot, prepend=-1))
     groups = np.split(np.arange(slot.size), starts[1:])
     onsets = slot[starts] * clock.slot_s
-    info = {"slot_minutes": 60 * slot_h, "compressed_gaps": gaps, "marks": _hour_marks(points.times, hours, clock),
+    if onsets.size and onsets[-1] + clock.slot_s > MAX_MELODY_S:
+        span_h = float(hours[-1])
+        raise ConfigError(f"{span_h:.0f} hours of clock time at {clock.seconds_per_hour:g} s per hour make a "
+                          f"{onsets[-1] / 60:.0f}-minute melody; the longest is {MAX_MELODY_S / 60:.0f} minutes.",
+                          hint=f"Lower --seconds-per-hour (e.g. {MAX_MELODY_S / 2 / max(span_h, 1):.2g}) or "
+                               "--max-gap-h, or sonify one night at a time.")
+    gap_marks = [(float(hours[i] * clock.seconds_per_hour), f"{steps_h:.0f} h gap played as {clock.max_gap_h:g} h")
+                 for i, steps_h in ((int(np.searchsorted(points.times, np.datetime64(g["from"]))), g["hours"])
+                                    for g in gaps)]
+    marks = sorted(_hour_marks(points.times, hours, clock) + gap_marks)
+    info = {"slot_minutes": 60 * slot_h, "compressed_gaps": gaps, "marks": marks,
             "clip_onsets_s": slot * clock.slot_s}
     return merge_groups(points, groups), onsets.astype(np.float64), info
 
@@ -108,7 +121,7 @@ def _hour_marks(times: np.ndarray, hours: np.ndarray, clock: ClockMap) -> list[t
         if i < 0 or i + 1 >= times.size or (times[i + 1] - times[i]) / _HOUR > clock.max_gap_h:
             continue
         h = hours[i] + float((t - times[i]) / _HOUR)
-        marks.append((h * clock.seconds_per_hour, str(t)[11:16]))
+        marks.append((h * clock.seconds_per_hour, str(t.astype("datetime64[m]"))[11:16]))
     return marks
 
 
@@ -139,14 +152,23 @@ def sonify_deployment(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptio
         As :func:`~fieldkit.listen.sonify.sonify_run`, plus ``run_id``, ``clock`` (the map and
         the shortened gaps), ``clips_without_time`` and ``recordings_without_time``.
     """
+    return sonify_deployment_plot(ws, name, opt, out, run_id=run_id, clock=clock)[0]
+
+
+def sonify_deployment_plot(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptions(),
+                           out: Path | str | None = None, *, run_id: int | None = None,
+                           clock: ClockMap = ClockMap()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`sonify_deployment`, also returning the series picture's arguments (for the video)."""
     run = run_with_deployment(ws, name, run_id)
-    points, dims = run_points(ws, ws.root / run.store_path, opt, where=deployment_filter(name),
+    points, dims = run_points(ws.root / run.store_path, opt, where=deployment_filter(name),
                               also=("recording",))
     timed = ~np.isnat(points.times)
     untimed = points.take(~timed)
     grouped, onsets, info = clock_groups(points.take(timed), clock) if timed.any() else (points.take(timed), None, {})
-    title = f"deployment {name} (run {run.id}), {clock.seconds_per_hour:g} s per hour"
-    result, _ = write_melody(grouped, opt, out, default_dir(ws) / f"deployment-{name.replace('/', '-')}.wav", title,
+    span = (f", {str(points.times[timed][0])[:16].replace('T', ' ')} to {str(points.times[timed][-1])[:16].replace('T', ' ')}"
+            if timed.any() else "")
+    title = f"deployment {name} (run {run.id}), {clock.seconds_per_hour:g} s of melody per clock hour{span}"
+    result, _, plot = write_melody(grouped, opt, out, default_dir(ws) / f"deployment-{name.replace('/', '-')}.wav", title,
                        dims=dims, onsets_s=onsets, marks=info.get("marks"),
                        extra_legend={"clock": {"seconds_per_hour": clock.seconds_per_hour,
                                                "slot_minutes": info.get("slot_minutes")}})
@@ -156,4 +178,4 @@ def sonify_deployment(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptio
                       "slot_minutes": info.get("slot_minutes"), "max_gap_h": clock.max_gap_h,
                       "compressed_gaps": info.get("compressed_gaps", []),
                       "clip_onsets_s": info.get("clip_onsets_s", np.array([])).tolist()},
-            "clips_without_time": int(untimed.clips.sum()), "recordings_without_time": without}
+            "clips_without_time": int(untimed.clips.sum()), "recordings_without_time": without}, plot

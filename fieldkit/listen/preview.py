@@ -253,7 +253,8 @@ def render_preview(ex: Excerpt, mode: str | None, out_dir: Path,
     stem = out_dir / f"rec{ex.recording.id}-{mode}"
     wav = write_wav(stem.with_suffix(".wav"), y, rate, guano=guano)
     title = f"recording {ex.recording.id}: {ex.start_s:.2f}-{ex.start_s + ex.duration_s:.2f} s ({mode})"
-    png = spectrogram_png(stem.with_suffix(".png"), ex.samples, ex.rate_hz, title, te_factor=params.get("factor"))
+    png = spectrogram_png(stem.with_suffix(".png"), ex.samples, ex.rate_hz, title, te_factor=params.get("factor"),
+                          start_s=ex.start_s)
     return {"recording_id": ex.recording.id, "sha256": ex.recording.sha256, "mode": mode, "wav": wav,
             "png": png, "start_s": ex.start_s, "excerpt_s": ex.duration_s, "rate_hz": ex.rate_hz,
             "playback_rate_hz": rate, "preview_s": y.shape[-1] / rate, "channels": 1 if y.ndim == 1 else y.shape[0],

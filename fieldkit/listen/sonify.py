@@ -3,9 +3,13 @@
 Your Data into Music").
 
 One note per data point, in time order: a data point is a clip (frame features averaged over
-the clip's frames, per-clip QC as it is), or for "a night in a minute" a group of consecutive
-clips. The notes come from :func:`fieldkit.dsp.melody.melody`; the WAV and the plots of the three
-series (and the deployment's timeline) are written by :mod:`fieldkit.io.render.media`.
+the clip's frames, per-clip QC as it is), or for "a night in a minute" the clips of one clock
+slot (:mod:`fieldkit.listen.night`). Five dimensions - pitch, duration, volume, pan, timbre - are
+each driven by a feature, ``count`` (clips per point) or, for pan and timbre, a category; the
+defaults carry five different pieces of information (:data:`DEFAULTS`). The notes come from
+:func:`fieldkit.dsp.melody.melody`; next to the WAV go a legend (JSON: which feature drives
+what, with ranges and units), the series picture (:mod:`fieldkit.io.render.media`) and, on
+request, a MIDI file (:mod:`fieldkit.io.render.midi`).
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every
     from fieldkit.workspace import Workspace
 
 __all__ = ["DIMENSIONS", "DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",
-           "default_dir", "deployment_filter", "group_points", "melody_points", "merge_groups",
+           "default_dir", "deployment_filter", "melody_points", "merge_groups",
            "resolve_dimensions", "run_points", "run_with_deployment", "sonify_dataset", "sonify_run",
-           "sonify_run_samples", "store_features", "write_melody"]
+           "sonify_dataset_plot", "sonify_run_samples", "store_features", "write_melody"]
 
 RATE_HZ = 22_050
 #: Shortest and longest note, seconds (the issue's 0.1-0.5 s).
@@ -211,13 +215,6 @@ def merge_groups(points: Points, groups: list[np.ndarray]) -> Points:
                   categories)
 
 
-def group_points(points: Points, max_points: int) -> Points:
-    """Consecutive points averaged into at most ``max_points`` groups (time of the first)."""
-    if points.times.size <= max_points:
-        return points
-    return merge_groups(points, np.array_split(np.arange(points.times.size), max_points))
-
-
 # -- the five dimensions ------------------------------------------------------------------------
 
 def store_features(store_path: Path) -> list[str]:
@@ -336,7 +333,9 @@ def _stem_paths(wav: Path) -> dict[str, Path]:
 
 def write_melody(points: Points, opt: SonifyOptions, out: Path | str | None, default: Path, title: str, *,
            dims: dict[str, str], onsets_s: np.ndarray | None = None, marks: list[tuple[float, str]] | None = None,
-           extra_legend: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray]:
+           extra_legend: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray, dict[str, Any]]:
+    """Render ``points`` and write the WAV, legend, series picture (and MIDI): (result, samples,
+    the series picture's arguments, for :func:`fieldkit.io.render.media.series_video`)."""
     if points.times.size == 0:
         raise NotFoundError(f"{title} has no clips to sonify.", hint="Check the run with 'fieldkit catalog run ID'.")
     wav = Path(out) if out is not None else default
@@ -350,8 +349,9 @@ def write_melody(points: Points, opt: SonifyOptions, out: Path | str | None, def
     starts = (onsets_s if onsets_s is not None else
               np.interp(np.arange(points.times.size), sounding, [n["start_s"] for n in notes]) if notes
               else np.zeros(points.times.size))
-    series_plot_png(paths["series_png"], starts, _plot_series(points, dims, legend), notes, title,
-                    legend_lines=_legend_lines(legend), marks=marks)
+    plot = {"starts_s": starts, "series": _plot_series(points, dims, legend), "notes": notes, "title": title,
+            "legend_lines": _legend_lines(legend), "marks": marks}
+    series_plot_png(paths["series_png"], **plot)
     result = {"title": title, "wav": wav, "series_png": paths["series_png"], "legend": paths["legend"],
               "points": int(points.times.size), "clips": int(points.clips.sum()),
               "rests": int(points.times.size - len(notes)), "duration_s": samples.shape[-1] / RATE_HZ,
@@ -360,7 +360,7 @@ def write_melody(points: Points, opt: SonifyOptions, out: Path | str | None, def
     if opt.midi:
         programs = {n: INSTRUMENTS[n]["program"] for n in opt.instruments}
         result["midi"] = write_midi(paths["midi"], notes, programs)
-    return result, samples
+    return result, samples, plot
 
 
 def _plot_series(points: Points, dims: dict[str, str], legend: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
@@ -387,7 +387,7 @@ def default_dir(ws: Workspace) -> Path:
     return ws.paths.exports / "sonify"
 
 
-def run_points(ws: Workspace, store: Path, opt: SonifyOptions, clips: np.ndarray | None = None,
+def run_points(store: Path, opt: SonifyOptions, clips: np.ndarray | None = None,
                where: Any = None, also: tuple[str, ...] = ()) -> tuple[Points, dict[str, str]]:
     """The points of a store's clips with the features of ``opt``'s dimensions (and ``also``)."""
     dims = resolve_dimensions(opt, store_features(store))
@@ -395,13 +395,15 @@ def run_points(ws: Workspace, store: Path, opt: SonifyOptions, clips: np.ndarray
 
 
 def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
-                       out: Path | str | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """:func:`sonify_run`, also returning the melody's samples (for the data video)."""
+                       out: Path | str | None = None) -> tuple[dict[str, Any], np.ndarray, dict[str, Any]]:
+    """:func:`sonify_run`, also returning the melody's samples and the series picture's
+    arguments (for the data video)."""
     with ws.catalogue.read() as session:
         run = run_rows.get_run(session, run_id)
-    points, dims = run_points(ws, ws.root / run.store_path, opt)
-    result, samples = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", f"run {run_id}", dims=dims)
-    return {"run_id": run_id, **result}, samples
+    points, dims = run_points(ws.root / run.store_path, opt)
+    title = f"run {run_id}: {points.times.size} clips in time order, one note each"
+    result, samples, plot = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", title, dims=dims)
+    return {"run_id": run_id, **result}, samples, plot
 
 
 def sonify_run(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
@@ -433,14 +435,20 @@ def sonify_run(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
 def sonify_dataset(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptions(), out: Path | str | None = None,
                    version: int | None = None) -> dict[str, Any]:
     """Sonify the clips of a dataset (latest version by default), as :func:`sonify_run`."""
+    return sonify_dataset_plot(ws, name, opt, out, version)[0]
+
+
+def sonify_dataset_plot(ws: Workspace, name: str, opt: SonifyOptions = SonifyOptions(),
+                        out: Path | str | None = None, version: int | None = None) -> tuple[dict[str, Any], dict]:
+    """:func:`sonify_dataset`, also returning the series picture's arguments (for the video)."""
     with ws.catalogue.read() as session:
         dataset = label_rows.get_dataset(session, name, version)
     clips = np.array(sorted(i.clip_id for i in dataset.items), np.int64)
-    points, dims = run_points(ws, ws.root / dataset.store_path, opt, clips=clips)
-    title = f"dataset {name} v{dataset.version}"
+    points, dims = run_points(ws.root / dataset.store_path, opt, clips=clips)
+    title = f"dataset {name} v{dataset.version}: {points.times.size} clips in time order, one note each"
     default = default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
-    result, _ = write_melody(points, opt, out, default, title, dims=dims)
-    return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **result}
+    result, _, plot = write_melody(points, opt, out, default, title, dims=dims)
+    return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **result}, plot
 
 
 def deployment_filter(name: str) -> Any:

@@ -48,6 +48,7 @@ __all__ = [
     "probe_media",
     "series_plot_png",
     "spectrogram_png",
+    "series_video",
     "spectrogram_video",
     "timeline_png",
     "write_wav",
@@ -57,6 +58,8 @@ PathLike = str | os.PathLike[str]
 #: ``"PCM_16"`` (TPDF-dithered, the default) or ``"FLOAT"`` (32-bit float, never clipped).
 WAV_SUBTYPES = ("PCM_16", "FLOAT")
 _VIDEO_SIZE_PX = (960, 540)  # even sizes: H.264 4:2:0 needs them
+_SERIES_VIDEO_PX = (1280, 720)  # up to five panels, the notes and the legend
+_SERIES_BREAK_S = 1.0  # twice the longest note: a longer silence in the melody is a gap in the data
 _DPI = 100
 _AUDIO_RATE_HZ = 48_000  # AAC has a fixed list of rates; expanded previews rarely match one
 
@@ -164,7 +167,7 @@ def _figure(size_px: tuple[int, int]) -> Figure:
 
 def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: str,
                       fmax_hz: float | None, view: SpectrogramView | None = None,
-                      te_factor: int | None = None) -> Any:
+                      te_factor: int | None = None, start_s: float = 0.0) -> Any:
     """Spectrogram in real units on one axes (see :mod:`fieldkit.dsp.spectrogram_view`)."""
     view = view or view_for_rate(rate_hz)
     freqs, _, db = spectrogram_dbfs(samples, rate_hz, view)
@@ -175,8 +178,9 @@ def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: s
     box = ax.get_window_extent()  # the axes in pixels: never more cells than pixels
     pooled = max_pool(db, max(1, int(box.height)), max(1, int(box.width)))
     image = ax.imshow(pooled, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                      extent=(0.0, duration_s, 0.0, top_hz / 1000.0), vmin=db.max() - view.range_db, vmax=db.max())
-    ax.set_xlim(0.0, duration_s)
+                      extent=(start_s, start_s + duration_s, 0.0, top_hz / 1000.0), vmin=db.max() - view.range_db,
+                      vmax=db.max())
+    ax.set_xlim(start_s, start_s + duration_s)
     xlabel = "Time in the recording (s)"
     if te_factor and te_factor > 1:
         xlabel += f"; the preview is time-expanded ×{te_factor} (plays {te_factor}× longer, {te_factor}× lower)"
@@ -190,27 +194,29 @@ def _draw_spectrogram(fig: Figure, samples: np.ndarray, rate_hz: float, title: s
 def spectrogram_png(
     path: PathLike, samples: np.ndarray, rate_hz: float, title: str,
     fmax_hz: float | None = None, *, view: SpectrogramView | None = None, te_factor: int | None = None,
-    boxes: tuple[tuple[float, float, float | None, float | None, str], ...] = (),
+    start_s: float = 0.0, boxes: tuple[tuple[float, float, float | None, float | None, str], ...] = (),
 ) -> Path:
     """Spectrogram picture a scientist can trust (:mod:`fieldkit.dsp.spectrogram_view`).
 
     Time in seconds of the recording (``te_factor`` notes a time-expanded preview), frequency
     in kHz up to ``fmax_hz`` (default Nyquist), colour in dB re full scale over ``view.range_db``
     (80 dB), window and hop from the sample rate unless ``view`` gives them, columns and rows
-    max-pooled to the pixels. For a time-expanded preview, pass the original samples and rate.
+    max-pooled to the pixels. For a time-expanded preview, pass the original samples and rate;
+    ``start_s`` is where the excerpt begins in the recording (the time axis starts there).
     ``boxes`` are labelled annotations ``(begin_s, end_s, low_hz, high_hz, label)`` in the
     picture's own time (seconds from its first sample); a missing band spans every frequency.
     """
     fig = _figure((1000, 500))
-    ax = _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz, view, te_factor)
-    _draw_boxes(ax, boxes, (fmax_hz if fmax_hz else rate_hz / 2) / 1000.0)
+    ax = _draw_spectrogram(fig, samples, rate_hz, title, fmax_hz, view, te_factor, start_s)
+    _draw_boxes(ax, boxes, (fmax_hz if fmax_hz else rate_hz / 2) / 1000.0, start_s)
     fig.tight_layout()
     fig.savefig(Path(path), format="png")
     return Path(path)
 
 
-def _draw_boxes(ax: Any, boxes: tuple, top_khz: float) -> None:
+def _draw_boxes(ax: Any, boxes: tuple, top_khz: float, start_s: float = 0.0) -> None:
     for begin_s, end_s, low_hz, high_hz, label in boxes:
+        begin_s, end_s = begin_s + start_s, end_s + start_s  # the axis shows recording time
         low = (low_hz or 0.0) / 1000.0
         high = top_khz if high_hz is None else high_hz / 1000.0
         ax.add_patch(Rectangle((begin_s, low), end_s - begin_s, high - low, fill=False, edgecolor="cyan", linewidth=1.5))
@@ -232,35 +238,47 @@ def series_plot_png(
         One panel each, e.g. ``("pitch ← centroid (Hz)", values)``; NaN points (rests) show
         as gaps.
     notes : list of dict
-        The notes played (``start_s``, ``duration_s``, ``midi``, ``amplitude``,
-        ``instrument``): drawn as bars at their MIDI pitch, one colour per instrument.
+        The notes played (``start_s``, ``duration_s``, ``midi``, ``instrument``): drawn as
+        bars at their MIDI pitch, one colour per instrument.
     title : str
     legend_lines : list of str, optional
         The sonification legend (which feature drives what), printed in the picture.
     marks : list of (seconds, label), optional
         Clock marks (hours) drawn as dotted lines on every panel.
     """
+    fig = _figure((1100, 240 * (len(series) + 1) + 14 * len(legend_lines or []) + 30))
+    _draw_series(fig, starts_s, series, notes, title, legend_lines, marks)
+    fig.savefig(Path(path), format="png")
+    return Path(path)
+
+
+def _draw_series(fig: Figure, starts_s: Any, series: list[tuple[str, Any]], notes: list[dict[str, Any]],
+                 title: str, legend_lines: list[str] | None, marks: list[tuple[float, str]] | None,
+                 end_s: float | None = None) -> list[Any]:
     x = np.asarray(starts_s, dtype=np.float64)
-    fig = _figure((1100, 240 * (len(series) + 1) + 40 * len(legend_lines or [])))
+    breaks = np.flatnonzero(np.diff(x) > _SERIES_BREAK_S) + 1  # a rest longer than 1 s: no line across it
     axes = fig.subplots(len(series) + 1, 1, sharex=True, squeeze=False)[:, 0]
     colours = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
     for ax, (label, values), colour in zip(axes, series, colours):
-        ax.plot(x, np.asarray(values, dtype=np.float64), color=colour, marker=".", linewidth=1)
+        y = np.asarray(values, dtype=np.float64)
+        ax.plot(np.insert(x, breaks, np.nan), np.insert(y, breaks, np.nan), color=colour, marker=".", linewidth=1)
         ax.set_ylabel(label, fontsize=8)
     _draw_notes(axes[-1], notes)
     for ax in axes:
-        for second, text in marks or []:
+        for second, _ in marks or []:
             ax.axvline(second, color="0.6", linestyle=":", linewidth=0.8)
     for second, text in marks or []:
-        axes[0].annotate(text, (second, 1.0), xycoords=("data", "axes fraction"), fontsize=7, color="0.3",
-                         ha="left", va="bottom")
+        axes[0].annotate(f" {text}", (second, 0.97), xycoords=("data", "axes fraction"), fontsize=7, color="0.3",
+                         ha="left", va="top")
+    if end_s is not None:
+        axes[-1].set_xlim(0.0, end_s)
     axes[-1].set_xlabel("Time in the melody (s)")
     axes[0].set_title(title)
+    legend_px = 14 * len(legend_lines or []) + 30  # 8-point lines are about 11 px; room for the x label
     if legend_lines:
         fig.text(0.01, 0.005, "\n".join(legend_lines), fontsize=8, family="monospace", va="bottom")
-    fig.tight_layout(rect=(0, 0.03 + 0.022 * len(legend_lines or []), 1, 1))
-    fig.savefig(Path(path), format="png")
-    return Path(path)
+    fig.tight_layout(rect=(0, legend_px / (fig.get_figheight() * fig.dpi), 1, 1))
+    return list(axes)
 
 
 def _draw_notes(ax: Any, notes: list[dict[str, Any]]) -> None:
@@ -270,9 +288,9 @@ def _draw_notes(ax: Any, notes: list[dict[str, Any]]) -> None:
     for k, name in enumerate(names):
         mine = [n for n in notes if n.get("instrument", "") == name]
         ax.barh([n["midi"] for n in mine], [n["duration_s"] for n in mine], left=[n["start_s"] for n in mine],
-                height=0.8, color=palette[k % len(palette)], label=name or None)
+                height=0.8, color=palette[k % len(palette)], label=name or None, edgecolor="white", linewidth=0.6)
     if any(names):
-        ax.legend(loc="upper right", fontsize=7, title="instrument", title_fontsize=7)
+        ax.legend(loc="best", fontsize=7, title="instrument", title_fontsize=7, framealpha=0.6)
     ax.set_ylabel("note played (MIDI)", fontsize=8)
 
 
@@ -299,39 +317,61 @@ def timeline_png(path: PathLike, times: Any, values: Any, title: str,
 
 # -- video -------------------------------------------------------------------------------
 
-def _spectrogram_frame(samples: np.ndarray, rate_hz: float) -> tuple[np.ndarray, tuple]:
-    """The spectrogram as an RGB image (H, W, 3) and the cursor geometry in pixels:
-    (x at t=0, x at the end, top row, bottom row)."""
-    fig = _figure(_VIDEO_SIZE_PX)
-    ax = _draw_spectrogram(fig, samples, rate_hz, "", None)
-    fig.tight_layout()
+def _rgb_and_cursor(fig: Figure, top_ax: Any, bottom_ax: Any) -> tuple[np.ndarray, tuple]:
+    """The figure as RGB (H, W, 3) and the cursor geometry in pixels: (x at the left of the x
+    axis, x at its right, top row of ``top_ax``, bottom row of ``bottom_ax``)."""
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
     height = rgb.shape[0]
-    (x0, y0), (x1, y1) = ax.transData.transform([(0.0, ax.get_ylim()[0]),
-                                                 (ax.get_xlim()[1], ax.get_ylim()[1])])
-    return rgb, (x0, x1, int(height - y1), math.ceil(height - y0))
+    top, bottom = top_ax.get_window_extent(), bottom_ax.get_window_extent()
+    return rgb, (bottom.x0, bottom.x1, int(height - top.y1), math.ceil(height - bottom.y0))
 
 
-def _frames(base: np.ndarray, geometry: tuple, audio_s: float, fps: int) -> Iterator[np.ndarray]:
-    """Yield each frame: the base image with a 2-pixel white cursor at the frame's time."""
+def _spectrogram_frame(samples: np.ndarray, rate_hz: float, title: str = "",
+                       te_factor: int | None = None, start_s: float = 0.0) -> tuple[np.ndarray, tuple]:
+    """The spectrogram as an RGB image (H, W, 3) and the cursor geometry in pixels."""
+    fig = _figure(_VIDEO_SIZE_PX)
+    ax = _draw_spectrogram(fig, samples, rate_hz, title, None, te_factor=te_factor, start_s=start_s)
+    fig.tight_layout()
+    return _rgb_and_cursor(fig, ax, ax)
+
+
+def _frames(base: np.ndarray, geometry: tuple, audio_s: float, fps: int,
+            colour: tuple[int, int, int] = (255, 255, 255)) -> Iterator[np.ndarray]:
+    """Yield each frame: the base image with a 2-pixel cursor at the frame's time."""
     x0, x1, top, bottom = geometry
     for i in range(max(1, math.ceil(audio_s * fps))):
         frame = base.copy()
         progress = min(1.0, i / fps / audio_s) if audio_s > 0 else 0.0
         x = round(x0 + (x1 - x0) * progress)
-        frame[top:bottom, max(0, x - 1) : x + 1] = 255
+        frame[top:bottom, max(0, x - 1) : x + 1] = colour
         yield frame
+
+
+def _encode(path_mp4: PathLike, base: np.ndarray, geometry: tuple, audio_path: PathLike, fps: int,
+            colour: tuple[int, int, int] = (255, 255, 255)) -> Path:
+    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+        raise ConfigError(f"fps = {fps!r} is invalid; expected an integer >= 1.")
+    audio_s = sf.info(str(audio_path)).duration
+    height, width = base.shape[:2]
+    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
+           "-i", "-", "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0",
+           "-c:v", video_codec(), "-pix_fmt", "yuv420p", "-c:a", "aac",
+           "-ar", str(_AUDIO_RATE_HZ), "-shortest", str(path_mp4)]
+    pipe_frames(cmd, _frames(base, geometry, audio_s, fps, colour))
+    return Path(path_mp4)
 
 
 def spectrogram_video(
     path_mp4: PathLike, samples: np.ndarray, rate_hz: float, audio_path: PathLike,
-    fps: int = 10,
+    fps: int = 10, *, title: str = "", te_factor: int | None = None, start_s: float = 0.0,
 ) -> Path:
     """MP4 of the spectrogram with a moving cursor and ``audio_path`` as the sound track.
 
-    The spectrogram of ``samples`` is drawn once; frames with a cursor sweeping it over the
-    duration of the audio file are piped as raw RGB to the bundled ffmpeg, encoded H.264
+    The spectrogram of ``samples`` (as :func:`spectrogram_png`: titled, labelled axes in s and
+    kHz, colour bar in dB re full scale) is drawn once; frames with a cursor sweeping it over
+    the duration of the audio file are piped as raw RGB to the bundled ffmpeg, encoded H.264
     (``libx264``, else ``mpeg4``) at ``fps`` with AAC audio at 48 kHz, ending with the shorter
     stream. ``samples`` may be the original recording while the audio is its time-expanded
     or heterodyned preview: the cursor maps progress, so both axes stay in real units.
@@ -346,16 +386,24 @@ def spectrogram_video(
         The sound track (any file soundfile reads); it sets the video's duration.
     fps : int
         Frames per second (>= 1) of the cursor animation.
+    title, te_factor, start_s
+        The picture's title; the time-expansion factor noted on the time axis; where the
+        excerpt starts in the recording.
     """
-    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
-        raise ConfigError(f"fps = {fps!r} is invalid; expected an integer >= 1.")
+    base, geometry = _spectrogram_frame(samples, rate_hz, title, te_factor, start_s)
+    return _encode(path_mp4, base, geometry, audio_path, fps)
+
+
+def series_video(
+    path_mp4: PathLike, starts_s: Any, series: list[tuple[str, Any]], notes: list[dict[str, Any]], title: str,
+    audio_path: PathLike, fps: int = 10, *, legend_lines: list[str] | None = None,
+    marks: list[tuple[float, str]] | None = None,
+) -> Path:
+    """MP4 of the sonified feature series (:func:`series_plot_png`) with a red cursor moving
+    across every panel in step with the melody, the melody as the sound track (encoded as
+    :func:`spectrogram_video`)."""
     audio_s = sf.info(str(audio_path)).duration
-    base, geometry = _spectrogram_frame(samples, rate_hz)
-    height, width = base.shape[:2]
-    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
-           "-i", "-", "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0",
-           "-c:v", video_codec(), "-pix_fmt", "yuv420p", "-c:a", "aac",
-           "-ar", str(_AUDIO_RATE_HZ), "-shortest", str(path_mp4)]
-    pipe_frames(cmd, _frames(base, geometry, audio_s, fps))
-    return Path(path_mp4)
+    fig = _figure(_SERIES_VIDEO_PX)
+    axes = _draw_series(fig, starts_s, series, notes, title, legend_lines, marks, end_s=audio_s)
+    base, geometry = _rgb_and_cursor(fig, axes[0], axes[-1])
+    return _encode(path_mp4, base, geometry, audio_path, fps, colour=(214, 39, 40))  # red on white

@@ -22,8 +22,8 @@ def note_onsets(samples: np.ndarray, rate_hz: float, fade_s: float = 0.01, floor
     The analytic envelope (channels summed) is compared with the level of the next 20 ms: it
     is "low" below ``floor`` times that level, which happens at every join of a fade-out and a
     fade-in and in every silence. A note starts where a low run ends, less the time its
-    fade-in takes to reach ``floor`` (``fade_s * acos(1 - 2 floor) / pi``); a signal that
-    starts loud has an onset at 0.
+    fade-in takes to reach ``floor`` (``fade_s * acos(1 - 2 floor) / pi``), if the next 20 ms
+    reach 5 % of the loudest note; a signal that starts loud has an onset at 0.
     """
     x = np.atleast_2d(np.asarray(samples, np.float64))
     env = np.abs(scipy.signal.hilbert(x, axis=-1)).sum(axis=0)
@@ -32,6 +32,8 @@ def note_onsets(samples: np.ndarray, rate_hz: float, fade_s: float = 0.01, floor
     ahead = scipy.ndimage.maximum_filter1d(env, size, origin=-(size // 2))  # max of env[i : i + size]
     low = env < floor * np.maximum(ahead, 0.01 * env.max())
     rises = np.flatnonzero(low[:-1] & ~low[1:]) + 1
+    # a rise must lead into a note: not the Hilbert ripple at the end of a note before a rest
+    rises = rises[ahead[rises] > 0.05 * env.max()]
     rise_s = fade_s * np.arccos(1 - 2 * floor) / np.pi
     onsets = rises / rate_hz - rise_s
     return onsets if low[0] else np.concatenate([[0.0], onsets])
