@@ -106,6 +106,8 @@ def test_every_request_without_the_token_is_401(served, token_server):
     assert status == 303 and head["location"] == "/recordings?status=ok"
     cookie = head["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    status, head, _ = get(server.base, f"//attacker.example/x?token={token}")
+    assert status == 303 and head["location"] == "/attacker.example/x"  # stays on this server
     status, _, body = get(server.base, "/recordings?status=ok", {"Cookie": cookie.split(";")[0]})
     assert status == 200 and b"Recordings" in body
     assert token not in server.stderr.read_text()  # never logged
