@@ -81,3 +81,20 @@ def test_combined_filters_are_an_intersection(served, session):
     for status, rate in itertools.product(("ok", "quarantined"), (32_000, 384_000)):
         expected = sorted(r.id for r in served["rows"] if r.status == status and r.sample_rate_hz == rate)
         assert sorted(ids(session, status=status, sample_rate_hz=rate)) == expected
+
+
+def test_the_coverage_timeline_marks_gaps_and_overlaps():
+    from fieldkit.catalogue.records import DeploymentSpan
+    from fieldkit.web.pages import TIMELINE_WIDTH, _timeline
+
+    t = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    rows = [DeploymentSpan("s", "d", i, "ok", t + dt.timedelta(minutes=5 * i), 60.0) for i in range(2000)]
+    rows.append(DeploymentSpan("s", "d", 9999, "ok", t + dt.timedelta(minutes=50, seconds=30), 60.0))  # over #10
+    rows = sorted(rows, key=lambda r: r.start_time_utc)
+    del rows[500:700]  # 200 missing files: an unexplained silence
+    line = _timeline("s", "d", rows)
+    assert line["recordings"] == 1801 and line["first"] == "2024-05-01 00:00:00 UTC"
+    assert [(a, b) for _, _, a, b in line["gaps"]] == [("2024-05-02 17:31:00 UTC", "2024-05-03 10:15:00 UTC")]
+    assert len(line["overlaps"]) == 1 and line["overlaps"][0][0] < line["gaps"][0][0]
+    assert len(line["blocks"]) == 2  # a file every 5 min is continuous at this scale, but for the gap
+    assert all(0 <= x <= TIMELINE_WIDTH and w > 0 for x, w in line["blocks"])
