@@ -270,14 +270,17 @@ def _timeline(site: str, deployment: str, rows: list[DeploymentSpan]) -> dict[st
         return np.round((t - t0) / np.timedelta64(1, "ns") * scale, 2)
 
     xa, xe = x(starts), x(ends)
+    gaps = find_gaps(starts, durations)
+    # A block runs from one gap to the next: a duty-cycled recorder's regular pauses are its
+    # schedule, not missing coverage, and 10 000 files stay a handful of shapes.
+    breaks = np.isin(starts, np.array([b for _, b in gaps], dtype="datetime64[ns]")).tolist()
     blocks: list[list[float]] = []
-    for a, b in zip(xa.tolist(), np.maximum(xe, xa + 0.5).tolist()):  # merge what is closer than a pixel
-        if blocks and a <= blocks[-1][1] + 1:
+    for a, b, new_block in zip(xa.tolist(), np.maximum(xe, xa + 0.5).tolist(), breaks):
+        if blocks and not new_block:
             blocks[-1][1] = max(blocks[-1][1], b)
         else:
             blocks.append([a, b])
     overlapping = np.flatnonzero(starts[1:] < ends[:-1])
-    gaps = find_gaps(starts, durations)
     return {"site": site, "deployment": deployment, "recordings": len(rows),
             "first": _utc_text(t0), "last": _utc_text(t1), "width": TIMELINE_WIDTH,
             "blocks": [(a, round(b - a, 2)) for a, b in blocks],

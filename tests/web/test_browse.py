@@ -96,5 +96,6 @@ def test_the_coverage_timeline_marks_gaps_and_overlaps():
     assert line["recordings"] == 1801 and line["first"] == "2024-05-01 00:00:00 UTC"
     assert [(a, b) for _, _, a, b in line["gaps"]] == [("2024-05-02 17:31:00 UTC", "2024-05-03 10:15:00 UTC")]
     assert len(line["overlaps"]) == 1 and line["overlaps"][0][0] < line["gaps"][0][0]
-    assert len(line["blocks"]) == 2  # a file every 5 min is continuous at this scale, but for the gap
+    assert len(line["blocks"]) == 2  # a file every 5 min is the schedule: one block each side of the gap
+    assert line["blocks"][0][0] + line["blocks"][0][1] <= line["gaps"][0][0] + 0.5 <= line["blocks"][1][0]  # 0.5: min width
     assert all(0 <= x <= TIMELINE_WIDTH and w > 0 for x, w in line["blocks"])
