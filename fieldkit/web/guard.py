@@ -110,7 +110,8 @@ class TokenGuard:
 
     def _set_cookie(self, scope: Scope, query: list[tuple[str, str]]) -> RedirectResponse:
         rest = urlencode([(k, v) for k, v in query if k != "token"])
-        response = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), 303)
+        path = "/" + scope["path"].lstrip("/")  # never "//host": that would send the browser elsewhere
+        response = RedirectResponse(path + (f"?{rest}" if rest else ""), 303)
         response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
         return response
 

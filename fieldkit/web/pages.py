@@ -266,23 +266,26 @@ def _timeline(site: str, deployment: str, rows: list[DeploymentSpan]) -> dict[st
     t0, t1 = starts.min(), max(ends.max(), starts.min() + np.timedelta64(1, "s"))
     scale = TIMELINE_WIDTH / float((t1 - t0) / np.timedelta64(1, "ns"))
 
-    def x(t: Any) -> float:
-        return round(float((t - t0) / np.timedelta64(1, "ns")) * scale, 2)
+    def x(t: Any) -> Any:  # vectorised: 10 000 recordings in a few milliseconds
+        return np.round((t - t0) / np.timedelta64(1, "ns") * scale, 2)
 
-    blocks: list[list[float]] = []
-    for a, b in zip(starts, ends):  # merge what is closer than a pixel: 10 000 files stay a few shapes
-        xa, xb = x(a), max(x(b), x(a) + 0.5)
-        if blocks and xa <= blocks[-1][1] + 1:
-            blocks[-1][1] = max(blocks[-1][1], xb)
-        else:
-            blocks.append([xa, xb])
-    overlaps = [(x(starts[i + 1]), x(ends[i])) for i in range(len(rows) - 1) if starts[i + 1] < ends[i]]
+    xa, xe = x(starts), x(ends)
     gaps = find_gaps(starts, durations)
+    # A block runs from one gap to the next: a duty-cycled recorder's regular pauses are its
+    # schedule, not missing coverage, and 10 000 files stay a handful of shapes.
+    breaks = np.isin(starts, np.array([b for _, b in gaps], dtype="datetime64[ns]")).tolist()
+    blocks: list[list[float]] = []
+    for a, b, new_block in zip(xa.tolist(), np.maximum(xe, xa + 0.5).tolist(), breaks):
+        if blocks and not new_block:
+            blocks[-1][1] = max(blocks[-1][1], b)
+        else:
+            blocks.append([a, b])
+    overlapping = np.flatnonzero(starts[1:] < ends[:-1])
     return {"site": site, "deployment": deployment, "recordings": len(rows),
             "first": _utc_text(t0), "last": _utc_text(t1), "width": TIMELINE_WIDTH,
             "blocks": [(a, round(b - a, 2)) for a, b in blocks],
-            "gaps": [(x(a), round(max(x(b) - x(a), 1.0), 2), _utc_text(a), _utc_text(b)) for a, b in gaps],
-            "overlaps": [(a, round(max(b - a, 1.0), 2)) for a, b in overlaps]}
+            "gaps": [(float(x(a)), round(max(float(x(b) - x(a)), 1.0), 2), _utc_text(a), _utc_text(b)) for a, b in gaps],
+            "overlaps": [(float(xa[i + 1]), round(max(float(xe[i] - xa[i + 1]), 1.0), 2)) for i in overlapping]}
 
 
 def _utc_text(t: Any) -> str:

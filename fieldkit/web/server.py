@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fieldkit.catalogue.readonly import open_read_only
+from fieldkit.errors import ConfigError
 from fieldkit.web.guard import is_loopback, new_token, require_token
 
 if TYPE_CHECKING:
@@ -56,16 +58,29 @@ def plan_serve(ws: Workspace, host: str, port: int, *, generate_token: bool = Fa
     Raises
     ------
     ConfigError
-        A non-loopback ``host`` and no token.
+        A non-loopback ``host`` and no token, or an address that cannot be listened on.
     """
     from fieldkit.workspace import Workspace
 
     configured = ws.settings.serve.token
     token = new_token() if generate_token else (configured.get_secret_value() if configured else None)
     require_token(host, token)
+    _check_bindable(host, port)
     ws.close()
     read_only = Workspace(ws.loaded, _catalogue=open_read_only(ws.paths.catalogue_url))
     return ServePlan(read_only, host, port, token, generate_token)
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Fail with a clear message now, rather than as a log line of uvicorn's, when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}.",
+                              hint="Choose another --port (or --host), or stop the program that uses it.") from exc
 
 
 def run(plan: ServePlan) -> None:

@@ -72,6 +72,23 @@ def test_a_non_loopback_bind_without_a_token_refuses_to_start(served):
     assert machine.returncode == EXIT_CONFIG and doc["code"] == EXIT_CONFIG and "without a token" in doc["error"]
 
 
+def test_a_port_in_use_is_one_clear_error(served):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from fieldkit.cli import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["-w", str(served["root"]), "serve", "--port", str(port), "--json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == EXIT_CONFIG and f"cannot listen on 127.0.0.1:{port}" in doc["error"]
+    assert "--port" in doc["hint"] and "Traceback" not in result.output
+
+
 def test_every_request_without_the_token_is_401(served, token_server):
     server, doc = token_server
     token = doc["url"].split("?token=", 1)[1]
@@ -89,6 +106,8 @@ def test_every_request_without_the_token_is_401(served, token_server):
     assert status == 303 and head["location"] == "/recordings?status=ok"
     cookie = head["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    status, head, _ = get(server.base, f"//attacker.example/x?token={token}")
+    assert status == 303 and head["location"] == "/attacker.example/x"  # stays on this server
     status, _, body = get(server.base, "/recordings?status=ok", {"Cookie": cookie.split(";")[0]})
     assert status == 200 and b"Recordings" in body
     assert token not in server.stderr.read_text()  # never logged
