@@ -68,7 +68,7 @@ def documented_tests() -> dict[str, set[str]]:
     text = DOC.read_text(encoding="utf-8")
     section = text[text.index("## Which tests try each case"):]
     table: dict[str, set[str]] = {}
-    for case, tests in re.findall(r"^\| ([A-H]\d+) \| ([^|]*) \|", section, flags=re.MULTILINE):
+    for case, tests in re.findall(r"^\| `([A-H]\d+)` \| ([^|]*) \|", section, flags=re.MULTILINE):
         table[case] = set(re.findall(r"`([^`]+)`", tests))
     return table
 

@@ -173,10 +173,10 @@ def _closing_on_failure(cluster_class):
     """``cluster_class`` (a Client or a LocalCluster) whose constructor, when the start fails,
     stops the IO loop it started.
 
-    distributed's SpecCluster closes its scheduler and nannies when a worker cannot start
-    ("Nanny failed to start"), and a Client gives up on an unreachable scheduler, but both leave
-    their LoopRunner's "IO loop" thread running: the process would then finalise with a live
-    event-loop thread.
+    A Client that gives up on an unreachable scheduler leaves its LoopRunner's "IO loop" thread
+    running, and so does a SpecCluster whose own start fails (``sync(self._start)`` sits outside
+    the ``try`` that stops the loop; a worker that cannot start is caught by that ``try``): the
+    process would then finalise with a live event-loop thread.
     """
 
     class Cluster(cluster_class):

@@ -36,6 +36,8 @@ class StopSignals:
         """Note SIGINT and SIGTERM from now on (on the main thread; elsewhere nothing changes)."""
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_IGN:  # e.g. SIGINT of a job started with '&'
+                    continue
                 self._previous[sig] = signal.signal(sig, self._note)
         return self
 

@@ -206,7 +206,10 @@ def test_a_worker_killed_mid_task_fails_that_task_naming_the_recording(workspace
     after two deaths (KilledWorker). The other tasks complete; the run is ``failed`` and says which
     recording, which clips and what to do."""
     before = {r[0] for r in _runs(workspace)}
-    env = _env(FIELDKIT_CRASH_AT="task_recording_5", DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
+    # Saturation 1.0: the worker holds only the task it runs, so no other task is "processing" on
+    # it when it dies (each death counts against every task processing there).
+    env = _env(FIELDKIT_CRASH_AT="task_recording_5", DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
+               DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0")
     result = _finish(*_start(workspace, workflow_file, "--json", "--workers", "1", env=env), timeout=300)
     assert result.returncode == 3, result.stderr[-4000:]  # EXIT_PARTIAL: the run finished with a failure
     doc = json.loads(result.stdout)
@@ -221,3 +224,38 @@ def test_a_worker_killed_mid_task_fails_that_task_naming_the_recording(workspace
     [(run_id, state, message)] = [r for r in _runs(workspace) if r[0] not in before]
     assert run_id == doc["run_id"] and state == "failed" and failure["message"] in message
     assert "Traceback" not in result.stderr
+
+
+def _loop_threads() -> set:
+    import threading
+
+    return {t for t in threading.enumerate() if t.name == "IO loop" and t.is_alive()}
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("E4")
+def test_no_event_loop_thread_outlives_a_failed_start():
+    """A Client that cannot reach its scheduler leaves its "IO loop" thread running (distributed
+    2026.x; this test fails without ``_closing_on_failure``); a LocalCluster whose worker cannot
+    start stops its own today. ``dask_client`` stops and joins both, so a process that ends with
+    ClusterUnavailableError never finalises with a live event-loop thread."""
+    import dask
+    import distributed  # noqa: F401 - its defaults before the override below
+
+    from fieldkit.config.settings import DaskSettings
+    from fieldkit.errors import ClusterUnavailableError
+    from fieldkit.pipeline.driver import dask_client
+
+    before = _loop_threads()
+    with pytest.raises(ClusterUnavailableError, match="cannot reach the Dask scheduler"):
+        with dask_client(f"tcp://127.0.0.1:{_closed_port()}", None, DaskSettings(connect_timeout=2)):
+            pass
+    assert _loop_threads() <= before
+    with dask.config.set({"distributed.worker.preload": ["fieldkit_no_such_preload_module"]}):
+        with pytest.raises(ClusterUnavailableError, match="could not start its workers"):
+            with dask_client(None, 1, DaskSettings(memory_limit="1GiB")):
+                pass
+    assert _loop_threads() <= before
+    with dask_client(None, 1, DaskSettings(memory_limit="1GiB")) as client:  # and after a good one
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert _loop_threads() <= before
