@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Optional
 
 import typer
@@ -12,6 +13,14 @@ from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, table
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
+class ClusterMode(str, enum.Enum):
+    """Where tasks run without a scheduler address (fieldkit.pipeline.execution.CLUSTER_MODES)."""
+
+    auto = "auto"
+    local = "local"
+    inprocess = "inprocess"
+
+
 def process(
     ctx: typer.Context,
     workflow: str = typer.Argument(..., help="A workflow file, or the name of one in the workspace's workflows/ "
@@ -19,6 +28,11 @@ def process(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786); "
                                             "default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes."),
+    cluster: Optional[ClusterMode] = typer.Option(
+        None, "--cluster", help="Where tasks run when no scheduler address is given. auto (default, setting "
+        "dask.cluster): one worker, or under 3 h of pending audio, runs in this process (no LocalCluster start-up, "
+        "same results); more work with 2+ workers starts a LocalCluster. local: always a LocalCluster. inprocess: "
+        "always in this process, one task at a time. -v logs the choice and why."),
     resume: Optional[int] = typer.Option(None, "--resume", help="Finish an interrupted run (its id)."),
     new_run: bool = typer.Option(False, "--new-run", help="Make a new run even when one with the same parameters "
                                  "and the same selection exists (by default it is reused, or resumed if unfinished)."),
@@ -34,6 +48,9 @@ def process(
 
     if resume is not None and new_run:
         raise typer.BadParameter("--resume finishes a run and --new-run makes one: give one of them.")
+    if scheduler and cluster is not None:
+        raise typer.BadParameter("--scheduler sends the tasks to that cluster; --cluster chooses where they run "
+                                 "without one: give one of them.")
     ws = state(ctx).open()
     path = resolve_workflow(workflow, ws.root)
     wf = load_workflow(path)
@@ -41,7 +58,8 @@ def process(
         _print_plan(preview_run(ws, wf), wf, json_out)
         return
     report = run_workflow(ws, wf, workflow_source=str(path), scheduler=scheduler, workers=workers,
-                          resume=resume, new_run=new_run, progress=TaskProgress("process", enabled=not json_out))
+                          resume=resume, new_run=new_run, progress=TaskProgress("process", enabled=not json_out),
+                          cluster=cluster.value if cluster else None)
     if json_out:
         emit_json(report.to_dict())
     elif report.reused:

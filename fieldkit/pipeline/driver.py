@@ -23,6 +23,7 @@ from fieldkit.catalogue.records import RunDetail
 from fieldkit.config.workflow import Workflow
 from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
 from fieldkit.faults import crashpoint
+from fieldkit.pipeline.execution import ExecutionPath, choose_path, inprocess_client
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, nonfinite_counts
@@ -81,6 +82,9 @@ class RunReport:
     # was done and run_id is that run's; or one left unfinished, resumed instead of a new run.
     reused: bool = False
     resumed: bool = False
+    # Where the tasks ran (execution.choose_path): inprocess, local (a LocalCluster) or scheduler.
+    execution: str | None = None
+    execution_reason: str | None = None
 
     @property
     def x_realtime(self) -> float:
@@ -286,7 +290,7 @@ def preview_run(ws: Workspace, workflow: Workflow) -> PlanPreview:
 
 def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = "", scheduler: str | None = None,
                  workers: int | None = None, resume: int | None = None, new_run: bool = False,
-                 progress=None) -> RunReport:
+                 progress=None, cluster: str | None = None) -> RunReport:
     """Plan, create (or resume) the store, run every pending task on Dask, record the run.
 
     Parameters
@@ -307,6 +311,9 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         (nothing is done, ``reused`` is set) and resumed when interrupted or failed (``resumed``).
     progress
         A progress display (start/advance/finish), else none.
+    cluster
+        ``auto``, ``local`` or ``inprocess`` (else the workspace's ``dask.cluster``): where the
+        tasks run when no scheduler address is given; see :func:`.execution.choose_path`.
 
     Returns
     -------
@@ -327,9 +334,11 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         if identical is not None:
             log.info("run %d is identical to this one and %s: resuming it", identical.id, identical.state)
             resume, resumed = identical.id, True
-    # A new run has every task pending: start Dask now, behind the store's creation.
-    early = _BackgroundClient(scheduler, workers, ws.settings.dask) if resume is None and plan.tasks else None
-    connect = early.connected if early else functools.partial(dask_client, scheduler, workers, ws.settings.dask)
+    settings = ws.settings.dask
+    mode = cluster or settings.cluster
+    # A new run has every task pending: choose its path now and start Dask behind the store's creation.
+    path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
+    early = _BackgroundClient(scheduler, workers, settings) if path and path.kind != "inprocess" else None
     try:
         run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
         plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
@@ -338,6 +347,11 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
                            excluded=[e.to_dict() for e in plan.excluded],
                            excluded_counts=exclusion_counts(plan.excluded), resumed=resumed)
         pending = _pending(plan, store)
+        path = path or choose_path(mode, scheduler, workers, settings, _audio_s(pending))
+        report.execution, report.execution_reason = path.kind, path.reason
+        if pending:
+            log.info("tasks run %s: %s", _PATH_WORDS[path.kind], path.reason)
+        connect = early.connected if early else _connector(path, scheduler, workers, settings)
         report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
         with ws.catalogue.write() as s:
             run_rows.update_run(s, run_id, state="running", message=None)
@@ -355,9 +369,30 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             early.close()
 
 
-def _execute(pending: list[TaskSpec], connect, progress, report: RunReport):
+_PATH_WORDS = {"inprocess": "in this process", "local": "on a LocalCluster", "scheduler": "on the Dask scheduler"}
+
+
+def _audio_s(tasks) -> float:
+    """Seconds of audio the tasks read: what choose_path weighs against a cluster's start-up."""
+    return sum(i.frames_present / i.sample_rate_hz for t in tasks for i in t.items)
+
+
+def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, settings):
+    """A context manager factory yielding the client of ``path``."""
+    if path.kind == "inprocess":
+        return inprocess_client
+    return functools.partial(dask_client, scheduler, workers, settings)
+
+
+def _as_completed(client, futures):
+    if hasattr(client, "as_completed"):  # the in-process client: no distributed import at all
+        return client.as_completed(futures)
     from distributed import as_completed
 
+    return as_completed(futures)
+
+
+def _execute(pending: list[TaskSpec], connect, progress, report: RunReport):
     from fieldkit.pipeline.tasks import process_task
 
     results: list[TaskResult] = []
@@ -367,10 +402,10 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport):
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
     with connect() as client:
         report.dashboard = client.dashboard_link
-        report.scheduler = client.scheduler.address
+        report.scheduler = client.scheduler.address if report.execution != "inprocess" else None
         futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}
-        for future in as_completed(futures):
+        for future in _as_completed(client, futures):
             task = futures[future]
             try:
                 results.append(future.result())
