@@ -43,7 +43,16 @@ What one invocation does (default mode):
      Peak RSS per worker via ``client.run`` reading VmHWM. ru_maxrss is recorded but not used:
      Linux carries the parent's RSS into a spawned child's ru_maxrss (see _worker_memory_mb);
    - ``fieldkit-w1-warm-zstd1``: ``fieldkit-w1-warm`` with zstd level 1 (the workflows'
-     default), for what compression costs.
+     default), for what compression costs;
+   - whole-command rows ``cli-*``, as a user runs it: a subprocess of the installed
+     ``fieldkit -v process WORKFLOW --new-run --json`` from spawn to exit (interpreter, imports,
+     plan, store template, cluster start and teardown when one is used, catalogue rows), wall
+     and the CPU of its process tree: the anchors' job as a workflow file (``cli-anchor-w1``,
+     ``-w2``: ``--workers 1|2`` under the default ``--cluster auto``; ``-local``: a LocalCluster
+     forced), the shipped ``birds-16k.yaml`` as it is (``cli-birds16k``; ``-inprocess`` /
+     ``-local`` force a path) and without its waveform store (``-nowave``), then without zstd too
+     (``-nowave-zstd0``): what each costs. The ``fieldkit-w1``/``-w2`` rows keep measuring
+     ``run_workflow`` on its own LocalCluster (``cluster="local"``).
 
 5. prints a table (wall s, x real time, ratio to the floor's and to librosa-naive's
    throughput, 2-worker / 1-worker speed-up, peak RSS; per worker for fieldkit) and checks
@@ -51,6 +60,13 @@ What one invocation does (default mode):
    theirs): 1 worker >= 0.8x floor, >= 5x librosa-naive, 2 workers >= 1.5x one; the
    whole-command ratios (cold cluster, ~1 s of start-up and imports on a 2 s job) are
    printed next to them.
+
+``--hours H`` makes an H-hour corpus (one 60 s file every 5 minutes while that fits in
+birds-16k's 04:00-21:00 window, back to back beyond: 10 h = 600 files from 04:00);
+``--corpus DIR`` uses one made beforehand by make_corpus.py with the same arguments (checked
+against its corpus.json). The whole-command targets are checked on the cli rows: anchor job
+1 worker >= 0.8x the floor (>= 0.95x from 10 h), 2 workers >= 1.6x one (10 h), birds-16k.yaml
+>= 0.6x the floor.
 
 ``--long`` instead writes one 2-hour 96 kHz 16-bit mono WAV (streamed to disk in blocks:
 seeded noise + drifting tones + chirps) and a 1-minute file made the same way, ingests both
@@ -73,6 +89,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/process.py                 # 2 h corpus, 3 repeats (~7 min)
     .venv/bin/python benchmarks/process.py --quick         # 10 files, 1 repeat (smoke run)
+    .venv/bin/python benchmarks/process.py --hours 10 --methods floor,floor-mp2,cli-anchor-w1,cli-anchor-w2
     .venv/bin/python benchmarks/process.py --long          # 2 h 96 kHz file vs 1 min file
     .venv/bin/python benchmarks/process.py --profile --json out.json
 
@@ -111,6 +128,8 @@ CLI_METHODS = {
     "cli-anchor-w2": ("anchor", ["--workers", "2"]),
     "cli-anchor-w2-local": ("anchor", ["--workers", "2", "--cluster", "local"]),
     "cli-birds16k": ("birds16k", []),
+    "cli-birds16k-inprocess": ("birds16k", ["--cluster", "inprocess"]),
+    "cli-birds16k-local": ("birds16k", ["--cluster", "local"]),
     "cli-birds16k-nowave": ("birds16k-nowave", []),
     "cli-birds16k-nowave-zstd0": ("birds16k-nowave-zstd0", []),
 }
@@ -348,7 +367,8 @@ def run_fieldkit(method: str, ws, workflow, expect_audio_s: float | None, expect
     if method in ("fieldkit-w1", "fieldkit-w2"):
         with WorkerHWMSampler() as sampler:
             t0 = time.perf_counter()
-            report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", workers=workers)
+            report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", workers=workers,
+                                  cluster="local")  # these rows keep measuring the LocalCluster
             wall = time.perf_counter() - t0
         _restore_env()
         row["peak_rss_per_worker_mb"] = sampler.peaks_mb()
@@ -710,18 +730,6 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
     zstd_workflow = anchor_workflow(args.duration, args.clips_per_shard, anchors, level=1)
     result["workflow"] = workflow.to_dict()
 
-    # Untimed warm-up: driver-side imports and first-call costs (xarray/zarr store creation).
-    import distributed  # noqa: F401
-
-    import fieldkit.pipeline.tasks  # noqa: F401
-    from fieldkit.pipeline.driver import run_workflow
-    t0 = time.perf_counter()
-    report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py (warm-up)", workers=2)
-    _restore_env()
-    _check_report(report, audio_s, n_files)
-    _drop_store(ws, report)
-    print(f"warm-up fieldkit run: {time.perf_counter() - t0:.1f} s ({report.tasks} tasks)", flush=True)
-
     lhotse_note = lhotse_available()
     # floor-mp2 (the floor on a multiprocessing Pool of 2) is the control for 2w/1w: what two
     # processes gain on this machine at that moment (1.56-1.62x on a quiet machine).
@@ -730,6 +738,20 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
     if args.methods:
         wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
         methods = [m for m in methods if m in wanted]
+    if any(m.startswith("fieldkit") for m in methods):
+        # Untimed warm-up of the in-process API rows: driver-side imports and first-call costs
+        # (the cli- rows are fresh processes: nothing of this one carries over to them).
+        import distributed  # noqa: F401
+
+        import fieldkit.pipeline.tasks  # noqa: F401
+        from fieldkit.pipeline.driver import run_workflow
+        t0 = time.perf_counter()
+        report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py (warm-up)", workers=2,
+                              cluster="local")
+        _restore_env()
+        _check_report(report, audio_s, n_files)
+        _drop_store(ws, report)
+        print(f"warm-up fieldkit run: {time.perf_counter() - t0:.1f} s ({report.tasks} tasks)", flush=True)
     by_method: dict[str, list[dict]] = {m: [] for m in methods}
     repeats = 1 if args.quick and args.repeats is None else (args.repeats or 3)
     for rep in range(repeats):

@@ -22,7 +22,7 @@ from fieldkit.pipeline.execution import MIN_AUDIO_S_FOR_CLUSTER, choose_path
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.workspace import init_workspace
-from tests.pipeline.conftest import WORKFLOW
+from tests.pipeline.conftest import WORKFLOW, build_card
 
 SMALL, LARGE = 600.0, MIN_AUDIO_S_FOR_CLUSTER + 1
 
@@ -70,8 +70,20 @@ def _assert_same(a: dict, b: dict) -> None:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory, workflow):
+    """The shared pipeline card (synthetic, clipped and real recordings) in a workspace of this
+    module's own (the shared one must keep its single run), processed on a real LocalCluster of
+    two worker processes."""
+    base = tmp_path_factory.mktemp("execution")
+    ws = init_workspace(base / "ws")
+    ingest_card(ws, IngestRequest(build_card(base / "card"), "Wood", "N1", timezone="+02:00"))
+    report = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="local")
+    assert report.state == "complete", report.failures
+    return ws, report
+
+
 def test_in_process_stores_the_same_values_as_a_local_cluster(processed, workflow):
-    """The shared workspace was processed on a real LocalCluster of two worker processes."""
     ws, on_cluster = processed
     assert on_cluster.execution == "local" and on_cluster.scheduler.startswith("tcp://")
     here = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="inprocess", new_run=True)
