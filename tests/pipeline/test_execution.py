@@ -172,3 +172,33 @@ def test_a_failed_task_is_accounted_and_resumed_the_same_way(tmp_path, small_car
     assert resumed.clips_computed == failed.n_clips - failed.clips_computed  # only the failed task again
     reference = run_workflow(ws, workflow, workflow_source="test", cluster="inprocess", new_run=True)
     _assert_same(_arrays(ws, resumed.store), _arrays(ws, reference.store))
+
+
+def test_memory_stays_flat_in_process(tmp_path):
+    """In process the driver streams audio in blocks and holds one shard at a time, as a worker
+    does: the peak of Python and numpy allocations (tracemalloc) for a 4-minute recording is
+    that of a 24-second one."""
+    import tracemalloc
+
+    ws = init_workspace(tmp_path / "ws")
+    for name, seconds in (("short", 24.0), ("long", 240.0)):
+        card = tmp_path / f"card-{name}"
+        audiomoth_card(card, start=dt.datetime(2024, 5, 4, 6, 0), count=1, seconds=seconds, sample_rate_hz=48_000,
+                       utc_offset_minutes=120, era="1.6.0")
+        ingest_card(ws, IngestRequest(card, "Wood", name, timezone="+02:00"))
+
+    def peak(deployment: str) -> int:
+        workflow = Workflow.from_dict({**WORKFLOW, "name": f"flat-{deployment}",
+                                       "selection": {"deployments": [deployment]}})
+        tracemalloc.reset_peak()
+        report = run_workflow(ws, workflow, workflow_source="test", cluster="inprocess", new_run=True)
+        assert report.state == "complete" and report.execution == "inprocess"
+        return tracemalloc.get_traced_memory()[1]
+
+    tracemalloc.start()
+    try:
+        peak("short")  # first calls: imports, caches, filter banks
+        short, long = peak("short"), peak("long")
+    finally:
+        tracemalloc.stop()
+    assert long <= 1.25 * short, (short, long)
