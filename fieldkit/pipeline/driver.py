@@ -23,7 +23,7 @@ from fieldkit.catalogue.records import RunDetail
 from fieldkit.config.workflow import Workflow
 from fieldkit.errors import EXIT_OK, EXIT_PARTIAL, ProcessingError
 from fieldkit.faults import crashpoint
-from fieldkit.pipeline.execution import ExecutionPath, choose_path, inprocess_client
+from fieldkit.pipeline.execution import ExecutionPath, InProcessClient, choose_path, inprocess_client
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, nonfinite_counts
@@ -385,7 +385,7 @@ def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, 
 
 
 def _as_completed(client, futures):
-    if hasattr(client, "as_completed"):  # the in-process client: no distributed import at all
+    if isinstance(client, InProcessClient):  # no distributed import at all
         return client.as_completed(futures)
     from distributed import as_completed
 
