@@ -368,7 +368,7 @@ def run_fieldkit(method: str, ws, workflow, expect_audio_s: float | None, expect
         with WorkerHWMSampler() as sampler:
             t0 = time.perf_counter()
             report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", workers=workers,
-                                  cluster="local")  # these rows keep measuring the LocalCluster
+                                  cluster="local", new_run=True)  # these rows keep measuring the LocalCluster
             wall = time.perf_counter() - t0
         _restore_env()
         row["peak_rss_per_worker_mb"] = sampler.peaks_mb()
@@ -377,7 +377,9 @@ def run_fieldkit(method: str, ws, workflow, expect_audio_s: float | None, expect
         cluster = OwnCluster(ws, workers)
         try:
             t0 = time.perf_counter()  # no sampler: VmHWM is read from each (live) worker afterwards
-            report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", scheduler=cluster.address)
+            # new_run: an identical earlier row's run would otherwise be reused, computing nothing
+            report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", scheduler=cluster.address,
+                                  new_run=True)
             work = time.perf_counter() - t0
             row["peak_rss_per_worker_mb"] = cluster.peak_rss_mb()
             ru_maxrss = cluster.ru_maxrss_mb()
@@ -747,7 +749,7 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
         from fieldkit.pipeline.driver import run_workflow
         t0 = time.perf_counter()
         report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py (warm-up)", workers=2,
-                              cluster="local")
+                              cluster="local", new_run=True)
         _restore_env()
         _check_report(report, audio_s, n_files)
         _drop_store(ws, report)
@@ -999,7 +1001,7 @@ def bench_long(args, shared: Path, tmp: Path, result: dict) -> None:
                 with WorkerHWMSampler() as sampler:
                     t0 = time.perf_counter()
                     report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py --long",
-                                          scheduler=cluster.address)
+                                          scheduler=cluster.address, new_run=True)
                     work = time.perf_counter() - t0
                 peak = cluster.peak_rss_mb()
                 ru_maxrss = cluster.ru_maxrss_mb()
