@@ -43,7 +43,16 @@ What one invocation does (default mode):
      Peak RSS per worker via ``client.run`` reading VmHWM. ru_maxrss is recorded but not used:
      Linux carries the parent's RSS into a spawned child's ru_maxrss (see _worker_memory_mb);
    - ``fieldkit-w1-warm-zstd1``: ``fieldkit-w1-warm`` with zstd level 1 (the workflows'
-     default), for what compression costs.
+     default), for what compression costs;
+   - whole-command rows ``cli-*``, as a user runs it: a subprocess of the installed
+     ``fieldkit -v process WORKFLOW --new-run --json`` from spawn to exit (interpreter, imports,
+     plan, store template, cluster start and teardown when one is used, catalogue rows), wall
+     and the CPU of its process tree: the anchors' job as a workflow file (``cli-anchor-w1``,
+     ``-w2``: ``--workers 1|2`` under the default ``--cluster auto``; ``-local``: a LocalCluster
+     forced), the shipped ``birds-16k.yaml`` as it is (``cli-birds16k``; ``-inprocess`` /
+     ``-local`` force a path) and without its waveform store (``-nowave``), then without zstd too
+     (``-nowave-zstd0``): what each costs. The ``fieldkit-w1``/``-w2`` rows keep measuring
+     ``run_workflow`` on its own LocalCluster (``cluster="local"``).
 
 5. prints a table (wall s, x real time, ratio to the floor's and to librosa-naive's
    throughput, 2-worker / 1-worker speed-up, peak RSS; per worker for fieldkit) and checks
@@ -51,6 +60,13 @@ What one invocation does (default mode):
    theirs): 1 worker >= 0.8x floor, >= 5x librosa-naive, 2 workers >= 1.5x one; the
    whole-command ratios (cold cluster, ~1 s of start-up and imports on a 2 s job) are
    printed next to them.
+
+``--hours H`` makes an H-hour corpus (one 60 s file every 5 minutes while that fits in
+birds-16k's 04:00-21:00 window, back to back beyond: 10 h = 600 files from 04:00);
+``--corpus DIR`` uses one made beforehand by make_corpus.py with the same arguments (checked
+against its corpus.json). The whole-command targets are checked on the cli rows: anchor job
+1 worker >= 0.8x the floor (>= 0.95x from 10 h), 2 workers >= 1.6x one (10 h), birds-16k.yaml
+>= 0.6x the floor.
 
 ``--long`` instead writes one 2-hour 96 kHz 16-bit mono WAV (streamed to disk in blocks:
 seeded noise + drifting tones + chirps) and a 1-minute file made the same way, ingests both
@@ -73,6 +89,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/process.py                 # 2 h corpus, 3 repeats (~7 min)
     .venv/bin/python benchmarks/process.py --quick         # 10 files, 1 repeat (smoke run)
+    .venv/bin/python benchmarks/process.py --hours 10 --methods floor,floor-mp2,cli-anchor-w1,cli-anchor-w2
     .venv/bin/python benchmarks/process.py --long          # 2 h 96 kHz file vs 1 min file
     .venv/bin/python benchmarks/process.py --profile --json out.json
 
@@ -102,6 +119,20 @@ ANCHOR_SR = 48000
 LONG_SR = 96000
 ORIGINAL_MALLOC_TRIM = os.environ.get("MALLOC_TRIM_THRESHOLD_")
 FK_METHODS = ("fieldkit-w1", "fieldkit-w2", "fieldkit-w1-warm", "fieldkit-w2-warm", "fieldkit-w1-warm-zstd1")
+#: Whole-command rows: ``fieldkit process`` as a user runs it, a subprocess of the installed
+#: command (imports, cluster start, planning, store, tasks, catalogue rows, teardown): its
+#: arguments after the workflow, and which workflow file.
+CLI_METHODS = {
+    "cli-anchor-w1": ("anchor", ["--workers", "1"]),
+    "cli-anchor-w1-local": ("anchor", ["--workers", "1", "--cluster", "local"]),
+    "cli-anchor-w2": ("anchor", ["--workers", "2"]),
+    "cli-anchor-w2-local": ("anchor", ["--workers", "2", "--cluster", "local"]),
+    "cli-birds16k": ("birds16k", []),
+    "cli-birds16k-inprocess": ("birds16k", ["--cluster", "inprocess"]),
+    "cli-birds16k-local": ("birds16k", ["--cluster", "local"]),
+    "cli-birds16k-nowave": ("birds16k-nowave", []),
+    "cli-birds16k-nowave-zstd0": ("birds16k-nowave-zstd0", []),
+}
 
 
 def _default_shared_bench() -> Path:
@@ -336,7 +367,8 @@ def run_fieldkit(method: str, ws, workflow, expect_audio_s: float | None, expect
     if method in ("fieldkit-w1", "fieldkit-w2"):
         with WorkerHWMSampler() as sampler:
             t0 = time.perf_counter()
-            report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", workers=workers)
+            report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", workers=workers,
+                                  cluster="local", new_run=True)  # these rows keep measuring the LocalCluster
             wall = time.perf_counter() - t0
         _restore_env()
         row["peak_rss_per_worker_mb"] = sampler.peaks_mb()
@@ -345,7 +377,9 @@ def run_fieldkit(method: str, ws, workflow, expect_audio_s: float | None, expect
         cluster = OwnCluster(ws, workers)
         try:
             t0 = time.perf_counter()  # no sampler: VmHWM is read from each (live) worker afterwards
-            report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", scheduler=cluster.address)
+            # new_run: an identical earlier row's run would otherwise be reused, computing nothing
+            report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py", scheduler=cluster.address,
+                                  new_run=True)
             work = time.perf_counter() - t0
             row["peak_rss_per_worker_mb"] = cluster.peak_rss_mb()
             ru_maxrss = cluster.ru_maxrss_mb()
@@ -367,6 +401,56 @@ def run_fieldkit(method: str, ws, workflow, expect_audio_s: float | None, expect
     if "work_wall_s" in row:
         row["x_realtime_work"] = report.audio_seconds / row["work_wall_s"]
     return row  # the store is deleted at the end (see main): deleting ~1000 files here would slow the next run
+
+
+def cli_workflow_files(tmp: Path, anchors, clip_s: float, clips_per_shard: int) -> dict[str, Path]:
+    """The workflow files of the whole-command rows: the anchors' job (the same parameters as
+    ``anchor_workflow``), the shipped birds-16k.yaml as it is, and two variants of it that
+    leave out the waveform store, then zstd too (what each costs)."""
+    import yaml
+
+    from fieldkit.config.workflow_files import bundled_workflows_dir
+
+    shipped = bundled_workflows_dir() / "birds-16k.yaml"
+    files = {"anchor": tmp / "anchor-job.yaml", "birds16k": shipped}
+    files["anchor"].write_text(yaml.safe_dump(anchor_workflow(clip_s, clips_per_shard, anchors).to_dict()))
+    doc = yaml.safe_load(shipped.read_text())
+    doc["store"]["waveform"] = False
+    files["birds16k-nowave"] = tmp / "birds-16k-nowave.yaml"
+    files["birds16k-nowave"].write_text(yaml.safe_dump({**doc, "name": "birds-16k-nowave"}))
+    doc["store"]["compressor"]["level"] = 0
+    files["birds16k-nowave-zstd0"] = tmp / "birds-16k-nowave-zstd0.yaml"
+    files["birds16k-nowave-zstd0"].write_text(yaml.safe_dump({**doc, "name": "birds-16k-nowave-zstd0"}))
+    return files
+
+
+def run_cli(method: str, ws_root: Path, workflow: Path, expect_audio_s: float) -> dict:
+    """``fieldkit process WORKFLOW --new-run --json ...`` in a subprocess, as a user runs it:
+    wall from spawn to exit (interpreter start and imports included), and the CPU seconds of
+    the whole process tree (LocalCluster workers included: they are reaped before it exits)."""
+    import subprocess
+
+    _restore_env()
+    cmd = [str(Path(sys.executable).parent / "fieldkit"), "-w", str(ws_root), "-v", "process", str(workflow),
+           "--new-run", "--json", *CLI_METHODS[method][1]]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    doc = json.loads(proc.stdout)
+    if doc["state"] != "complete" or abs(doc["audio_seconds"] - expect_audio_s) > 1e-3 * expect_audio_s:
+        raise SystemExit(f"{method}: state {doc['state']}, audio {doc['audio_seconds']} s (expected "
+                         f"{expect_audio_s}): {doc['failures']}")
+    shutil.rmtree(ws_root / doc["store"], ignore_errors=True)  # < 100 files each; the waveform ones are large
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"method": method, "wall_s": wall, "cpu_s": cpu, "audio_s": doc["audio_seconds"],
+            "x_realtime": doc["audio_seconds"] / wall, "run_seconds": doc["seconds"],
+            "task_seconds": doc["task_seconds"], "tasks": doc["tasks"], "clips_computed": doc["clips_computed"],
+            "execution": doc.get("execution"), "execution_reason": doc.get("execution_reason"),
+            "outside_run_s": wall - doc["seconds"], "argv": cmd[3:]}
 
 
 # --------------------------------------------------------------------------- anchors
@@ -430,9 +514,14 @@ def summarize(by_method: dict[str, list[dict]]) -> list[dict]:
                 s["x_realtime_work"] = s["audio_s"] / s["work_wall_s"]
                 s["idle_rss_per_worker_mb"] = _max_worker(rows, "idle_rss_per_worker_mb")
             s["tasks"] = rows[0]["tasks"]
+        elif method.startswith("cli-"):
+            s.update(cpu_s=_median(rows, "cpu_s"), outside_run_s=_median(rows, "outside_run_s"),
+                     task_seconds=_median(rows, "task_seconds"), tasks=rows[0]["tasks"],
+                     execution=sorted({r["execution"] for r in rows}), execution_reason=rows[0]["execution_reason"])
         else:
             s["peak_rss_mb"] = _median(rows, "peak_rss_mb")
             s["setup_wall_s"] = _median(rows, "setup_wall_s")
+            s["cpu_s"] = _median(rows, "loop_cpu_s")
         out.append(s)
     floor = next((s for s in out if s["method"] == "floor"), None)
     naive = next((s for s in out if s["method"] == "librosa-naive"), None)
@@ -450,7 +539,37 @@ def summarize(by_method: dict[str, list[dict]]) -> list[dict]:
                     s["speedup_2w_over_1w_work"] = s["x_realtime_work"] / one["x_realtime_work"]
         if s.get("x_realtime_work") and floor:
             s["vs_floor_work"] = s["x_realtime_work"] / floor["x_realtime"]
+        if s["method"].startswith("cli-") and floor and s.get("cpu_s") and floor.get("cpu_s"):
+            s["vs_floor_cpu"] = floor["cpu_s"] / s["cpu_s"]  # same audio: CPU per audio second, inverted
+        if s["method"].startswith("cli-anchor-w2"):
+            one = by.get(s["method"].replace("-w2", "-w1"))
+            if one:
+                s["speedup_2w_over_1w"] = s["x_realtime"] / one["x_realtime"]
     return out
+
+
+def print_cli_table(summary: list[dict]) -> None:
+    """The whole-command rows beside the floor: absolute wall and CPU seconds, and ratios."""
+    rows = [s for s in summary if s["method"].startswith("cli-") or s["method"] in ("floor", "floor-mp2")]
+    if not any(s["method"].startswith("cli-") for s in rows):
+        return
+    print("\n| whole command | wall s (min-max) | CPU s | x RT | vs floor (wall) | vs floor (CPU) | 2w/1w |"
+          " path | outside run_workflow s | tasks s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    for s in rows:
+        lo, hi = s["wall_spread_s"]
+        print(f"| {s['method']} | {s['wall_s']:.2f} ({lo:.2f}-{hi:.2f}) | {_f(s.get('cpu_s'), '.2f')} | "
+              f"{s['x_realtime']:.0f} | {_f(s.get('vs_floor'), '.2f')} | {_f(s.get('vs_floor_cpu'), '.2f')} | "
+              f"{_f(s.get('speedup_2w_over_1w'), '.2f')} | {'/'.join(s.get('execution') or []) or '-'} | "
+              f"{_f(s.get('outside_run_s'), '.2f')} | {_f(s.get('task_seconds'), '.2f')} |")
+    print("whole command = a subprocess of the installed `fieldkit -v process WORKFLOW --new-run --json` from "
+          "spawn to exit (interpreter, imports, plan, store, cluster start/stop if any, catalogue rows); "
+          "CPU = user+sys of its process tree; the floor's wall and CPU are its timed loop (imports and "
+          "warm-up outside). 'outside run_workflow' = wall - the run's own seconds (interpreter start, "
+          "imports, workspace open, JSON).")
+    for s in rows:
+        if s.get("execution_reason"):
+            print(f"  {s['method']}: {s['execution_reason']}")
 
 
 def _f(value, fmt: str, none: str = "-") -> str:
@@ -491,7 +610,7 @@ def print_table(summary: list[dict], lhotse_note: str | None) -> None:
           "'idle' = after start + imports, before the run.")
 
 
-def acceptance(summary: list[dict]) -> list[dict]:
+def acceptance(summary: list[dict], hours: float = 2.0) -> list[dict]:
     by = {s["method"]: s for s in summary}
     checks = []
 
@@ -513,6 +632,15 @@ def acceptance(summary: list[dict]) -> list[dict]:
     if by.get("floor-mp2"):
         add("control: floor Pool(2) / floor (what 2 processes can gain right now)",
             by["floor-mp2"].get("speedup_2w_over_1w"), 1.5)
+    c1, c2, birds = by.get("cli-anchor-w1"), by.get("cli-anchor-w2"), by.get("cli-birds16k")
+    if c1:
+        add(f"whole command: anchor job 1 worker vs floor ({hours:g} h)", c1.get("vs_floor"),
+            0.95 if hours >= 10 else 0.8)
+    if c1 and c2:
+        add(f"whole command: anchor job 2 workers / 1 worker ({hours:g} h; the target is for 10 h)",
+            c2.get("speedup_2w_over_1w"), 1.6)
+    if birds:
+        add(f"whole command: shipped birds-16k.yaml vs floor ({hours:g} h)", birds.get("vs_floor"), 0.6)
     w1, w2 = by.get("fieldkit-w1"), by.get("fieldkit-w2")
     if w1:  # information: the whole command with a cold cluster on a ~2 s job
         add("(whole command) fieldkit 1 worker vs floor", w1.get("vs_floor"), 0.8)
@@ -570,11 +698,22 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
     make_corpus, anchors = _import_shared(shared)
     from fieldkit.workspace import init_workspace
 
-    n_files = args.n if args.n else (10 if args.quick else 120)
-    corpus = tmp / "corpus"
+    n_files = args.n if args.n else (10 if args.quick else round(args.hours * 3600 / args.duration))
+    # One file every 5 min as before while the corpus fits in 04:00-21:00 (birds-16k's time-of-day
+    # window); back to back beyond that. Names only: a file's samples depend on its index alone.
+    interval = 300.0 if n_files * 300.0 <= 17 * 3600 else args.duration
+    corpus_args = ["--n", str(n_files), "--duration", str(args.duration), "--sr", str(ANCHOR_SR), "--bits", "16",
+                   "--interval", str(interval)]
     t0 = time.perf_counter()
-    make_corpus.main([str(corpus), "--n", str(n_files), "--duration", str(args.duration),
-                      "--sr", str(ANCHOR_SR), "--bits", "16"])
+    if args.corpus:  # made beforehand with the same arguments (make_corpus is deterministic)
+        corpus = args.corpus.resolve()
+        made = json.loads((corpus / "corpus.json").read_text())
+        if (made["n"], made["duration"], made["sr"], made["bits"], made["interval"]) != (
+                n_files, args.duration, ANCHOR_SR, 16, interval):
+            raise SystemExit(f"{corpus}/corpus.json was made with other arguments than {corpus_args}")
+    else:
+        corpus = tmp / "corpus"
+        make_corpus.main([str(corpus), *corpus_args])
     audio_s = n_files * args.duration
     result["corpus"] = {"dir": str(corpus), "files": n_files, "seconds_each": args.duration,
                         "sample_rate": ANCHOR_SR, "bits": 16, "audio_s": audio_s,
@@ -586,38 +725,46 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
     result["ingest"] = ingest(ws, corpus, "anchor-corpus")
     print(f"ingest: {result['ingest']['seconds']:.1f} s, {result['ingest'].get('ok')} ok", flush=True)
     wavs = sorted(corpus.glob("*.WAV")) + sorted(ws.paths.archive.rglob("*.WAV"))
+    cli_files = cli_workflow_files(tmp, anchors, args.duration, args.clips_per_shard)
     warm_page_cache(wavs)
 
     workflow = anchor_workflow(args.duration, args.clips_per_shard, anchors)
     zstd_workflow = anchor_workflow(args.duration, args.clips_per_shard, anchors, level=1)
     result["workflow"] = workflow.to_dict()
 
-    # Untimed warm-up: driver-side imports and first-call costs (xarray/zarr store creation).
-    import distributed  # noqa: F401
-
-    import fieldkit.pipeline.tasks  # noqa: F401
-    from fieldkit.pipeline.driver import run_workflow
-    t0 = time.perf_counter()
-    report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py (warm-up)", workers=2)
-    _restore_env()
-    _check_report(report, audio_s, n_files)
-    _drop_store(ws, report)
-    print(f"warm-up fieldkit run: {time.perf_counter() - t0:.1f} s ({report.tasks} tasks)", flush=True)
-
     lhotse_note = lhotse_available()
     # floor-mp2 (the floor on a multiprocessing Pool of 2) is the control for 2w/1w: what two
     # processes gain on this machine at that moment (1.56-1.62x on a quiet machine).
-    methods = ["floor", "floor-mp2", "librosa-naive"] + ([] if lhotse_note else ["lhotse-j1"]) + list(FK_METHODS)
+    methods = (["floor", "floor-mp2", "librosa-naive"] + ([] if lhotse_note else ["lhotse-j1"]) + list(FK_METHODS)
+               + list(CLI_METHODS))
     if args.methods:
         wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
         methods = [m for m in methods if m in wanted]
+    if any(m.startswith("fieldkit") for m in methods):
+        # Untimed warm-up of the in-process API rows: driver-side imports and first-call costs
+        # (the cli- rows are fresh processes: nothing of this one carries over to them).
+        import distributed  # noqa: F401
+
+        import fieldkit.pipeline.tasks  # noqa: F401
+        from fieldkit.pipeline.driver import run_workflow
+        t0 = time.perf_counter()
+        report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py (warm-up)", workers=2,
+                              cluster="local", new_run=True)
+        _restore_env()
+        _check_report(report, audio_s, n_files)
+        _drop_store(ws, report)
+        print(f"warm-up fieldkit run: {time.perf_counter() - t0:.1f} s ({report.tasks} tasks)", flush=True)
     by_method: dict[str, list[dict]] = {m: [] for m in methods}
     repeats = 1 if args.quick and args.repeats is None else (args.repeats or 3)
     for rep in range(repeats):
         order = methods[rep % len(methods):] + methods[:rep % len(methods)]
         for m in order:
-            row = (run_fieldkit(m, ws, zstd_workflow if m.endswith("-zstd1") else workflow, audio_s, n_files)
-                   if m.startswith("fieldkit") else run_anchor(m, anchors, corpus, tmp))
+            if m.startswith("cli-"):
+                row = run_cli(m, ws.root, cli_files[CLI_METHODS[m][0]], audio_s)
+            elif m.startswith("fieldkit"):
+                row = run_fieldkit(m, ws, zstd_workflow if m.endswith("-zstd1") else workflow, audio_s, n_files)
+            else:
+                row = run_anchor(m, anchors, corpus, tmp)
             row["repeat"] = rep
             row["loadavg"] = loadavg()
             by_method[m].append(row)
@@ -633,7 +780,8 @@ def bench_default(args, shared: Path, tmp: Path, result: dict) -> None:
     result["summary"] = summarize(by_method)
     result["lhotse"] = lhotse_note or "installed"
     print_table(result["summary"], lhotse_note and f"n/a: lhotse {lhotse_note}; not run")
-    result["acceptance"] = acceptance(result["summary"])
+    print_cli_table(result["summary"])
+    result["acceptance"] = acceptance(result["summary"], audio_s / 3600)
     print_checks(result["acceptance"])
 
     if args.profile:
@@ -853,7 +1001,7 @@ def bench_long(args, shared: Path, tmp: Path, result: dict) -> None:
                 with WorkerHWMSampler() as sampler:
                     t0 = time.perf_counter()
                     report = run_workflow(ws, workflow, workflow_source="benchmarks/process.py --long",
-                                          scheduler=cluster.address)
+                                          scheduler=cluster.address, new_run=True)
                     work = time.perf_counter() - t0
                 peak = cluster.peak_rss_mb()
                 ru_maxrss = cluster.ru_maxrss_mb()
@@ -910,6 +1058,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long", action="store_true", help="2 h 96 kHz file vs 1 min file: worker peak RSS")
     p.add_argument("--n", type=int, default=None, help="corpus files (default 120 = 2 h; 10 with --quick)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds per corpus file (= clip length)")
+    p.add_argument("--hours", type=float, default=2.0, help="corpus length in hours (default 2; 10 for the "
+                   "10 h targets); --n overrides it")
+    p.add_argument("--corpus", type=Path, default=None, help="a corpus made beforehand by make_corpus.py with "
+                   "the arguments this run would use (checked against its corpus.json): skips making it")
     p.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 3; 1 with --quick)")
     p.add_argument("--methods", default=None, help="comma-separated subset of the methods")
     p.add_argument("--clips-per-shard", type=int, default=4,

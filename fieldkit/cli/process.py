@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Optional
 
 import typer
@@ -13,6 +14,14 @@ from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, table
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
+class ClusterMode(str, enum.Enum):
+    """Where tasks run without a scheduler address (fieldkit.pipeline.execution.CLUSTER_MODES)."""
+
+    auto = "auto"
+    local = "local"
+    inprocess = "inprocess"
+
+
 def process(
     ctx: typer.Context,
     workflow: str = typer.Argument(..., help="A workflow file, or the name of one in the workspace's workflows/ "
@@ -20,6 +29,11 @@ def process(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786); "
                                             "default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes."),
+    cluster: Optional[ClusterMode] = typer.Option(
+        None, "--cluster", help="Where tasks run when no scheduler address is given. auto (default, setting "
+        "dask.cluster): one worker, or under 3 h of pending audio, runs in this process (no LocalCluster start-up, "
+        "same results); more work with 2+ workers starts a LocalCluster. local: always a LocalCluster. inprocess: "
+        "always in this process, one task at a time. -v logs the choice and why."),
     resume: Optional[int] = typer.Option(None, "--resume", help="Finish an interrupted run (its id)."),
     new_run: bool = typer.Option(False, "--new-run", help="Make a new run even when one with the same parameters "
                                  "and the same selection exists (by default it is reused, or resumed if unfinished)."),
@@ -35,6 +49,9 @@ def process(
 
     if resume is not None and new_run:
         raise typer.BadParameter("--resume finishes a run and --new-run makes one: give one of them.")
+    if scheduler and cluster is not None:
+        raise typer.BadParameter("--scheduler sends the tasks to that cluster; --cluster chooses where they run "
+                                 "without one: give one of them.")
     ws = state(ctx).open()
     path = resolve_workflow(workflow, ws.root)
     wf = load_workflow(path)
@@ -46,7 +63,8 @@ def process(
     try:
         report = run_workflow(ws, wf, workflow_source=str(path), scheduler=scheduler, workers=workers,
                               resume=resume, new_run=new_run,
-                              progress=TaskProgress("process", enabled=not json_out))
+                              progress=TaskProgress("process", enabled=not json_out),
+                              cluster=cluster.value if cluster else None)
     except RunInterruptedError as exc:  # the one line names this command's own workflow argument
         resume_cmd = f"fieldkit process {workflow} --resume {exc.run_id}"
         err.print(f"{escape(exc.message)} Resume it with: {escape(resume_cmd)}", soft_wrap=True)

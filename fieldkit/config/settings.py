@@ -53,6 +53,10 @@ class DaskSettings(BaseModel):
     memory_limit: str = Field("2GiB", description="Memory limit per LocalCluster worker.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to reach a scheduler before giving up "
                                    "(exit 75).")
+    cluster: Literal["auto", "local", "inprocess"] = Field(
+        "auto", description="auto: one worker, or a small job, runs in the driver's process, else a LocalCluster "
+        "(fieldkit.pipeline.execution.choose_path); local: always a LocalCluster; inprocess: always in process."
+    )
 
 
 class IngestSettings(BaseModel):
@@ -373,6 +377,7 @@ exports_root = "{s.exports_root}"
 n_workers = {s.dask.n_workers}
 threads_per_worker = {s.dask.threads_per_worker}
 memory_limit = "{s.dask.memory_limit}"
+cluster = "{s.dask.cluster}"   # auto | local | inprocess: where tasks run without a scheduler address
 
 [ingest]
 chunk_bytes = {s.ingest.chunk_bytes}

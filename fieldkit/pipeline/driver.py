@@ -30,6 +30,7 @@ from fieldkit.errors import (
     RunInterruptedError,
 )
 from fieldkit.faults import crashpoint
+from fieldkit.pipeline.execution import ExecutionPath, InProcessClient, choose_path, inprocess_client
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.pipeline.stopping import StopSignals
@@ -89,6 +90,9 @@ class RunReport:
     # was done and run_id is that run's; or one left unfinished, resumed instead of a new run.
     reused: bool = False
     resumed: bool = False
+    # Where the tasks ran (execution.choose_path): inprocess, local (a LocalCluster) or scheduler.
+    execution: str | None = None
+    execution_reason: str | None = None
 
     @property
     def x_realtime(self) -> float:
@@ -376,7 +380,7 @@ def preview_run(ws: Workspace, workflow: Workflow) -> PlanPreview:
 
 def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = "", scheduler: str | None = None,
                  workers: int | None = None, resume: int | None = None, new_run: bool = False,
-                 progress=None) -> RunReport:
+                 progress=None, cluster: str | None = None) -> RunReport:
     """Plan, create (or resume) the store, run every pending task on Dask, record the run.
 
     Parameters
@@ -397,6 +401,9 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         (nothing is done, ``reused`` is set) and resumed when interrupted or failed (``resumed``).
     progress
         A progress display (start/advance/finish), else none.
+    cluster
+        ``auto``, ``local`` or ``inprocess`` (else the workspace's ``dask.cluster``): where the
+        tasks run when no scheduler address is given; see :func:`.execution.choose_path`.
 
     Returns
     -------
@@ -420,9 +427,11 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     # From here SIGINT/SIGTERM are only noted (stopping.py) and acted on between tasks: the run
     # row, the store and the cluster are each left in a known state.
     stop = StopSignals().install()
-    # A new run has every task pending: start Dask now, behind the store's creation.
-    early = _BackgroundClient(scheduler, workers, ws.settings.dask) if resume is None and plan.tasks else None
-    connect = early.connected if early else functools.partial(dask_client, scheduler, workers, ws.settings.dask)
+    settings = ws.settings.dask
+    mode = cluster or settings.cluster
+    # A new run has every task pending: choose its path now and start Dask behind the store's creation.
+    path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
+    early = _BackgroundClient(scheduler, workers, settings) if path and path.kind != "inprocess" else None
     run_id = None
     try:
         run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
@@ -432,6 +441,11 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
                            excluded=[e.to_dict() for e in plan.excluded],
                            excluded_counts=exclusion_counts(plan.excluded), resumed=resumed)
         pending = _pending(plan, store)
+        path = path or choose_path(mode, scheduler, workers, settings, _audio_s(pending))
+        report.execution, report.execution_reason = path.kind, path.reason
+        if pending:
+            log.info("tasks run %s: %s", _PATH_WORDS[path.kind], path.reason)
+        connect = early.connected if early else _connector(path, scheduler, workers, settings)
         report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
         with ws.catalogue.write() as s:
             run_rows.update_run(s, run_id, state="running", message=None)
@@ -487,10 +501,46 @@ def _interrupted(ws: Workspace, report: RunReport, store: str, signal_name: str,
     return RunInterruptedError(report.run_id, signal_name, clips_done, report.n_clips)
 
 
-def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None):
-    """Run ``pending`` on Dask; a stop signal cancels what has not finished and returns early."""
+_PATH_WORDS = {"inprocess": "in this process", "local": "on a LocalCluster", "scheduler": "on the Dask scheduler"}
+
+
+def _audio_s(tasks) -> float:
+    """Seconds of audio the tasks read: what choose_path weighs against a cluster's start-up."""
+    return sum(i.frames_present / i.sample_rate_hz for t in tasks for i in t.items)
+
+
+def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, settings):
+    """A context manager factory yielding the client of ``path``."""
+    if path.kind == "inprocess":
+        return inprocess_client
+    return functools.partial(dask_client, scheduler, workers, settings)
+
+
+def _finished_batches(client, futures, stop: StopSignals | None):
+    """Batches of finished futures until all are done, or until a stop signal (checked every
+    ``POLL_S``, between tasks) cancels what has not finished."""
+    if isinstance(client, InProcessClient):  # one task per step, in this process; no distributed import
+        for future in client.as_completed(futures):  # the next task runs when asked for
+            yield [future]
+            if stop is not None and stop.requested:
+                return
+        return
     from distributed import as_completed
 
+    finished = as_completed(futures)
+    while not finished.is_empty():
+        if stop is not None and stop.requested:
+            client.cancel([f for f in futures if not f.done()])
+            return
+        batch = finished.next_batch(block=False)
+        if not batch:
+            time.sleep(POLL_S)
+            continue
+        yield batch
+
+
+def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None):
+    """Run ``pending`` on the chosen client; a stop signal cancels what has not finished and returns early."""
     from fieldkit.pipeline.tasks import process_task
 
     results: list[TaskResult] = []
@@ -500,18 +550,10 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
     with connect() as client:
         report.dashboard = client.dashboard_link
-        report.scheduler = client.scheduler.address
+        report.scheduler = client.scheduler.address if report.execution != "inprocess" else None
         futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}
-        finished = as_completed(futures)
-        while not finished.is_empty():
-            if stop is not None and stop.requested:  # checked every POLL_S, between tasks
-                client.cancel([f for f in futures if not f.done()])
-                break
-            batch = finished.next_batch(block=False)
-            if not batch:
-                time.sleep(POLL_S)
-                continue
+        for batch in _finished_batches(client, futures, stop):
             for future in batch:
                 task = futures[future]
                 try:

@@ -66,20 +66,22 @@ Chosen: ``clips_per_chunk = 16``, ``clips_per_shard = 128``, Blosc zstd level 1 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
-import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from fieldkit.errors import StoreError
 from fieldkit.store.layout import COORDINATES, NONFINITE_VARIABLE, StoreLayout
+if TYPE_CHECKING:  # xarray (with dask.array and pandas, ~1 s) is imported by the readers only
+    import xarray as xr
+
 from fieldkit.store.regions import (  # re-exported: the worker-side half
     PROGRESS_GROUP,
     _done,
@@ -158,6 +160,10 @@ def _checked_attrs(attrs: dict[str, Any], layout: StoreLayout) -> dict[str, Any]
 
 def _template(layout: StoreLayout, coords: dict[str, np.ndarray],
               attrs: dict[str, Any]) -> xr.Dataset:
+    """The store as xarray writes it: the reference :func:`create_store` is checked against."""
+    import dask.array as da
+    import xarray as xr
+
     data = {
         spec.name: (spec.dims, da.empty(spec.shape, dtype=spec.dtype, chunks=-1))
         for spec in layout.variables()
@@ -202,19 +208,48 @@ def create_store(path: PathLike, layout: StoreLayout, coords: dict[str, np.ndarr
     overwrite : bool
         Replace an existing store; otherwise an existing one raises StoreError.
     """
-    template = _template(layout, _checked_coords(layout, coords), _checked_attrs(attrs, layout))
+    coords, attrs = _checked_coords(layout, coords), _checked_attrs(attrs, layout)
     try:
-        template.to_zarr(str(path), mode="w" if overwrite else "w-", compute=False,
-                         zarr_format=3, consolidated=False, encoding=_encoding(layout))
-    except FileExistsError as exc:
+        group = zarr.create_group(str(path), overwrite=overwrite, attributes=attrs, zarr_format=3)
+    except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError) as exc:
         raise StoreError(f"a store already exists at {path}; pass overwrite=True to replace "
                          "it, or resume it with completed_regions().") from exc
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    _write_template(group, layout, coords)
     progress = group.create_group(PROGRESS_GROUP)
     progress.create_array("done", shape=(layout.n_clips,), dtype="uint8",
                           chunks=(layout.clips_per_shard,), fill_value=0, compressors=None,
                           chunk_key_encoding=CHUNK_KEY_ENCODING,
                           dimension_names=("clip",))  # raw bytes: see fieldkit.store.shards
+
+
+#: xarray's zarr v3 ``_FillValue`` attribute of a NaN fill: the float64 NaN, base64 (xarray's
+#: FillValueCoder), so that xarray decodes never-written values as missing.
+_NAN_FILL_ATTR = base64.standard_b64encode(np.array(np.nan, "<f8").tobytes()).decode()
+
+
+def _write_template(group: zarr.Group, layout: StoreLayout, coords: dict[str, np.ndarray]) -> None:
+    """Write with zarr what ``_template(...).to_zarr(compute=False, encoding=_encoding(layout))``
+    writes (every metadata document and coordinate object byte for byte, checked by
+    tests/store/test_template.py), without importing xarray, dask.array and pandas, ~1 s of a
+    ``fieldkit process`` run's fixed cost."""
+    encoding = _encoding(layout)
+    names = " ".join(sorted(COORDINATES))
+    for spec in layout.variables():
+        floating = spec.dtype.startswith("float")
+        group.create_array(spec.name, shape=spec.shape, dtype=spec.dtype, dimension_names=spec.dims,
+                           attributes={"coordinates": names, **({"_FillValue": _NAN_FILL_ATTR} if floating else {})},
+                           **encoding[spec.name])
+    for name, values in coords.items():
+        enc = dict(encoding[name])
+        attrs: dict[str, Any] = {}
+        if name == "start_time":  # CF-encoded as xarray does: int64 nanoseconds, NaT as int64 min
+            attrs = {"timezone": "UTC", "units": enc.pop("units"), "calendar": "proleptic_gregorian"}
+            values = values.astype("datetime64[ns]").view(enc.pop("dtype"))
+        elif values.dtype.kind == "f":
+            attrs, enc["fill_value"] = {"_FillValue": _NAN_FILL_ATTR}, np.nan
+        array = group.create_array(name, shape=values.shape, dtype=str if values.dtype == object else values.dtype,
+                                   dimension_names=("clip",), attributes=attrs, **enc)
+        array[...] = values
 
 
 def open_store(path: PathLike, *, consolidated: bool = False, chunks: Any = "shards",
@@ -235,6 +270,8 @@ def open_store(path: PathLike, *, consolidated: bool = False, chunks: Any = "sha
         None: no dask, lazy numpy indexing that reads only the inner chunks touched (best for
         random access); anything else is passed to ``xr.open_zarr``.
     """
+    import xarray as xr
+
     by_shard = isinstance(chunks, str) and chunks == "shards"
     try:
         ds = xr.open_zarr(str(path), consolidated=consolidated, chunks=None if by_shard else chunks, **kwargs)

@@ -62,7 +62,7 @@ def processed(tmp_path_factory, workflow):
     base = tmp_path_factory.mktemp("pipeline")
     ws = init_workspace(base / "ws")
     ingest_card(ws, IngestRequest(build_card(base / "card"), "Wood", "N1", timezone="+02:00"))
-    report = run_workflow(ws, workflow, workflow_source="test", workers=2)
+    report = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="local")
     assert report.state == "complete", report.failures
     return ws, report
 

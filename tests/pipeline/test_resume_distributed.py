@@ -82,16 +82,19 @@ def long_run(tmp_path_factory):
     audiomoth_card(base / "card", start=dt.datetime(2024, 5, 2, 22, 0), count=30, seconds=8.0,
                    sample_rate_hz=48_000, utc_offset_minutes=120, era="1.6.0")
     ingest_card(ws, IngestRequest(base / "card", "Wood", "N2", timezone="+02:00"))
-    report = run_workflow(ws, Workflow.from_dict(WORKFLOW), workflow_source="test", workers=2)
+    report = run_workflow(ws, Workflow.from_dict(WORKFLOW), workflow_source="test", workers=2, cluster="local")
     assert report.state == "complete" and report.tasks == 30, report
     return ws, report
 
 
 @pytest.mark.slow
 @pytest.mark.reliability("E4")
-def test_kill_driver_then_resume_gives_identical_store(long_run, workflow_file):
+@pytest.mark.parametrize("cluster", ["local", "inprocess"])
+def test_kill_driver_then_resume_gives_identical_store(long_run, workflow_file, cluster):
+    """On a LocalCluster and in process alike (fieldkit.pipeline.execution)."""
     ws, reference = long_run
-    killed = _process(ws.root, workflow_file, "--new-run", env=_env(FIELDKIT_CRASH_AT="after_task:1"))
+    killed = _process(ws.root, workflow_file, "--new-run", "--cluster", cluster,
+                      env=_env(FIELDKIT_CRASH_AT="after_task:1"))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     runs = json.loads(subprocess.run([str(BIN / "fieldkit"), "-w", str(ws.root), "catalog", "runs", "--json"],
                                      capture_output=True, text=True, env=_env()).stdout)
@@ -100,10 +103,10 @@ def test_kill_driver_then_resume_gives_identical_store(long_run, workflow_file):
     import zarr
     done_before = int(np.asarray(zarr.open_group(str(ws.root / store), mode="r")["progress/done"][:]).sum())
     assert 0 < done_before < reference.n_clips
-    resumed = _process(ws.root, workflow_file, "--resume", str(interrupted))
+    resumed = _process(ws.root, workflow_file, "--resume", str(interrupted), "--cluster", cluster)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     doc = json.loads(resumed.stdout)
-    assert doc["run_id"] == interrupted and doc["state"] == "complete"
+    assert doc["run_id"] == interrupted and doc["state"] == "complete" and doc["execution"] == cluster
     assert doc["clips_computed"] == reference.n_clips - done_before  # nothing complete computed twice
     _assert_same(_arrays(ws.root, store), _arrays(ws.root, reference.store))
 

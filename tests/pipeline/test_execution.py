@@ -1,0 +1,204 @@
+"""Which path runs the tasks (in process, a LocalCluster, a scheduler), why, and that every path
+stores the same values and accounts for failures and resumes the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fieldkit.catalogue import runs as run_rows
+from fieldkit.cli.app import app
+from fieldkit.config.settings import DaskSettings
+from fieldkit.config.workflow import Workflow
+from fieldkit.errors import EXIT_PARTIAL, EXIT_USAGE
+from fieldkit.ingest.service import IngestRequest, ingest_card
+from fieldkit.pipeline.driver import run_workflow
+from fieldkit.pipeline.execution import MIN_AUDIO_S_FOR_CLUSTER, choose_path
+from fieldkit.store.zarr_store import open_store
+from fieldkit.testing.cards import audiomoth_card
+from fieldkit.workspace import init_workspace
+from tests.pipeline.conftest import WORKFLOW, build_card
+
+SMALL, LARGE = 600.0, MIN_AUDIO_S_FOR_CLUSTER + 1
+
+
+@pytest.mark.parametrize(("cluster", "scheduler", "workers", "settings", "audio_s", "kind", "n", "why"), [
+    ("auto", None, 1, {}, LARGE, "inprocess", 1, "one worker"),
+    ("auto", None, None, {"n_workers": 1}, LARGE, "inprocess", 1, "one worker"),
+    ("auto", None, 2, {}, SMALL, "inprocess", 1, "under 3 h"),
+    ("auto", None, None, {}, SMALL, "inprocess", 1, "under 3 h"),  # the default n_workers is 2
+    ("auto", None, 2, {}, LARGE, "local", 2, "LocalCluster"),
+    ("auto", None, None, {"n_workers": 4}, LARGE, "local", 4, "LocalCluster"),
+    ("local", None, 1, {}, SMALL, "local", 1, "--cluster local"),
+    ("inprocess", None, 2, {}, LARGE, "inprocess", 1, "--cluster inprocess"),
+    ("auto", "tcp://h:8786", 1, {}, SMALL, "scheduler", 1, "tcp://h:8786"),
+    ("inprocess", None, 1, {"scheduler_address": "tcp://s:1"}, SMALL, "scheduler", 1, "tcp://s:1"),
+])
+def test_the_rule(cluster, scheduler, workers, settings, audio_s, kind, n, why, monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    path = choose_path(cluster, scheduler, workers, DaskSettings(**settings), audio_s)
+    assert (path.kind, path.workers) == (kind, n) and why in path.reason
+
+
+def test_a_scheduler_address_in_the_environment_wins(monkeypatch):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://env:8786")
+    path = choose_path("auto", None, 1, DaskSettings(), SMALL)
+    assert path.kind == "scheduler" and path.address == "tcp://env:8786"
+
+
+def test_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="auto, local, inprocess"):
+        choose_path("threads", None, 1, DaskSettings(), SMALL)
+
+
+def _arrays(ws, store: str) -> dict[str, np.ndarray]:
+    ds = open_store(ws.root / store).load()
+    try:
+        return {name: ds[name].values for name in [*ds.data_vars, *ds.coords]}
+    finally:
+        ds.close()
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory, workflow):
+    """The shared pipeline card (synthetic, clipped and real recordings) in a workspace of this
+    module's own (the shared one must keep its single run), processed on a real LocalCluster of
+    two worker processes."""
+    base = tmp_path_factory.mktemp("execution")
+    ws = init_workspace(base / "ws")
+    ingest_card(ws, IngestRequest(build_card(base / "card"), "Wood", "N1", timezone="+02:00"))
+    report = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="local")
+    assert report.state == "complete", report.failures
+    return ws, report
+
+
+def test_in_process_stores_the_same_values_as_a_local_cluster(processed, workflow):
+    ws, on_cluster = processed
+    assert on_cluster.execution == "local" and on_cluster.scheduler.startswith("tcp://")
+    here = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="inprocess", new_run=True)
+    assert here.state == "complete" and here.execution == "inprocess" and here.scheduler is None
+    assert (here.clips_computed, here.audio_seconds, here.n_clips) == (
+        on_cluster.clips_computed, on_cluster.audio_seconds, on_cluster.n_clips)
+    _assert_same(_arrays(ws, here.store), _arrays(ws, on_cluster.store))
+
+
+def _cli(ws, *args: str, env: dict | None = None):
+    return CliRunner().invoke(app, ["-w", str(ws.root), *args], env=env)
+
+
+@pytest.fixture
+def workflow_file(tmp_path):
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(WORKFLOW))
+    return path
+
+
+def test_verbose_says_which_path_and_why(processed, workflow_file):
+    ws, _ = processed
+    result = _cli(ws, "-v", "process", str(workflow_file), "--workers", "1", "--new-run")
+    assert result.exit_code == 0, result.output
+    assert "tasks run in this process: one worker" in " ".join(result.stderr.split())
+    result = _cli(ws, "-v", "process", str(workflow_file), "--workers", "1", "--cluster", "local", "--new-run",
+                  "--json")
+    assert result.exit_code == 0, result.output
+    assert "tasks run on a LocalCluster: --cluster local" in " ".join(result.stderr.split())
+    doc = json.loads(result.stdout)
+    assert doc["execution"] == "local" and doc["scheduler"].startswith("tcp://")
+
+
+def test_the_setting_and_the_option(processed, workflow_file):
+    ws, _ = processed
+    by_setting = _cli(ws, "process", str(workflow_file), "--workers", "1", "--new-run", "--json",
+                      env={"FIELDKIT_DASK__CLUSTER": "local"})
+    assert by_setting.exit_code == 0, by_setting.output
+    assert json.loads(by_setting.stdout)["execution"] == "local"
+    by_option = _cli(ws, "process", str(workflow_file), "--workers", "1", "--new-run", "--json",
+                     "--cluster", "inprocess", env={"FIELDKIT_DASK__CLUSTER": "local"})
+    assert json.loads(by_option.stdout)["execution"] == "inprocess"  # the flag beats the setting
+    both = _cli(ws, "process", str(workflow_file), "--scheduler", "tcp://127.0.0.1:9", "--cluster", "local")
+    assert both.exit_code == EXIT_USAGE and "give one of them" in " ".join(both.output.split())
+    unknown = _cli(ws, "process", str(workflow_file), "--cluster", "threads")
+    assert unknown.exit_code == EXIT_USAGE
+
+
+def test_process_help_documents_the_rule():
+    text = " ".join(CliRunner().invoke(app, ["process", "--help"], env={"COLUMNS": "200"}).stdout.split())
+    assert "--cluster" in text and "under 3 h of pending audio" in text and "-v logs the choice" in text
+
+
+@pytest.fixture
+def small_card(tmp_path):
+    card = tmp_path / "card"
+    audiomoth_card(card, start=dt.datetime(2024, 5, 3, 22, 0), count=4, seconds=5.0, sample_rate_hz=48_000,
+                   utc_offset_minutes=120, era="1.6.0")
+    return card
+
+
+@pytest.mark.parametrize("cluster", ["inprocess", "local"])
+def test_a_failed_task_is_accounted_and_resumed_the_same_way(tmp_path, small_card, cluster):
+    """A recording that cannot be decoded fails its task on either path: the run is failed, the
+    failure names the recording, its derivative rows are failed; once the file is readable again
+    ``--resume`` finishes the run and the store equals an in-process run's."""
+    ws = init_workspace(tmp_path / f"ws-{cluster}")
+    ingest_card(ws, IngestRequest(small_card, "Wood", "N3", timezone="+02:00"))
+    workflow = Workflow.from_dict({**WORKFLOW, "store": {"clips_per_chunk": 4, "clips_per_shard": 8}})
+    archived = sorted(ws.paths.archive.rglob("*.WAV"))
+    broken, good_bytes = archived[1], archived[1].read_bytes()
+    broken.chmod(0o644)  # the archive is read-only: this test breaks its own copy, then mends it
+    broken.write_bytes(b"\0" * len(good_bytes))  # decoding it fails
+
+    failed = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster=cluster)
+    assert failed.state == "failed" and failed.exit_code == EXIT_PARTIAL and failed.execution == cluster
+    assert len(failed.failures) == 1 and broken.name in failed.failures[0]["message"]
+    assert failed.clips_computed == failed.n_clips - (failed.failures[0]["clips"][1] - failed.failures[0]["clips"][0])
+    with ws.catalogue.read() as s:
+        row = run_rows.get_run(s, failed.run_id)
+    assert row.state == "failed" and broken.name in (row.message or "")
+
+    broken.write_bytes(good_bytes)
+    resumed = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster=cluster, resume=failed.run_id)
+    assert resumed.state == "complete" and resumed.run_id == failed.run_id
+    assert resumed.clips_computed == failed.n_clips - failed.clips_computed  # only the failed task again
+    reference = run_workflow(ws, workflow, workflow_source="test", cluster="inprocess", new_run=True)
+    _assert_same(_arrays(ws, resumed.store), _arrays(ws, reference.store))
+
+
+def test_memory_stays_flat_in_process(tmp_path):
+    """In process the driver streams audio in blocks and holds one shard at a time, as a worker
+    does: the peak of Python and numpy allocations (tracemalloc) for a 4-minute recording is
+    that of a 24-second one."""
+    import tracemalloc
+
+    ws = init_workspace(tmp_path / "ws")
+    for name, seconds in (("short", 24.0), ("long", 240.0)):
+        card = tmp_path / f"card-{name}"
+        audiomoth_card(card, start=dt.datetime(2024, 5, 4, 6, 0), count=1, seconds=seconds, sample_rate_hz=48_000,
+                       utc_offset_minutes=120, era="1.6.0")
+        ingest_card(ws, IngestRequest(card, "Wood", name, timezone="+02:00"))
+
+    def peak(deployment: str) -> int:
+        workflow = Workflow.from_dict({**WORKFLOW, "name": f"flat-{deployment}",
+                                       "selection": {"deployments": [deployment]}})
+        tracemalloc.reset_peak()
+        report = run_workflow(ws, workflow, workflow_source="test", cluster="inprocess", new_run=True)
+        assert report.state == "complete" and report.execution == "inprocess"
+        return tracemalloc.get_traced_memory()[1]
+
+    tracemalloc.start()
+    try:
+        peak("short")  # first calls: imports, caches, filter banks
+        short, long = peak("short"), peak("long")
+    finally:
+        tracemalloc.stop()
+    assert long <= 1.25 * short, (short, long)
