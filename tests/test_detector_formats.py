@@ -416,6 +416,9 @@ def test_a_guano_species_list_gives_one_label_each(tmp_path):
     with open_workspace(tmp_path / "ws") as ws, ws.catalogue.read() as s:
         assert sorted((r.label, r.begin_s, r.end_s) for r in label_rows.annotations_out(s)) == [
             ("EPFU", 0.0, 0.5), ("MYLU", 0.0, 0.5), ("Myosod", 0.0, 0.5)]
+        species = label_rows.guano_species(s)  # the typed record (tests/pipeline/test_query_records.py)
+    assert [(type(r).__name__, r.manual_id, r.auto_id) for r in species] == [
+        ("RecordingSpecies", "Myosod", "MYLU, EPFU")]
 
 
 def test_export_selects_and_refuses_clearly(ws_root, tmp_path):

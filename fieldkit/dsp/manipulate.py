@@ -12,6 +12,7 @@ signal extended until the echoes have decayed by 60 dB.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from fieldkit.dsp.channels import as_channels
 from fieldkit.dsp.resample import resample
 from fieldkit.errors import ConfigError
 
-__all__ = ["Manipulations", "apply", "echo", "pitch_shift", "reverse", "speed"]
+__all__ = ["Manipulations", "apply", "echo", "reverse", "speed"]
 
 MAX_ECHO_TAIL_S = 5.0
 
@@ -64,19 +65,6 @@ def speed(samples: np.ndarray, rate_hz: float, factor: float) -> np.ndarray:
     return resample(np.ascontiguousarray(samples, dtype=np.float32), rate_hz, rate_hz / factor)
 
 
-def pitch_shift(samples: np.ndarray, rate_hz: float, semitones: float) -> np.ndarray:
-    """librosa's pitch shift by ``semitones`` (duration unchanged), soxr resampling."""
-    import librosa  # ~2 s of numba start-up: only when a preview asks for it
-
-    if not math.isfinite(semitones):
-        raise ConfigError(f"semitones = {semitones!r} is invalid; expected a finite number.")
-    if semitones == 0:
-        return np.asarray(samples, np.float32)
-    y = librosa.effects.pitch_shift(np.asarray(samples, np.float32), sr=rate_hz, n_steps=semitones,
-                                    res_type="soxr_hq")
-    return y.astype(np.float32)
-
-
 def echo(samples: np.ndarray, rate_hz: float, delay_s: float, feedback: float = 0.4) -> np.ndarray:
     """Feedback echo: ``y[n] = x[n] + feedback * y[n - D]`` with ``D = round(delay_s * rate_hz)``,
     the input padded so the echoes decay by 60 dB (at most :data:`MAX_ECHO_TAIL_S` more)."""
@@ -94,13 +82,22 @@ def echo(samples: np.ndarray, rate_hz: float, delay_s: float, feedback: float = 
     return y[0] if np.asarray(samples).ndim == 1 else y
 
 
-def apply(samples: np.ndarray, rate_hz: float, m: Manipulations) -> np.ndarray:
-    """Apply ``m`` (reverse, speed, pitch shift, echo, in that order)."""
+def apply(samples: np.ndarray, rate_hz: float, m: Manipulations,
+          pitch_shift: Callable[[np.ndarray, float, float], np.ndarray] | None = None) -> np.ndarray:
+    """Apply ``m`` (reverse, speed, pitch shift, echo, in that order).
+
+    ``pitch_shift`` is :func:`fieldkit.dsp.pitch_shift.pitch_shift`, handed in by the caller when
+    ``m.semitones`` asks for it: that module imports librosa (~2 s of numba start-up), which a
+    preview without a pitch shift should not pay.
+    """
     y = np.asarray(samples, np.float32)
     if m.reverse:
         y = reverse(y)
     y = speed(y, rate_hz, m.speed)
-    y = pitch_shift(y, rate_hz, m.semitones)
+    if m.semitones:
+        if pitch_shift is None:
+            raise ValueError("a pitch shift was asked for but no pitch_shift kernel was given")
+        y = pitch_shift(y, rate_hz, m.semitones)
     if m.echo_delay_s:
         y = echo(y, rate_hz, m.echo_delay_s, m.echo_feedback)
     return y

@@ -243,7 +243,10 @@ def render_preview(ex: Excerpt, mode: str | None, out_dir: Path,
         raise UnknownNameError("preview mode", mode, MODES)
     y, rate, params, guano = _RENDERERS[mode](ex, options)
     if options.manipulations.active:
-        y = manipulate(y, rate, options.manipulations)
+        shifter = None
+        if options.manipulations.semitones:  # librosa only when asked for (fieldkit.dsp.pitch_shift)
+            from fieldkit.dsp.pitch_shift import pitch_shift as shifter
+        y = manipulate(y, rate, options.manipulations, shifter)
         params["manipulations"] = options.manipulations.to_dict()
         guano = None if guano is None else {**guano, "fieldkit|Manipulated": "yes"}
     if options.mono and y.ndim == 2:
