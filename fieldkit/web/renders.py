@@ -54,7 +54,7 @@ class Window:
 
 
 def modes_for(rec: RecordingRow) -> tuple[str, ...]:
-    """The listening modes a recording offers: time expansion and heterodyne for ultrasonic files."""
+    """The listening modes a recording offers: time expansion, heterodyne and frequency division for ultrasonic files."""
     if (rec.sample_rate_hz or 0) >= ULTRASONIC_RATE_HZ:
         return MODES
     return ("excerpt",)

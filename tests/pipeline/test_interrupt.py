@@ -39,9 +39,13 @@ def _start(ws: Path, workflow: Path, *args: str, env: dict | None = None) -> tup
     """``fieldkit process`` in its own session, output to files (its workers inherit the descriptors).
 
     Every start but a ``--resume`` asks for a new run: the tests share a workspace, and an
-    identical re-run would otherwise reuse (or resume) the run an earlier test left there.
+    identical re-run would otherwise reuse (or resume) the run an earlier test left there. A
+    LocalCluster unless the test chooses (``--cluster``): one worker would otherwise run in
+    process (fieldkit.pipeline.execution), and these tests are about the cluster and its workers.
     """
     args = args if "--resume" in args else ("--new-run", *args)
+    if "--cluster" not in args and "--scheduler" not in args:
+        args = (*args, "--cluster", "local")
     out_path, err_path = ws / f".process-{time.monotonic_ns()}.out", ws / f".process-{time.monotonic_ns()}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
         proc = subprocess.Popen([str(BIN / "fieldkit"), "-w", str(ws), "process", str(workflow), *args],
@@ -107,9 +111,10 @@ def _wait_running(workspace: Path, before: set[int], proc, err: Path, deadline: 
 
 @pytest.mark.slow
 @pytest.mark.reliability("D3")
-def test_sigint_marks_the_run_interrupted_and_resume_completes_it(workspace, workflow_file):
+@pytest.mark.parametrize("cluster", ["local", "inprocess"])
+def test_sigint_marks_the_run_interrupted_and_resume_completes_it(workspace, workflow_file, cluster):
     before = {r[0] for r in _runs(workspace)}
-    proc, out, err = _start(workspace, workflow_file, "--workers", "1")
+    proc, out, err = _start(workspace, workflow_file, "--workers", "1", "--cluster", cluster)
     deadline = time.time() + 120
     while time.time() < deadline and not [r for r in _runs(workspace) if r[0] not in before and r[1] == "running"]:
         assert proc.poll() is None, err.read_text()[-2000:]

@@ -45,7 +45,8 @@ def test_renders_are_cached_in_the_workspace_by_content(served):
     assert not list(first.parent.glob(".render-*"))  # no half-written render left behind
 
 
-@pytest.mark.parametrize("rate, modes", [(32_000, ("excerpt",)), (384_000, ("excerpt", "time-expansion", "heterodyne"))])
+@pytest.mark.parametrize("rate, modes", [(32_000, ("excerpt",)),
+                                         (384_000, ("excerpt", "time-expansion", "heterodyne", "frequency-division"))])
 def test_ultrasonic_recordings_offer_time_expansion_and_heterodyne(served, rate, modes):
     rec = next(r for r in served["rows"] if r.sample_rate_hz == rate)
     assert renders.modes_for(rec) == modes
