@@ -36,7 +36,7 @@ from fieldkit.store.zarr_store import open_store
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["LDFC_CHANNELS", "MAX_COLUMNS", "index_heatmap", "ldfc_picture"]
+__all__ = ["LDFC_CHANNELS", "MAX_COLUMNS", "index_heatmap", "indices_run", "ldfc_picture"]
 
 #: Towsey et al. (2014)'s ACI-ENT-EVN picture: the store variables for red, green and blue.
 LDFC_CHANNELS = ("aci_spectrum", "ent_spectrum", "evn_spectrum")
@@ -85,6 +85,17 @@ def _run_with(ws: Workspace, dep: DeploymentRow, variables: tuple[str, ...], run
                         f"{' (or it is not complete)' if run_id is not None else ''}.",
                         hint="Process the deployment with a workflow that computes the acoustic indices, "
                              "e.g. 'fieldkit process soundscape'.")
+
+
+def indices_run(ws: Workspace, deployment: str, variables: tuple[str, ...] = LDFC_CHANNELS,
+                run_id: int | None = None) -> RunRow:
+    """The run a picture of ``deployment`` (``NAME`` or ``SITE/NAME``) would read.
+
+    ``run_id`` when it is complete and stored ``variables`` for the deployment's clips, else the
+    newest such run; :class:`~fieldkit.errors.NotFoundError` (naming the workflow to run) when none.
+    Callers that cache pictures key them on it (``fieldkit serve``).
+    """
+    return _run_with(ws, _find_deployment(ws, deployment), variables, run_id)
 
 
 def _clips(ws: Workspace, run: RunRow, dep: DeploymentRow) -> tuple[np.ndarray, pd.DatetimeIndex, dict[str, Any]]:
