@@ -35,7 +35,7 @@ from fieldkit.catalogue.records import DeploymentRow, DeploymentSpan, RecordingR
 from fieldkit.errors import FieldkitError, NotFoundError
 from fieldkit.listen.preview import find_recording
 from fieldkit.listen.report import find_gaps
-from fieldkit.listen.soundscape import indices_run
+from fieldkit.listen.soundscape import indices_run, ldfc_days
 from fieldkit.web import renders
 from fieldkit.web.guard import SecurityHeaders, TokenGuard
 
@@ -236,10 +236,12 @@ class Pages:
             if run_id is not None:  # the run asked for does not exist or has no indices
                 raise HTTPException(404, str(exc)) from None
             run, missing = None, str(exc)
+        days, fits = ldfc_days(self.ws, f"{dep.site}/{dep.name}", run.id) if run else ([], False)
         with self.ws.catalogue.read() as s:
             spans = [x for x in browse.deployment_spans(s) if x.site == dep.site and x.deployment == dep.name]
         query = urlencode({k: v for k, v in (("run", run.id if run else None), ("day", day)) if v is not None})
-        return self.page(request, "deployment.html.j2", dep=dep, day=day, run=run, missing=missing,
+        return self.page(request, "deployment.html.j2", dep=dep, day=day, run=run, missing=missing, days=days,
+                         whole=day is not None or fits,
                          timeline=_timeline(dep.site, dep.name, spans) if spans else None,
                          recordings_url="/recordings?" + urlencode({"site": dep.site, "deployment": dep.name}),
                          ldfc_url=f"/deployments/{dep.id}/ldfc.png" + (f"?{query}" if query else ""),

@@ -62,6 +62,32 @@ def test_the_deployment_page_shows_both_pictures_of_the_newest_run_with_indices(
     assert f'src="/deployments/{dep}/ldfc.png?run={INDICES_RUN}"' in page
     assert f'src="/deployments/{dep}/heatmap.png?run={INDICES_RUN}"' in page
     assert f'href="/runs/{INDICES_RUN}"' in page and DEMO_DEPLOYMENT in page
+    day = a_local_day(served["root"])
+    assert f'href="/deployments/{dep}?run={INDICES_RUN}&amp;day={day}"' in page  # the days with clips
+
+
+def test_a_deployment_too_long_for_one_picture_asks_for_a_day(served, monkeypatch):
+    """In process, with a one-column limit: the page offers the days instead of the whole picture."""
+    from starlette.testclient import TestClient
+
+    from fieldkit.listen import soundscape
+    from fieldkit.testing.serving import free_port
+    from fieldkit.web.pages import create_app
+    from fieldkit.web.server import plan_serve
+    from fieldkit.workspace import open_workspace
+
+    monkeypatch.setattr(soundscape, "MAX_COLUMNS", 1)
+    plan = plan_serve(open_workspace(served["root"]), "127.0.0.1", free_port())
+    dep, day = served["deployment"], a_local_day(served["root"])
+    try:
+        with TestClient(create_app(plan.workspace), base_url="http://127.0.0.1") as client:
+            whole = client.get(f"/deployments/{dep}").text
+            one_day = client.get(f"/deployments/{dep}?day={day}").text
+    finally:
+        plan.workspace.close()
+    assert "too wide for one picture" in whole and f"/deployments/{dep}/ldfc.png" not in whole
+    assert f"/deployments/{dep}/heatmap.png" in whole and f"day={day}" in whole
+    assert f'src="/deployments/{dep}/ldfc.png?run={INDICES_RUN}&amp;day={day}"' in one_day
 
 
 @pytest.mark.parametrize("kind, args", [("ldfc", ("ldfc",)), ("heatmap", ("heatmap", "--index", "aci"))])
