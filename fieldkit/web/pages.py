@@ -237,6 +237,9 @@ class Pages:
                 raise HTTPException(404, str(exc)) from None
             run, missing = None, str(exc)
         days, fits = ldfc_days(self.ws, f"{dep.site}/{dep.name}", run.id) if run else ([], False)
+        if run and day is not None and day not in days:
+            raise HTTPException(404, f"deployment {dep.site}/{dep.name} has no clip on {day} (local time) in run "
+                                     f"{run.id}; days with clips: {', '.join(map(str, days))}.")
         with self.ws.catalogue.read() as s:
             spans = [x for x in browse.deployment_spans(s) if x.site == dep.site and x.deployment == dep.name]
         query = urlencode({k: v for k, v in (("run", run.id if run else None), ("day", day)) if v is not None})

@@ -143,7 +143,7 @@ def test_path_like_and_bad_parameters_reach_no_file(served, server):
                  "/deployments/..%2Fcatalogue.sqlite/ldfc.png", "/deployments/%2Fetc%2Fpasswd/heatmap.png",
                  "/deployments/-1/ldfc.png", "/deployments/999999", "/deployments/999999/ldfc.png",
                  f"/deployments/{dep}/..%2F..%2Fcatalogue.sqlite", f"/deployments/{dep}/ldfc.png%2F..%2F..",
-                 f"/deployments/{dep}/ldfc.png?day=1999-01-01"]  # a well-formed day without clips
+                 f"/deployments/{dep}/ldfc.png?day=1999-01-01", f"/deployments/{dep}?day=1999-01-01"]  # no clips
     bad_request = [f"/deployments/{dep}/ldfc.png?day=..%2F..%2Fetc%2Fpasswd", f"/deployments/{dep}/ldfc.png?day=2024-5-1",
                    f"/deployments/{dep}/ldfc.png?day=2024-W18-3", f"/deployments/{dep}/ldfc.png?day=20240501",
                    f"/deployments/{dep}/ldfc.png?day=2024-02-30", f"/deployments/{dep}/ldfc.png?day=2024-05-01T00:00",
