@@ -21,23 +21,15 @@ from fieldkit.cli import app
 from fieldkit.cli.demo import DEMO_DEPLOYMENT, DEMO_SITE, demo_workflow_path, sample_card_path
 from fieldkit.cli.picture import INDEX_NAMES
 from fieldkit.config.params import INDEX_SPECTRA, INDICES
-from fieldkit.config.workflow import Workflow, load_workflow
-from fieldkit.config.workflow_files import bundled_workflows_dir
+from fieldkit.config.workflow import load_workflow
 from fieldkit.errors import EXIT_NOINPUT, EXIT_USAGE
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.store.zarr_store import open_store
+from fieldkit.testing.serving import soundscape_5s
 from fieldkit.workspace import init_workspace, open_workspace
 
 runner = CliRunner()
-
-
-def soundscape_5s() -> Workflow:
-    """The shipped soundscape workflow with clips short enough for the sample card."""
-    data = load_workflow(bundled_workflows_dir() / "soundscape.yaml").to_dict()
-    data.update(name="soundscape-5s", clips={"length_s": 5.0, "min_valid_fraction": 0.5})
-    data["selection"]["min_duration_s"] = 0.0
-    return Workflow.from_dict(data)
 
 
 @pytest.fixture(scope="module")

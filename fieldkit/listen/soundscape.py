@@ -36,7 +36,7 @@ from fieldkit.store.zarr_store import open_store
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["LDFC_CHANNELS", "MAX_COLUMNS", "index_heatmap", "ldfc_picture"]
+__all__ = ["LDFC_CHANNELS", "MAX_COLUMNS", "index_heatmap", "indices_run", "ldfc_days", "ldfc_picture"]
 
 #: Towsey et al. (2014)'s ACI-ENT-EVN picture: the store variables for red, green and blue.
 LDFC_CHANNELS = ("aci_spectrum", "ent_spectrum", "evn_spectrum")
@@ -87,6 +87,17 @@ def _run_with(ws: Workspace, dep: DeploymentRow, variables: tuple[str, ...], run
                              "e.g. 'fieldkit process soundscape'.")
 
 
+def indices_run(ws: Workspace, deployment: str, variables: tuple[str, ...] = LDFC_CHANNELS,
+                run_id: int | None = None) -> RunRow:
+    """The run a picture of ``deployment`` (``NAME`` or ``SITE/NAME``) would read.
+
+    ``run_id`` when it is complete and stored ``variables`` for the deployment's clips, else the
+    newest such run; :class:`~fieldkit.errors.NotFoundError` (naming the workflow to run) when none.
+    Callers that cache pictures key them on it (``fieldkit serve``).
+    """
+    return _run_with(ws, _find_deployment(ws, deployment), variables, run_id)
+
+
 def _clips(ws: Workspace, run: RunRow, dep: DeploymentRow) -> tuple[np.ndarray, pd.DatetimeIndex, dict[str, Any]]:
     """The store indices of the deployment's clips, their local start times, and the layout."""
     ds = open_store(ws.root / run.store_path, chunks=None)
@@ -115,6 +126,16 @@ def _means_by_key(ws: Workspace, run: RunRow, index: np.ndarray, keys: np.ndarra
     finally:
         ds.close()
     return unique, {v: means_of(*sums[v]) for v in variables}
+
+
+def ldfc_days(ws: Workspace, deployment: str, run_id: int, step_s: int = 60) -> tuple[list[dt.date], bool]:
+    """The local days with clips of ``deployment`` in run ``run_id``, and whether every step with
+    data fits one picture (at most :data:`MAX_COLUMNS`; else :func:`ldfc_picture` wants a day)."""
+    dep = _find_deployment(ws, deployment)
+    with ws.catalogue.read() as session:
+        run = run_rows.get_run(session, run_id)
+    _, local, _ = _clips(ws, run, dep)
+    return sorted(set(local.date)), bool(np.unique(_slots(local, step_s)).size <= MAX_COLUMNS)
 
 
 def _slots(local: pd.DatetimeIndex, step_s: int) -> np.ndarray:

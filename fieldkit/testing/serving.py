@@ -1,5 +1,5 @@
-"""Test kit for ``fieldkit serve``: a demo-like workspace with hostile names, and a real server
-started as its own process (``fieldkit serve``) on a free port, stopped when done."""
+"""Test kit for ``fieldkit serve``: a demo-like workspace with hostile names and a run with the
+acoustic indices, and a real server started as its own process (``fieldkit serve``) on a free port, stopped when done."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from fieldkit.testing.cards import write_file
 from fieldkit.testing.riffwriter import wav_bytes
 from fieldkit.testing.signals import chirp, tone
 
-__all__ = ["SCRIPT_NAME", "BAT_RATE_HZ", "hostile_card", "serve_workspace", "free_port", "Server", "running_server"]
+__all__ = ["SCRIPT_NAME", "BAT_RATE_HZ", "hostile_card", "soundscape_5s", "serve_workspace", "free_port", "Server", "running_server"]
 
 #: A card file whose path is markup: the web pages must show it as text. A file name cannot hold
 #: ``/``, so the card has a folder ``<script>alert(1)<`` holding ``script>.wav``; the card path
@@ -46,16 +46,33 @@ def hostile_card(root: Path) -> Path:
     return root
 
 
+def soundscape_5s():
+    """The shipped ``soundscape`` workflow (acoustic indices) with clips short enough for the
+    demo card's 5-15 s recordings."""
+    from fieldkit.config.workflow import Workflow, load_workflow
+    from fieldkit.config.workflow_files import bundled_workflows_dir
+
+    data = load_workflow(bundled_workflows_dir() / "soundscape.yaml").to_dict()
+    data.update(name="soundscape-5s", clips={"length_s": 5.0, "min_valid_fraction": 0.5})
+    data["selection"]["min_duration_s"] = 0.0
+    return Workflow.from_dict(data)
+
+
 def serve_workspace(directory: Path) -> Path:
-    """The demo workspace (ingest, run, annotations, dataset, export) plus a second deployment
-    ingested from :func:`hostile_card`. Returns the workspace root."""
+    """The demo workspace (ingest, run 1, annotations, dataset, export), run 2 of
+    :func:`soundscape_5s` over the demo deployment (its indices: the LDFC pictures), then a second
+    deployment ingested from :func:`hostile_card` (no indices). Returns the workspace root."""
     from fieldkit.cli.demo import run_demo
     from fieldkit.ingest.service import IngestRequest, ingest_card
+    from fieldkit.pipeline.driver import run_workflow
     from fieldkit.workspace import open_workspace
 
     root = Path(run_demo(directory, progress=False)["workspace"])
     card = hostile_card(directory.parent / f"{directory.name}-hostile-card")
     with open_workspace(root) as ws:
+        report = run_workflow(ws, soundscape_5s(), workflow_source="test", workers=1)
+        if report.state != "complete":
+            raise RuntimeError(f"the soundscape run of the serve workspace failed: {report.failures}")
         ingest_card(ws, IngestRequest(card, "demo-wood", "bat-detector-2024-05", timezone="+00:00",
                                       card_id="hostile-card"))
     return root

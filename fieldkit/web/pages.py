@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,10 +31,11 @@ from fieldkit import __version__
 from fieldkit.catalogue import browse, queries
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import runs as run_rows
-from fieldkit.catalogue.records import DeploymentSpan, RecordingRow
+from fieldkit.catalogue.records import DeploymentRow, DeploymentSpan, RecordingRow
 from fieldkit.errors import FieldkitError, NotFoundError
 from fieldkit.listen.preview import find_recording
 from fieldkit.listen.report import find_gaps
+from fieldkit.listen.soundscape import indices_run, ldfc_days
 from fieldkit.web import renders
 from fieldkit.web.guard import SecurityHeaders, TokenGuard
 
@@ -98,6 +100,19 @@ def _choice(request: Request, name: str, choices: Any, default: str | None = Non
     if value not in choices:
         raise _bad(name, value, "one of " + ", ".join(map(str, choices)))
     return value
+
+
+def _day(request: Request) -> dt.date | None:
+    """``day=YYYY-MM-DD`` exactly (``date.fromisoformat`` alone would also take week dates)."""
+    value = _text(request, "day")
+    if value is None:
+        return None
+    try:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise _bad("day", value, "a local day YYYY-MM-DD, e.g. 2024-05-01")
 
 
 def _window(request: Request) -> renders.Window:
@@ -202,6 +217,54 @@ class Pages:
         except FieldkitError as exc:  # no audio, or past its end: say so, as the CLI would
             raise HTTPException(404 if isinstance(exc, FileNotFoundError) else 400, exc.message) from None
         return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+    # -- deployments: the pictures of their acoustic indices ------------------------------------
+
+    def deployment(self, request: Request) -> DeploymentRow:
+        wanted = request.path_params["deployment_id"]
+        with self.ws.catalogue.read() as s:
+            found = [d for d in queries.list_deployments(s) if d.id == wanted]
+        if not found:
+            raise HTTPException(404, f"no deployment {wanted} in the catalogue.")
+        return found[0]
+
+    def deployment_page(self, request: Request) -> Response:
+        dep, day, run_id = self.deployment(request), _day(request), _int(request, "run", low=1)
+        try:
+            run, missing = indices_run(self.ws, f"{dep.site}/{dep.name}", run_id=run_id), None
+        except FieldkitError as exc:  # str(exc): the message and its hint (the workflow to run)
+            if run_id is not None:  # the run asked for does not exist or has no indices
+                raise HTTPException(404, str(exc)) from None
+            run, missing = None, str(exc)
+        days, fits = ldfc_days(self.ws, f"{dep.site}/{dep.name}", run.id) if run else ([], False)
+        if run and day is not None and day not in days:
+            raise HTTPException(404, f"deployment {dep.site}/{dep.name} has no clip on {day} (local time) in run "
+                                     f"{run.id}; days with clips: {', '.join(map(str, days))}.")
+        with self.ws.catalogue.read() as s:
+            spans = [x for x in browse.deployment_spans(s) if x.site == dep.site and x.deployment == dep.name]
+        query = urlencode({k: v for k, v in (("run", run.id if run else None), ("day", day)) if v is not None})
+        return self.page(request, "deployment.html.j2", dep=dep, day=day, run=run, missing=missing, days=days,
+                         whole=day is not None or fits,
+                         timeline=_timeline(dep.site, dep.name, spans) if spans else None,
+                         recordings_url="/recordings?" + urlencode({"site": dep.site, "deployment": dep.name}),
+                         ldfc_url=f"/deployments/{dep.id}/ldfc.png" + (f"?{query}" if query else ""),
+                         heatmap_url=f"/deployments/{dep.id}/heatmap.png" + (f"?run={run.id}" if run else ""))
+
+    def ldfc(self, request: Request) -> Response:
+        dep, day, run_id = self.deployment(request), _day(request), _int(request, "run", low=1)
+        return self._picture(lambda: renders.ldfc(self.ws, dep, day=day, run_id=run_id))
+
+    def heatmap(self, request: Request) -> Response:
+        dep, run_id = self.deployment(request), _int(request, "run", low=1)
+        return self._picture(lambda: renders.heatmap(self.ws, dep, run_id=run_id))
+
+    @staticmethod
+    def _picture(make: Any) -> Response:
+        try:
+            path, _ = make()
+        except FieldkitError as exc:  # no run with indices (404: says which workflow), no clip that day...
+            raise HTTPException(404 if isinstance(exc, LookupError) else 400, str(exc)) from None
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     # -- runs, datasets, quarantine -------------------------------------------------------------
 
@@ -332,6 +395,9 @@ def create_app(ws: Workspace, *, token: str | None = None) -> Starlette:
         Route("/", pages.overview), Route("/recordings", pages.recordings),
         Route("/recordings/{recording_id:int}", pages.recording_page),
         Route("/spectrogram/{recording_id:int}", pages.spectrogram), Route("/audio/{recording_id:int}", pages.audio),
+        Route("/deployments/{deployment_id:int}", pages.deployment_page),
+        Route("/deployments/{deployment_id:int}/ldfc.png", pages.ldfc),
+        Route("/deployments/{deployment_id:int}/heatmap.png", pages.heatmap),
         Route("/runs", pages.runs), Route("/runs/{run_id:int}", pages.run), Route("/datasets", pages.datasets),
         Route("/quarantine", pages.quarantine),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

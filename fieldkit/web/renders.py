@@ -1,15 +1,17 @@
-"""Spectrograms and listening previews rendered on demand and kept in the workspace's cache.
+"""Spectrograms, listening previews and deployment pictures rendered on demand and kept in the workspace's cache.
 
 A picture or a sound is made the first time it is asked for, from the archived copy (read, never
 written), and kept under ``<workspace>/cache/serve/`` - never in the archive or the stores. Its
 file name comes from the recording's sha256 (from the catalogue) and the validated numbers of
-the request, never from text the request supplied, so a request cannot name a file. A render is
+the request (a deployment picture: the deployment's id and the run it was drawn from), never
+from text the request supplied, so a request cannot name a file. A render is
 written next to its final name and renamed into place, and one lock per name keeps two requests
 from rendering the same thing at once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import tempfile
@@ -20,14 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fieldkit.catalogue import labels as label_rows
-from fieldkit.catalogue.records import RecordingRow
+from fieldkit.catalogue.records import DeploymentRow, RecordingRow
 from fieldkit.io.render.media import spectrogram_png
+from fieldkit.listen import soundscape
 from fieldkit.listen.preview import MODES, ULTRASONIC_RATE_HZ, PreviewOptions, read_recording_excerpt, render_preview
 
 if TYPE_CHECKING:
     from fieldkit.workspace import Workspace
 
-__all__ = ["CACHE_DIR", "MAX_EXCERPT_S", "PLAYBACK_RATE_HZ", "Window", "modes_for", "spectrogram", "audio"]
+__all__ = ["CACHE_DIR", "MAX_EXCERPT_S", "PLAYBACK_RATE_HZ", "Window", "modes_for", "spectrogram", "audio",
+           "ldfc", "heatmap"]
 
 #: Relative to the workspace root.
 CACHE_DIR = Path("cache") / "serve"
@@ -106,3 +110,44 @@ def audio(ws: Workspace, rec: RecordingRow, mode: str, window: Window) -> Path:
         return render_preview(ex, mode, tmp, PreviewOptions(max_rate_hz=PLAYBACK_RATE_HZ))["wav"]
 
     return _cached(ws, f"{rec.sha256}-{mode}-{window.key()}-v{RENDER_VERSION}.wav", make)
+
+
+def _deployment_picture(ws: Workspace, dep: DeploymentRow, kind: str, variables: tuple[str, ...],
+                        run_id: int | None, suffix: str, draw) -> tuple[Path, int]:
+    """``draw(name, run_id, out)`` cached under the deployment's id and the run that has ``variables``.
+
+    The run is resolved first (the newest complete one with the indices, or ``run_id``), so a new
+    run draws afresh; a complete run's store does not change, so its picture never goes stale.
+    """
+    name = f"{dep.site}/{dep.name}"
+    run = soundscape.indices_run(ws, name, variables, run_id)
+
+    def make(tmp: Path) -> Path:
+        return Path(draw(name, run.id, tmp / f"{kind}.png")["png"])
+
+    return _cached(ws, f"deployment-{dep.id}-{kind}-run{run.id}-{suffix}-v{RENDER_VERSION}.png", make), run.id
+
+
+def ldfc(ws: Workspace, dep: DeploymentRow, *, day: dt.date | None = None,
+         run_id: int | None = None) -> tuple[Path, int]:
+    """The deployment's false-colour spectrogram (one local day, or every minute with data).
+
+    Drawn by :func:`fieldkit.listen.soundscape.ldfc_picture`, as ``fieldkit picture ldfc`` does.
+
+    Returns
+    -------
+    tuple
+        The cached PNG and the run it was drawn from.
+    """
+    def draw(name: str, run: int, out: Path) -> dict:
+        return soundscape.ldfc_picture(ws, name, day=day, run_id=run, out=out)
+
+    return _deployment_picture(ws, dep, "ldfc", soundscape.LDFC_CHANNELS, run_id, str(day or "all"), draw)
+
+
+def heatmap(ws: Workspace, dep: DeploymentRow, *, run_id: int | None = None) -> tuple[Path, int]:
+    """The deployment's 24 h heat map of ACI (mean per clip by local hour and day), and its run."""
+    def draw(name: str, run: int, out: Path) -> dict:
+        return soundscape.index_heatmap(ws, name, "aci", run_id=run, out=out)
+
+    return _deployment_picture(ws, dep, "heatmap-aci", ("aci",), run_id, "all", draw)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fieldkit.catalogue import queries
+from fieldkit.cli.demo import DEMO_DEPLOYMENT
 from fieldkit.testing.serving import SCRIPT_NAME, serve_workspace
 from fieldkit.workspace import open_workspace
 
@@ -17,7 +18,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The workspace root and the ids of the recordings the tests look at."""
     root = serve_workspace(tmp_path_factory.mktemp("serve") / "ws")
     with open_workspace(root) as ws, ws.catalogue.read() as s:
-        rows = queries.list_recordings(s)
+        rows, deployments = queries.list_recordings(s), queries.list_deployments(s)
     by = {r.id: r for r in rows}
     return {
         "root": root,
@@ -27,6 +28,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "script": next(r.id for r in rows if any(p.endswith(SCRIPT_NAME) for p in r.source_paths)),
         "quarantined": next(r.id for r in rows if r.status == "quarantined"),
         "annotated": _annotated(root, by),
+        # the demo deployment has the indices of run 2; the bat deployment has none
+        "deployment": next(d.id for d in deployments if d.name == DEMO_DEPLOYMENT),
+        "bare_deployment": next(d.id for d in deployments if d.name == "bat-detector-2024-05"),
     }
 
 

@@ -163,3 +163,23 @@ def test_the_script_named_file_is_inert_in_the_browser(browser, server, served):
         visit.page.close()
     assert scripts == 0 and not visit.dialogs and not visit.errors
     assert SCRIPT_NAME in text
+
+
+def test_a_deployment_page_shows_its_soundscape_pictures(browser, server, served, tmp_path):
+    dep = served["deployment"]
+    visit = Visit(browser, server.base)
+    try:
+        visit.open("/")
+        visit.page.click(f"a[href='/deployments/{dep}']")
+        visit.page.wait_for_load_state("networkidle")
+        images = visit.page.evaluate(IMAGES)
+        visit.page.screenshot(path=str(tmp_path / "deployment.png"), full_page=True)
+        visit.open(f"/deployments/{served['bare_deployment']}")
+        bare_images, bare_text = visit.page.evaluate(IMAGES), visit.page.inner_text("main")
+    finally:
+        visit.page.close()
+    assert not visit.errors, visit.errors
+    assert [src.split("?")[0] for _, _, src in images] == [f"/deployments/{dep}/ldfc.png",
+                                                          f"/deployments/{dep}/heatmap.png"], images
+    assert all(done and width > 0 for done, width, _ in images), images
+    assert bare_images == [] and "fieldkit process soundscape" in bare_text

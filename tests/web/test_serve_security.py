@@ -42,7 +42,8 @@ def pages(served: dict) -> list[str]:
     return ["/", "/recordings", "/recordings?status=ok&sort=duration&order=desc&qc=clipped", f"/recordings/{ok}",
             f"/recordings/{bat}?mode=heterodyne", f"/recordings/{script}", f"/recordings/{bad}", "/runs", "/runs/1",
             "/datasets", "/quarantine", f"/spectrogram/{ok}", f"/audio/{ok}", f"/audio/{bat}?mode=time-expansion",
-            "/static/site.css"]
+            "/static/site.css", f"/deployments/{served['deployment']}", f"/deployments/{served['deployment']}/ldfc.png",
+            f"/deployments/{served['deployment']}/heatmap.png"]
 
 
 @pytest.fixture(scope="module")
