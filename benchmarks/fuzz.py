@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fieldkit.testing import fuzz  # noqa: E402
+from fieldkit.testing import fuzz
 
 
 def main(argv: list[str] | None = None) -> int:

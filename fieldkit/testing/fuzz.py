@@ -80,22 +80,22 @@ _TEXT_ATOMS = ("", " ", "\t", "\n", "\r\n", "\r", ":", "|", "\\", "\x00", "-", "
                "é", "\udcff", "\U0001f426", "%2e%2e/", "../../etc/passwd", "A" * 300,
                "4.2V", "< 3.6V", "> 4.9V", "gain setting 9", "-91.5 -181.2", "N 52.1 W 1.2")
 _AUDIOMOTH_COMMENTS = (
-    "Recorded at 10:00:00 24/03/2019 (UTC) by AudioMoth 24E144055E080032 at gain setting 2 "
-    "while battery state was 4.2V.",
-    "Recorded at 22:10:05 05/06/2021 (UTC+5:30) during deployment ABC123 by AudioMoth "
-    "24F319055FDF2F5B using external microphone at medium gain while battery was 3.9V and "
-    "temperature was 21.4C. Recording stopped due to low voltage.",
-    "Recorded at 00:00:00 01/01/2020 (UTC-3) by AudioMoth 243B1F075C7B2D4B at high gain "
-    "setting while battery state was less than 3.6V and temperature was -2.5C. "
-    "Band-pass filter applied with cut-off frequencies of 1.0kHz and 8.0kHz.",
+    ("Recorded at 10:00:00 24/03/2019 (UTC) by AudioMoth 24E144055E080032 at gain setting 2 "
+     "while battery state was 4.2V."),
+    ("Recorded at 22:10:05 05/06/2021 (UTC+5:30) during deployment ABC123 by AudioMoth "
+     "24F319055FDF2F5B using external microphone at medium gain while battery was 3.9V and "
+     "temperature was 21.4C. Recording stopped due to low voltage."),
+    ("Recorded at 00:00:00 01/01/2020 (UTC-3) by AudioMoth 243B1F075C7B2D4B at high gain "
+     "setting while battery state was less than 3.6V and temperature was -2.5C. "
+     "Band-pass filter applied with cut-off frequencies of 1.0kHz and 8.0kHz."),
 )
 _IXML_TEXTS = (
-    "<?xml version=\"1.0\"?><BWFXML><IXML_VERSION>1.5</IXML_VERSION><PROJECT>p</PROJECT>"
-    "<SCENE>1</SCENE><TAKE>2</TAKE><NOTE>n</NOTE></BWFXML>",
-    "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;\">]>"
-    "<BWFXML><NOTE>&b;</NOTE></BWFXML>",
-    "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
-    "<BWFXML><NOTE>&e;</NOTE></BWFXML>",
+    ("<?xml version=\"1.0\"?><BWFXML><IXML_VERSION>1.5</IXML_VERSION><PROJECT>p</PROJECT>"
+     "<SCENE>1</SCENE><TAKE>2</TAKE><NOTE>n</NOTE></BWFXML>"),
+    ("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;\">]>"
+     "<BWFXML><NOTE>&b;</NOTE></BWFXML>"),
+    ("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
+     "<BWFXML><NOTE>&e;</NOTE></BWFXML>"),
     "<BWFXML><NOTE>unclosed",
 )
 
@@ -731,14 +731,14 @@ def minimise(kind: str, data: bytes, name: str, target: str, exception: str,
 
 def format_report(report: FuzzReport) -> str:
     """The run's figures as the lines ``benchmarks/fuzz.py`` prints."""
-    lines = [f"seed {report.seed}: {report.inputs} inputs in {report.seconds:.1f} s "
-             f"({report.inputs / max(report.seconds, 1e-9):.0f}/s)",
+    lines = [(f"seed {report.seed}: {report.inputs} inputs in {report.seconds:.1f} s "
+              f"({report.inputs / max(report.seconds, 1e-9):.0f}/s)"),
              "per target: " + ", ".join(f"{k} {v}" for k, v in sorted(report.per_target.items())),
              "per mutation: " + ", ".join(f"{k} {v}"
                                           for k, v in sorted(report.per_mutation.items())),
              f"uncaught exceptions: {len(report.crashes)}",
-             f"inputs over {SLOW_S:g} s (CPU): {len(report.slow)}; "
-             f"longest wall time of one input: {report.max_wall_s:.3f} s",
+             (f"inputs over {SLOW_S:g} s (CPU): {len(report.slow)}; "
+              f"longest wall time of one input: {report.max_wall_s:.3f} s"),
              f"slowest input: {json.dumps(report.slowest)}"]
     for crash in report.crashes[:20]:
         lines.append(f"  CRASH #{crash['index']} {crash['target']} {crash['exception']} "
