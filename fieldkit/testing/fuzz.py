@@ -16,7 +16,8 @@ Targets and what each may raise (everything else is a crash):
                  OpenSoundscape wrapper, ``wamd``, ``bext``, iXML, file names, CONFIG.TXT)
                  directly on the mutated chunk bodies and text; nothing may raise
 ``annotations``  the ``raven``, ``audacity`` and ``csv`` readers;
-                 :class:`~fieldkit.errors.FieldkitError` subclasses (``AnnotationError``)
+                 :class:`~fieldkit.errors.FieldkitError` subclasses (``AnnotationError``);
+                 and the Song Meter summary parser on the same text (it never raises)
 
 A parser may raise only fieldkit's own typed errors (:class:`~fieldkit.errors.FieldkitError`);
 any other exception, or one input taking more than :data:`SLOW_S`, is reported with the input
@@ -479,6 +480,9 @@ def _annotations(data: bytes, name: str) -> None:
     from fieldkit.io.annotations.readers import read_annotations
     from fieldkit.io.annotations.rows import ReadOptions
 
+    from fieldkit.io.recorders.songmeter import parse_songmeter_summary
+
+    parse_songmeter_summary(data)  # a comma-separated table, as a Song Meter summary is
     text = _decode_table(data)
     # strict or lenient by the input (both paths are fuzzed, each input pays for one)
     options = ReadOptions(skip_bad_rows=len(data) % 2 == 0)
@@ -491,9 +495,11 @@ def _annotations(data: bytes, name: str) -> None:
 
 def _config(data: bytes, name: str) -> None:
     from fieldkit.io.recorders.audiomoth import parse_config_txt
+    from fieldkit.io.recorders.songmeter import parse_songmeter_summary
 
     parse_config_txt(data)
     parse_config_txt(_decode_table(data))
+    parse_songmeter_summary(data)
 
 
 #: Targets per seed kind; a target may raise only what its name maps to.
