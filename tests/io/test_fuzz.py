@@ -9,8 +9,10 @@ its input, and the minimiser shrinks it, so the slice cannot pass by catching ev
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fieldkit.testing import fuzz
@@ -85,3 +87,27 @@ def test_a_typed_error_is_allowed_only_where_documented(monkeypatch: pytest.Monk
     outcome = fuzz.run_targets("wav", b"OggS", "x.ogg")
     # the walker documents AudioFormatError; the recorder parsers promise never to raise
     assert [(t, e) for t, e, _ in outcome.crashes] == [("recorders", "AudioFormatError")]
+
+
+# --- regressions: crashes the fuzzer found, minimised ------------------------------------------
+
+
+@pytest.mark.parametrize("declaration", [
+    b'<?xml version="" encoding="U"?>',  # minimised from 100k-run input #82524 (seed 14)
+    b'<?xml version="1.0" encoding="UTF-0"?><BWFXML><NOTE>n</NOTE></BWFXML>',
+    b'<?xml version="1.0" encoding="UTF-16"?><BWFXML/>',
+])
+def test_ixml_with_an_unknown_encoding_is_a_warning_not_a_crash(declaration: bytes) -> None:
+    """Seed 14, #82524: wavinfo/Scene_1_2AG-T001_Tr1.WAV, ixml_text + bit_flip turned the iXML
+    declaration's encoding into ``UTF-0``; expat raised LookupError through parse_ixml."""
+    from fieldkit.io.recorders.bwf import parse_ixml
+    from fieldkit.io.recorders.reader import read_recorder_metadata
+    from fieldkit.io.riff.chunks import walk_riff
+    from fieldkit.testing import riffwriter as rw
+
+    parsed = parse_ixml(declaration)
+    assert parsed.flags == ("ixml_broken",) and parsed.warnings
+    wav = rw.wav_bytes(np.zeros(16), 8000, before=[rw.ixml_chunk(declaration)])
+    meta = read_recorder_metadata(io.BytesIO(wav), "x.wav", walk_riff(io.BytesIO(wav), len(wav)))
+    assert "ixml_broken" in meta.flags
+    assert fuzz.run_targets("wav", wav, "x.wav").crashes == []

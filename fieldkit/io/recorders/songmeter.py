@@ -2,7 +2,7 @@
 
 The layout, as Wildlife Acoustics documents it (Song Meter SM5 user guide, "Summary File
 Format", https://answers.wildlifeacoustics.com/r/en-US/Song-Meter-SM5-User-Guide/Summary-File-Format;
-Mini 2 / Micro 2 guides), summarised in ``shared/reference/formats-and-faults.md``:
+Mini 2 / Micro 2 guides), summarised in docs/reliability.md (B4):
 
 - named ``<prefix>_Summary.txt`` (Mini 2, Micro 2) or ``<prefix>_Summary_<slot>.txt`` (SM5);
 - comma-separated with a header row such as ``DATE,TIME,LAT,NS,LON,EW,POWER(V),TEMP(C),#ACFILES``;
