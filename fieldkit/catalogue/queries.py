@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import statistics
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,12 +57,59 @@ def list_deployments(session: Session, *, site: str | None = None) -> list[Deplo
             sa.select(Recording.deployment_id, sa.func.count()).group_by(Recording.deployment_id)
         ).all()
     )
+    rows = session.execute(stmt).all()
+    timeline = _timelines(session, [d.id for d, _ in rows])
     return [
         DeploymentRow(id=d.id, name=d.name, site=site_name, timezone=d.timezone,
                       start_utc=iso_utc(d.start_utc), end_utc=iso_utc(d.end_utc),
-                      recordings=counts.get(d.id, 0))
-        for d, site_name in session.execute(stmt).all()
+                      recordings=counts.get(d.id, 0), **timeline.get(d.id, _NO_TIMELINE))
+        for d, site_name in rows
     ]
+
+
+#: A gap is an interval between the starts of consecutive recordings of one device longer than
+#: this many times the deployment's median interval (a missing file, a stopped recorder).
+GAP_FACTOR = 1.5
+#: Overlaps shorter than this are clock jitter, not overlapping files.
+OVERLAP_TOLERANCE_S = 0.5
+_NO_TIMELINE: dict = {"overlaps": (), "gaps": ()}
+
+
+def _timelines(session: Session, deployment_ids: list[int]) -> dict[int, dict]:
+    """A10: overlaps and gaps between consecutive recordings of each deployment, per device.
+
+    Computed at query time from ``start_time_utc`` and ``duration_s`` (which comes from the
+    frames present, never from the schedule); sidecars and recordings without a time or a
+    duration take no part. Consecutive recordings of one device overlap when the next starts
+    more than :data:`OVERLAP_TOLERANCE_S` before the previous ends; a gap is a start-to-start
+    interval over :data:`GAP_FACTOR` times the median interval of that device.
+    """
+    if not deployment_ids:
+        return {}
+    stmt = (sa.select(Recording.deployment_id, Recording.device_id, Recording.id,
+                      Recording.start_time_utc, Recording.duration_s)
+            .where(Recording.deployment_id.in_(deployment_ids), Recording.status != "sidecar",
+                   Recording.start_time_utc.is_not(None), Recording.duration_s.is_not(None))
+            .order_by(Recording.deployment_id, Recording.device_id, Recording.start_time_utc,
+                      Recording.id))
+    series: dict[tuple[int, int | None], list[tuple[int, dt.datetime, float]]] = {}
+    for dep, device, rec, start, duration in session.execute(stmt).all():
+        series.setdefault((dep, device), []).append((rec, start, duration))
+    out: dict[int, dict] = {}
+    for (dep, _device), recs in series.items():
+        found = out.setdefault(dep, {"overlaps": [], "gaps": []})
+        steps = [(b[1] - a[1]).total_seconds() for a, b in zip(recs, recs[1:])]
+        usual = statistics.median(steps) if steps else None
+        for (a_id, a_start, a_dur), (b_id, b_start, _), step in zip(recs, recs[1:], steps):
+            overlap = a_dur - step
+            if overlap > OVERLAP_TOLERANCE_S:
+                found["overlaps"].append({"first": a_id, "second": b_id,
+                                          "seconds": round(overlap, 3)})
+            elif usual and step > GAP_FACTOR * usual:
+                found["gaps"].append({"after": a_id, "before": b_id,
+                                      "seconds": round(step - a_dur, 3),
+                                      "usual_interval_s": round(usual, 3)})
+    return {dep: {k: tuple(v) for k, v in found.items()} for dep, found in out.items()}
 
 
 def list_recordings(session: Session, filters: RecordingFilter = RecordingFilter()) -> list[RecordingRow]:

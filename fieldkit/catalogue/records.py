@@ -74,6 +74,11 @@ class DeploymentRow(Record):
     start_utc: str | None
     end_utc: str | None
     recordings: int
+    #: A10, computed at query time: consecutive recordings of one device that overlap
+    #: (``{"first", "second", "seconds"}``) or leave an unusual gap (``{"after", "before",
+    #: "seconds", "usual_interval_s"}``); durations come from the samples.
+    overlaps: tuple[dict, ...] = ()
+    gaps: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)

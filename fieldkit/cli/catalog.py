@@ -45,7 +45,12 @@ def deployments(ctx: typer.Context, site: Optional[str] = typer.Option(None, hel
 
     with state(ctx).open() as ws, ws.catalogue.read() as s:
         rows = [r.to_dict() for r in queries.list_deployments(s, site=site)]
-    emit_json(rows) if json_out else table("deployments", rows, ["id", "site", "name", "timezone", "recordings"], fmt)
+    if json_out:
+        emit_json(rows)
+        return
+    for row in rows:  # A10: the table shows counts; --json lists the recordings concerned
+        row["overlaps"], row["gaps"] = len(row["overlaps"]), len(row["gaps"])
+    table("deployments", rows, ["id", "site", "name", "timezone", "recordings", "overlaps", "gaps"], fmt)
 
 
 @app.command("recordings")

@@ -38,7 +38,8 @@ def _graceful_stop():
 
 def ingest(
     ctx: typer.Context,
-    card_dir: Path = typer.Argument(..., help="The card's mount point or a copy of its folder tree."),
+    card_dir: Path = typer.Argument(..., help="The card's mount point, a copy of its folder tree, or a "
+                                    "dump of it (.zip, .tar, .tar.gz)."),
     site: str = typer.Option(..., "--site", help="Site name (created if new)."),
     deployment: str = typer.Option(..., "--deployment", help="Deployment name at the site (created if new)."),
     timezone: Optional[str] = typer.Option(None, "--timezone", help="Recorder clock zone: a fixed offset such as "
@@ -52,18 +53,24 @@ def ingest(
 ) -> None:
     """Copy every file of a card into the archive, verified, and catalogue it."""
     from fieldkit.cli.progress import FileProgress
+    from fieldkit.ingest.dumps import ingest_dump, is_dump, plan_dump
     from fieldkit.ingest.service import IngestRequest, ingest_card, plan_ingest
 
     ws = state(ctx).open()
     request = IngestRequest(card_dir, site, deployment, timezone, device, card_id, break_lock)
+    dump = is_dump(card_dir)  # G1: a .zip/.tar/.tar.gz card dump is ingested as the card
     if dry_run:
-        plan = plan_ingest(ws, request)
+        plan = plan_dump(ws, request) if dump else plan_ingest(ws, request)
         emit_json(plan) if json_out else err.print(
             f"would ingest {plan['to_copy']} files ({human_size(plan['bytes_to_copy'])}) from {plan['card_root']}; "
             f"{len(plan['ignored'])} ignored; enough space: {human(plan['enough_space'])}")
+        for rejected in plan.get("rejected", []) if not json_out else ():
+            err.print(f"[yellow]rejected[/yellow] {rejected['name']!r} ({rejected['reason']}): "
+                      f"{rejected['message']}")
         return
     with _graceful_stop() as should_stop:
-        report = ingest_card(ws, request, progress=FileProgress("copy", enabled=not json_out), should_stop=should_stop)
+        run = ingest_dump if dump else ingest_card
+        report = run(ws, request, progress=FileProgress("copy", enabled=not json_out), should_stop=should_stop)
     emit_json(report.to_dict()) if json_out else _render(report, fmt)
     raise typer.Exit(report.exit_code)
 

@@ -79,6 +79,12 @@ class IngestSettings(BaseModel):
     default_timezone: str = Field(
         "UTC", description="Recorder clock zone when a deployment gives none (fixed offsets are safest)."
     )
+    # G1: the zip-bomb limits of a card dump (fieldkit/ingest/dumps.py)
+    dump_max_entries: int = Field(100_000, ge=1, description="Most entries a card dump (.zip/.tar) may hold.")
+    dump_max_bytes: int = Field(2 * 1024**4, ge=1, description="Most bytes a card dump may expand to.")
+    dump_max_ratio: float = Field(
+        200.0, gt=1, description="Most an entry (zip) or a whole dump (tar.gz) may expand over its compressed size."
+    )
 
 
 class ServeSettings(BaseModel):

@@ -14,6 +14,7 @@ from fieldkit.errors import TimeReconciliationError
 from fieldkit.io.audio.probe import probe
 from fieldkit.io.recorders import read_recorder_metadata
 from fieldkit.io.recorders.audiomoth import parse_config_txt
+from fieldkit.io.recorders.songmeter import parse_songmeter_summary
 from fieldkit.model.audio import AudioFacts
 from fieldkit.model.metadata import RecorderMetadata
 from fieldkit.model.times import reconcile_times
@@ -132,6 +133,10 @@ def _sidecar(path: Path, card_name: str, facts: AudioFacts) -> Description | Non
         config = parse_config_txt(raw)
         meta["config"] = config.fields
         meta["warnings"] = list(config.warnings)
+    elif kind == "songmeter_summary":  # B4: GPS, battery, temperature, restarts
+        summary = parse_songmeter_summary(raw)
+        meta["summary"] = summary.to_dict()
+        meta["warnings"] = list(summary.warnings)
     return Description(format="text", declared_extension=Path(card_name).suffix.lstrip(".").lower(),
                        status="sidecar", status_message=f"{card_name}: recorder text file ({kind})", metadata=meta)
 

@@ -84,8 +84,20 @@ def _preflight_space(workspace: Workspace, files: list[CardFile]) -> None:
 def _report(inv: Inventory, request: IngestRequest, plan: SessionPlan, files: list[SessionFileRow],
             **kw) -> IngestReport:
     outcomes = [FileOutcome.from_row(f) for f in files]
+    kw["messages"] = [*kw.get("messages", []), *_collisions(outcomes)]
     return IngestReport(inv.identity, str(inv.root), request.site, request.deployment, plan.session_id,
                         files=outcomes, resumed_from=plan.resumed_from, **kw)
+
+
+def _collisions(outcomes: list[FileOutcome]) -> list[str]:
+    """F3: a name already archived with other content (two recorders, same configuration, no prefix)."""
+    found = []
+    for f in outcomes:
+        if f.archive_path and f.sha256 and f"__{f.sha256[:12]}" in f.archive_path.rsplit("/", 1)[-1]:
+            found.append(f"name collision: {f.path} has the name of an archived recording with other content "
+                         f"(two recorders with the same configuration and no device prefix?); both are kept, this "
+                         f"one as {f.archive_path}, told apart by their serials in 'fieldkit catalog recordings'.")
+    return found
 
 
 def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progress | None = None,

@@ -146,7 +146,8 @@ def test_recordings_in_scope_carry_datetimes(catalogued):
 #: JSON Schemas rely on the names; byte-for-byte stable output relies on the order).
 DOCUMENT_KEYS = {
     ("catalog", "sites"): ["id", "name", "description", "latitude", "longitude", "deployments"],
-    ("catalog", "deployments"): ["id", "name", "site", "timezone", "start_utc", "end_utc", "recordings"],
+    ("catalog", "deployments"): ["id", "name", "site", "timezone", "start_utc", "end_utc", "recordings", "overlaps",
+                                 "gaps"],
     ("catalog", "recordings"): [
         "id", "sha256", "size_bytes", "archive_path", "source_paths", "status", "reason", "status_message", "format",
         "declared_extension", "sample_rate_hz", "channels", "bit_depth", "subtype", "frames_declared",

@@ -194,6 +194,11 @@ def parse_ixml(body: bytes) -> IxmlData:
             f"iXML rejected as unsafe ({type(exc).__name__}); it is kept in the archive",))
     except SafeET.ParseError as exc:
         return IxmlData(flags=("ixml_broken",), warnings=(f"iXML is not well-formed: {exc}",))
+    except (LookupError, ValueError) as exc:
+        # expat raises these, not ParseError, for an XML declaration naming an unknown or a
+        # multi-byte encoding (found by benchmarks/fuzz.py: encoding="UTF-0")
+        return IxmlData(flags=("ixml_broken",), warnings=(
+            f"iXML declares an encoding that cannot be read ({exc}); it is kept in the archive",))
     fields = {tag: _child_text(root, tag) for tag in _IXML_TAGS}
     file_set = {child.tag: (child.text or "").strip() for child in root.iterfind("FILE_SET/*")}
     tracks = tuple((n.text or "").strip() for n in root.iterfind("TRACK_LIST/TRACK/NAME"))
