@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import statistics
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,8 @@ from fieldkit.catalogue.records import (
     iso_utc,
 )
 
+log = logging.getLogger(__name__)
+
 __all__ = ["runner", "list_sites", "list_deployments", "list_recordings", "list_sessions",
            "source_file_keys", "session_files", "session_context",
            "recordings_in_scope"]
@@ -58,7 +61,7 @@ def list_deployments(session: Session, *, site: str | None = None) -> list[Deplo
         ).all()
     )
     rows = session.execute(stmt).all()
-    timeline = _timelines(session, [d.id for d, _ in rows])
+    timeline = _readable_timelines(session, [d.id for d, _ in rows])
     return [
         DeploymentRow(id=d.id, name=d.name, site=site_name, timezone=d.timezone,
                       start_utc=iso_utc(d.start_utc), end_utc=iso_utc(d.end_utc),
@@ -73,6 +76,23 @@ GAP_FACTOR = 1.5
 #: Overlaps shorter than this are clock jitter, not overlapping files.
 OVERLAP_TOLERANCE_S = 0.5
 _NO_TIMELINE: dict = {"overlaps": (), "gaps": ()}
+#: Gaps and overlaps that could not be read (None: unknown, not "none found").
+_UNREADABLE_TIMELINE: dict = {"overlaps": None, "gaps": None}
+
+
+def _readable_timelines(session: Session, deployment_ids: list[int]) -> dict[int, dict]:
+    """:func:`_timelines`, or "unknown" for every deployment when the recordings' pages cannot be
+    read (a damaged catalogue, H2): the listing is a read that can still work without them.
+
+    A savepoint keeps the session usable after the failed statement on every backend.
+    """
+    try:
+        with session.begin_nested():
+            return _timelines(session, deployment_ids)
+    except sa.exc.DatabaseError as exc:
+        log.warning("gaps and overlaps of the deployments could not be read (%s); the catalogue may be "
+                    "damaged: see 'fieldkit db check'", exc.orig)
+        return {dep: _UNREADABLE_TIMELINE for dep in deployment_ids}
 
 
 def _timelines(session: Session, deployment_ids: list[int]) -> dict[int, dict]:

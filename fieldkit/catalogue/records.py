@@ -76,9 +76,10 @@ class DeploymentRow(Record):
     recordings: int
     #: A10, computed at query time: consecutive recordings of one device that overlap
     #: (``{"first", "second", "seconds"}``) or leave an unusual gap (``{"after", "before",
-    #: "seconds", "usual_interval_s"}``); durations come from the samples.
-    overlaps: tuple[dict, ...] = ()
-    gaps: tuple[dict, ...] = ()
+    #: "seconds", "usual_interval_s"}``); durations come from the samples. None when the
+    #: recordings could not be read (a damaged catalogue): unknown, not "none".
+    overlaps: tuple[dict, ...] | None = ()
+    gaps: tuple[dict, ...] | None = ()
 
 
 @dataclass(frozen=True)

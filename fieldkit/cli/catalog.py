@@ -49,7 +49,7 @@ def deployments(ctx: typer.Context, site: Optional[str] = typer.Option(None, hel
         emit_json(rows)
         return
     for row in rows:  # A10: the table shows counts; --json lists the recordings concerned
-        row["overlaps"], row["gaps"] = len(row["overlaps"]), len(row["gaps"])
+        row["overlaps"], row["gaps"] = (None if row[k] is None else len(row[k]) for k in ("overlaps", "gaps"))
     table("deployments", rows, ["id", "site", "name", "timezone", "recordings", "overlaps", "gaps"], fmt)
 
 
