@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,23 @@ def skip_unless_required(reason: str) -> None:
     if _REQUIRE_SERVICES:
         pytest.fail(f"{reason}; {REQUIRE_SERVICES_ENV}=1 requires it", pytrace=False)
     pytest.skip(reason)
+
+
+def mount_or_skip(*argv: str) -> None:
+    """``mount ARGV`` (real mounts need root, as in CI); skipped where the machine cannot mount."""
+    done = subprocess.run(["mount", *argv], capture_output=True, check=False)
+    if done.returncode != 0:
+        skip_unless_required(f"cannot mount here: {done.stderr.decode().strip()}")
+
+
+@contextlib.contextmanager
+def mounted(target: Path, *argv: str) -> Iterator[Path]:
+    """``target`` with ``mount ARGV target`` on it for the block (a tmpfs, a read-only bind mount)."""
+    mount_or_skip(*argv, str(target))
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
 
 
 @pytest.fixture

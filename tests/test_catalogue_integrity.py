@@ -20,6 +20,7 @@ from fieldkit.errors import EXIT_CANTCREAT, EXIT_DATAERR
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.workspace import init_workspace
+from tests.conftest import mounted
 
 FIELDKIT = Path(sys.executable).parent / "fieldkit"
 
@@ -129,21 +130,12 @@ def test_the_check_runs_once_per_catalogue_handle(ingested):
     assert calls == [1]
 
 
-def mount_or_skip(*argv: str) -> None:
-    done = subprocess.run(["mount", *argv], capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount here: {done.stderr.decode().strip()}")
-
-
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs, filled by the tests with a file of zeros."""
     (tmp_path / "tiny").mkdir()
-    mount_or_skip("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(tmp_path / "tiny"))
-    try:
-        yield tmp_path / "tiny"
-    finally:
-        subprocess.run(["umount", str(tmp_path / "tiny")], check=True)
+    with mounted(tmp_path / "tiny", "-t", "tmpfs", "-o", "size=2m", "tmpfs") as volume:
+        yield volume
 
 
 def fill(volume: Path, leave: int = 0) -> Path:
@@ -198,11 +190,8 @@ def test_verify_on_a_full_volume_is_exit_73(tmp_path, tmpfs):
 @pytest.mark.reliability("C4")
 def test_a_read_only_archive_is_refused_with_exit_73_and_nothing_catalogued(ingested):
     ws = ingested
-    mount_or_skip("--bind", "-o", "ro", str(ws / "archive"), str(ws / "archive"))
-    try:
+    with mounted(ws / "archive", "--bind", "-o", "ro", str(ws / "archive")):
         code, doc, _ = run("-w", str(ws), "ingest", str(ws.parent / "card2"), "--site", "Wood", "--deployment", "N2")
-    finally:
-        subprocess.run(["umount", str(ws / "archive")], check=True)
     assert code == EXIT_CANTCREAT
     assert "read-only" in doc["error"] and doc["path"].startswith(str(ws / "archive"))
     assert recordings(ws / "catalogue.sqlite") == 4  # the first card's three and CONFIG.TXT

@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from fieldkit.errors import (
     EXIT_USAGE,
 )
 from fieldkit.workspace import init_workspace
+from tests.conftest import mounted
 
 REPO = Path(__file__).resolve().parents[1]
 ERROR_KEYS = {"error", "code", "hint", "path"}
@@ -182,33 +182,20 @@ def test_a_file_where_the_workspace_needs_a_folder_is_output_that_cannot_be_crea
     assert doc["path"].startswith(str(ws / "exports"))
 
 
-def mount_or_skip(*argv: str) -> None:
-    """Run ``mount`` (a real read-only or full file system); skip where mounts are not allowed."""
-    done = subprocess.run(["mount", *argv], capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount here: {done.stderr.decode().strip()}")
-
-
 @pytest.fixture
 def read_only_exports(ws: Path, tmp_path: Path) -> Iterator[Path]:
     """``exports/`` as a read-only bind mount: EROFS even for root."""
     (tmp_path / "ro-source").mkdir()
-    mount_or_skip("--bind", "-o", "ro", str(tmp_path / "ro-source"), str(ws / "exports"))
-    try:
+    with mounted(ws / "exports", "--bind", "-o", "ro", str(tmp_path / "ro-source")):
         yield ws
-    finally:
-        subprocess.run(["umount", str(ws / "exports")], check=True)
 
 
 @pytest.fixture
 def full_volume(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: too small for a catalogue, so SQLite meets ENOSPC."""
     (tmp_path / "tiny").mkdir()
-    mount_or_skip("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tmp_path / "tiny"))
-    try:
-        yield tmp_path / "tiny"
-    finally:
-        subprocess.run(["umount", str(tmp_path / "tiny")], check=True)
+    with mounted(tmp_path / "tiny", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as volume:
+        yield volume
 
 
 @pytest.mark.reliability("C4")
@@ -229,11 +216,8 @@ def test_a_read_only_destination_is_output_that_cannot_be_created(read_only_expo
 @pytest.fixture
 def read_only_workspace(ws: Path) -> Iterator[Path]:
     """The whole workspace bind-mounted read-only over itself."""
-    mount_or_skip("--bind", "-o", "ro", str(ws), str(ws))
-    try:
+    with mounted(ws, "--bind", "-o", "ro", str(ws)):
         yield ws
-    finally:
-        subprocess.run(["umount", str(ws)], check=True)
 
 
 @pytest.mark.parametrize("words", [("catalog", "recordings"), ("db", "upgrade"), ("verify",)], ids=" ".join)
