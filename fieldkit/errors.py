@@ -36,6 +36,8 @@ __all__ = [
     "ClusterUnavailableError",
     "RunInterruptedError",
     "StoreError",
+    "StorageUnavailableError",
+    "ObjectExistsError",
     "ExportError",
     "UnknownNameError",
     "UnknownWorkflowError",
@@ -240,6 +242,18 @@ class RunInterruptedError(ProcessingError):
         self.exit_code = EXIT_TERMINATED if signal_name == "SIGTERM" else EXIT_INTERRUPTED
         super().__init__(f"interrupted by {signal_name}: run {run_id} is resumable ({clips_done} of {n_clips} "
                          "clips stored).", hint=f"fieldkit process WORKFLOW --resume {run_id}")
+
+
+class StorageUnavailableError(FieldkitError, ConnectionError):
+    """A storage endpoint (an ``s3://`` root's server) could not be reached; retry later."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class ObjectExistsError(FieldkitError, FileExistsError):
+    """A create-only write found its name taken: the archive is never overwritten."""
+
+    exit_code = EXIT_CANTCREAT
 
 
 class StoreError(FieldkitError):

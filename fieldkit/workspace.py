@@ -25,8 +25,18 @@ from fieldkit.errors import MigrationError, WorkspaceExistsError
 
 if TYPE_CHECKING:
     from fieldkit.catalogue.engine import Catalogue
+    from fieldkit.io.storage import Root
 
-__all__ = ["Workspace", "init_workspace", "open_workspace"]
+__all__ = ["Roots", "Workspace", "init_workspace", "open_workspace"]
+
+
+@dataclass(frozen=True)
+class Roots:
+    """The workspace's storage roots, each a local folder or a URL (:class:`fieldkit.io.storage.Root`)."""
+
+    archive: Root
+    stores: Root
+    exports: Root
 
 
 @dataclass
@@ -47,6 +57,16 @@ class Workspace:
     @property
     def settings(self):
         return self.loaded.settings
+
+    @functools.cached_property
+    def roots(self) -> Roots:
+        """The archive, stores and exports roots, with the ``[storage]`` options for URL roots."""
+        from fieldkit.io.storage import open_root
+
+        storage = self.settings.storage
+        make = functools.partial(open_root, base=self.root, options=storage.options, block_bytes=storage.block_bytes)
+        return Roots(make(self.settings.archive_root), make(self.settings.stores_root),
+                     make(self.settings.exports_root))
 
     @functools.cached_property
     def catalogue(self) -> Catalogue:
@@ -126,8 +146,14 @@ def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | No
         text = text.replace('catalogue_url = "sqlite:///catalogue.sqlite"', f'catalogue_url = "{catalogue_url}"')
     config.write_text(text, encoding="utf-8")
     ws = Workspace(load_settings(root, env={}))
-    for path in (ws.paths.archive, ws.paths.staging, ws.paths.manifests, ws.paths.stores, ws.paths.exports):
-        path.mkdir(parents=True, exist_ok=True)
+    for storage in (ws.roots.archive, ws.roots.stores, ws.roots.exports):
+        if storage.is_local:
+            storage.local_path.mkdir(parents=True, exist_ok=True)
+        else:
+            storage.check_reachable()  # a wrong endpoint, bucket or credential fails here, not mid-ingest
+    if ws.roots.archive.is_local:
+        ws.paths.staging.mkdir(parents=True, exist_ok=True)
+        ws.paths.manifests.mkdir(parents=True, exist_ok=True)
     copy_bundled_workflows(root / WORKSPACE_WORKFLOWS_DIR)
     migrate.upgrade(ws.paths.catalogue_url)
     return ws

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fieldkit.testing.catalogue import PG_ENV, migrated_sqlite, postgres_database
+from fieldkit.testing.s3server import S3_ENV
 from fieldkit.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ TEST_DATA = REPO / "tests" / "data"
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No developer settings leak into tests."""
     for key in list(os.environ):
-        if key.startswith("FIELDKIT_") and key != PG_ENV:
+        if key.startswith("FIELDKIT_") and key not in (PG_ENV, S3_ENV):
             monkeypatch.delenv(key)
 
 
@@ -54,6 +55,27 @@ def mounted(target: Path, *argv: str) -> Iterator[Path]:
         yield target
     finally:
         subprocess.run(["umount", str(target)], check=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto's standalone server) in its own process on 127.0.0.1:
+    the one .ci/run started ($FIELDKIT_TEST_S3_ENDPOINT), else one started for this session."""
+    try:
+        import moto.server  # noqa: F401
+        import s3fs  # noqa: F401
+    except ImportError as exc:
+        skip_unless_required(f"no S3 test server: {exc.name} is not installed")
+    from fieldkit.testing.s3server import s3_server as serve
+
+    with serve() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server) -> str:
+    """A fresh, empty bucket on the test server, as ``s3://NAME``."""
+    return f"s3://{s3_server.make_bucket()}"
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ __all__ = [
     "DaskSettings",
     "IngestSettings",
     "ServeSettings",
+    "StorageSettings",
     "Settings",
     "LoadedSettings",
     "WorkspacePaths",
@@ -33,6 +34,8 @@ __all__ = [
     "default_config_toml",
     "flatten",
     "public_settings",
+    "redact_url",
+    "mask_option",
 ]
 
 CONFIG_FILENAME = "fieldkit.toml"
@@ -109,6 +112,28 @@ class ExportSettings(BaseModel):
     cite_as: str | None = Field(None, description="How to cite them (Croissant citeAs; default: a BibTeX entry).")
 
 
+class StorageSettings(BaseModel):
+    """How URL roots (``s3://``, ``gs://``, ``az://``...) are reached: fsspec storage options.
+
+    Credentials come from the standard chains (AWS environment variables, ``~/.aws`` config and
+    profiles, instance roles); an option value may name an environment variable as ``${VAR}``,
+    read on each machine when the root is opened (fieldkit.io.storage), so a secret never needs
+    to be written here. Option values whose key names a secret are masked by ``config show``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options for every URL root, e.g. endpoint_url, profile, region_name "
+                    "(values may be '${ENV_VAR}').",
+    )
+    block_bytes: int = Field(
+        8 * 1024 * 1024, ge=256 * 1024,
+        description="Bytes per ranged read and per multipart upload part of a URL root.",
+    )
+
+
 class Settings(BaseModel):
     """Every fieldkit setting, validated and frozen.
 
@@ -132,6 +157,7 @@ class Settings(BaseModel):
     ingest: IngestSettings = IngestSettings()
     serve: ServeSettings = ServeSettings()
     export: ExportSettings = ExportSettings()
+    storage: StorageSettings = StorageSettings()
 
     @field_validator("catalogue_url")
     @classmethod
@@ -153,6 +179,19 @@ class WorkspacePaths:
         return self.root / CONFIG_FILENAME
 
     def resolve(self, value: str) -> Path:
+        """A root setting as a local folder (relative to the workspace); ``file://`` is stripped.
+
+        A URL root (``s3://...``) has no local folder: code that can work on one reads it through
+        ``Workspace.roots`` (fieldkit.io.storage); code that cannot raises this clear error.
+        """
+        if "://" in value:
+            if not value.startswith("file://"):
+                raise ConfigError(
+                    f"{redact_url(value)} is a URL root; this command needs a local folder there.",
+                    hint="Run it with a workspace whose roots are local folders, or see docs/architecture.md (storage roots).",
+                    path=redact_url(value),
+                )
+            value = value[len("file://"):]
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.root / path
 
@@ -308,23 +347,56 @@ def _defaults() -> dict[str, Any]:
 
 
 def public_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as JSON-ready values with every secret masked: tokens (``SecretStr``) and the
-    password of any URL (``postgresql+psycopg://user:***@host/db``). What ``config show`` prints."""
-    values = settings.model_dump(mode="json")  # SecretStr -> "**********"
-    return _mask_url_passwords(values)
+    """The settings as JSON-ready values with every secret masked: tokens (``SecretStr``), the
+    password of any URL (``postgresql+psycopg://user:***@host/db``) and storage options whose key
+    names a secret (``secret``, ``key``, ``token``, ``password``...) unless given as ``${VAR}``.
+    What ``config show`` prints."""
+    values = _mask_url_passwords(settings.model_dump(mode="json"))  # SecretStr -> "**********"
+    values["storage"]["options"] = {k: mask_option(k, v) for k, v in values["storage"]["options"].items()}
+    return values
+
+
+_SECRET_WORDS = ("secret", "password", "token", "credential", "signature", "key")
+
+
+def mask_option(key: str, value: Any) -> Any:
+    """A storage option as it may be shown: secrets given literally become ``***``."""
+    if isinstance(value, Mapping):
+        return {k: mask_option(str(k), v) for k, v in value.items()}
+    if isinstance(value, str):
+        if value and not value.startswith("${") and any(word in key.lower() for word in _SECRET_WORDS):
+            return "***"
+        return redact_url(value)
+    return value
 
 
 def _mask_url_passwords(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _mask_url_passwords(v) for k, v in value.items()}
-    if isinstance(value, str) and "://" in value and "@" in value:
-        from urllib.parse import urlsplit, urlunsplit
-
-        parts = urlsplit(value)
-        if parts.password is not None:
-            host = parts.netloc.rsplit("@", 1)[1]
-            return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    if isinstance(value, str):
+        return redact_url(value)
     return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (and query-string secrets) replaced by ``***``.
+
+    The one home of URL redaction: ``config show``, error messages naming a catalogue or a
+    storage root, logs. ``s3://bucket/prefix`` and plain paths come back unchanged.
+    """
+    if "://" not in url or ("@" not in url and "?" not in url):
+        return url
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    if parts.query:
+        query = [(k, "***" if any(w in k.lower() for w in _SECRET_WORDS) else v)
+                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

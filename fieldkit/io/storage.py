@@ -1,0 +1,370 @@
+"""The one storage adapter: a root that is a local folder or an fsspec URL.
+
+Every root of a workspace (``archive_root``, ``stores_root``, ``exports_root``) may be a plain
+path, ``file://``, ``s3://bucket/prefix``, ``gs://``, ``az://`` or any URL fsspec knows. A
+:class:`Root` names one, and offers what fieldkit needs of storage and nothing more:
+
+- ranged reads through a seekable file object (:meth:`Root.open_read`): soundfile and the RIFF
+  walker read a 2 h recording block by block, never the whole object into memory;
+- a **create-only** write (:meth:`Root.put_new`) that hashes while it streams and cannot
+  overwrite: ``If-None-Match: *`` on S3 (checked on the single PUT or the multipart COMPLETE), an
+  exclusive ``O_EXCL`` create on a local disk;
+- a re-read hash (:meth:`Root.sha256`) for verification after the write;
+- a Zarr store for a key prefix (:meth:`Root.zarr_store`), handed to ``fieldkit.store`` so the
+  store layer never learns where it writes.
+
+Why fsspec + s3fs rather than obstore: zarr 3 takes an fsspec filesystem as a store
+(``FsspecStore``) and soundfile takes fsspec's buffered file objects (seek + ranged GET) as they
+are; s3fs implements ``If-None-Match`` for single and multipart writes (``mode="xb"``), and the
+standard credential chain of botocore (environment, ``~/.aws`` profiles, instance roles) with
+``endpoint_url`` for S3-compatible servers. A Root pickles to Dask workers with its *raw*
+options: ``${VAR}`` references are resolved on each machine when the filesystem is first made,
+so a secret kept in the environment never travels in a task.
+
+Errors are translated once (:func:`storage_error`): an unreachable endpoint is temporary
+(exit 75), a missing bucket, missing credentials or a denied access are configuration (exit 78);
+every message names the URL with secrets redacted, what failed and what to set.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+from fieldkit.config.settings import redact_url
+from fieldkit.errors import (
+    ConfigError,
+    FieldkitError,
+    InputUnavailableError,
+    ObjectExistsError,
+    OutputUnavailableError,
+    StorageUnavailableError,
+)
+
+__all__ = [
+    "Root",
+    "open_root",
+    "is_url",
+    "storage_error",
+    "DEFAULT_BLOCK_BYTES",
+]
+
+DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def is_url(value: str | os.PathLike[str]) -> bool:
+    """True for ``scheme://...`` (``file://`` included), False for a plain path."""
+    return isinstance(value, str) and bool(_URL.match(value))
+
+
+@dataclass(frozen=True)
+class Root:
+    """A storage root: a local folder or an fsspec URL, plus its (unresolved) storage options.
+
+    ``url`` is what the catalogue, lineage and messages may show: an absolute local path, or the
+    URL without credentials. ``options`` may hold ``${VAR}`` references; they are resolved when
+    :attr:`fs` is first used on a machine, never stored resolved on the object.
+    """
+
+    url: str
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    block_bytes: int = field(default=DEFAULT_BLOCK_BYTES, compare=False)
+
+    # ------------------------------------------------------------------ naming
+    @property
+    def protocol(self) -> str:
+        return self.url.split("://", 1)[0] if is_url(self.url) else "file"
+
+    @property
+    def is_local(self) -> bool:
+        return self.protocol == "file"
+
+    @property
+    def local_path(self) -> Path:
+        """The folder of a local root (``file://`` stripped); a URL root has none."""
+        if not self.is_local:
+            raise ConfigError(f"{self.url} is not a local folder.", hint="Use the Root's methods to read and write it.")
+        return Path(self.url[len("file://"):] if self.url.startswith("file://") else self.url)
+
+    def uri(self, rel: str = "") -> str:
+        """The full name of ``rel`` under this root, as shown to users and written to lineage."""
+        rel = rel.strip("/")
+        if self.is_local:
+            return str(self.local_path / rel) if rel else str(self.local_path)
+        return f"{self.url.rstrip('/')}/{rel}" if rel else self.url
+
+    def child(self, rel: str) -> Root:
+        """The root of a sub-folder (same options)."""
+        return Root(self.uri(rel), self.options, self.block_bytes)
+
+    def _path(self, rel: str = "") -> str:
+        """``rel`` as the filesystem names it (bucket/prefix/rel for object stores)."""
+        if self.is_local:
+            return self.uri(rel)
+        return self.uri(rel).split("://", 1)[1]
+
+    # ------------------------------------------------------------------ filesystem
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem (made once per protocol and options in this process)."""
+        return _filesystem(self.protocol, _freeze(self.options))
+
+    def exists(self, rel: str) -> bool:
+        with storage_error(self.uri(rel)):
+            return bool(self.fs.exists(self._path(rel)))
+
+    def size(self, rel: str) -> int:
+        with storage_error(self.uri(rel)):
+            return int(self.fs.size(self._path(rel)))
+
+    def list(self, rel: str = "", *, recursive: bool = False) -> list[str]:
+        """Names under ``rel``, relative to this root, sorted; empty when ``rel`` does not exist."""
+        base = self._path(rel).rstrip("/")
+        with storage_error(self.uri(rel)):
+            if not self.fs.exists(base):
+                return []
+            names = self.fs.find(base) if recursive else self.fs.ls(base, detail=False)
+        prefix = self._path("").rstrip("/") + "/"
+        return sorted(str(n)[len(prefix):] if str(n).startswith(prefix) else str(n) for n in names)
+
+    def open_read(self, rel: str) -> IO[bytes]:
+        """A seekable binary file that reads in ranged blocks of :attr:`block_bytes`."""
+        with storage_error(self.uri(rel)):
+            if self.is_local:
+                return open(self._path(rel), "rb")  # noqa: SIM115 - the caller closes it
+            return self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="readahead")
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.open_read(rel) as handle:
+            return handle.read()
+
+    def sha256(self, rel: str) -> tuple[str, int]:
+        """Re-read ``rel`` from storage and hash it: (hex digest, bytes)."""
+        digest = hashlib.sha256()
+        size = 0
+        with self.open_read(rel) as handle:
+            while block := handle.read(self.block_bytes):
+                digest.update(block)
+                size += len(block)
+        return digest.hexdigest(), size
+
+    def put_new(self, rel: str, blocks: Iterable[bytes]) -> tuple[str, int]:
+        """Write ``blocks`` to ``rel``, only if ``rel`` does not exist; return (sha256, bytes).
+
+        Hashes while it streams. On S3 the condition is ``If-None-Match: *``, checked by the
+        server on the PUT (small objects) or on the multipart COMPLETE (the upload is aborted if
+        the name was taken meanwhile), so two writers cannot both win. On a local disk the file
+        is created with ``O_EXCL``, fsynced, and its directory fsynced. A taken name raises
+        :class:`ObjectExistsError`; nothing is replaced.
+        """
+        digest = hashlib.sha256()
+        size = 0
+
+        def hashed() -> Iterator[bytes]:
+            nonlocal size
+            for block in blocks:
+                digest.update(block)
+                size += len(block)
+                yield block
+
+        uri = self.uri(rel)
+        if self.is_local:
+            _put_local(Path(self._path(rel)), hashed())
+            return digest.hexdigest(), size
+        with storage_error(uri, creating=True):
+            try:
+                hashed_iter = hashed()
+                first = next((block for block in hashed_iter if block), None)
+                if first is None:
+                    # an empty object: s3fs's "xb" commit of 0 bytes is an unconditional touch,
+                    # so the empty PUT carries the condition itself
+                    self.fs.pipe_file(self._path(rel), b"", mode="create")
+                else:
+                    with self.fs.open(self._path(rel), "xb", block_size=max(self.block_bytes, 5 * 2**20)) as out:
+                        out.write(first)
+                        for block in hashed_iter:
+                            out.write(block)
+            except FileExistsError as exc:
+                raise ObjectExistsError(
+                    f"{uri} already exists: the archive is never overwritten.",
+                    hint="Another ingest stored this name first; run the ingest again to resume.", path=uri,
+                ) from exc
+        return digest.hexdigest(), size
+
+    def put_bytes(self, rel: str, data: bytes) -> str:
+        """Create ``rel`` holding ``data`` (create-only, as :meth:`put_new`); return its sha256."""
+        return self.put_new(rel, [data])[0]
+
+    def zarr_store(self, rel: str, *, read_only: bool = False) -> Any:
+        """A zarr 3 store for the key prefix ``rel`` (a LocalStore or an FsspecStore)."""
+        from zarr.storage import FsspecStore, LocalStore
+
+        if self.is_local:
+            return LocalStore(self._path(rel), read_only=read_only)
+        with storage_error(self.uri(rel)):
+            fs = _filesystem(self.protocol, _freeze(self.options), asynchronous=True)
+            return FsspecStore(fs, path=self._path(rel), read_only=read_only)
+
+    def check_reachable(self) -> None:
+        """Touch the root once (list it) so a wrong endpoint, bucket or credential fails early."""
+        with storage_error(self.url):
+            if not self.is_local:
+                bucket = self._path("").split("/", 1)[0]
+                self.fs.ls(bucket, detail=False)
+
+
+def open_root(value: str | os.PathLike[str], base: Path, options: Mapping[str, Any] | None = None,
+              block_bytes: int = DEFAULT_BLOCK_BYTES) -> Root:
+    """The :class:`Root` of a setting: a URL as given, a relative path under ``base``."""
+    text = os.fspath(value)
+    if is_url(text):
+        if text.startswith("file://"):
+            return Root(str(Path(text[len("file://"):]).expanduser()), {}, block_bytes)
+        if "@" in text.split("://", 1)[1].split("/", 1)[0]:
+            raise ConfigError(
+                f"storage root {redact_url(text)} carries credentials in the URL.",
+                hint="Remove them; credentials come from the standard chain (AWS_* variables, ~/.aws profiles) "
+                     "or [storage.options] with ${VAR} references.",
+            )
+        return Root(text.rstrip("/"), dict(options or {}), block_bytes)
+    path = Path(text).expanduser()
+    return Root(str(path if path.is_absolute() else base / path), {}, block_bytes)
+
+
+# ---------------------------------------------------------------------- internals
+def _freeze(options: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, _freeze(v) if isinstance(v, Mapping) else v) for k, v in options.items()))
+
+
+def _thaw(frozen: tuple) -> dict[str, Any]:
+    return {k: _thaw(v) if isinstance(v, tuple) and v and isinstance(v[0], tuple) else v for k, v in frozen}
+
+
+def _resolve_env(options: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            out[key] = _resolve_env(value)
+        elif isinstance(value, str) and (m := _ENV_REF.match(value)):
+            if m.group(1) not in os.environ:
+                raise ConfigError(
+                    f"storage option {key!r} names the environment variable {m.group(1)}, which is not set.",
+                    hint=f"Export {m.group(1)} on this machine (and on every worker), or change [storage.options].",
+                )
+            out[key] = os.environ[m.group(1)]
+        else:
+            out[key] = value
+    return out
+
+
+@lru_cache(maxsize=16)
+def _filesystem(protocol: str, frozen: tuple, asynchronous: bool = False) -> Any:
+    import fsspec
+
+    options = _resolve_env(_thaw(frozen))
+    if protocol in ("s3", "s3a"):
+        # s3fs takes endpoint_url at the top level; botocore's own chain supplies credentials
+        options.setdefault("config_kwargs", {}).setdefault("retries", {"max_attempts": 3, "mode": "standard"})
+    if asynchronous:
+        options["asynchronous"] = True
+        options["skip_instance_cache"] = True
+    try:
+        return fsspec.filesystem(protocol, **options)
+    except ImportError as exc:
+        raise ConfigError(
+            f"no filesystem for {protocol}:// is installed ({exc}).",
+            hint={"gs": "pip install gcsfs", "az": "pip install adlfs", "abfs": "pip install adlfs"}.get(
+                protocol, "Install the fsspec implementation for this protocol."),
+        ) from exc
+
+
+def _put_local(path: Path, blocks: Iterable[bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError as exc:
+        raise ObjectExistsError(f"{path} already exists: the archive is never overwritten.", path=path) from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for block in blocks:
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)  # our own partial file, never someone else's
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class storage_error:  # noqa: N801 - used as a context manager, reads as a clause
+    """Translate a storage library's exception into fieldkit's error for ``uri``."""
+
+    def __init__(self, uri: str, *, creating: bool = False) -> None:
+        self.uri = redact_url(uri)
+        self.creating = creating
+
+    def __enter__(self) -> storage_error:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, FieldkitError) or not isinstance(exc, Exception):
+            return False
+        raise _translate(self.uri, exc, self.creating) from exc
+
+
+def _translate(uri: str, exc: Exception, creating: bool) -> Exception:
+    name = type(exc).__name__
+    text = str(exc)
+    if isinstance(exc, FileExistsError):
+        return exc  # put_new turns it into ObjectExistsError with its own message
+    if name in ("NoCredentialsError", "PartialCredentialsError") or "Unable to locate credentials" in text:
+        return ConfigError(
+            f"no credentials to reach {uri}.",
+            hint="Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (or [storage.options] with ${VAR} "
+                 "references) on this machine and on every worker.", path=uri)
+    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text \
+            or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return ConfigError(
+            f"access denied to {uri} ({_short(text)}).",
+            hint="Check the credentials and that they may read and write this bucket and prefix.", path=uri)
+    if "NoSuchBucket" in text or "specified bucket does not exist" in text:
+        return ConfigError(
+            f"the bucket of {uri} does not exist.",
+            hint="Create it, or correct archive_root/stores_root/exports_root in fieldkit.toml.", path=uri)
+    if "PreconditionFailed" in text or "ConditionalRequestConflict" in text:
+        return ObjectExistsError(f"{uri} already exists: the archive is never overwritten.", path=uri)
+    if "NotImplemented" in text and creating:
+        return ConfigError(
+            f"{uri}: the server does not support conditional writes (If-None-Match), so fieldkit cannot "
+            "guarantee never to overwrite the archive.",
+            hint="Use an S3 service with conditional writes (AWS S3, recent MinIO/Ceph).", path=uri)
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+                "ClientConnectorError", "ServerDisconnectedError", "ClientOSError") \
+            or isinstance(exc, (ConnectionError, TimeoutError)):
+        return StorageUnavailableError(
+            f"cannot reach the storage of {uri} ({_short(text)}).",
+            hint="Check the endpoint (endpoint_url in [storage.options]) and the network, then run the command "
+                 "again; what was stored is kept and the command resumes.", path=uri)
+    if isinstance(exc, FileNotFoundError):
+        return InputUnavailableError(f"{uri} does not exist.", hint="Check the path or URL.", path=uri)
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.ENOSPC):
+        return OutputUnavailableError(f"cannot write {uri}: {os.strerror(exc.errno)}.", path=uri)
+    return exc
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 160 else text[:157] + "..."
