@@ -72,7 +72,8 @@ class ClusterSettings(BaseModel):
         default_factory=list, description="Batch jobs: extra scheduler directives, e.g. '--qos=long' for SLURM.")
     local_directory: str | None = Field(None, description="Batch jobs: the worker's scratch directory on the node "
                                         "(e.g. $TMPDIR); default: the job's working directory.")
-    min_workers: int = Field(1, ge=0, description="Batch jobs: workers kept while the run lasts (adaptive minimum).")
+    min_workers: int = Field(1, ge=1, description="Batch jobs: workers kept while the run lasts (adaptive minimum; "
+                             "the run waits for the first).")
     max_workers: int = Field(4, ge=1, description="Batch jobs: most workers at once (adaptive maximum; --workers "
                                                   "overrides it).")
     interface: str | None = Field(None, description="Batch jobs: network interface the scheduler and workers use "

@@ -99,7 +99,18 @@ def jobqueue_kwargs(kind: str, jobs: ClusterSettings) -> dict[str, Any]:
         "python": jobs.python or sys.executable,  # the driver's interpreter: fieldkit is installed there
         "job_name": "fieldkit-worker",
     }
+    if kind == "lsf":  # bsub -W takes [hours:]minutes
+        kwargs["walltime"] = _lsf_walltime(jobs.walltime)
     return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def _lsf_walltime(walltime: str) -> str:
+    """``HH:MM:SS`` as LSF's ``HH:MM``, a started minute counted whole; other forms unchanged."""
+    parts = walltime.split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return walltime
+    minutes = int(parts[0]) * 60 + int(parts[1]) + (int(parts[2]) > 0)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def require_submit_command(kind: str) -> str:
