@@ -129,10 +129,10 @@ class _NoProgress:
 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int | None, settings, kind: str = "local",
-                waiting=None) -> Iterator[Any]:
+                waiting=None, stop: StopSignals | None = None) -> Iterator[Any]:
     """A distributed Client: to ``scheduler`` (or $DASK_SCHEDULER_ADDRESS), else to workers in
     batch jobs when ``kind`` is ``slurm``, ``pbs``, ``sge`` or ``lsf`` (told to ``waiting`` while
-    they are pending), else a LocalCluster."""
+    they are pending; a ``stop`` signal ends the wait), else a LocalCluster."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -160,7 +160,7 @@ def dask_client(scheduler: str | None, workers: int | None, settings, kind: str 
             _join_loop_threads(threads_before)
         return
     if kind in JOBQUEUE_KINDS:
-        with _jobqueue_client(kind, workers, settings, dask_level, threads_before, waiting) as client:
+        with _jobqueue_client(kind, workers, settings, dask_level, threads_before, waiting, stop) as client:
             yield client
         return
     # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers: every large temporary then
@@ -188,7 +188,8 @@ def dask_client(scheduler: str | None, workers: int | None, settings, kind: str 
 
 
 @contextlib.contextmanager
-def _jobqueue_client(kind: str, workers: int | None, settings, dask_level: int, threads_before, waiting):
+def _jobqueue_client(kind: str, workers: int | None, settings, dask_level: int, threads_before, waiting,
+                     stop: StopSignals | None):
     """A Client of Dask workers in ``kind`` batch jobs (:mod:`.jobqueue`), adaptive between
     ``dask.cluster.min_workers`` and ``workers`` (else ``max_workers``); the jobs are cancelled
     when the block ends, however it ends."""
@@ -214,7 +215,9 @@ def _jobqueue_client(kind: str, workers: int | None, settings, dask_level: int, 
     try:
         cluster.adapt(minimum=min(jobs.min_workers, most), maximum=most)
         with Client(cluster) as client:
-            jobqueue.wait_for_a_worker(client, cluster, kind, settings.connect_timeout, waiting)
+            # a Ctrl-C while the jobs are pending ends the wait: the driver then cancels, closes, reports
+            jobqueue.wait_for_a_worker(client, cluster, kind, settings.connect_timeout, waiting,
+                                       stopped=(lambda: stop.requested) if stop is not None else None)
             yield client
     finally:
         cluster.close()  # cancels every job it submitted (scancel, qdel, bkill)
@@ -277,16 +280,16 @@ class _BackgroundClient:
     ~0.25 s) on a thread while the driver creates the store and writes its catalogue rows."""
 
     def __init__(self, scheduler: str | None, workers: int | None, settings, kind: str = "local",
-                 waiting=None) -> None:
+                 waiting=None, stop: StopSignals | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._stack = contextlib.ExitStack()
         self._closed = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fieldkit-dask-start")
-        self._future = self._pool.submit(self._start, scheduler, workers, settings, kind, waiting)
+        self._future = self._pool.submit(self._start, scheduler, workers, settings, kind, waiting, stop)
 
-    def _start(self, scheduler, workers, settings, kind, waiting):
-        client = self._stack.enter_context(dask_client(scheduler, workers, settings, kind, waiting))
+    def _start(self, scheduler, workers, settings, kind, waiting, stop):
+        client = self._stack.enter_context(dask_client(scheduler, workers, settings, kind, waiting, stop))
         from fieldkit.pipeline.tasks import (
             warm_up,  # pickled by reference: the worker imports the task module only
         )
@@ -488,7 +491,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     stop = StopSignals().install()
     # A new run has every task pending: choose its path now and start Dask behind the store's creation.
     path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
-    early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting)
+    early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop)
              if path and path.kind != "inprocess" else None)
     run_id = None
     try:
@@ -503,7 +506,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         report.execution, report.execution_reason = path.kind, path.reason
         if pending:
             log.info("tasks run %s: %s", _PATH_WORDS[path.kind], path.reason)
-        connect = early.connected if early else _connector(path, scheduler, workers, settings, waiting)
+        connect = early.connected if early else _connector(path, scheduler, workers, settings, waiting, stop)
         report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
         with ws.catalogue.write() as s:
             run_rows.update_run(s, run_id, state="running", message=None)
@@ -568,11 +571,12 @@ def _audio_s(tasks) -> float:
     return sum(i.frames_present / i.sample_rate_hz for t in tasks for i in t.items)
 
 
-def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, settings, waiting=None):
+def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, settings, waiting=None,
+               stop: StopSignals | None = None):
     """A context manager factory yielding the client of ``path``."""
     if path.kind == "inprocess":
         return inprocess_client
-    return functools.partial(dask_client, scheduler, workers, settings, path.kind, waiting)
+    return functools.partial(dask_client, scheduler, workers, settings, path.kind, waiting, stop)
 
 
 def _finished_batches(client, futures, stop: StopSignals | None):

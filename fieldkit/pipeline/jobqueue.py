@@ -130,7 +130,7 @@ def job_ids(cluster) -> list[str]:
     return [str(job.job_id) for job in list(cluster.workers.values()) if getattr(job, "job_id", None)]
 
 
-def wait_for_a_worker(client, cluster, kind: str, timeout_s: float, report=None) -> float:
+def wait_for_a_worker(client, cluster, kind: str, timeout_s: float, report=None, stopped=None) -> float:
     """Wait until one Dask worker of the submitted jobs has joined the scheduler.
 
     Parameters
@@ -145,6 +145,9 @@ def wait_for_a_worker(client, cluster, kind: str, timeout_s: float, report=None)
         ``dask.connect_timeout``: how long the queue may keep every job pending.
     report
         Called with a line saying what is awaited, when it changes and every ~10 s; or None.
+    stopped
+        Returns True once the run was told to stop (SIGINT, SIGTERM): the wait ends at once,
+        without a worker, and the driver cancels and closes; or None.
 
     Returns
     -------
@@ -162,6 +165,8 @@ def wait_for_a_worker(client, cluster, kind: str, timeout_s: float, report=None)
         waited = time.monotonic() - started
         if client.scheduler_info().get("workers"):
             log.info("a Dask worker of the %s jobs joined after %.1f s", kind.upper(), waited)
+            return waited
+        if stopped is not None and stopped():
             return waited
         ids = job_ids(cluster)
         if waited >= timeout_s:

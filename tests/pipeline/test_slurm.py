@@ -13,8 +13,10 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ import pytest
 import yaml
 
 from fieldkit.config.settings import load_settings
-from fieldkit.errors import EXIT_CONFIG, EXIT_TEMPFAIL
+from fieldkit.errors import EXIT_CONFIG, EXIT_TEMPFAIL, EXIT_TERMINATED
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.store.zarr_store import open_store
@@ -183,3 +185,40 @@ def test_without_sbatch_it_is_exit_78_naming_it(card_ws, tmp_path):
     assert doc["code"] == EXIT_CONFIG and "'sbatch'" in doc["error"] and doc["path"] == "sbatch"
     assert "slurm-client" in doc["hint"] and "login node" in doc["hint"]
     assert "Traceback" not in result.stderr
+
+
+def _runs(ws) -> list[tuple[int, str]]:
+    from fieldkit.catalogue import runs as run_rows
+
+    with ws.catalogue.read() as s:
+        return [(r.id, r.state) for r in run_rows.list_runs(s)]
+
+
+def test_sigterm_while_the_jobs_are_pending_interrupts_and_cancels_them(slurm, card_ws, tmp_path):
+    """The graceful stop (SIGTERM, as a scheduler's or the user's kill) reaches a run waiting for
+    its jobs: exit 143 within seconds, the run ``interrupted`` (resumable), the jobs cancelled."""
+    ws, workflow = card_ws
+    before = {run_id for run_id, _ in _runs(ws)}
+    env = _env(FIELDKIT_DASK__CONNECT_TIMEOUT="300",
+               FIELDKIT_DASK__CLUSTER__JOB_EXTRA_DIRECTIVES='["--begin=now+1hour"]')
+    proc = subprocess.Popen([str(BIN / "fieldkit"), "-w", str(ws.root), "process", str(workflow), "--cluster", "slurm",
+                             "--new-run", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (_our_jobs() and [r for r in _runs(ws) if r[0] not in before and r[1] == "running"]):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        pending = _our_jobs()
+        assert "PENDING" in pending, pending
+        proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == EXIT_TERMINATED, err
+    assert time.monotonic() - stopped < 60  # not the 300 s connect timeout
+    assert json.loads(out)["code"] == EXIT_TERMINATED and "Traceback" not in err
+    assert [state for run_id, state in _runs(ws) if run_id not in before] == ["interrupted"]
+    assert _our_jobs() == []
