@@ -93,7 +93,7 @@ def jobqueue_kwargs(kind: str, jobs: ClusterSettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "cores": jobs.cores, "memory": jobs.memory, "processes": jobs.processes, "walltime": jobs.walltime,
         "queue": jobs.queue, "account" if kind in ("slurm", "pbs") else "project": jobs.account,
-        "job_script_prologue": list(jobs.job_script_prologue) or None,
+        "job_script_prologue": [_NANNY_ENV_LINE(), *jobs.job_script_prologue],
         "job_extra_directives": list(jobs.job_extra_directives) or None,
         "local_directory": jobs.local_directory, "interface": jobs.interface,
         "python": jobs.python or sys.executable,  # the driver's interpreter: fieldkit is installed there
@@ -102,6 +102,18 @@ def jobqueue_kwargs(kind: str, jobs: ClusterSettings) -> dict[str, Any]:
     if kind == "lsf":  # bsub -W takes [hours:]minutes
         kwargs["walltime"] = _lsf_walltime(jobs.walltime)
     return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def _NANNY_ENV_LINE() -> str:  # noqa: N802 - a constant, made when first needed (it imports dask)
+    """The job script line that keeps glibc's own ``MALLOC_TRIM_THRESHOLD_`` for the workers, as
+    the LocalCluster does: dask's nanny sets 65536, and every large temporary then becomes an
+    mmap/munmap with fresh page faults, 2.7x slower (docs/notes/performance.md). Passed as the
+    config dask's subprocesses inherit (``DASK_INTERNAL_INHERIT_CONFIG``), because a ``DASK_*``
+    variable's keys are lower-cased and could not name this upper-case one."""
+    import dask.config
+
+    unset = {"distributed": {"nanny": {"pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": None}}}}
+    return f"export DASK_INTERNAL_INHERIT_CONFIG={dask.config.serialize(unset)}"
 
 
 def _lsf_walltime(walltime: str) -> str:

@@ -137,6 +137,7 @@ def test_slurm_workers_import_only_the_task_code(slurm, card_ws, tmp_path, monke
     """A worker in a SLURM job runs the tasks without the driver, the catalogue, the workflow
     reader, xarray or pandas: it needs no workspace, only the paths each task carries."""
     from fieldkit.pipeline.driver import dask_client
+    from tests.pipeline.worker_probe import environ as worker_environ
     from tests.pipeline.worker_probe import heavy_modules
 
     ws, workflow = card_ws
@@ -151,6 +152,10 @@ def test_slurm_workers_import_only_the_task_code(slurm, card_ws, tmp_path, monke
         assert report.state == "complete" and report.clips_computed > 0
         assert client.run(heavy_modules) == {w: [] for w in client.scheduler_info()["workers"]}
         assert _our_jobs(), "the worker's job is running while the client is open"
+        # as on a LocalCluster: glibc's own trim threshold (dask's nanny would set 65536), one BLAS thread
+        environ = client.run(worker_environ, "MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")
+        assert environ and all(env == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
+                               for env in environ.values()), environ
     assert _our_jobs() == []  # closed: cancelled
     assert all("SLURM job" in line or "submitting" in line for line in waited)
 

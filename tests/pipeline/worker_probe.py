@@ -12,3 +12,10 @@ HEAVY = ("fieldkit.pipeline.driver", "fieldkit.catalogue", "sqlalchemy", "xarray
 
 def heavy_modules() -> list[str]:
     return [m for m in HEAVY if m in sys.modules]
+
+
+def environ(*names: str) -> dict[str, str | None]:
+    """The worker process's values of the environment variables ``names``."""
+    import os
+
+    return {name: os.environ.get(name) for name in names}
