@@ -623,7 +623,7 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
                     results.append(future.result())
                     report.clips_computed += results[-1].clips_computed
                 except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
-                    failures.append((task, _failure_message(task, exc)))
+                    failures.append((task, _failure_message(task, exc, report.execution)))
                 crashpoint("after_task")
                 progress.advance(f"clips {task.region_start}-{task.region_stop}",
                                  task.region_stop - task.region_start)
@@ -635,14 +635,16 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
 POLL_S = 0.05
 
 
-def _failure_message(task: TaskSpec, exc: BaseException) -> str:
+def _failure_message(task: TaskSpec, exc: BaseException, execution: str | None = None) -> str:
     ids = ", ".join(str(i.recording_id) for i in task.items)
     kind = type(exc).__name__
     if kind == "KilledWorker":  # E4: the scheduler gave up after distributed.scheduler.allowed-failures
         files = ", ".join(f"{i.recording_id} ({i.path})" for i in task.items)
+        fix = ("raise dask.cluster.memory (per job) or lower dask.cluster.processes" if execution in JOBQUEUE_KINDS
+               else "lower dask.n_workers or raise dask.memory_limit")
         return (f"the Dask worker processing recordings {files} (clips {task.region_start}-{task.region_stop}; step: "
                 "read, resample, features, store write) died each time it ran (out of memory, or a crash in a "
-                "library); lower dask.n_workers or raise dask.memory_limit, then --resume.")
+                f"library); {fix}, then --resume.")
     return str(exc) if isinstance(exc, ProcessingError) else f"recordings {ids}: {kind}: {exc}"
 
 

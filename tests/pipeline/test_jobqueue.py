@@ -150,3 +150,20 @@ def test_unset_values_are_left_to_dask_config():
     kwargs = jobqueue_kwargs("sge", ClusterSettings(kind="sge"))
     assert "queue" not in kwargs and "project" not in kwargs and "interface" not in kwargs
     assert "account" not in jobqueue_kwargs("slurm", ClusterSettings(kind="slurm"))
+
+
+def test_a_killed_batch_worker_names_the_batch_settings():
+    """A task whose worker died each time it ran: the message says what to change for batch jobs
+    (their memory is dask.cluster.memory), and the LocalCluster's settings otherwise."""
+    from distributed import KilledWorker
+
+    from fieldkit.pipeline.driver import _failure_message
+    from fieldkit.pipeline.spec import ItemSpec, TaskSpec
+
+    item = ItemSpec(recording_id=7, path="/archive/a.wav", subtype="PCM_16", sample_rate_hz=48_000, channels=1,
+                    frames_present=48_000, channel=-1, n_clips=1, clip_start=0)
+    task = TaskSpec(store="/stores/s.zarr", region_start=0, region_stop=8, clips_per_shard=8, items=(item,), dsp=None)
+    died = KilledWorker("fieldkit-run1-clips0", None, 3)
+    on_slurm = _failure_message(task, died, "slurm")
+    assert "7 (/archive/a.wav)" in on_slurm and "raise dask.cluster.memory" in on_slurm
+    assert "lower dask.n_workers or raise dask.memory_limit" in _failure_message(task, died, "local")
