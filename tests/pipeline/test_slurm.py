@@ -45,6 +45,11 @@ JOBS = {"FIELDKIT_DASK__CLUSTER__MEMORY": "1GiB", "FIELDKIT_DASK__CLUSTER__CORES
         "FIELDKIT_DASK__CONNECT_TIMEOUT": "180"}
 
 
+#: What a worker must not import: it reads no workspace (each task carries its paths).
+NOT_ON_A_WORKER = ("fieldkit.workspace", "fieldkit.config.settings", "fieldkit.cli", "fieldkit.cli.app",
+                   "fieldkit.pipeline.execution", "fieldkit.pipeline.jobqueue", "typer", "sqlalchemy")
+
+
 def _sinfo_state() -> str | None:
     """The state of SLURM's nodes (``idle``, ``mix`` ...), or None when ``sinfo`` does not answer."""
     if shutil.which("sinfo") is None:
@@ -138,7 +143,7 @@ def test_slurm_workers_import_only_the_task_code(slurm, card_ws, tmp_path, monke
     reader, xarray or pandas: it needs no workspace, only the paths each task carries."""
     from fieldkit.pipeline.driver import dask_client
     from tests.pipeline.worker_probe import environ as worker_environ
-    from tests.pipeline.worker_probe import heavy_modules
+    from tests.pipeline.worker_probe import heavy_modules, loaded
 
     ws, workflow = card_ws
     monkeypatch.chdir(tmp_path)  # the jobs' slurm-JOBID.out files
@@ -151,6 +156,9 @@ def test_slurm_workers_import_only_the_task_code(slurm, card_ws, tmp_path, monke
                               new_run=True)
         assert report.state == "complete" and report.clips_computed > 0
         assert client.run(heavy_modules) == {w: [] for w in client.scheduler_info()["workers"]}
+        # no workspace on the worker: neither its settings, nor the workspace, nor the CLI were imported
+        assert set(map(tuple, client.run(loaded, *NOT_ON_A_WORKER).values())) == {()}
+        assert set(map(tuple, client.run(loaded, "fieldkit.pipeline.tasks").values())) == {("fieldkit.pipeline.tasks",)}
         assert _our_jobs(), "the worker's job is running while the client is open"
         # as on a LocalCluster: glibc's own trim threshold (dask's nanny would set 65536), one BLAS thread
         environ = client.run(worker_environ, "MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")

@@ -19,3 +19,8 @@ def environ(*names: str) -> dict[str, str | None]:
     import os
 
     return {name: os.environ.get(name) for name in names}
+
+
+def loaded(*names: str) -> list[str]:
+    """Which of the modules ``names`` the worker process has imported."""
+    return [m for m in names if m in sys.modules]
