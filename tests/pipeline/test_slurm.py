@@ -54,7 +54,10 @@ def _sinfo_state() -> str | None:
     """The state of SLURM's nodes (``idle``, ``mix`` ...), or None when ``sinfo`` does not answer."""
     if shutil.which("sinfo") is None:
         return None
-    done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30, check=False)
+    try:  # without a controller sinfo retries for its MessageTimeout before it gives up
+        done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        return None
     return done.stdout.split()[0] if done.returncode == 0 and done.stdout.split() else None
 
 
@@ -234,4 +237,26 @@ def test_sigterm_while_the_jobs_are_pending_interrupts_and_cancels_them(slurm, c
     assert time.monotonic() - stopped < 60  # not the 300 s connect timeout
     assert json.loads(out)["code"] == EXIT_TERMINATED and "Traceback" not in err
     assert [state for run_id, state in _runs(ws) if run_id not in before] == ["interrupted"]
+    assert _our_jobs() == []
+
+
+@pytest.mark.slow
+def test_a_killed_driver_leaves_no_job_behind(slurm, card_ws, tmp_path):
+    """SIGKILL cannot be handled: the driver cannot cancel its jobs. Their workers then lose the
+    scheduler and end within dask-jobqueue's death timeout (60 s), which ends the jobs."""
+    ws, workflow = card_ws
+    proc = subprocess.Popen([str(BIN / "fieldkit"), "-w", str(ws.root), "process", str(workflow), "--cluster", "slurm",
+                             "--new-run", "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "RUNNING" not in _our_jobs():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    gone = time.monotonic() + 150
+    while _our_jobs() and time.monotonic() < gone:
+        time.sleep(1)
     assert _our_jobs() == []
