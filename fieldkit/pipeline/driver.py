@@ -142,7 +142,7 @@ def dask_client(scheduler: str | None, workers: int | None, settings, kind: str 
     # that end as a ClusterUnavailableError (a worker that cannot start) stay off the terminal.
     dask_level = logging.ERROR if log.isEnabledFor(logging.INFO) else logging.CRITICAL
     if dask_level == logging.CRITICAL:
-        for name in ("distributed", "bokeh", "tornado"):
+        for name in ("distributed", "bokeh", "tornado", "tornado.application"):  # distributed sets the last
             logging.getLogger(name).setLevel(logging.CRITICAL)
     if address:
         try:
@@ -202,8 +202,8 @@ def _jobqueue_client(kind: str, workers: int | None, settings, dask_level: int, 
     most = workers or jobs.max_workers
     try:
         cluster = _closing_on_failure(jobqueue.cluster_class(kind))(
-            **jobqueue.jobqueue_kwargs(kind, jobs), silence_logs=dask_level,
-            scheduler_options={"dashboard_address": ":0"})
+            **jobqueue.jobqueue_kwargs(kind, jobs), job_cls=jobqueue.recording_job_class(kind),
+            silence_logs=dask_level, scheduler_options={"dashboard_address": ":0"})
     except ValueError as exc:  # e.g. an interface the host does not have, a memory it cannot parse
         _join_loop_threads(threads_before)
         raise ConfigError(f"dask.cluster cannot make {kind.upper()} worker jobs: {exc}.",

@@ -24,7 +24,7 @@ from fieldkit.config.settings import ClusterSettings
 from fieldkit.errors import ClusterUnavailableError, ConfigError
 
 __all__ = ["SUBMIT_COMMANDS", "cluster_class", "jobqueue_kwargs", "require_submit_command", "job_ids",
-           "wait_for_a_worker"]
+           "recording_job_class", "wait_for_a_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,34 @@ def _import_dask_jobqueue():
 
 
 _IMPORT_LOCK = threading.Lock()
+
+
+def recording_job_class(kind: str):
+    """``kind``'s dask-jobqueue Job class, keeping what its submit command answered when it
+    refused the job (``submit_error``), so that the run can say it at once.
+
+    dask-jobqueue submits from its event loop and only logs a refusal (``sbatch: error: invalid
+    partition specified``); the job stays "created", which also fails the cluster's close with
+    an ``AssertionError``. Here it is marked failed, as a worker that could not start is.
+    """
+    from distributed.core import Status
+
+    base = cluster_class(kind).job_cls
+
+    class Job(base):
+        submit_error: str | None = None
+
+        async def start(self) -> None:
+            try:
+                await super().start()
+            except Exception as exc:  # noqa: BLE001 - kept for the driver's message, then raised as before
+                text = str(exc)
+                self.submit_error = (text.split("stderr:", 1)[1] if "stderr:" in text else text).strip()
+                self.status = Status.failed
+                raise
+
+    Job.__name__ = Job.__qualname__ = base.__name__
+    return Job
 
 
 def jobqueue_kwargs(kind: str, jobs: ClusterSettings) -> dict[str, Any]:
@@ -180,6 +208,9 @@ def wait_for_a_worker(client, cluster, kind: str, timeout_s: float, report=None,
             return waited
         if stopped is not None and stopped():
             return waited
+        refused = [job.submit_error for job in list(cluster.workers.values()) if getattr(job, "submit_error", None)]
+        if refused:
+            raise _refused(kind, refused[0])
         ids = job_ids(cluster)
         if waited >= timeout_s:
             raise _no_worker(kind, ids, timeout_s)
@@ -193,6 +224,23 @@ def wait_for_a_worker(client, cluster, kind: str, timeout_s: float, report=None,
                 report(f"{line}, {waited:.0f} s of {timeout_s:g} s")
             said, said_at = line, now
         time.sleep(0.25)
+
+
+#: What a submit command says when the batch system itself is unreachable (retry later, exit 75).
+_UNREACHABLE = ("unable to contact", "socket timed out", "temporarily", "try again", "connection refused")
+
+
+def _refused(kind: str, answer: str) -> ClusterUnavailableError | ConfigError:
+    command = SUBMIT_COMMANDS[kind]
+    said = " ".join(answer.split())
+    if any(word in said.lower() for word in _UNREACHABLE):
+        return ClusterUnavailableError(f"'{command}' cannot reach the {kind.upper()} controller: {said}",
+                                       hint="Retry when the cluster is back (ask its admins if it stays down).",
+                                       path=command)
+    return ConfigError(f"'{command}' refused fieldkit's worker job: {said}",
+                       hint="Set dask.cluster.queue, account, cores, memory, walltime and job_extra_directives to "
+                            "what the cluster accepts ('fieldkit config show' shows them; 'sinfo' lists SLURM's "
+                            "partitions and limits).", path=command)
 
 
 def _no_worker(kind: str, ids: list[str], timeout_s: float) -> ClusterUnavailableError:

@@ -191,6 +191,23 @@ def test_a_job_that_never_starts_is_exit_75_naming_it(slurm, card_ws, tmp_path):
     assert "running" not in states and "failed" in states
 
 
+def test_a_job_sbatch_refuses_is_exit_78_with_its_answer(slurm, card_ws, tmp_path):
+    """A partition the cluster does not have: sbatch's own words, at once (not after the
+    connect timeout), no traceback, and the run row failed."""
+    ws, workflow = card_ws
+    before = {run_id for run_id, _ in _runs(ws)}
+    env = _env(FIELDKIT_DASK__CLUSTER__QUEUE="no-such-partition", FIELDKIT_DASK__CONNECT_TIMEOUT="120")
+    started = time.monotonic()
+    result = _fieldkit(ws, "process", str(workflow), "--cluster", "slurm", "--new-run", "--json", cwd=tmp_path, env=env)
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert time.monotonic() - started < 60
+    doc = json.loads(result.stdout)
+    assert doc["path"] == "sbatch" and "refused" in doc["error"] and "no-such-partition" in doc["error"]
+    assert "dask.cluster.queue" in doc["hint"] and "Traceback" not in result.stderr
+    assert [state for run_id, state in _runs(ws) if run_id not in before] == ["failed"]
+    assert _our_jobs() == []
+
+
 def test_without_sbatch_it_is_exit_78_naming_it(card_ws, tmp_path):
     """No SLURM needed: a PATH without sbatch."""
     ws, workflow = card_ws
