@@ -20,6 +20,10 @@ class ClusterMode(str, enum.Enum):
     auto = "auto"
     local = "local"
     inprocess = "inprocess"
+    slurm = "slurm"
+    pbs = "pbs"
+    sge = "sge"
+    lsf = "lsf"
 
 
 def process(
@@ -28,12 +32,15 @@ def process(
                                    "or shipped with fieldkit (fieldkit workflows list), e.g. birds-16k."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786); "
                                             "default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="LocalCluster worker processes (with "
+                                          "--cluster slurm|pbs|sge|lsf: the most workers at once)."),
     cluster: Optional[ClusterMode] = typer.Option(
         None, "--cluster", help="Where tasks run when no scheduler address is given. auto (default, setting "
         "dask.cluster): one worker, or under 3 h of pending audio, runs in this process (no LocalCluster start-up, "
         "same results); more work with 2+ workers starts a LocalCluster. local: always a LocalCluster. inprocess: "
-        "always in this process, one task at a time. -v logs the choice and why."),
+        "always in this process, one task at a time. slurm, pbs, sge, lsf: Dask workers in batch jobs of that "
+        "scheduler, sized by the [dask.cluster] section (queue, cores, memory, walltime, min/max workers). "
+        "-v logs the choice and why."),
     resume: Optional[int] = typer.Option(None, "--resume", help="Finish an interrupted run (its id)."),
     new_run: bool = typer.Option(False, "--new-run", help="Make a new run even when one with the same parameters "
                                  "and the same selection exists (by default it is reused, or resumed if unfinished)."),

@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.markup import escape
 from rich.text import Text
 
 from fieldkit.cli.render import err
@@ -64,6 +65,11 @@ class TwoBarProgress:
         if self._progress is not None:
             self._progress.update(self._items, advance=1)
             self._progress.update(self._weight, advance=weight)
+
+    def waiting(self, message: str) -> None:
+        """Say what the run waits for (batch jobs to start a worker), above the bars."""
+        if self.enabled:
+            err.print(f"[dim]{escape(message)}[/dim]", soft_wrap=True)
 
     def finish(self) -> None:
         if self._progress is not None:

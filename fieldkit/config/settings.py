@@ -22,6 +22,7 @@ from fieldkit.errors import ConfigError, WorkspaceNotFoundError
 __all__ = [
     "CONFIG_FILENAME",
     "WORKSPACE_ENV",
+    "ClusterSettings",
     "DaskSettings",
     "IngestSettings",
     "ServeSettings",
@@ -43,6 +44,55 @@ WORKSPACE_ENV = "FIELDKIT_WORKSPACE"
 ENV_PREFIX = "FIELDKIT_"
 
 
+#: ``dask.cluster.kind`` values that submit Dask workers as batch jobs through dask-jobqueue.
+JOBQUEUE_KINDS = ("slurm", "pbs", "sge", "lsf")
+
+
+class ClusterSettings(BaseModel):
+    """``[dask.cluster]``: where tasks run without a scheduler address, and the batch jobs of a
+    SLURM, PBS, SGE or LSF cluster (dask-jobqueue; ``fieldkit.pipeline.jobqueue``).
+
+    ``dask.cluster = "local"`` (a string, as before this section existed) means ``kind = "local"``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["auto", "local", "inprocess", "slurm", "pbs", "sge", "lsf"] = Field(
+        "auto", description="auto: one worker, or a small job, runs in the driver's process, else a LocalCluster "
+        "(fieldkit.pipeline.execution.choose_path); local: always a LocalCluster; inprocess: always in process; "
+        "slurm, pbs, sge, lsf: Dask workers in batch jobs of that scheduler (dask-jobqueue)."
+    )
+    queue: str | None = Field(None, description="Batch jobs: the queue (SLURM partition) they are submitted to.")
+    account: str | None = Field(None, description="Batch jobs: the account (SLURM, PBS) or project (SGE, LSF) charged.")
+    cores: int = Field(1, ge=1, description="Batch jobs: cores of one job (its worker threads, over its processes).")
+    memory: str = Field("4GiB", description="Batch jobs: memory of one job, shared by its worker processes.")
+    processes: int = Field(1, ge=1, description="Batch jobs: Dask worker processes in one job.")
+    walltime: str = Field("01:00:00", description="Batch jobs: wall-time limit of one job (HH:MM:SS).")
+    job_script_prologue: list[str] = Field(
+        default_factory=list, description="Batch jobs: shell lines run before the worker starts "
+        "(e.g. 'module load python', 'source ~/venvs/fieldkit/bin/activate').")
+    job_extra_directives: list[str] = Field(
+        default_factory=list, description="Batch jobs: extra scheduler directives, e.g. '--qos=long' for SLURM.")
+    local_directory: str | None = Field(None, description="Batch jobs: the worker's scratch directory on the node "
+                                        "(e.g. $TMPDIR); default: the job's working directory.")
+    min_workers: int = Field(1, ge=1, description="Batch jobs: workers kept while the run lasts (adaptive minimum; "
+                             "the run waits for the first).")
+    max_workers: int = Field(4, ge=1, description="Batch jobs: most workers at once (adaptive maximum; --workers "
+                                                  "overrides it).")
+    interface: str | None = Field(None, description="Batch jobs: network interface the scheduler and workers use "
+                                  "(e.g. ib0); default: the host's address.")
+    python: str | None = Field(None, description="Batch jobs: the Python the workers run (fieldkit installed); "
+                               "default: the driver's own interpreter.")
+
+    @field_validator("job_script_prologue", "job_extra_directives", mode="before")
+    @classmethod
+    def _lines(cls, value: Any) -> Any:
+        """A list from the environment: a JSON list (``'["--qos=long"]'``) or one line."""
+        if isinstance(value, str):
+            return json.loads(value) if value.lstrip().startswith("[") else [value]
+        return value
+
+
 class DaskSettings(BaseModel):
     """Where and how processing runs."""
 
@@ -56,10 +106,15 @@ class DaskSettings(BaseModel):
     memory_limit: str = Field("2GiB", description="Memory limit per LocalCluster worker.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to reach a scheduler before giving up "
                                    "(exit 75).")
-    cluster: Literal["auto", "local", "inprocess"] = Field(
-        "auto", description="auto: one worker, or a small job, runs in the driver's process, else a LocalCluster "
-        "(fieldkit.pipeline.execution.choose_path); local: always a LocalCluster; inprocess: always in process."
+    cluster: ClusterSettings = Field(
+        ClusterSettings(), description="Where tasks run without a scheduler address ([dask.cluster]; a string "
+        "sets its kind: auto, local, inprocess, slurm, pbs, sge or lsf)."
     )
+
+    @field_validator("cluster", mode="before")
+    @classmethod
+    def _kind_alone(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
 
 
 class IngestSettings(BaseModel):
@@ -276,6 +331,7 @@ def load_settings(
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {key: "default" for key in flatten(_defaults())}
     for origin, layer in layers:
+        _cluster_kind_alone(layer)
         _deep_merge(merged, layer)
         sources.update({key: origin for key in flatten(layer)})
     try:
@@ -283,6 +339,14 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_describe_validation(exc, workspace)) from exc
     return LoadedSettings(settings, dict(sorted(sources.items())), workspace)
+
+
+def _cluster_kind_alone(layer: dict[str, Any]) -> None:
+    """``dask.cluster = "slurm"`` is ``[dask.cluster] kind = "slurm"``: so written in the layer, its
+    source is recorded under ``dask.cluster.kind``, the key ``config show`` prints."""
+    dask = layer.get("dask")
+    if isinstance(dask, dict) and isinstance(dask.get("cluster"), str):
+        dask["cluster"] = {"kind": dask["cluster"]}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -324,7 +388,9 @@ def _read_env(env: Mapping[str, str] | None) -> dict[str, Any]:
             last = depth == len(path) - 1
             if isinstance(nested, type) and issubclass(nested, BaseModel):
                 if last:
-                    _deep_merge(out, _unflatten({".".join(path): _json_section(name, value)}))
+                    section = value if nested is ClusterSettings and not value.lstrip().startswith("{") else \
+                        _json_section(name, value)  # FIELDKIT_DASK__CLUSTER=local: the kind alone
+                    _deep_merge(out, _unflatten({".".join(path): section}))
                     break
                 model = nested
             elif last:
@@ -455,7 +521,22 @@ exports_root = "{s.exports_root}"
 n_workers = {s.dask.n_workers}
 threads_per_worker = {s.dask.threads_per_worker}
 memory_limit = "{s.dask.memory_limit}"
-cluster = "{s.dask.cluster}"   # auto | local | inprocess: where tasks run without a scheduler address
+
+[dask.cluster]
+kind = "{s.dask.cluster.kind}"   # auto | local | inprocess | slurm | pbs | sge | lsf: where tasks run
+# Batch jobs (kind = slurm, pbs, sge or lsf; README "A season on your university's SLURM cluster"):
+# queue = "short"                  # SLURM partition / PBS, SGE, LSF queue
+# account = "my-lab"
+# cores = {s.dask.cluster.cores}                        # per job
+# memory = "{s.dask.cluster.memory}"                  # per job
+# processes = {s.dask.cluster.processes}                    # Dask workers per job
+# walltime = "{s.dask.cluster.walltime}"
+# min_workers = {s.dask.cluster.min_workers}
+# max_workers = {s.dask.cluster.max_workers}
+# job_script_prologue = ["source ~/venvs/fieldkit/bin/activate"]
+# job_extra_directives = ["--qos=normal"]
+# local_directory = "$TMPDIR"
+# interface = "ib0"
 
 [ingest]
 chunk_bytes = {s.ingest.chunk_bytes}

@@ -26,11 +26,18 @@ from fieldkit.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     ClusterUnavailableError,
+    ConfigError,
     ProcessingError,
     RunInterruptedError,
 )
 from fieldkit.faults import crashpoint
-from fieldkit.pipeline.execution import ExecutionPath, InProcessClient, choose_path, inprocess_client
+from fieldkit.pipeline.execution import (
+    JOBQUEUE_KINDS,
+    ExecutionPath,
+    InProcessClient,
+    choose_path,
+    inprocess_client,
+)
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.pipeline.stopping import StopSignals
@@ -121,8 +128,11 @@ class _NoProgress:
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterator[Any]:
-    """A distributed Client: to ``scheduler`` (or $DASK_SCHEDULER_ADDRESS), else a LocalCluster."""
+def dask_client(scheduler: str | None, workers: int | None, settings, kind: str = "local",
+                waiting=None, stop: StopSignals | None = None) -> Iterator[Any]:
+    """A distributed Client: to ``scheduler`` (or $DASK_SCHEDULER_ADDRESS), else to workers in
+    batch jobs when ``kind`` is ``slurm``, ``pbs``, ``sge`` or ``lsf`` (told to ``waiting`` while
+    they are pending; a ``stop`` signal ends the wait), else a LocalCluster."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -132,7 +142,7 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
     # that end as a ClusterUnavailableError (a worker that cannot start) stay off the terminal.
     dask_level = logging.ERROR if log.isEnabledFor(logging.INFO) else logging.CRITICAL
     if dask_level == logging.CRITICAL:
-        for name in ("distributed", "bokeh", "tornado"):
+        for name in ("distributed", "bokeh", "tornado", "tornado.application"):  # distributed sets the last
             logging.getLogger(name).setLevel(logging.CRITICAL)
     if address:
         try:
@@ -148,6 +158,10 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
                 yield client
         finally:
             _join_loop_threads(threads_before)
+        return
+    if kind in JOBQUEUE_KINDS:
+        with _jobqueue_client(kind, workers, settings, dask_level, threads_before, waiting, stop) as client:
+            yield client
         return
     # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers: every large temporary then
     # becomes an mmap/munmap with fresh page faults, 2.7x slower (docs/notes/performance.md); memory
@@ -170,6 +184,43 @@ def dask_client(scheduler: str | None, workers: int | None, settings) -> Iterato
             yield client
     finally:
         cluster.close()
+        _join_loop_threads(threads_before)
+
+
+@contextlib.contextmanager
+def _jobqueue_client(kind: str, workers: int | None, settings, dask_level: int, threads_before, waiting,
+                     stop: StopSignals | None):
+    """A Client of Dask workers in ``kind`` batch jobs (:mod:`.jobqueue`), adaptive between
+    ``dask.cluster.min_workers`` and ``workers`` (else ``max_workers``); the jobs are cancelled
+    when the block ends, however it ends."""
+    from distributed import Client
+
+    from fieldkit.pipeline import jobqueue
+
+    jobqueue.require_submit_command(kind)
+    jobs = settings.cluster
+    most = workers or jobs.max_workers
+    try:
+        cluster = _closing_on_failure(jobqueue.cluster_class(kind))(
+            **jobqueue.jobqueue_kwargs(kind, jobs), job_cls=jobqueue.recording_job_class(kind),
+            silence_logs=dask_level, scheduler_options={"dashboard_address": ":0"})
+    except ValueError as exc:  # e.g. an interface the host does not have, a memory it cannot parse
+        _join_loop_threads(threads_before)
+        raise ConfigError(f"dask.cluster cannot make {kind.upper()} worker jobs: {exc}.",
+                          hint="Fix the [dask.cluster] section of fieldkit.toml ('fieldkit config show').") from exc
+    except (RuntimeError, OSError) as exc:
+        _join_loop_threads(threads_before)
+        raise ClusterUnavailableError(f"the Dask scheduler for {kind.upper()} jobs could not start "
+                                      f"({_with_cause(exc)}).", hint="Run again with -v for dask's log.") from exc
+    try:
+        cluster.adapt(minimum=min(jobs.min_workers, most), maximum=most)
+        with Client(cluster) as client:
+            # a Ctrl-C while the jobs are pending ends the wait: the driver then cancels, closes, reports
+            jobqueue.wait_for_a_worker(client, cluster, kind, settings.connect_timeout, waiting,
+                                       stopped=(lambda: stop.requested) if stop is not None else None)
+            yield client
+    finally:
+        cluster.close()  # cancels every job it submitted (scancel, qdel, bkill)
         _join_loop_threads(threads_before)
 
 
@@ -228,16 +279,17 @@ class _BackgroundClient:
     """Connects (or starts a LocalCluster, ~0.5 s, whose workers then import the task code,
     ~0.25 s) on a thread while the driver creates the store and writes its catalogue rows."""
 
-    def __init__(self, scheduler: str | None, workers: int | None, settings) -> None:
+    def __init__(self, scheduler: str | None, workers: int | None, settings, kind: str = "local",
+                 waiting=None, stop: StopSignals | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._stack = contextlib.ExitStack()
         self._closed = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fieldkit-dask-start")
-        self._future = self._pool.submit(self._start, scheduler, workers, settings)
+        self._future = self._pool.submit(self._start, scheduler, workers, settings, kind, waiting, stop)
 
-    def _start(self, scheduler, workers, settings):
-        client = self._stack.enter_context(dask_client(scheduler, workers, settings))
+    def _start(self, scheduler, workers, settings, kind, waiting, stop):
+        client = self._stack.enter_context(dask_client(scheduler, workers, settings, kind, waiting, stop))
         from fieldkit.pipeline.tasks import (
             warm_up,  # pickled by reference: the worker imports the task module only
         )
@@ -402,7 +454,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     progress
         A progress display (start/advance/finish), else none.
     cluster
-        ``auto``, ``local`` or ``inprocess`` (else the workspace's ``dask.cluster``): where the
+        ``auto``, ``local``, ``inprocess``, or ``slurm``/``pbs``/``sge``/``lsf`` for workers in batch
+        jobs (else the workspace's ``dask.cluster.kind``): where the
         tasks run when no scheduler address is given; see :func:`.execution.choose_path`.
 
     Returns
@@ -424,14 +477,22 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         if identical is not None:
             log.info("run %d is identical to this one and %s: resuming it", identical.id, identical.state)
             resume, resumed = identical.id, True
+    settings = ws.settings.dask
+    mode = cluster or settings.cluster.kind
+    waiting = getattr(progress, "waiting", None)  # batch jobs pending: said while the run waits
+    if mode in JOBQUEUE_KINDS and not (scheduler or settings.scheduler_address
+                                       or os.environ.get("DASK_SCHEDULER_ADDRESS")):
+        from fieldkit.pipeline.jobqueue import cluster_class, require_submit_command
+
+        require_submit_command(mode)  # exit 78 before a run row or a store is written
+        cluster_class(mode)  # imported here, on the main thread, where its SIGINT handler can be undone
     # From here SIGINT/SIGTERM are only noted (stopping.py) and acted on between tasks: the run
     # row, the store and the cluster are each left in a known state.
     stop = StopSignals().install()
-    settings = ws.settings.dask
-    mode = cluster or settings.cluster
     # A new run has every task pending: choose its path now and start Dask behind the store's creation.
     path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
-    early = _BackgroundClient(scheduler, workers, settings) if path and path.kind != "inprocess" else None
+    early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop)
+             if path and path.kind != "inprocess" else None)
     run_id = None
     try:
         run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
@@ -445,7 +506,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         report.execution, report.execution_reason = path.kind, path.reason
         if pending:
             log.info("tasks run %s: %s", _PATH_WORDS[path.kind], path.reason)
-        connect = early.connected if early else _connector(path, scheduler, workers, settings)
+        connect = early.connected if early else _connector(path, scheduler, workers, settings, waiting, stop)
         report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
         with ws.catalogue.write() as s:
             run_rows.update_run(s, run_id, state="running", message=None)
@@ -467,7 +528,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             raise
         _abandon(ws, run_id, "interrupted", "interrupted by the user")
         raise RunInterruptedError(run_id) from None
-    except ClusterUnavailableError as exc:  # the early client failed after the run row was written
+    except (ClusterUnavailableError, ConfigError) as exc:  # the client failed after the run row was written
         if run_id is not None:
             _abandon(ws, run_id, "failed", exc.message)
         raise
@@ -501,7 +562,8 @@ def _interrupted(ws: Workspace, report: RunReport, store: str, signal_name: str,
     return RunInterruptedError(report.run_id, signal_name, clips_done, report.n_clips)
 
 
-_PATH_WORDS = {"inprocess": "in this process", "local": "on a LocalCluster", "scheduler": "on the Dask scheduler"}
+_PATH_WORDS = {"inprocess": "in this process", "local": "on a LocalCluster", "scheduler": "on the Dask scheduler",
+               **{kind: f"on Dask workers in {kind.upper()} jobs" for kind in JOBQUEUE_KINDS}}
 
 
 def _audio_s(tasks) -> float:
@@ -509,11 +571,12 @@ def _audio_s(tasks) -> float:
     return sum(i.frames_present / i.sample_rate_hz for t in tasks for i in t.items)
 
 
-def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, settings):
+def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, settings, waiting=None,
+               stop: StopSignals | None = None):
     """A context manager factory yielding the client of ``path``."""
     if path.kind == "inprocess":
         return inprocess_client
-    return functools.partial(dask_client, scheduler, workers, settings)
+    return functools.partial(dask_client, scheduler, workers, settings, path.kind, waiting, stop)
 
 
 def _finished_batches(client, futures, stop: StopSignals | None):
@@ -560,7 +623,7 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
                     results.append(future.result())
                     report.clips_computed += results[-1].clips_computed
                 except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
-                    failures.append((task, _failure_message(task, exc)))
+                    failures.append((task, _failure_message(task, exc, report.execution)))
                 crashpoint("after_task")
                 progress.advance(f"clips {task.region_start}-{task.region_stop}",
                                  task.region_stop - task.region_start)
@@ -572,14 +635,16 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
 POLL_S = 0.05
 
 
-def _failure_message(task: TaskSpec, exc: BaseException) -> str:
+def _failure_message(task: TaskSpec, exc: BaseException, execution: str | None = None) -> str:
     ids = ", ".join(str(i.recording_id) for i in task.items)
     kind = type(exc).__name__
     if kind == "KilledWorker":  # E4: the scheduler gave up after distributed.scheduler.allowed-failures
         files = ", ".join(f"{i.recording_id} ({i.path})" for i in task.items)
+        fix = ("raise dask.cluster.memory (per job) or lower dask.cluster.processes" if execution in JOBQUEUE_KINDS
+               else "lower dask.n_workers or raise dask.memory_limit")
         return (f"the Dask worker processing recordings {files} (clips {task.region_start}-{task.region_stop}; step: "
                 "read, resample, features, store write) died each time it ran (out of memory, or a crash in a "
-                "library); lower dask.n_workers or raise dask.memory_limit, then --resume.")
+                f"library); {fix}, then --resume.")
     return str(exc) if isinstance(exc, ProcessingError) else f"recordings {ids}: {kind}: {exc}"
 
 

@@ -1,5 +1,6 @@
 """Where ``fieldkit process`` runs its tasks: in the driver's own process, on a LocalCluster it
-starts, or on a Dask scheduler it is given, and why.
+starts, on Dask workers it submits as batch jobs (SLURM, PBS, SGE, LSF: :mod:`.jobqueue`), or on
+a Dask scheduler it is given, and why.
 
 A LocalCluster costs a fixed ~1-1.5 s on every run (spawning worker processes, their imports,
 teardown) and buys parallelism only with two or more workers. With one worker the same tasks
@@ -16,10 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["CLUSTER_MODES", "ExecutionPath", "InProcessClient", "choose_path", "inprocess_client"]
+from fieldkit.config.settings import JOBQUEUE_KINDS
 
-#: ``--cluster`` / ``dask.cluster``: ``auto`` chooses by the rule of :func:`choose_path`.
-CLUSTER_MODES = ("auto", "local", "inprocess")
+__all__ = ["CLUSTER_MODES", "JOBQUEUE_KINDS", "ExecutionPath", "InProcessClient", "choose_path",
+           "inprocess_client"]
+
+#: ``--cluster`` / ``dask.cluster.kind``: ``auto`` chooses by the rule of :func:`choose_path`.
+CLUSTER_MODES = ("auto", "local", "inprocess", *JOBQUEUE_KINDS)
 
 #: Below this much pending audio (seconds) two LocalCluster workers cannot win back the cluster's
 #: fixed cost: ~1.3 s of start, worker imports and teardown against a 2-worker gain of ~40 % of
@@ -29,10 +33,11 @@ MIN_AUDIO_S_FOR_CLUSTER = 3 * 3600.0
 
 @dataclass(frozen=True)
 class ExecutionPath:
-    """The chosen path: ``inprocess``, ``local`` (a LocalCluster of ``workers`` processes) or
+    """The chosen path: ``inprocess``, ``local`` (a LocalCluster of ``workers`` processes),
+    ``slurm``/``pbs``/``sge``/``lsf`` (batch jobs of up to ``workers`` Dask workers) or
     ``scheduler`` (an existing Dask scheduler at ``address``), and the reason, for ``-v``."""
 
-    kind: Literal["inprocess", "local", "scheduler"]
+    kind: Literal["inprocess", "local", "scheduler", "slurm", "pbs", "sge", "lsf"]
     workers: int
     reason: str
     address: str | None = None
@@ -44,7 +49,9 @@ def choose_path(cluster: str, scheduler: str | None, workers: int | None, settin
 
     1. A scheduler address (``--scheduler``, ``dask.scheduler_address`` or
        ``$DASK_SCHEDULER_ADDRESS``) always wins: the tasks go to that cluster.
-    2. ``cluster="inprocess"`` or ``"local"`` forces that path.
+    2. ``cluster="inprocess"`` or ``"local"`` forces that path; ``slurm``, ``pbs``, ``sge`` or
+       ``lsf`` submits up to ``workers`` (else ``dask.cluster.max_workers``) Dask workers as
+       batch jobs of that scheduler.
     3. ``auto``: one worker runs in process (a LocalCluster would only add its start-up);
        several workers start a LocalCluster when at least ``MIN_AUDIO_S_FOR_CLUSTER`` seconds
        of audio are pending, else run in process (the cluster would cost more than it gains).
@@ -52,7 +59,7 @@ def choose_path(cluster: str, scheduler: str | None, workers: int | None, settin
     Parameters
     ----------
     cluster
-        ``auto``, ``local`` or ``inprocess`` (``--cluster``, else ``dask.cluster``).
+        One of :data:`CLUSTER_MODES` (``--cluster``, else ``dask.cluster.kind``).
     scheduler
         A scheduler address given on the command line, or None.
     workers
@@ -73,6 +80,12 @@ def choose_path(cluster: str, scheduler: str | None, workers: int | None, settin
     n = workers or settings.n_workers
     if address:
         return ExecutionPath("scheduler", n, f"a scheduler address was given ({address})", address)
+    if cluster in JOBQUEUE_KINDS:
+        jobs = settings.cluster
+        most = workers or jobs.max_workers
+        return ExecutionPath(cluster, most, f"--cluster {cluster} (or dask.cluster.kind) asks for Dask workers in "
+                             f"{cluster.upper()} jobs: {min(jobs.min_workers, most)} to {most} workers, "
+                             f"{jobs.processes} per job of {jobs.cores} cores and {jobs.memory}")
     if cluster == "inprocess":
         return ExecutionPath("inprocess", 1, "--cluster inprocess (or dask.cluster) asks for it")
     if cluster == "local":

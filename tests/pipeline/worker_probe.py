@@ -12,3 +12,15 @@ HEAVY = ("fieldkit.pipeline.driver", "fieldkit.catalogue", "sqlalchemy", "xarray
 
 def heavy_modules() -> list[str]:
     return [m for m in HEAVY if m in sys.modules]
+
+
+def environ(*names: str) -> dict[str, str | None]:
+    """The worker process's values of the environment variables ``names``."""
+    import os
+
+    return {name: os.environ.get(name) for name in names}
+
+
+def loaded(*names: str) -> list[str]:
+    """Which of the modules ``names`` the worker process has imported."""
+    return [m for m in names if m in sys.modules]
