@@ -27,7 +27,7 @@ SHOWN = 3
 
 def backups_of(database: Path) -> list[Path]:
     """The automatic backups of ``database`` next to it, newest first (their names sort by time)."""
-    found = database.parent.glob(f"{database.name}.bak-*")
+    found = [p for p in database.parent.glob(f"{database.name}.bak-*") if ".partial-" not in p.name]
     return sorted(found, key=lambda p: p.name.rsplit("-", 1)[-1], reverse=True)
 
 
