@@ -176,3 +176,24 @@ def test_a_changed_copy_is_catalogued_as_such_and_unlisted_files_are_reported(tm
     engine.dispose()
     assert status[:2] == ("quarantined", "hash_mismatch") and "Restore" in status[2]
     assert stray == 0
+
+
+@pytest.mark.reliability("H2")
+def test_a_damaged_catalogue_is_rebuilt_without_being_opened(tmp_path: Path):
+    from tests.test_catalogue_integrity import damage_page_of
+
+    one, two = mixed_cards(tmp_path)
+    with init_workspace(tmp_path / "ws") as ws:
+        root, original_url = ws.root, ws.paths.catalogue_url
+    ingest_everything(root, one, two)
+    original = natural_tables(original_url)
+    damage_page_of(root / "catalogue.sqlite", "recording")
+    damaged = (root / "catalogue.sqlite").read_bytes()
+    assert cli(root, "catalog", "recordings")[0] == EXIT_DATAERR  # the damage is real
+    out = tmp_path / "rebuilt.sqlite"
+    code, report = cli(root, "catalog", "rebuild", "--out", str(out))
+    assert code == EXIT_OK, report
+    assert natural_tables(f"sqlite:///{out}") == original
+    assert (root / "catalogue.sqlite").read_bytes() == damaged
+    assert "Last resort: 'fieldkit catalog rebuild" in cli(root, "ingest", str(two), "--site", "Wood",
+                                                           "--deployment", "S2")[1]["hint"]
