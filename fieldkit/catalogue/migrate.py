@@ -121,6 +121,7 @@ def _backup(conn, url: str, revision: str | None) -> Path | None:
     ``VACUUM INTO`` writes a partial file first and a kill midway would leave it looking like a
     backup (tests/test_migration_kill.py): it goes to a ``.partial-PID`` name, is fsynced, and only
     then linked to its ``.bak-REVISION-STAMP`` name (``os.link`` never replaces an earlier backup).
+    (The folder is not fsynced: ``fsync_dir`` lives in ``io``, which the catalogue layer does not import.)
     """
     if not is_sqlite(url) or revision is None:
         return None
@@ -146,15 +147,4 @@ def _backup(conn, url: str, revision: str | None) -> Path | None:
         except FileExistsError:
             continue
     partial.unlink()
-    _fsync_dir(database.parent)
     return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -19,7 +19,7 @@ from fieldkit.catalogue import writes
 from fieldkit.catalogue.models import Card, Deployment, IngestSession, Site, SourceFile
 
 __all__ = ["session_document", "restore_session", "restore_manifest", "deployment_for", "session_key", "iso",
-           "parse_iso", "database_tables"]
+           "parse_iso", "database_tables", "shown_url", "sqlite_file"]
 
 _SESSION_FIELDS = ("state", "source_root", "inventory_fingerprint", "files_total", "bytes_total", "counts",
                    "safe_to_erase", "host", "username", "fieldkit_version", "message")
@@ -140,3 +140,19 @@ def database_tables(url: str) -> list[str]:
         return sorted(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of an SQLite URL (``None`` for another database)."""
+    from sqlalchemy.engine import make_url
+
+    from fieldkit.catalogue.engine import is_sqlite
+
+    return (make_url(url).database or "") if is_sqlite(url) else None

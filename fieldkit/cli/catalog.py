@@ -105,11 +105,11 @@ def rebuild(
     from fieldkit.cli.progress import FileProgress
     from fieldkit.ingest.rebuild import rebuild_catalogue
 
-    if (out is None) == (url is None):
-        raise ConfigError("give exactly one of --out NEW.sqlite or --url DATABASE_URL.",
-                          hint="e.g. fieldkit catalog rebuild --out rebuilt.sqlite")
-    target = url or f"sqlite:///{out.expanduser().resolve()}"
     ws = state(ctx).open(check_schema=False)  # a damaged catalogue is why one rebuilds: never open it
+    if (out is None) == (url is None):
+        raise typer.BadParameter("give exactly one: --out NEW.sqlite (a new SQLite file) or --url DATABASE_URL "
+                                 "(an empty database).", param_hint="'--out' / '--url'")
+    target = url or f"sqlite:///{out.expanduser().resolve()}"
     report = rebuild_catalogue(ws, target, progress=FileProgress("rebuild", enabled=not json_out))
     if json_out:
         emit_json(report.to_dict())

@@ -21,10 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
 from fieldkit.catalogue import migrate, restore, writes
-from fieldkit.catalogue.engine import Catalogue, is_sqlite
+from fieldkit.catalogue.engine import Catalogue
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK, EXIT_PARTIAL, OutputUnavailableError
 from fieldkit.ingest.copy import hash_file
 from fieldkit.ingest.describe import describe_archived
@@ -86,9 +84,9 @@ class _Origin:
 
 def _prepare_target(workspace: Workspace, url: str) -> None:
     """Refuse an existing target; create and migrate a new one."""
-    shown = make_url(url).render_as_string(hide_password=True)
-    if is_sqlite(url):
-        database = Path(make_url(url).database or "")
+    shown, file = restore.shown_url(url), restore.sqlite_file(url)
+    if file is not None:
+        database = Path(file)
         if not database.name or str(database) == ":memory:":
             raise OutputUnavailableError(f"{shown} is not a file: give the rebuilt catalogue a path with --out.")
         if database.exists():
@@ -185,7 +183,7 @@ def rebuild_catalogue(workspace: Workspace, url: str, *, progress: Progress | No
         If the target exists (or is not empty); nothing is written to it then.
     """
     progress = progress or NullProgress()
-    report = RebuildReport(make_url(url).render_as_string(hide_password=True))
+    report = RebuildReport(restore.shown_url(url))
     manifests_dir = workspace.paths.manifests
     records, report.ledger_problems = read_ledger(manifests_dir)
     sessions, manifest_rows = _sessions(records)
@@ -223,8 +221,9 @@ def rebuild_catalogue(workspace: Workspace, url: str, *, progress: Progress | No
 
 def _discard(url: str) -> None:
     """A failed rebuild leaves no half-built SQLite file behind (this run created it)."""
-    if is_sqlite(url):
-        database = Path(make_url(url).database or "")
+    file = restore.sqlite_file(url)
+    if file:
+        database = Path(file)
         for suffix in ("", "-wal", "-shm", "-journal"):
             database.with_name(database.name + suffix).unlink(missing_ok=True)
 
