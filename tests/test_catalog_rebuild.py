@@ -33,9 +33,9 @@ from typer.testing import CliRunner
 from fieldkit.catalogue.models import Base
 from fieldkit.cli import app
 from fieldkit.errors import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_OK
+from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.testing.cards import add_broken_files, audiomoth_card, plain_wav, write_file
 from fieldkit.testing.catalogue import PG_ENV, postgres_database
-from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.workspace import init_workspace, open_workspace
 from tests.conftest import skip_unless_required
 

@@ -140,6 +140,7 @@ def test_a_migration_killed_after_each_revisions_ddl_leaves_the_old_schema_intac
     assert schema(database)[0] == migrate.head() and contents(database) == seeded[1]
 
 
+@pytest.mark.slow  # six upgrades of 20 000 recordings: ~40 s on a loaded machine
 @pytest.mark.reliability("H3")
 def test_a_migration_killed_by_the_clock_is_old_or_new_never_between(seeded, tmp_path):
     outcomes = []

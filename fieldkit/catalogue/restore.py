@@ -18,8 +18,18 @@ from sqlalchemy.orm import Session, aliased
 from fieldkit.catalogue import writes
 from fieldkit.catalogue.models import Card, Deployment, IngestSession, Site, SourceFile
 
-__all__ = ["session_document", "restore_session", "restore_manifest", "deployment_for", "session_key", "iso",
-           "parse_iso", "database_tables", "shown_url", "sqlite_file"]
+__all__ = [
+    "database_tables",
+    "deployment_for",
+    "iso",
+    "parse_iso",
+    "restore_manifest",
+    "restore_session",
+    "session_document",
+    "session_key",
+    "shown_url",
+    "sqlite_file",
+]
 
 _SESSION_FIELDS = ("state", "source_root", "inventory_fingerprint", "files_total", "bytes_total", "counts",
                    "safe_to_erase", "host", "username", "fieldkit_version", "message")
@@ -28,7 +38,7 @@ _CARD_FIELDS = ("label", "filesystem", "capacity_bytes", "recorder_hint")
 
 def iso(value: dt.datetime | None) -> str | None:
     """UTC ISO 8601 with microseconds, or None."""
-    return None if value is None else value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    return None if value is None else value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def parse_iso(text: str | None) -> dt.datetime | None:
