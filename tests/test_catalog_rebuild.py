@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from fieldkit.catalogue.models import Base
 from fieldkit.cli import app
-from fieldkit.errors import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_OK
+from fieldkit.errors import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_OK, EXIT_PARTIAL
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.testing.cards import add_broken_files, audiomoth_card, plain_wav, write_file
 from fieldkit.testing.catalogue import PG_ENV, postgres_database
@@ -211,3 +211,30 @@ def test_a_damaged_catalogue_is_rebuilt_without_being_opened(tmp_path: Path):
     assert (root / "catalogue.sqlite").read_bytes() == damaged
     assert "Last resort: 'fieldkit catalog rebuild" in cli(root, "ingest", str(two), "--site", "Wood",
                                                            "--deployment", "S2")[1]["hint"]
+    # The restore steps: the damaged file aside, the rebuilt one in its place; every command works again.
+    for path in root.glob("catalogue.sqlite*"):
+        path.rename(path.with_name(path.name.replace("catalogue.sqlite", "catalogue.sqlite.damaged")))
+    shutil.move(out, root / "catalogue.sqlite")
+    assert cli(root, "verify")[0] == EXIT_OK
+    code, recordings = cli(root, "catalog", "recordings")
+    assert code == EXIT_OK and len(recordings) == 15
+    code, again = cli(root, "ingest", str(two), "--site", "Wood", "--deployment", "S2", "--card-id", "card-two")
+    assert code == EXIT_OK and again["repeat_of"] is not None  # the rebuilt sessions are recognised
+
+
+def test_an_archive_without_ledger_is_rebuilt_from_its_manifests_and_says_what_it_lacks(tmp_path: Path):
+    one, _ = mixed_cards(tmp_path)
+    with init_workspace(tmp_path / "ws") as ws:
+        root, manifests = ws.root, ws.paths.manifests
+    cli(root, "ingest", str(one), "--site", "Wood", "--deployment", "N1")
+    shutil.rmtree(manifests / "ledger")  # as an archive ingested before the ledger existed
+    out = tmp_path / "rebuilt.sqlite"
+    code, report = cli(root, "catalog", "rebuild", "--out", str(out))
+    assert code == EXIT_PARTIAL and report["sessions"] == 0 and report["recordings"] == 11
+    assert len(report["without_session"]) == 11 and report["manifests"] == 1
+    engine = sa.create_engine(f"sqlite:///{out}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT status, reason, deployment_id FROM recording")).all()
+    engine.dispose()
+    assert {r[2] for r in rows} == {None}  # no deployment is guessed from a path
+    assert ("quarantined", "empty", None) in rows and ("sidecar", None, None) in rows  # re-probed
