@@ -238,3 +238,15 @@ def test_an_archive_without_ledger_is_rebuilt_from_its_manifests_and_says_what_i
     engine.dispose()
     assert {r[2] for r in rows} == {None}  # no deployment is guessed from a path
     assert ("quarantined", "empty", None) in rows and ("sidecar", None, None) in rows  # re-probed
+
+
+def test_a_rebuild_is_refused_while_an_ingest_holds_the_archive(tmp_path: Path):
+    from fieldkit.errors import EXIT_TEMPFAIL
+    from fieldkit.ingest.lock import IngestLock
+
+    with init_workspace(tmp_path / "ws") as ws:
+        root, archive = ws.root, ws.paths.archive
+    with IngestLock(archive / ".ingest.lock"):  # an ingest in progress (a flock of its own open file)
+        code, refused = cli(root, "catalog", "rebuild", "--out", str(tmp_path / "rebuilt.sqlite"))
+    assert code == EXIT_TEMPFAIL and str(os.getpid()) in refused["error"]
+    assert not (tmp_path / "rebuilt.sqlite").exists()

@@ -16,7 +16,10 @@ derivatives and exclusions), annotations, datasets and exports (:data:`NOT_REBUI
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,7 @@ from fieldkit.catalogue.engine import Catalogue
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK, EXIT_PARTIAL, OutputUnavailableError
 from fieldkit.ingest.copy import hash_file
 from fieldkit.ingest.describe import describe_archived
+from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.outcomes import NullProgress, Progress
 from fieldkit.ingest.verify import SKIP_TOP
 from fieldkit.io.manifests.ledger import read_ledger
@@ -161,6 +165,28 @@ def _describe(workspace: Workspace, sha: str, rel: str, size: int, origin: _Orig
     return row
 
 
+@contextlib.contextmanager
+def _archive_held(workspace: Workspace) -> Iterator[None]:
+    """The ingest lock, so that no ingest or verify changes the archive while it is read (E1).
+
+    A read-only archive (a restored copy mounted read-only) cannot hold the lock file, and
+    nothing can write it either: the rebuild goes on without the lock.
+    """
+    lock = IngestLock(workspace.paths.archive / ".ingest.lock", command="rebuild")
+    try:
+        lock.acquire()
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        log.warning("the archive is read-only (%s): rebuilding without the ingest lock", exc.strerror)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def rebuild_catalogue(workspace: Workspace, url: str, *, progress: Progress | None = None) -> RebuildReport:
     """Rebuild the catalogue of ``workspace``'s archive into the new database ``url``.
 
@@ -181,8 +207,14 @@ def rebuild_catalogue(workspace: Workspace, url: str, *, progress: Progress | No
     ------
     OutputUnavailableError
         If the target exists (or is not empty); nothing is written to it then.
+    IngestLockedError
+        If an ingest or a verify holds the archive (exit 75: run it again when it is done).
     """
-    progress = progress or NullProgress()
+    with _archive_held(workspace):
+        return _rebuild(workspace, url, progress or NullProgress())
+
+
+def _rebuild(workspace: Workspace, url: str, progress: Progress) -> RebuildReport:
     report = RebuildReport(restore.shown_url(url))
     manifests_dir = workspace.paths.manifests
     records, report.ledger_problems = read_ledger(manifests_dir)
