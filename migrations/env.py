@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 from fieldkit.catalogue.engine import is_sqlite, make_engine
 from fieldkit.catalogue.models import Base
 from fieldkit.errors import MigrationError
+from fieldkit.faults import crashpoint
 
 config = context.config
 target_metadata = Base.metadata
@@ -38,6 +39,14 @@ def _configure(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        # Alembic takes SQLite for a database without transactional DDL and then commits after
+        # every revision, so a kill between two revisions left the catalogue at one in between
+        # (H3, found by tests/test_migration_kill.py). fieldkit's SQLite connections emit BEGIN
+        # themselves (engine.py), and SQLite's DDL is transactional: one transaction for all.
+        transactional_ddl=True,
+        # H3's kill test stops here (FIELDKIT_CRASH_AT=migration_applied:N): after the N-th
+        # revision's DDL, inside the one transaction, before the commit. A no-op otherwise.
+        on_version_apply=lambda **_: crashpoint("migration_applied"),
     )
 
 

@@ -27,8 +27,14 @@ SHOWN = 3
 
 def backups_of(database: Path) -> list[Path]:
     """The automatic backups of ``database`` next to it, newest first (their names sort by time)."""
-    found = database.parent.glob(f"{database.name}.bak-*")
+    found = [p for p in database.parent.glob(f"{database.name}.bak-*") if ".partial-" not in p.name]
     return sorted(found, key=lambda p: p.name.rsplit("-", 1)[-1], reverse=True)
+
+
+#: When neither a backup nor ``.recover`` will do: the archive rebuilds the ingest tables (docs/reliability.md).
+LAST_RESORT = (" Last resort: 'fieldkit catalog rebuild --out rebuilt.sqlite' rebuilds recordings, sessions and "
+               "origins from the archive, its manifests and ledger into a new file (not processing runs, "
+               "annotations or datasets).")
 
 
 def restore_steps(database: Path) -> str:
@@ -41,10 +47,11 @@ def restore_steps(database: Path) -> str:
         return (f"Automatic backups: {listed}. To restore the newest: stop every fieldkit command; {aside}; "
                 f"cp {backups[0]} {database}; run 'fieldkit db upgrade'; then ingest again the cards ingested "
                 "since the backup (archived files are recognised by their hash). The archive and its manifests "
-                "are untouched.")
+                f"are untouched.{LAST_RESORT}")
     return (f"No automatic backup exists (one is made by 'fieldkit db upgrade' before each migration). Stop every "
             f"fieldkit command; {aside}; recover what is readable with 'sqlite3 {database}.damaged .recover | "
-            f"sqlite3 {database}', then run 'fieldkit db check'. The archive and its manifests are untouched.")
+            f"sqlite3 {database}', then run 'fieldkit db check'. The archive and its manifests are untouched."
+            f"{LAST_RESORT}")
 
 
 def check_before_writing(dbapi_connection: sqlite3.Connection, url: str) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import glob
+import itertools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,14 +116,35 @@ def _describe(diff) -> str:
 
 
 def _backup(conn, url: str, revision: str | None) -> Path | None:
-    """H3: a consistent copy of an SQLite catalogue before its schema changes."""
+    """H3: a consistent copy of an SQLite catalogue before its schema changes.
+
+    ``VACUUM INTO`` writes a partial file first and a kill midway would leave it looking like a
+    backup (tests/test_migration_kill.py): it goes to a ``.partial-PID`` name, is fsynced, and only
+    then linked to its ``.bak-REVISION-STAMP`` name (``os.link`` never replaces an earlier backup).
+    (The folder is not fsynced: ``fsync_dir`` lives in ``io``, which the catalogue layer does not import.)
+    """
     if not is_sqlite(url) or revision is None:
         return None
     database = Path(make_url(url).database or "")
     if not database.name:
         return None
+    for stale in database.parent.glob(f"{glob.escape(database.name)}.bak-*.partial-*"):
+        stale.unlink(missing_ok=True)  # left by a killed upgrade: never a backup, and its name is ours
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-    target = database.with_name(f"{database.name}.bak-{revision}-{stamp}")
+    partial = database.with_name(f"{database.name}.bak-{revision}-{stamp}.partial-{os.getpid()}")
     # VACUUM cannot run inside a transaction: use the DBAPI connection (autocommit here).
-    conn.connection.driver_connection.execute("VACUUM INTO ?", (str(target),))
+    conn.connection.driver_connection.execute("VACUUM INTO ?", (str(partial),))
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    for n in itertools.count(1):
+        target = database.with_name(f"{database.name}.bak-{revision}-{stamp}" + (f".{n}" if n > 1 else ""))
+        try:
+            os.link(partial, target)
+            break
+        except FileExistsError:
+            continue
+    partial.unlink()
     return target

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from fieldkit.cli.app_state import state
-from fieldkit.cli.render import FORMAT, TableFormat, emit_json, table
+from fieldkit.cli.render import FORMAT, TableFormat, emit_json, err, table
 from fieldkit.errors import ConfigError
 
 app = typer.Typer(help="List sites, deployments, recordings and ingest sessions.", no_args_is_help=True)
@@ -88,3 +89,46 @@ def sessions(ctx: typer.Context, deployment: Optional[str] = typer.Option(None, 
         rows = [r.to_dict() for r in queries.list_sessions(s, deployment=deployment)]
     emit_json(rows) if json_out else table(
         "ingest sessions", rows, ["id", "card", "deployment", "state", "files_total", "safe_to_erase", "started_at"], fmt)
+
+
+@app.command("rebuild")
+def rebuild(
+    ctx: typer.Context,
+    out: Optional[Path] = typer.Option(None, "--out", help="A new SQLite file to write (must not exist)."),
+    url: Optional[str] = typer.Option(None, "--url", help="An empty database instead, e.g. postgresql+psycopg://..."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Rebuild the catalogue from the archive, its MHL manifests and ledger into a NEW catalogue.
+
+    The current catalogue is never opened. Every archived file is re-hashed and re-probed.
+    """
+    from fieldkit.cli.progress import FileProgress
+    from fieldkit.ingest.rebuild import rebuild_catalogue
+
+    ws = state(ctx).open(check_schema=False)  # a damaged catalogue is why one rebuilds: never open it
+    if (out is None) == (url is None):
+        raise typer.BadParameter("give exactly one: --out NEW.sqlite (a new SQLite file) or --url DATABASE_URL "
+                                 "(an empty database).", param_hint="'--out' / '--url'")
+    target = url or f"sqlite:///{out.expanduser().resolve()}"
+    report = rebuild_catalogue(ws, target, progress=FileProgress("rebuild", enabled=not json_out))
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        err.print(f"rebuilt {report.target}: {report.recordings} recordings, {report.sessions} ingest sessions, "
+                  f"{report.source_files} card files, {report.manifests} manifest generations")
+        for m in report.hash_mismatches:
+            err.print(f"[red]HASH MISMATCH[/red] {m['archive_path']}: found {m['found']}, manifest says "
+                      f"{m['manifest']} (catalogued quarantined/hash_mismatch)")
+        for p in report.missing:
+            err.print(f"[red]MISSING[/red] {p}: listed in a manifest, not in the archive (not catalogued)")
+        for p in report.unlisted:
+            err.print(f"[yellow]in no manifest[/yellow] {p}: not catalogued (ingest it again from its card)")
+        for p in report.without_session:
+            err.print(f"[yellow]no session record[/yellow] {p}: catalogued without its card and deployment")
+        for p in report.ledger_problems:
+            err.print(f"[yellow]ledger[/yellow] {p}")
+        for tables, why in report.not_rebuilt.items():
+            err.print(f"not rebuilt: {tables}: {why}")
+        err.print("Check it, then make it the workspace's catalogue: move the old one aside and this one in its "
+                  "place (docs/reliability.md, 'Restoring the catalogue').")
+    raise typer.Exit(report.exit_code)

@@ -6,16 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fieldkit.catalogue import queries, writes
+from fieldkit.catalogue import queries, restore, writes
 from fieldkit.catalogue.base import utcnow
 from fieldkit.catalogue.records import SessionFileRow
 from fieldkit.faults import crashpoint
+from fieldkit.io.manifests.ledger import write_record
 from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, write_generation
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["SealedSession", "seal_session"]
+__all__ = ["SealedSession", "seal_session", "record_session", "ledger_stamp"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,10 @@ def _entries(files: list[SessionFileRow], hashed_at) -> list[MhlEntry]:
     return entries
 
 
-def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, comment: str) -> SealedSession:
-    """Set the session's state and counts; write a manifest generation; return the summary."""
+def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, comment: str,
+                 device_serial: str | None = None) -> SealedSession:
+    """Set the session's state and counts; write a manifest generation and the session's ledger
+    record (``archive/mhl/ledger``, for ``fieldkit catalog rebuild``); return the summary."""
     with workspace.catalogue.read() as s:
         files = queries.session_files(s, session_id)
     counts = {k: sum(1 for f in files if f.state == k) for k in ("verified", "duplicate", "ignored", "failed", "pending")}
@@ -55,15 +58,36 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
         writes.update_session(s, session_id, state="complete" if complete else "incomplete", counts=counts,
                               safe_to_erase=safe, finished_at=utcnow(),
                               message=None if complete else "stopped before every file was copied; run again to resume")
+        row = None
         if manifest is not None:
-            writes.insert_manifest(s, sequence=int(manifest.name.split("_", 1)[0]), kind="ingest",
-                                   path=workspace.relative(manifest), files=counts["verified"] + counts["duplicate"],
-                                   failures=counts["failed"], session_id=session_id)
+            path, created = manifest
+            row = {"sequence": int(path.name.split("_", 1)[0]), "kind": "ingest", "path": workspace.relative(path),
+                   "files": counts["verified"] + counts["duplicate"], "failures": counts["failed"], "report": None,
+                   "created_at": created}
+            writes.insert_manifest(s, session_id=session_id, **row)
+        # Written inside the transaction, before its commit: a committed session always has its record.
+        record_session(workspace, s, session_id, device_serial=device_serial, manifest=row)
     return SealedSession(state="complete" if complete else "incomplete", safe_to_erase=safe, counts=counts,
-                         manifest=workspace.relative(manifest) if manifest else None, files=files)
+                         manifest=workspace.relative(manifest[0]) if manifest else None, files=files)
 
 
-def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str) -> Path:
+def ledger_stamp() -> str:
+    """A ledger record's time stamp (its name sorts by it)."""
+    return utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def record_session(workspace: Workspace, s, session_id: int, *, device_serial: str | None,
+                   manifest: dict | None) -> None:
+    """Write the session's ledger record as the open writer session ``s`` sees it."""
+    doc = restore.session_document(s, session_id, device_serial=device_serial)
+    if manifest is not None:
+        manifest = {**manifest, "created_at": restore.iso(manifest["created_at"])}
+    write_record(workspace.paths.manifests, "session", {**doc, "manifest": manifest}, ledger_stamp())
+
+
+def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str):
+    """The new generation's path and its creation time (the catalogue's ``manifest.created_at``)."""
     creator = CreatorInfo.now(comment=comment)
-    return write_generation(workspace.paths.manifests, process="transfer", entries=_entries(files, creator.created),
+    path = write_generation(workspace.paths.manifests, process="transfer", entries=_entries(files, creator.created),
                             creator=creator, root_name="archive")
+    return path, creator.created

@@ -32,7 +32,7 @@ from fieldkit.ingest.journal import Journal
 from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Progress
 from fieldkit.ingest.recover import clear_session_staging, recover_archive
-from fieldkit.ingest.seal import seal_session
+from fieldkit.ingest.seal import record_session, seal_session
 from fieldkit.ingest.session import SessionPlan, open_session, record_sighting
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
@@ -116,7 +116,8 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
         pending = [f for f in inv.to_copy if f.raw_path not in plan.settled]
         _preflight_space(workspace, pending)
         stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop)
-        sealed = seal_session(workspace, plan.session_id, stopped=stopped, comment=f"ingest of {inv.identity}")
+        sealed = seal_session(workspace, plan.session_id, stopped=stopped, comment=f"ingest of {inv.identity}",
+                              device_serial=request.device_serial)
         if sealed.state == "complete":
             clear_session_staging(workspace, plan.session_id)
     return _report(inv, request, plan, sealed.files, state=sealed.state,
@@ -187,6 +188,7 @@ def _repeat(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: 
     with workspace.catalogue.write() as s:
         sighting = record_sighting(s, inv, plan, safe_to_erase=earlier.safe_to_erase and not missing,
                                    message=f"{messages[0]}: seen again, as in session {plan.resumed_from}")
+        record_session(workspace, s, sighting, device_serial=request.device_serial, manifest=None)
         files = queries.session_files(s, sighting, duplicate_status=True)
     plan = SessionPlan(sighting, plan.card_id, plan.deployment_id, plan.timezone, plan.resumed_from, False, {})
     return _report(inv, request, plan, files, state="complete", repeat_of=earlier.id,

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fieldkit.catalogue import writes
+from fieldkit.catalogue.restore import iso
 from fieldkit.catalogue.records import ArchivedRecording
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK
 from fieldkit.ingest.copy import hash_file
 from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.outcomes import NullProgress, Progress
 from fieldkit.ingest.recover import recover_archive
+from fieldkit.ingest.seal import ledger_stamp
+from fieldkit.io.manifests.ledger import write_record
 from fieldkit.io.manifests.mhl import (
     CreatorInfo,
     MhlEntry,
@@ -122,7 +125,11 @@ def _record(workspace: Workspace, entries: list[MhlEntry], report: VerifyReport)
     path = write_generation(workspace.paths.manifests, process="in-place", entries=entries, creator=creator,
                             root_name="archive")
     report.manifest = workspace.relative(path)
+    row = {"sequence": int(path.name.split("_", 1)[0]), "kind": "verify", "path": report.manifest,
+           "files": len(entries), "failures": len(report.mismatched) + len(report.missing),
+           "report": {k: v for k, v in report.to_dict().items() if k != "manifest"}}
     with workspace.catalogue.write() as s:
-        writes.insert_manifest(s, sequence=int(path.name.split("_", 1)[0]), kind="verify", path=report.manifest,
-                               files=len(entries), failures=len(report.mismatched) + len(report.missing),
-                               report={k: v for k, v in report.to_dict().items() if k != "manifest"})
+        writes.insert_manifest(s, **row, created_at=creator.created)
+        # The ledger record (for 'fieldkit catalog rebuild'), before the commit, like ingest's.
+        write_record(workspace.paths.manifests, "verify",
+                     {"manifest": {**row, "session_id": None, "created_at": iso(creator.created)}}, ledger_stamp())

@@ -90,7 +90,10 @@ def test_reingest_copies_nothing_and_records_a_sighting(card, cli, workspace):
     assert report["messages"][0].startswith("12 files already archived (identical hash), 0 new")
     # F1: no copy, no recording, no manifest; one provenance sighting (a session, a row per card file)
     assert {t: rows(workspace, t) for t in counts} == {**counts, "ingest_session": 2, "source_file": 2 * 14}
-    assert sorted(p for p in workspace.paths.archive.rglob("*") if p.is_file()) == files
+    now = sorted(p for p in workspace.paths.archive.rglob("*") if p.is_file())
+    ledger = workspace.paths.manifests / "ledger"  # the sighting's ledger record is its one new file
+    assert [p for p in now if p.parent != ledger] == [p for p in files if p.parent != ledger]
+    assert len([p for p in now if p.parent == ledger]) == len([p for p in files if p.parent == ledger]) + 1
     assert (report["session_id"], report["repeat_of"], report["resumed_from"]) == (2, 1, 1)
     assert {f["state"] for f in report["files"]} == {"duplicate", "ignored"} and report["safe_to_erase"] is True
 
