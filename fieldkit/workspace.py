@@ -7,7 +7,7 @@ import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fieldkit.catalogue.listing import Runner
@@ -67,6 +67,31 @@ class Workspace:
         make = functools.partial(open_root, base=self.root, options=storage.options, block_bytes=storage.block_bytes)
         return Roots(make(self.settings.archive_root), make(self.settings.stores_root),
                      make(self.settings.exports_root))
+
+    def store_root(self, store_path: str) -> Root:
+        """The :class:`~fieldkit.io.storage.Root` of a store as the catalogue names it.
+
+        A URL is taken as it is; a relative path lies under the workspace while the stores root
+        is a local folder (as every local run records it), else it names a store of the stores
+        root by its folder name (stores sit side by side at the top of the stores root).
+        """
+        from fieldkit.io.storage import is_url, open_root
+
+        storage = self.settings.storage
+        if is_url(store_path):
+            return open_root(store_path, self.root, storage.options, storage.block_bytes)
+        if self.roots.stores.is_local:
+            return open_root(str(self.root / store_path), self.root)
+        return self.roots.stores.child(PurePosixPath(store_path).name)
+
+    def store_location(self, store_path: str) -> Any:
+        """What ``fieldkit.store`` opens for a catalogued store: a local folder, exactly as before
+        (``<workspace>/<store_path>``), or a read-only zarr store on a URL stores root."""
+        from fieldkit.io.storage import is_url
+
+        if not is_url(store_path) and self.roots.stores.is_local:
+            return self.root / store_path
+        return self.store_root(store_path).zarr_location()
 
     @functools.cached_property
     def catalogue(self) -> Catalogue:

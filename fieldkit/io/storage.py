@@ -214,6 +214,29 @@ class Root:
             fs = _filesystem(self.protocol, _freeze(self.options), asynchronous=True)
             return FsspecStore(fs, path=self._path(rel), read_only=read_only)
 
+    def zarr_location(self, rel: str = "") -> Any:
+        """What ``fieldkit.store`` opens to read the store at ``rel``: the folder of a local root
+        (the store layer's direct local readers stay in use), else a read-only zarr store."""
+        if self.is_local:
+            return Path(self._path(rel))
+        return self.zarr_store(rel, read_only=True)
+
+    def put_tree(self, rel: str, folder: Path) -> dict[str, tuple[str, int]]:
+        """Upload every file under the local ``folder`` to ``rel/...``, each create-only
+        (:meth:`put_new`); return ``relative name -> (sha256, bytes)`` as hashed while sent.
+
+        ``manifest.json`` at the top of ``folder``, if any, goes last: a reader that finds it
+        finds every file it lists.
+        """
+        names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        names.sort(key=lambda name: name == "manifest.json")
+        sent: dict[str, tuple[str, int]] = {}
+        for name in names:
+            with open(folder / name, "rb") as handle:
+                sent[name] = self.put_new(f"{rel.strip('/')}/{name}" if rel.strip("/") else name,
+                                          iter(lambda: handle.read(self.block_bytes), b""))
+        return sent
+
     def check_reachable(self) -> None:
         """Touch the root once (list it) so a wrong endpoint, bucket or credential fails early."""
         with storage_error(self.url):

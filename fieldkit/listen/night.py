@@ -160,7 +160,7 @@ def sonify_deployment_plot(ws: Workspace, name: str, opt: SonifyOptions = Sonify
                            clock: ClockMap = ClockMap()) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`sonify_deployment`, also returning the series picture's arguments (for the video)."""
     run = run_with_deployment(ws, name, run_id)
-    points, dims = run_points(ws.root / run.store_path, opt, where=deployment_filter(name),
+    points, dims = run_points(ws.store_location(run.store_path), opt, where=deployment_filter(name),
                               also=("recording",))
     timed = ~np.isnat(points.times)
     untimed = points.take(~timed)

@@ -400,7 +400,7 @@ def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOp
     arguments (for the data video)."""
     with ws.catalogue.read() as session:
         run = run_rows.get_run(session, run_id)
-    points, dims = run_points(ws.root / run.store_path, opt)
+    points, dims = run_points(ws.store_location(run.store_path), opt)
     title = f"run {run_id}: {points.times.size} clips in time order, one note each"
     result, samples, plot = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", title, dims=dims)
     return {"run_id": run_id, **result}, samples, plot
@@ -444,7 +444,7 @@ def sonify_dataset_plot(ws: Workspace, name: str, opt: SonifyOptions = SonifyOpt
     with ws.catalogue.read() as session:
         dataset = label_rows.get_dataset(session, name, version)
     clips = np.array(sorted(i.clip_id for i in dataset.items), np.int64)
-    points, dims = run_points(ws.root / dataset.store_path, opt, clips=clips)
+    points, dims = run_points(ws.store_location(dataset.store_path), opt, clips=clips)
     title = f"dataset {name} v{dataset.version}: {points.times.size} clips in time order, one note each"
     default = default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
     result, _, plot = write_melody(points, opt, out, default, title, dims=dims)
@@ -464,7 +464,7 @@ def run_with_deployment(ws: Workspace, name: str, run_id: int | None = None) -> 
         runs = ([run_rows.get_run(session, run_id)] if run_id is not None
                 else [r for r in run_rows.list_runs(session) if r.state == "complete"])
     for run in sorted(runs, key=lambda r: r.id, reverse=True):
-        ds = open_store(ws.root / run.store_path, chunks=None)
+        ds = open_store(ws.store_location(run.store_path), chunks=None)
         try:
             coords = {k: ds[k].values for k in ("site", "deployment")}
         finally:

@@ -74,7 +74,7 @@ def _run_with(ws: Workspace, dep: DeploymentRow, variables: tuple[str, ...], run
         candidates = [run_rows.get_run(session, run_id)] if run_id is not None else \
             sorted((r for r in run_rows.list_runs(session) if r.state == "complete"), key=lambda r: -r.id)
     for run in candidates:
-        ds = open_store(ws.root / run.store_path, chunks=None)
+        ds = open_store(ws.store_location(run.store_path), chunks=None)
         try:
             if run.state == "complete" and set(variables) <= set(ds.data_vars) and _clip_mask(ds, dep).any():
                 return run
@@ -100,7 +100,7 @@ def indices_run(ws: Workspace, deployment: str, variables: tuple[str, ...] = LDF
 
 def _clips(ws: Workspace, run: RunRow, dep: DeploymentRow) -> tuple[np.ndarray, pd.DatetimeIndex, dict[str, Any]]:
     """The store indices of the deployment's clips, their local start times, and the layout."""
-    ds = open_store(ws.root / run.store_path, chunks=None)
+    ds = open_store(ws.store_location(run.store_path), chunks=None)
     try:
         index = np.flatnonzero(_clip_mask(ds, dep))
         times = ds["start_time"].values[index]
@@ -116,7 +116,7 @@ def _means_by_key(ws: Workspace, run: RunRow, index: np.ndarray, keys: np.ndarra
     """Distinct keys (sorted) and each variable's mean over the clips of each key, read by blocks."""
     unique, inverse = np.unique(keys, return_inverse=True)
     sums: dict[str, list[np.ndarray]] = {}
-    ds = open_store(ws.root / run.store_path, chunks=None)
+    ds = open_store(ws.store_location(run.store_path), chunks=None)
     try:
         for start in range(0, index.size, _BLOCK_CLIPS):
             rows = slice(start, start + _BLOCK_CLIPS)
