@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from fieldkit.catalogue.engine import Catalogue
     from fieldkit.io.storage import Root
 
-__all__ = ["Roots", "Workspace", "init_workspace", "open_workspace"]
+__all__ = ["OutputFolder", "Roots", "Workspace", "init_workspace", "open_workspace"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,31 @@ class Roots:
     archive: Root
     stores: Root
     exports: Root
+
+
+@dataclass(frozen=True)
+class OutputFolder:
+    """A local folder to write a service's default outputs into (:meth:`Workspace.default_output`)."""
+
+    folder: Path
+    root: Root | None  # the URL exports root to upload to, None when the folder is the destination
+    sub: str
+
+    def publish(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Upload the folder's files (replacing: these are views made again on each run) and
+        return ``result`` with every path inside the folder replaced by its object's URL."""
+        if self.root is None:
+            return result
+        names = sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file())
+        for name in names:
+            self.root.replace_file(f"{self.sub}/{name}", self.folder / name)
+
+        def where(value: Any) -> Any:
+            if isinstance(value, str | Path) and Path(value).is_relative_to(self.folder):
+                return self.root.uri(f"{self.sub}/{Path(value).relative_to(self.folder).as_posix()}")
+            return value
+
+        return {key: where(value) for key, value in result.items()}
 
 
 @dataclass
@@ -92,6 +117,23 @@ class Workspace:
         if not is_url(store_path) and self.roots.stores.is_local:
             return self.root / store_path
         return self.store_root(store_path).zarr_location()
+
+    @contextlib.contextmanager
+    def default_output(self, sub: str, given: os.PathLike[str] | str | None = None) -> Iterator[OutputFolder]:
+        """Where a service writes what defaults to ``<exports root>/<sub>`` (previews, pictures,
+        melodies, the report): see :class:`OutputFolder`. A ``given`` (user's ``--out``) or a
+        local exports root: the folder as before, nothing uploaded. A URL exports root: a local
+        temporary folder whose files :meth:`OutputFolder.publish` uploads to ``<root>/<sub>/``."""
+        exports = self.roots.exports
+        if given is not None or exports.is_local:
+            yield OutputFolder(exports.local_path / sub if exports.is_local else Path(given or "."), None, sub)
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=f"fieldkit-{sub.replace('/', '-')}-") as tmp:
+            folder = Path(tmp) / sub
+            folder.mkdir(parents=True)
+            yield OutputFolder(folder, exports, sub)
 
     @functools.cached_property
     def catalogue(self) -> Catalogue:

@@ -121,3 +121,106 @@ def test_an_s3_export_is_never_replaced(s3_ws, tmp_path) -> None:
     overwrite = run("-w", str(s3_root), "export", "demo", "--format", "numpy", "--overwrite", "--json")
     assert overwrite.exit_code == 73 and "never replaced" in json.loads(overwrite.stdout)["error"]
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in result.output + again.output
+
+
+# -- every other service on URL roots ------------------------------------------------------------
+
+def _both(local_ws: Path, s3_root: Path, service) -> tuple[object, object]:
+    """``service(ws)`` on the local workspace and on its S3 copy."""
+    with open_workspace(local_ws) as ws:
+        local = service(ws)
+    with open_workspace(s3_root) as ws:
+        remote = service(ws)
+    return local, remote
+
+
+def test_annotations_import_and_export_on_s3_roots(local_ws, s3_ws, tmp_path) -> None:
+    from fieldkit.cli.demo import _PACKAGE_DATA
+    from fieldkit.curate.annotation_out import export_annotations
+    from fieldkit.curate.annotations import import_annotations
+
+    files = sorted((_PACKAGE_DATA / "sample_annotations").iterdir())
+    local, remote = _both(local_ws, s3_ws[0], lambda ws: import_annotations(ws, files).to_dict())
+    assert local == remote and local["imported"] >= 0
+    out = {}
+    for name, root in (("local", local_ws), ("s3", s3_ws[0])):
+        with open_workspace(root) as ws:
+            export_annotations(ws, "raven", tmp_path / name)
+        out[name] = {p.name: p.read_bytes() for p in (tmp_path / name).iterdir()}
+    assert out["local"] == out["s3"] and out["local"]
+
+
+def test_dataset_build_and_lineage_read_the_store_on_s3(local_ws, s3_ws) -> None:
+    from fieldkit.curate.datasets import DatasetRequest, create_dataset
+    from fieldkit.curate.lineage import clips_lineage
+
+    request = DatasetRequest("again", 1, background="background", split_by="recording", ratios=(0.5, 0.25, 0.25),
+                             single_label=True)
+    local, remote = _both(local_ws, s3_ws[0], lambda ws: create_dataset(ws, request))
+    assert {k: v for k, v in local.items() if k != "id"} == {k: v for k, v in remote.items() if k != "id"}
+    assert remote["clips"] > 0
+    local, remote = _both(local_ws, s3_ws[0], lambda ws: clips_lineage(ws, 1, [0, 1, 2]))
+    assert local == remote and remote[0]["processing"]["store"] == "stores/run-0001-demo.zarr"
+
+
+def test_a_preview_reads_its_excerpt_from_the_s3_archive_by_ranges(local_ws, s3_ws, s3_server) -> None:
+    from fieldkit.catalogue import queries
+    from fieldkit.listen.preview import preview_recording
+
+    s3_root, bucket = s3_ws
+    with open_workspace(local_ws) as ws, ws.catalogue.read() as s:
+        rec = next(r for r in queries.list_recordings(s) if r.status == "ok")
+    local, remote = _both(local_ws, s3_root, lambda ws: preview_recording(ws, rec.id, start_s=1.0, duration_s=3.0))
+    assert remote["wav"] == f"s3://{bucket}/exports/previews/rec{rec.id}-excerpt.wav"
+    client = s3_server.client()
+    wav = client.get_object(Bucket=bucket, Key=f"exports/previews/rec{rec.id}-excerpt.wav")["Body"].read()
+    assert wav == Path(local["wav"]).read_bytes()  # the same samples, the same file
+    png = client.get_object(Bucket=bucket, Key=f"exports/previews/rec{rec.id}-excerpt.png")["Body"].read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {k: v for k, v in local.items() if k not in ("wav", "png")} == \
+        {k: v for k, v in remote.items() if k not in ("wav", "png")}
+    again = _both(local_ws, s3_root, lambda ws: preview_recording(ws, rec.id, start_s=1.0, duration_s=3.0))[1]
+    assert again["wav"] == remote["wav"]  # a preview is made again in place, as on a local disk
+
+
+def test_sonify_report_and_pictures_on_s3_roots(local_ws, s3_ws, s3_server) -> None:
+    from fieldkit.cli.demo import DEMO_DEPLOYMENT
+    from fieldkit.listen.night import ClockMap, sonify_deployment
+    from fieldkit.listen.report import build_report
+    from fieldkit.listen.sonify import sonify_run
+
+    s3_root, bucket = s3_ws
+    client = s3_server.client()
+    local, remote = _both(local_ws, s3_root, lambda ws: sonify_run(ws, 1))
+    assert remote["wav"] == f"s3://{bucket}/exports/sonify/run1.wav"
+    assert client.get_object(Bucket=bucket, Key="exports/sonify/run1.wav")["Body"].read() == \
+        Path(local["wav"]).read_bytes()
+    assert remote["notes"] == local["notes"]
+    local, remote = _both(local_ws, s3_root, lambda ws: sonify_deployment(ws, DEMO_DEPLOYMENT,
+                                                                         clock=ClockMap(max_gap_h=2.0)))
+    key = remote["wav"].split(f"s3://{bucket}/", 1)[1]
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == Path(local["wav"]).read_bytes()
+    local, remote = _both(local_ws, s3_root, lambda ws: build_report(ws))
+    assert remote["html"] == f"s3://{bucket}/exports/report/index.html"
+    counts = ("recordings", "deployments", "problems", "clipped", "runs", "datasets", "previews")
+    assert {k: local[k] for k in counts} == {k: remote[k] for k in counts} and remote["previews"] > 0
+    html = client.get_object(Bucket=bucket, Key="exports/report/index.html")["Body"].read()
+    assert len(html) == remote["bytes"] and b"data:audio/wav;base64," in html
+
+
+def test_a_missing_archive_object_is_named_by_its_url(local_ws, s3_ws, tmp_path) -> None:
+    from fieldkit.catalogue import queries
+
+    s3_root, bucket = s3_ws
+    broken = tmp_path / "broken"
+    import shutil
+    shutil.copytree(s3_root, broken)
+    toml = broken / "fieldkit.toml"
+    toml.write_text(toml.read_text().replace(f"s3://{bucket}/archive", f"s3://{bucket}/gone"))
+    with open_workspace(broken) as ws, ws.catalogue.read() as s:
+        rec = next(r for r in queries.list_recordings(s) if r.status == "ok")
+    result = run("-w", str(broken), "preview", str(rec.id), "--json")
+    assert result.exit_code == 66, result.output
+    error = json.loads(result.stdout)
+    assert f"s3://{bucket}/gone/{rec.archive_path}" in error["error"] and error["path"].startswith("s3://")
+    assert "Traceback" not in result.output

@@ -89,7 +89,8 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
                       index=index, label_names=tuple(labels), split_by=params["split_by"],
                       seed=params["seed"], ratios=tuple(params["ratios"]), manifest_hash=dataset.manifest_hash,
                       workflow=dataset.workflow, versions=dataset.versions, qc_summary=qc,
-                      lineage=_lineage(dataset.items, recs, dataset), archive_root=ws.paths.archive if ws.roots.archive.is_local else ws.roots.archive,
+                      lineage=_lineage(dataset.items, recs, dataset),
+                      archive_root=ws.paths.archive if ws.roots.archive.is_local else ws.roots.archive,
                       **options)
     return inp, dataset.id
 

@@ -221,6 +221,19 @@ class Root:
             return Path(self._path(rel))
         return self.zarr_store(rel, read_only=True)
 
+    def replace_file(self, rel: str, source: Path) -> None:
+        """Write the local file ``source`` to ``rel``, replacing what is there: only for views made
+        again on each run (previews, pictures, reports), never for the archive or an export."""
+        if self.is_local:
+            target = Path(self._path(rel))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_bytes(Path(source).read_bytes())
+            os.replace(partial, target)
+            return
+        with storage_error(self.uri(rel), creating=True):
+            self.fs.put_file(str(source), self._path(rel))
+
     def put_tree(self, rel: str, folder: Path) -> dict[str, tuple[str, int]]:
         """Upload every file under the local ``folder`` to ``rel/...``, each create-only
         (:meth:`put_new`); return ``relative name -> (sha256, bytes)`` as hashed while sent.

@@ -24,7 +24,6 @@ from fieldkit.listen.sonify import (
     DUR_RANGE_S,
     Points,
     SonifyOptions,
-    default_dir,
     deployment_filter,
     merge_groups,
     run_points,
@@ -168,10 +167,12 @@ def sonify_deployment_plot(ws: Workspace, name: str, opt: SonifyOptions = Sonify
     span = (f", {str(points.times[timed][0])[:16].replace('T', ' ')} to {str(points.times[timed][-1])[:16].replace('T', ' ')}"
             if timed.any() else "")
     title = f"deployment {name} (run {run.id}), {clock.seconds_per_hour:g} s of melody per clock hour{span}"
-    result, _, plot = write_melody(grouped, opt, out, default_dir(ws) / f"deployment-{name.replace('/', '-')}.wav", title,
-                       dims=dims, onsets_s=onsets, marks=info.get("marks"),
-                       extra_legend={"clock": {"seconds_per_hour": clock.seconds_per_hour,
-                                               "slot_minutes": info.get("slot_minutes")}})
+    with ws.default_output("sonify", out) as target:
+        result, _, plot = write_melody(grouped, opt, out, target.folder / f"deployment-{name.replace('/', '-')}.wav",
+                                       title, dims=dims, onsets_s=onsets, marks=info.get("marks"),
+                                       extra_legend={"clock": {"seconds_per_hour": clock.seconds_per_hour,
+                                                               "slot_minutes": info.get("slot_minutes")}})
+        result = target.publish(result)
     without = sorted({int(r) for r in untimed.categories.get("recording", np.array([], str))}) if untimed.clips.size else []
     return {"deployment": name, "run_id": run.id, **result,
             "clock": {"seconds_per_hour": clock.seconds_per_hour, "slot_s": clock.slot_s,

@@ -154,8 +154,8 @@ def _labels(slots: np.ndarray, step_s: int) -> list[str]:
     return [t.strftime(fmt) for t in times]
 
 
-def _out_path(ws: Workspace, out: Path | str | None, stem: str) -> Path:
-    path = Path(out) if out is not None else ws.paths.exports / "pictures" / f"{stem}.png"
+def _out_path(folder: Path, out: Path | str | None, stem: str) -> Path:
+    path = Path(out) if out is not None else folder / f"{stem}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -228,8 +228,9 @@ def ldfc_picture(ws: Workspace, deployment: str, *, day: dt.date | None = None, 
                "grey: no recording")
     title = (f"{dep.site}/{dep.name}{f' on {day}' if day else ''}: false-colour spectrogram "
              f"(Towsey et al. 2014), run {run.id}")
-    drawn = ldfc_png(_out_path(ws, out, stem), rgb, top_khz, _ticks(labels), title, caption, breaks,
-                     xlabel=f"local time ({dep.timezone})")
+    with ws.default_output("pictures", out) as target:
+        drawn = target.publish(ldfc_png(_out_path(target.folder, out, stem), rgb, top_khz, _ticks(labels), title,
+                                        caption, breaks, xlabel=f"local time ({dep.timezone})"))
     return {**drawn, "deployment": f"{dep.site}/{dep.name}", "run_id": run.id, "day": str(day) if day else None,
             "columns": int(rgb.shape[1]), "columns_with_data": int(np.isfinite(rgb[..., 0]).any(axis=0).sum()),
             "clips": len(local), "bins": int(rgb.shape[0]), "top_khz": top_khz, "step_s": step_s,
@@ -254,8 +255,9 @@ def index_heatmap(ws: Workspace, deployment: str, index: str = "aci", *, run_id:
     grid, days = hour_day_grid(present, means[index])
     labels = [str(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))) for d in days]
     title = f"{dep.site}/{dep.name}: {index} by hour and day (mean per clip), run {run.id}"
-    drawn = heatmap_png(_out_path(ws, out, f"heatmap-{index}-{deployment.replace('/', '-')}"), grid, labels, title,
-                        index, xlabel=f"hour (local time, {dep.timezone})")
+    with ws.default_output("pictures", out) as target:
+        drawn = target.publish(heatmap_png(_out_path(target.folder, out, f"heatmap-{index}-{deployment.replace('/', '-')}"),
+                                           grid, labels, title, index, xlabel=f"hour (local time, {dep.timezone})"))
     finite = grid[np.isfinite(grid)]
     return {**drawn, "deployment": f"{dep.site}/{dep.name}", "run_id": run.id, "index": index,
             "days": labels, "hours_with_data": int(finite.size), "clips": len(local),
