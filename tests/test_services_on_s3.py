@@ -224,3 +224,25 @@ def test_a_missing_archive_object_is_named_by_its_url(local_ws, s3_ws, tmp_path)
     error = json.loads(result.stdout)
     assert f"s3://{bucket}/gone/{rec.archive_path}" in error["error"] and error["path"].startswith("s3://")
     assert "Traceback" not in result.output
+
+
+def test_serve_plays_and_draws_recordings_from_the_s3_archive(local_ws, s3_ws, tmp_path) -> None:
+    import urllib.request
+
+    from fieldkit.catalogue import queries
+    from fieldkit.testing.serving import running_server
+
+    s3_root, bucket = s3_ws
+    with open_workspace(s3_root) as ws, ws.catalogue.read() as s:
+        rec = next(r for r in queries.list_recordings(s) if r.status == "ok")
+    got = {}
+    for name, root in (("local", local_ws), ("s3", s3_root)):
+        with running_server(root, log_dir=tmp_path) as server:
+            for route in (f"audio/{rec.id}?start=1&duration=3", f"spectrogram/{rec.id}?start=1&duration=3",
+                          "datasets"):
+                with urllib.request.urlopen(server.base + route, timeout=60) as response:
+                    got[name, route.split("/")[0]] = (response.status, response.read())
+    assert got["s3", "audio"] == got["local", "audio"] and got["s3", "audio"][1][:4] == b"RIFF"
+    assert got["s3", "spectrogram"][0] == 200 and got["s3", "spectrogram"][1][:4] == b"\x89PNG"
+    assert got["s3", "spectrogram"][1] == got["local", "spectrogram"][1]
+    assert got["s3", "datasets"][0] == 200 and b"demo" in got["s3", "datasets"][1]
