@@ -246,3 +246,28 @@ def test_serve_plays_and_draws_recordings_from_the_s3_archive(local_ws, s3_ws, t
     assert got["s3", "spectrogram"][0] == 200 and got["s3", "spectrogram"][1][:4] == b"\x89PNG"
     assert got["s3", "spectrogram"][1] == got["local", "spectrogram"][1]
     assert got["s3", "datasets"][0] == 200 and b"demo" in got["s3", "datasets"][1]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_put_tree_uploads_every_file_create_only_with_its_hash(where, tmp_path, request) -> None:
+    from fieldkit.errors import ObjectExistsError
+    from fieldkit.io.storage import open_root
+
+    folder = tmp_path / "made"
+    files = {"manifest.json": b"{}", "a.bin": os.urandom(3000), "deep/er/b.flac": b"", "z/c.txt": b"c" * 10}
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    if where == "local":
+        root = open_root("exports", base=tmp_path)
+    else:
+        server = request.getfixturevalue("s3_server")
+        root = open_root(f"{request.getfixturevalue('s3_bucket')}/exports", base=tmp_path,
+                         options=server.storage_options)
+    sent = root.put_tree("x-1-zarr", folder)
+    assert sent == {name: (hashlib.sha256(data).hexdigest(), len(data)) for name, data in files.items()}
+    assert root.list("x-1-zarr", recursive=True) == sorted(f"x-1-zarr/{n}" for n in files)
+    assert {n: root.read_bytes(f"x-1-zarr/{n}") for n in files} == files
+    with pytest.raises(ObjectExistsError):
+        root.put_tree("x-1-zarr", folder)
+    assert root.read_bytes("x-1-zarr/a.bin") == files["a.bin"]

@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024
+#: Uploads in flight when a finished folder is sent to an object store (Root.put_tree).
+PUT_TREE_WORKERS = 8
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -241,13 +243,20 @@ class Root:
         ``manifest.json`` at the top of ``folder``, if any, goes last: a reader that finds it
         finds every file it lists.
         """
-        names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-        names.sort(key=lambda name: name == "manifest.json")
-        sent: dict[str, tuple[str, int]] = {}
-        for name in names:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def send(name: str) -> tuple[str, int]:
             with open(folder / name, "rb") as handle:
-                sent[name] = self.put_new(f"{rel.strip('/')}/{name}" if rel.strip("/") else name,
-                                          iter(lambda: handle.read(self.block_bytes), b""))
+                return self.put_new(f"{rel.strip('/')}/{name}" if rel.strip("/") else name,
+                                    iter(lambda: handle.read(self.block_bytes), b""))
+
+        names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        first = [n for n in names if n != "manifest.json"]
+        # several requests in flight: an export of many small files is bound by round trips, not bytes
+        workers = 1 if self.is_local else PUT_TREE_WORKERS
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            sent = dict(zip(first, pool.map(send, first)))
+        sent.update({name: send(name) for name in names if name not in sent})
         return sent
 
     def check_reachable(self) -> None:
