@@ -232,7 +232,7 @@ def test_serve_plays_and_draws_recordings_from_the_s3_archive(local_ws, s3_ws, t
     from fieldkit.catalogue import queries
     from fieldkit.testing.serving import running_server
 
-    s3_root, bucket = s3_ws
+    s3_root, _ = s3_ws
     with open_workspace(s3_root) as ws, ws.catalogue.read() as s:
         rec = next(r for r in queries.list_recordings(s) if r.status == "ok")
     got = {}
