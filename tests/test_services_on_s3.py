@@ -108,6 +108,20 @@ def test_the_s3_parquet_export_reads_straight_from_s3_as_the_local_one(local_ws,
     assert rate > 0 and np.asarray(samples).size > 0 and len(index) > 0
 
 
+def test_the_s3_zarr_export_opens_with_xarray_from_the_bucket(local_ws, s3_ws, s3_server) -> None:
+    import xarray as xr
+
+    s3_root, bucket = s3_ws
+    with open_workspace(s3_root) as ws:
+        remote = export_catalogued_dataset(ws, "demo", fmt="zarr")
+    local = local_ws / "exports" / "demo-1-zarr"  # the demo's own export of the same dataset version
+    for split in remote.clips_per_split:
+        with xr.open_zarr(f"{remote.out_dir}/data/{split}.zarr",
+                          storage_options={"endpoint_url": s3_server.endpoint}) as ds, \
+                xr.open_zarr(local / "data" / f"{split}.zarr") as expected:
+            xr.testing.assert_identical(ds.load(), expected.load())
+
+
 def test_an_s3_export_is_never_replaced(s3_ws, tmp_path) -> None:
     s3_root, bucket = s3_ws
     result = run("-w", str(s3_root), "export", "demo", "--format", "numpy", "--json")
