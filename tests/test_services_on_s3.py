@@ -285,3 +285,9 @@ def test_put_tree_uploads_every_file_create_only_with_its_hash(where, tmp_path, 
     with pytest.raises(ObjectExistsError):
         root.put_tree("x-1-zarr", folder)
     assert root.read_bytes("x-1-zarr/a.bin") == files["a.bin"]
+
+
+def test_the_s3_workspace_never_made_a_local_archive_stores_or_exports_folder(s3_ws) -> None:
+    """Run last in this module: every service above read and wrote its roots in the bucket only."""
+    s3_root, _ = s3_ws
+    assert sorted(p.name for p in s3_root.iterdir() if p.name in ("archive", "stores", "exports")) == []
