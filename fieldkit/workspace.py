@@ -21,7 +21,7 @@ from fieldkit.config.settings import (
     find_workspace,
     load_settings,
 )
-from fieldkit.errors import MigrationError, WorkspaceExistsError
+from fieldkit.errors import InputUnavailableError, MigrationError, WorkspaceExistsError
 
 if TYPE_CHECKING:
     from fieldkit.catalogue.engine import Catalogue
@@ -116,7 +116,13 @@ class Workspace:
 
         if not is_url(store_path) and self.roots.stores.is_local:
             return self.root / store_path
-        return self.store_root(store_path).zarr_location()
+        root = self.store_root(store_path)
+        # one request through the adapter first: an unreachable endpoint, a missing bucket or store
+        # is named here (exit 75/78/66), not deep inside zarr as a library's traceback
+        if not root.is_local and not root.exists("zarr.json"):
+            raise InputUnavailableError(f"no store at {root.uri()} (the catalogue's {store_path}).", path=root.uri(),
+                                        hint="Check stores_root in fieldkit.toml, or process the run again.")
+        return root.zarr_location()
 
     @contextlib.contextmanager
     def default_output(self, sub: str, given: os.PathLike[str] | str | None = None) -> Iterator[OutputFolder]:

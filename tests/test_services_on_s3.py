@@ -287,6 +287,30 @@ def test_put_tree_uploads_every_file_create_only_with_its_hash(where, tmp_path, 
     assert root.read_bytes("x-1-zarr/a.bin") == files["a.bin"]
 
 
+def test_an_unreachable_endpoint_or_a_missing_bucket_is_named_with_its_exit_code(s3_ws, tmp_path) -> None:
+    import shutil
+
+    from fieldkit.testing.serving import free_port
+
+    s3_root, bucket = s3_ws
+    dead, nobucket = tmp_path / "dead", tmp_path / "nobucket"
+    for target in (dead, nobucket):
+        shutil.copytree(s3_root, target)
+    toml = (dead / "fieldkit.toml").read_text()
+    endpoint = toml.split('endpoint_url = "', 1)[1].split('"', 1)[0]
+    (dead / "fieldkit.toml").write_text(toml.replace(endpoint, f"http://127.0.0.1:{free_port()}"))
+    for args in (("lineage", "1:0"), ("preview", "1")):
+        result = run("-w", str(dead), *args, "--json")
+        error = json.loads(result.stdout)
+        assert result.exit_code == 75 == error["code"], result.output
+        assert error["path"].startswith(f"s3://{bucket}/") and "cannot reach" in error["error"]
+    (nobucket / "fieldkit.toml").write_text(toml.replace(f"s3://{bucket}/exports", "s3://no-such-bucket/exports"))
+    result = run("-w", str(nobucket), "export", "demo", "--format", "numpy", "--json")
+    error = json.loads(result.stdout)
+    assert result.exit_code == 78 == error["code"] and "no-such-bucket" in error["error"], result.output
+    assert TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in result.output
+
+
 def test_the_s3_workspace_never_made_a_local_archive_stores_or_exports_folder(s3_ws) -> None:
     """Run last in this module: every service above read and wrote its roots in the bucket only."""
     s3_root, _ = s3_ws

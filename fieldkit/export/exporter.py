@@ -178,6 +178,7 @@ def export_to_root(inp: ExportInput, root: Root, rel: str, *, format: str = "zar
     """
     _check_request(inp, format)
     uri = root.uri(rel)
+    root.check_reachable()  # a wrong endpoint, bucket or credential fails before anything is written
     if root.list(rel):
         raise ExportError(f"{redact_url(uri)} already holds an export (or a part of one); an export on object "
                           "storage is never replaced, nothing was written.", path=redact_url(uri),
