@@ -135,6 +135,10 @@ def test_an_s3_export_is_never_replaced(s3_ws, tmp_path) -> None:
     overwrite = run("-w", str(s3_root), "export", "demo", "--format", "numpy", "--overwrite", "--json")
     assert overwrite.exit_code == 73 and "never replaced" in json.loads(overwrite.stdout)["error"]
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in result.output + again.output
+    from fieldkit.catalogue import browse
+
+    with open_workspace(s3_root) as ws, ws.catalogue.read() as s:  # the catalogue names the export by its URL
+        assert [e.path for e in browse.list_exports(s) if e.format == "numpy"] == [f"s3://{bucket}/exports/demo-1-numpy"]
 
 
 # -- every other service on URL roots ------------------------------------------------------------
