@@ -7,7 +7,7 @@ import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fieldkit.catalogue.listing import Runner
@@ -21,13 +21,13 @@ from fieldkit.config.settings import (
     find_workspace,
     load_settings,
 )
-from fieldkit.errors import MigrationError, WorkspaceExistsError
+from fieldkit.errors import InputUnavailableError, MigrationError, WorkspaceExistsError
 
 if TYPE_CHECKING:
     from fieldkit.catalogue.engine import Catalogue
     from fieldkit.io.storage import Root
 
-__all__ = ["Roots", "Workspace", "init_workspace", "open_workspace"]
+__all__ = ["OutputFolder", "Roots", "Workspace", "init_workspace", "open_workspace"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,31 @@ class Roots:
     archive: Root
     stores: Root
     exports: Root
+
+
+@dataclass(frozen=True)
+class OutputFolder:
+    """A local folder to write a service's default outputs into (:meth:`Workspace.default_output`)."""
+
+    folder: Path
+    root: Root | None  # the URL exports root to upload to, None when the folder is the destination
+    sub: str
+
+    def publish(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Upload the folder's files (replacing: these are views made again on each run) and
+        return ``result`` with every path inside the folder replaced by its object's URL."""
+        if self.root is None:
+            return result
+        names = sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file())
+        for name in names:
+            self.root.replace_file(f"{self.sub}/{name}", self.folder / name)
+
+        def where(value: Any) -> Any:
+            if isinstance(value, str | Path) and Path(value).is_relative_to(self.folder):
+                return self.root.uri(f"{self.sub}/{Path(value).relative_to(self.folder).as_posix()}")
+            return value
+
+        return {key: where(value) for key, value in result.items()}
 
 
 @dataclass
@@ -67,6 +92,54 @@ class Workspace:
         make = functools.partial(open_root, base=self.root, options=storage.options, block_bytes=storage.block_bytes)
         return Roots(make(self.settings.archive_root), make(self.settings.stores_root),
                      make(self.settings.exports_root))
+
+    def store_root(self, store_path: str) -> Root:
+        """The :class:`~fieldkit.io.storage.Root` of a store as the catalogue names it.
+
+        A URL is taken as it is; a relative path lies under the workspace while the stores root
+        is a local folder (as every local run records it), else it names a store of the stores
+        root by its folder name (stores sit side by side at the top of the stores root).
+        """
+        from fieldkit.io.storage import is_url, open_root
+
+        storage = self.settings.storage
+        if is_url(store_path):
+            return open_root(store_path, self.root, storage.options, storage.block_bytes)
+        if self.roots.stores.is_local:
+            return open_root(str(self.root / store_path), self.root)
+        return self.roots.stores.child(PurePosixPath(store_path).name)
+
+    def store_location(self, store_path: str) -> Any:
+        """What ``fieldkit.store`` opens for a catalogued store: a local folder, exactly as before
+        (``<workspace>/<store_path>``), or a read-only zarr store on a URL stores root."""
+        from fieldkit.io.storage import is_url
+
+        if not is_url(store_path) and self.roots.stores.is_local:
+            return self.root / store_path
+        root = self.store_root(store_path)
+        # one request through the adapter first: an unreachable endpoint, a missing bucket or store
+        # is named here (exit 75/78/66), not deep inside zarr as a library's traceback
+        if not root.is_local and not root.exists("zarr.json"):
+            raise InputUnavailableError(f"no store at {root.uri()} (the catalogue's {store_path}).", path=root.uri(),
+                                        hint="Check stores_root in fieldkit.toml, or process the run again.")
+        return root.zarr_location()
+
+    @contextlib.contextmanager
+    def default_output(self, sub: str, given: os.PathLike[str] | str | None = None) -> Iterator[OutputFolder]:
+        """Where a service writes what defaults to ``<exports root>/<sub>`` (previews, pictures,
+        melodies, the report): see :class:`OutputFolder`. A ``given`` (user's ``--out``) or a
+        local exports root: the folder as before, nothing uploaded. A URL exports root: a local
+        temporary folder whose files :meth:`OutputFolder.publish` uploads to ``<root>/<sub>/``."""
+        exports = self.roots.exports
+        if given is not None or exports.is_local:
+            yield OutputFolder(exports.local_path / sub if exports.is_local else Path(given or "."), None, sub)
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=f"fieldkit-{sub.replace('/', '-')}-") as tmp:
+            folder = Path(tmp) / sub
+            folder.mkdir(parents=True)
+            yield OutputFolder(folder, exports, sub)
 
     @functools.cached_property
     def catalogue(self) -> Catalogue:

@@ -216,7 +216,7 @@ def export(
                                        shard_size=shard_size, creator=creator, url=url, cite_as=cite_as)
     doc = {"out_dir": str(result.out_dir), "format": result.format, "clips_per_split": result.clips_per_split,
            "files": result.files}
-    if result.format == "parquet":
+    if result.format == "parquet" and isinstance(result.out_dir, Path):  # a local folder; not a URL export
         from fieldkit.export.tabular import hf_loader_line
 
         doc["loader"] = hf_loader_line(result.out_dir)
@@ -224,8 +224,8 @@ def export(
         emit_json(doc)
         return
     err.print(f"exported {result.n_clips} clips ({human_counts(result.clips_per_split)}) as {result.format} to {result.out_dir}")
-    err.print(f"  {len(result.files)} files; dataset card {result.out_dir / 'README.md'}")
-    if result.format == "parquet":
+    err.print(f"  {len(result.files)} files; dataset card {result.out_dir}/README.md")
+    if "loader" in doc:
         err.print(f"  load it: {doc['loader']}")
 
 

@@ -20,11 +20,13 @@ def init(
     json_out: bool = JSON,
 ) -> None:
     """Create a workspace: fieldkit.toml, catalogue, archive/, stores/, exports/."""
+    from fieldkit.config.settings import redact_url
     from fieldkit.workspace import init_workspace
 
     with init_workspace(directory, catalogue_url=catalogue_url) as ws:
-        doc = {"workspace": str(ws.root), "catalogue_url": ws.paths.catalogue_url,
-               "archive": str(ws.paths.archive), "stores": str(ws.paths.stores), "exports": str(ws.paths.exports)}
+        doc = {"workspace": str(ws.root), "catalogue_url": redact_url(ws.paths.catalogue_url),
+               # each root's folder or URL (never a credential: a URL root carries none)
+               "archive": ws.roots.archive.uri(), "stores": ws.roots.stores.uri(), "exports": ws.roots.exports.uri()}
     if json_out:
         emit_json(doc)
     else:

@@ -17,7 +17,8 @@ import pandas as pd
 from fieldkit.catalogue import labels as label_rows
 from fieldkit.catalogue import queries
 from fieldkit.catalogue.records import DatasetDetail, DatasetItemRow, RecordingLineage
-from fieldkit.export.exporter import ExportResult, export_dataset
+from fieldkit.errors import ExportError
+from fieldkit.export.exporter import ExportResult, export_dataset, export_to_root
 from fieldkit.export.request import ExportInput
 from fieldkit.model.tables import ExportIndex, validate
 from fieldkit.store.zarr_store import read_variables
@@ -75,8 +76,9 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
         rec_ids = sorted({i.recording_id for i in dataset.items})
         recs = label_rows.recording_lineage(s, rec_ids)
         qc = _qc_summary(s, set(rec_ids))
-    store = ws.root / dataset.store_path
-    coords = read_variables(store, ("start_time", "offset_s", "site", "deployment"))
+    store_root = ws.store_root(dataset.store_path)
+    store = store_root.local_path if store_root.is_local else store_root
+    coords = read_variables(ws.store_location(dataset.store_path), ("start_time", "offset_s", "site", "deployment"))
     params = dataset.params
     labels = sorted({lab for i in dataset.items for lab in i.labels})
     text = description or (f"Clips of processing run {dataset.run_id} ({dataset.workflow.get('name')}) from "
@@ -87,7 +89,8 @@ def export_input(ws: Workspace, name: str, version: int | None = None, *, licenc
                       index=index, label_names=tuple(labels), split_by=params["split_by"],
                       seed=params["seed"], ratios=tuple(params["ratios"]), manifest_hash=dataset.manifest_hash,
                       workflow=dataset.workflow, versions=dataset.versions, qc_summary=qc,
-                      lineage=_lineage(dataset.items, recs, dataset), archive_root=ws.paths.archive,
+                      lineage=_lineage(dataset.items, recs, dataset),
+                      archive_root=ws.paths.archive if ws.roots.archive.is_local else ws.roots.archive,
                       **options)
     return inp, dataset.id
 
@@ -111,10 +114,19 @@ def export_catalogued_dataset(ws: Workspace, name: str, *, fmt: str = "zarr", ou
         if options.get(key) is None:
             options[key] = getattr(defaults, key)
     inp, dataset_id = export_input(ws, name, version, licence=licence or defaults.licence, **options)
-    target = Path(out) if out is not None else ws.paths.exports / f"{inp.slug}-{fmt}"
     if spec is not None:
         spec = spec.with_seed(inp.seed if augment_seed is None else augment_seed)
-    result = export_dataset(inp, target, format=fmt, overwrite=overwrite, augment=spec)
+    if out is None and not ws.roots.exports.is_local:  # uploaded create-only, never replaced
+        if overwrite:
+            raise ExportError(f"an export on object storage ({ws.roots.exports.uri()}) is never replaced; "
+                              "overwrite only applies to a local folder.",
+                              hint="Export a new dataset version, or give a local folder with --out.")
+        result = export_to_root(inp, ws.roots.exports, f"{inp.slug}-{fmt}", format=fmt, augment=spec)
+        where = str(result.out_dir)
+    else:
+        target = Path(out) if out is not None else ws.paths.exports / f"{inp.slug}-{fmt}"
+        result = export_dataset(inp, target, format=fmt, overwrite=overwrite, augment=spec)
+        where = ws.relative(Path(result.out_dir))
     with ws.catalogue.write() as s:
-        label_rows.insert_export(s, dataset_id=dataset_id, fmt=fmt, path=ws.relative(result.out_dir), files=result.files)
+        label_rows.insert_export(s, dataset_id=dataset_id, fmt=fmt, path=where, files=result.files)
     return result

@@ -92,7 +92,7 @@ def _zarr_encoding(sub: xr.Dataset, chunk: int, shard: int) -> dict[str, dict[st
 
 
 def _write_zarr_split(ds: xr.Dataset, inp: ExportInput, split: str, path: Path) -> None:
-    layout = read_layout(inp.store_path)
+    layout = read_layout(inp.store)
     sub = _split_dataset(ds, inp, split)
     n = sub.sizes["clip"]
     chunk = min(layout.clips_per_chunk, n)
@@ -116,7 +116,7 @@ def write_zarr(inp: ExportInput, out_dir: Path) -> dict[str, str]:
     coordinate), plus ``labels`` (clip, label) uint8 multi-hot with the ``label`` coordinate,
     ``clip_id`` and ``recording_sha256`` coordinates, and a ``split`` attribute; consolidated.
     """
-    ds = open_store(inp.store_path, consolidated=True)
+    ds = open_store(inp.store, consolidated=True)
     for split in inp.splits:
         _write_zarr_split(ds, inp, split, zarr_split(out_dir, split))
     return hash_files(out_dir, "data")
@@ -150,7 +150,7 @@ def write_numpy(inp: ExportInput, out_dir: Path) -> dict[str, str]:
     bounded; ``labels.npy`` (uint8 multi-hot, columns in ``label_names`` order) and
     ``clip_id.npy`` (int64) complete each split. Load with ``np.load(path, mmap_mode="r")``.
     """
-    ds = open_source(inp.store_path)
+    ds = open_source(inp.store)
     for split in inp.splits:
         _write_numpy_split(ds, inp, split, numpy_split(out_dir, split))
     return hash_files(out_dir, "data")

@@ -350,7 +350,7 @@ def write_augmented(inp: ExportInput, spec: AugmentSpec, out_dir: Path,
     train = inp.split_index("train")
     if train.empty:
         raise ValidationError("--augment works on the train split, and this dataset has no train clips.")
-    source = _Source(inp.store_path)
+    source = _Source(inp.store)
     backgrounds = _backgrounds(spec, train)
     lineage_by_clip = {int(r["clip_id"]): r for r in inp.lineage}
     folder = out_dir / FOLDER / "train"

@@ -180,7 +180,7 @@ def label_counts(inp: ExportInput) -> list[dict[str, Any]]:
 
 def loading_snippet(inp: ExportInput, fmt: ExportFormat) -> str:
     """The format's five lines of loading code for this export."""
-    stored = set(open_source(inp.store_path).data_vars)
+    stored = set(open_source(inp.store).data_vars)
     array = next((a for a in SNIPPET_ARRAYS if a in stored), "valid_samples")
     data_files = {s: parquet_file(s) for s in inp.splits}
     return jinja2.Template(fmt.snippet).render(
@@ -224,7 +224,7 @@ def limitations(inp: ExportInput) -> list[str]:
 
 
 def _what(inp: ExportInput) -> dict[str, Any]:
-    layout = open_source(inp.store_path).attrs.get("layout", {})
+    layout = open_source(inp.store).attrs.get("layout", {})
     rate = layout.get("sample_rate_hz", 0)
     return {"n_clips": len(inp.index), "n_recordings": inp.index["recording_sha256"].nunique(),
             "clip_s": layout.get("samples_per_clip", 0) / rate if rate else "?",

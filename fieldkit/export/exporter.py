@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fieldkit.errors import ExportError, ValidationError
+from fieldkit.config.settings import redact_url
+from fieldkit.errors import ExportError, ObjectExistsError, ValidationError
 from fieldkit.export.card import write_card
 from fieldkit.export.croissant import write_croissant, write_manifest
 from fieldkit.export.flac_audio import audio_folder_path, resolve_audio_source, write_audio_folder
@@ -26,18 +27,19 @@ from fieldkit.export.formats import ExportFormat, get_format
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput
 from fieldkit.export.sidecars import write_sidecars
+from fieldkit.io.storage import Root
 
 if TYPE_CHECKING:
     from fieldkit.export.augment import AugmentSpec
 
-__all__ = ["ExportResult", "export_dataset"]
+__all__ = ["ExportResult", "export_dataset", "export_to_root"]
 
 
 @dataclass(frozen=True)
 class ExportResult:
     """What an export wrote: where, in which format, every file's SHA-256, clips per split."""
 
-    out_dir: Path
+    out_dir: Path | str  # a local folder, or the URL of an export on object storage
     format: str
     files: dict[str, str]
     clips_per_split: dict[str, int]
@@ -50,19 +52,19 @@ class ExportResult:
 
 def _check_store(inp: ExportInput) -> None:
     """Every clip_id is a real clip of the store, of the recording the index says."""
-    ds = open_source(inp.store_path)
+    ds = open_source(inp.store)
     clip_ids = inp.index["clip_id"].to_numpy(dtype=np.int64)
     n = ds.sizes["clip"]
     outside = clip_ids[(clip_ids < 0) | (clip_ids >= n)]
     if outside.size:
         raise ValidationError(f"clip_id(s) {outside[:5].tolist()} are outside the store "
-                              f"{inp.store_path} (clips 0..{n - 1}); was the index built "
+                              f"{inp.store_name} (clips 0..{n - 1}); was the index built "
                               "from another run?")
     stored = ds["recording_id"].values[clip_ids]
     wrong = clip_ids[stored != inp.index["recording_id"].to_numpy(dtype=np.int64)]
     if wrong.size:
         raise ValidationError(f"clip_id(s) {wrong[:5].tolist()} belong to other recordings "
-                              f"(or are padding) in {inp.store_path}; rebuild the dataset "
+                              f"(or are padding) in {inp.store_name}; rebuild the dataset "
                               "from this run.")
 
 
@@ -121,7 +123,7 @@ def _audio_refs(inp: ExportInput, fmt: ExportFormat, source: str) -> dict[int, s
 
 
 def _write_all(inp: ExportInput, format_name: str, tmp: Path,
-               published: date | None, out_dir: Path, augment: AugmentSpec | None = None) -> dict[str, str]:
+               published: date | None, out_dir: Path | str, augment: AugmentSpec | None = None) -> dict[str, str]:
     fmt = get_format(format_name)
     source = resolve_audio_source(inp)
     files: dict[str, str] = {}
@@ -137,6 +139,66 @@ def _write_all(inp: ExportInput, format_name: str, tmp: Path,
     files |= write_croissant(inp, tmp, files, published)
     write_manifest(inp, fmt.name, tmp, files)
     return files
+
+
+def _check_request(inp: ExportInput, format: str) -> None:
+    fmt = get_format(format)  # an unknown name fails before anything is touched
+    # so does an audio source the input cannot provide
+    if resolve_audio_source(inp) == "none" and fmt.needs_audio:
+        raise ValidationError(f"the {format} format carries each clip's audio; audio 'none' "
+                              "leaves it nothing to carry.",
+                              hint="Use --audio processed or --audio original.")
+
+
+def export_to_root(inp: ExportInput, root: Root, rel: str, *, format: str = "zarr",
+                   published: date | None = None, augment: AugmentSpec | None = None) -> ExportResult:
+    """Export one dataset version to ``rel`` under a storage root (object storage).
+
+    The export is written exactly as :func:`export_dataset` writes it, into a local temporary
+    folder (every format's writer stays a plain file writer), then each finished file is
+    uploaded create-only (:meth:`fieldkit.io.storage.Root.put_new`), ``manifest.json`` last, and
+    each upload's SHA-256, hashed while sent, is checked against the manifest's. An export on
+    object storage is never replaced: a prefix that holds any object is refused.
+
+    Parameters
+    ----------
+    inp : ExportInput
+        The dataset (see :func:`export_dataset`).
+    root : Root
+        The exports root (``ws.roots.exports``).
+    rel : str
+        The export's folder under ``root`` (``<name>-<version>-<format>``).
+    format, published, augment
+        As for :func:`export_dataset`.
+
+    Returns
+    -------
+    ExportResult
+        ``out_dir`` is the export's URL.
+    """
+    _check_request(inp, format)
+    uri = root.uri(rel)
+    root.check_reachable()  # a wrong endpoint, bucket or credential fails before anything is written
+    if root.list(rel):
+        raise ExportError(f"{redact_url(uri)} already holds an export (or a part of one); an export on object "
+                          "storage is never replaced, nothing was written.", path=redact_url(uri),
+                          hint="Export a new dataset version ('fieldkit dataset create' again), or write to a "
+                               "local folder with --out.")
+    _check_store(inp)
+    with tempfile.TemporaryDirectory(prefix=f"fieldkit-export-{Path(rel).name}-") as tmp:
+        files = _write_all(inp, format, Path(tmp), published, uri, augment)
+        try:
+            sent = root.put_tree(rel, Path(tmp))
+        except ObjectExistsError as exc:
+            raise ExportError(f"{redact_url(uri)}: another export wrote into this prefix meanwhile; "
+                              "nothing of it was replaced.", path=redact_url(uri),
+                              hint="Export a new dataset version.") from exc
+    changed = sorted(name for name, sha in files.items() if sent.get(name, ("",))[0] != sha)
+    if changed:
+        raise ExportError(f"{redact_url(uri)}: {len(changed)} file(s) changed between writing and upload "
+                          f"({', '.join(changed[:3])}).", path=redact_url(uri),
+                          hint="Export a new dataset version; check the machine's temporary folder.")
+    return ExportResult(uri, format, files, {s: len(inp.split_index(s)) for s in inp.splits})
 
 
 def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
@@ -166,12 +228,7 @@ def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
     -------
     ExportResult
     """
-    fmt = get_format(format)  # an unknown name fails before anything is touched
-    # so does an audio source the input cannot provide
-    if resolve_audio_source(inp) == "none" and fmt.needs_audio:
-        raise ValidationError(f"the {format} format carries each clip's audio; audio 'none' "
-                              "leaves it nothing to carry.",
-                              hint="Use --audio processed or --audio original.")
+    _check_request(inp, format)
     out_dir = Path(out_dir)
     _check_target(out_dir, inp, overwrite)
     _check_store(inp)

@@ -19,10 +19,12 @@ the card says. Formats that keep audio inside their own files
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,7 @@ import soundfile as sf
 from fieldkit.errors import NotFoundError, ValidationError
 from fieldkit.export.pooling import clip_blocks, open_source
 from fieldkit.export.request import ExportInput, hash_files
+from fieldkit.io.storage import Root
 
 __all__ = ["AUDIO_SOURCES", "ClipAudio", "audio_folder_path", "clip_audio", "clip_key",
            "encode_flac", "resolve_audio_source", "write_audio_folder"]
@@ -75,9 +78,9 @@ def resolve_audio_source(inp: ExportInput) -> str:
     source = inp.audio
     if source not in AUDIO_SOURCES:
         raise ValidationError(f"audio {source!r} is not one of {', '.join(AUDIO_SOURCES)}.")
-    if source == "processed" and "waveform" not in open_source(inp.store_path).data_vars:
+    if source == "processed" and "waveform" not in open_source(inp.store).data_vars:
         raise ValidationError(
-            f"the run's store {inp.store_path} holds no waveform, so there is no processed "
+            f"the run's store {inp.store_name} holds no waveform, so there is no processed "
             "audio to export.", hint="Use --audio original (the archive's excerpt) or "
             "--audio none, or process with 'store: waveform: true'.")
     if source == "original" and inp.archive_root is None:
@@ -87,7 +90,7 @@ def resolve_audio_source(inp: ExportInput) -> str:
 
 
 def _processed(inp: ExportInput, rows: pd.DataFrame) -> Iterator[tuple[int, np.ndarray, int]]:
-    ds = open_source(inp.store_path)
+    ds = open_source(inp.store)
     rate = int(ds.attrs["layout"]["sample_rate_hz"])
     clip_ids = rows["clip_id"].to_numpy(dtype=np.int64)
     for block_rows, arrays in clip_blocks(ds, clip_ids, ["waveform", "valid_samples"]):
@@ -95,24 +98,41 @@ def _processed(inp: ExportInput, rows: pd.DataFrame) -> Iterator[tuple[int, np.n
             yield block_rows.start + i, np.ascontiguousarray(wave[:int(valid)]), rate
 
 
+@contextlib.contextmanager
+def _archive_file(inp: ExportInput, rel: str, clip_id: int) -> Iterator[Any]:
+    """The archive file of a clip: its local path, or a ranged-read file object of a URL root."""
+    root = inp.archive_root
+    if isinstance(root, Root) and not root.is_local:
+        if not root.exists(rel):
+            raise NotFoundError(f"archive object {root.uri(rel)} of clip {clip_id} is missing.", path=root.uri(rel),
+                                hint="Run 'fieldkit verify' on the archive, or export with --audio processed.")
+        with root.open_read(rel) as handle:
+            yield handle
+        return
+    path = (root.local_path if isinstance(root, Root) else Path(root)) / rel
+    if not path.is_file():
+        raise NotFoundError(f"archive file {path} of clip {clip_id} is missing.", path=path,
+                            hint="Run 'fieldkit verify' on the archive, or export with "
+                                 "--audio processed.")
+    yield str(path)
+
+
 def _original(inp: ExportInput, rows: pd.DataFrame) -> Iterator[tuple[int, np.ndarray, int]]:
-    ds = open_source(inp.store_path)
+    ds = open_source(inp.store)
     run_rate = int(ds.attrs["layout"]["sample_rate_hz"])
     clip_ids = rows["clip_id"].to_numpy(dtype=np.int64)
     valid = ds["valid_samples"].values[clip_ids]
     channels = ds["channel"].values[clip_ids] if "channel" in ds.coords else np.full(len(rows), -1)
     archive = {int(r["clip_id"]): r["archive_path"] for r in inp.lineage}
     for i, clip_id in enumerate(clip_ids):
-        path = Path(inp.archive_root) / archive[int(clip_id)]
-        if not path.is_file():
-            raise NotFoundError(f"archive file {path} of clip {clip_id} is missing.", path=path,
-                                hint="Run 'fieldkit verify' on the archive, or export with "
-                                     "--audio processed.")
-        info = sf.info(str(path))
-        start = round(float(rows["offset_s"].iloc[i]) * info.samplerate)
-        frames = round(int(valid[i]) / run_rate * info.samplerate)
-        dtype = "int16" if info.subtype in ("PCM_16", "PCM_S8", "PCM_U8") else "float32"
-        data, rate = sf.read(str(path), start=start, frames=frames, dtype=dtype, always_2d=True)
+        with _archive_file(inp, archive[int(clip_id)], int(clip_id)) as source:
+            info = sf.info(source)
+            start = round(float(rows["offset_s"].iloc[i]) * info.samplerate)
+            frames = round(int(valid[i]) / run_rate * info.samplerate)
+            dtype = "int16" if info.subtype in ("PCM_16", "PCM_S8", "PCM_U8") else "float32"
+            if not isinstance(source, str):
+                source.seek(0)
+            data, rate = sf.read(source, start=start, frames=frames, dtype=dtype, always_2d=True)
         channel = int(channels[i])
         data = data[:, channel] if 0 <= channel < data.shape[1] else data
         yield i, np.ascontiguousarray(data.squeeze(axis=1) if data.ndim == 2

@@ -18,6 +18,7 @@ import pandas as pd
 
 from fieldkit.curate.splits import SPLITS
 from fieldkit.errors import ValidationError
+from fieldkit.io.storage import Root
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -46,8 +47,9 @@ class ExportInput:
     name, version, description, licence : str, int, str, str
         The dataset's identity, a human description and an SPDX-style licence id
         (``"CC-BY-4.0"``).
-    store_path : Path
-        The processing run's Zarr store.
+    store_path : Path or Root
+        The processing run's Zarr store: a local folder, or the
+        :class:`~fieldkit.io.storage.Root` of a store on object storage.
     index : pandas.DataFrame
         One row per dataset clip with :data:`INDEX_COLUMNS`: ``clip_id`` is the position on
         the store's ``clip`` axis; ``start_time`` is datetime64 UTC (NaT allowed); ``labels``
@@ -67,8 +69,9 @@ class ExportInput:
         Each clip's audio in the export: ``processed`` (the run's waveform), ``original``
         (the archive's excerpt at its own rate; needs ``archive_root``) or ``none``
         (:mod:`fieldkit.export.flac_audio`).
-    archive_root : Path, optional
-        The workspace's archive folder; lineage ``archive_path`` values are relative to it.
+    archive_root : Path or Root, optional
+        The workspace's archive (a folder or a URL root); lineage ``archive_path`` values are
+        relative to it.
     shard_size : int
         Clips per WebDataset shard.
     creator, url, cite_as : str, optional
@@ -79,7 +82,7 @@ class ExportInput:
     version: int
     description: str
     licence: str
-    store_path: Path
+    store_path: Path | Root
     index: pd.DataFrame
     label_names: tuple[str, ...]
     split_by: str
@@ -91,23 +94,34 @@ class ExportInput:
     qc_summary: dict[str, Any] = field(default_factory=dict)
     lineage: list[dict[str, Any]] = field(default_factory=list)
     audio: str = "processed"
-    archive_root: Path | None = None
+    archive_root: Path | Root | None = None
     shard_size: int = 1000
     creator: str | None = None
     url: str | None = None
     cite_as: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "store_path", Path(self.store_path))
+        if not isinstance(self.store_path, Root):
+            object.__setattr__(self, "store_path", Path(self.store_path))
         object.__setattr__(self, "label_names", tuple(self.label_names))
         object.__setattr__(self, "ratios", tuple(self.ratios))
-        if self.archive_root is not None:
+        if self.archive_root is not None and not isinstance(self.archive_root, Root):
             object.__setattr__(self, "archive_root", Path(self.archive_root))
         if int(self.shard_size) < 1:
             raise ValidationError(f"shard_size must be at least 1 clip, not {self.shard_size}.")
         object.__setattr__(self, "index", _ordered_index(self.index))
         _check_labels(self.index, self.label_names)
         _check_lineage(self.lineage, self.index)
+
+    @property
+    def store(self) -> Any:
+        """What :mod:`fieldkit.store` opens: the local folder, or a read-only zarr store."""
+        return self.store_path.zarr_location() if isinstance(self.store_path, Root) else self.store_path
+
+    @property
+    def store_name(self) -> str:
+        """The store as messages name it: its folder, or its URL (no credentials)."""
+        return self.store_path.uri() if isinstance(self.store_path, Root) else str(self.store_path)
 
     @property
     def slug(self) -> str:

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from fieldkit.config.settings import redact_url
 from fieldkit.export.pooling import FrameTiming, open_source
 from fieldkit.export.request import ExportInput, hash_files
+from fieldkit.io.storage import Root, is_url
 from fieldkit.store.regions import read_layout
 
 __all__ = ["EXPORT_META_VERSION", "index_table", "iso_z", "write_sidecars"]
@@ -44,7 +47,7 @@ def iso_z(value: Any) -> str:
 
 def clip_end_s(inp: ExportInput) -> pd.Series:
     """End of each index row's real audio, in seconds from the start of its recording."""
-    ds = open_source(inp.store_path)
+    ds = open_source(inp.store)
     rate = float(ds.attrs["layout"]["sample_rate_hz"])
     valid = ds["valid_samples"].values[inp.index["clip_id"].to_numpy(dtype="int64")]
     return inp.index["offset_s"].astype("float64") + valid / rate
@@ -77,11 +80,25 @@ def _write_index(inp: ExportInput, out_dir: Path, audio: dict[int, str] | None) 
     table.to_csv(out_dir / "index.csv", index=False, lineterminator="\n")
 
 
-def _write_lineage(inp: ExportInput, out_dir: Path, final_dir: Path) -> None:
-    # relative to where the export will live (out_dir is its temporary sibling)
-    store = Path(os.path.relpath(Path(inp.store_path).resolve(), Path(final_dir).resolve()))
-    document = {"dataset": inp.name, "version": inp.version, "store": store.as_posix(),
-                "store_relative_to": "export", "clips": inp.lineage_records()}
+def store_reference(store: Path | Root, final_dir: Path | str) -> str:
+    """The store as the lineage names it: relative to where the export lives when both are on one
+    disk or in one bucket (so they can move together), else the store's URL (no credentials)."""
+    if not isinstance(store, Root) and not is_url(str(final_dir)):
+        return Path(os.path.relpath(Path(store).resolve(), Path(final_dir).resolve())).as_posix()
+    store_uri = store.uri() if isinstance(store, Root) else str(Path(store).resolve())
+    final_uri = str(final_dir)
+    if is_url(store_uri) and is_url(final_uri):
+        (store_scheme, store_key), (final_scheme, final_key) = store_uri.split("://", 1), final_uri.split("://", 1)
+        if store_scheme == final_scheme and store_key.split("/", 1)[0] == final_key.split("/", 1)[0]:
+            return posixpath.relpath("/" + store_key, "/" + final_key)
+    return redact_url(store_uri)
+
+
+def _write_lineage(inp: ExportInput, out_dir: Path, final_dir: Path | str) -> None:
+    # relative to where the export will live (out_dir is its temporary sibling or upload folder)
+    store = store_reference(inp.store_path, final_dir)
+    document = {"dataset": inp.name, "version": inp.version, "store": store,
+                "store_relative_to": None if is_url(store) else "export", "clips": inp.lineage_records()}
     with open(out_dir / "lineage.json", "w", encoding="utf-8") as fh:
         json.dump(document, fh, indent=1, default=str)
         fh.write("\n")
@@ -89,13 +106,13 @@ def _write_lineage(inp: ExportInput, out_dir: Path, final_dir: Path) -> None:
 
 def store_timing(inp: ExportInput) -> FrameTiming:
     """Frame timing of the run's features (from the store's own parameters, else the input's)."""
-    return FrameTiming.from_parameters(open_source(inp.store_path).attrs.get("parameters",
+    return FrameTiming.from_parameters(open_source(inp.store).attrs.get("parameters",
                                                                                inp.workflow))
 
 
 def export_meta(inp: ExportInput, format_name: str) -> dict[str, Any]:
     """The content of ``export.json``."""
-    layout = read_layout(inp.store_path)
+    layout = read_layout(inp.store)
     return {
         "fieldkit_export": EXPORT_META_VERSION,
         "name": inp.name, "version": inp.version, "format": format_name,
@@ -109,12 +126,13 @@ def export_meta(inp: ExportInput, format_name: str) -> dict[str, Any]:
 
 def write_sidecars(inp: ExportInput, format_name: str, out_dir: Path, *,
                    audio: dict[int, str] | None = None, audio_source: str = "none",
-                   final_dir: Path | None = None) -> dict[str, str]:
+                   final_dir: Path | str | None = None) -> dict[str, str]:
     """Write the index, lineage and ``export.json``; returns ``file -> sha256``.
 
     ``audio`` maps each clip_id to where its FLAC is (the index's ``audio`` column),
     ``audio_source`` is recorded in ``export.json``, and ``final_dir`` is the folder the
-    export is renamed to (the lineage's ``store`` is relative to it; default ``out_dir``).
+    export is renamed to, or the URL it is uploaded to (the lineage's ``store`` is relative to
+    it; default ``out_dir``).
     """
     _write_index(inp, out_dir, audio)
     _write_lineage(inp, out_dir, final_dir or out_dir)

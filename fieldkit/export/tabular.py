@@ -216,7 +216,7 @@ def write_parquet(inp: ExportInput, out_dir: Path) -> dict[str, str]:
     fixed-length lists, then ``label`` (ClassLabel index, when every clip has exactly one
     label) or ``labels`` (list of ClassLabel indices), and ``split``.
     """
-    ds = open_source(inp.store_path)
+    ds = open_source(inp.store)
     timing = FrameTiming.from_parameters(ds.attrs.get("parameters", {}))
     source = resolve_audio_source(inp)
     index = index_table(inp)

@@ -88,7 +88,7 @@ def _sample_json(row: pd.Series, labels: list[str], inp: ExportInput,
 def _write_split(inp: ExportInput, split: str, out_dir: Path, feature: str, source: str,
                  index: pd.DataFrame, lineage: dict[int, dict[str, Any]]) -> None:
     rows = inp.split_index(split)
-    ds = open_source(inp.store_path)
+    ds = open_source(inp.store)
     clip_ids = rows["clip_id"].to_numpy(dtype=np.int64)
     audio = clip_audio(inp, rows, source)
     tar = None
@@ -119,7 +119,7 @@ def write_webdataset(inp: ExportInput, out_dir: Path) -> dict[str, str]:
         raise ValidationError("a WebDataset export carries each clip's audio; audio 'none' "
                               "leaves nothing to put in the .flac members.",
                               hint="Use --audio processed or --audio original.")
-    feature = shard_feature(set(open_source(inp.store_path).data_vars))
+    feature = shard_feature(set(open_source(inp.store).data_vars))
     index = index_table(inp)
     lineage = {int(r["clip_id"]): r for r in inp.lineage}
     (out_dir / "data").mkdir(parents=True, exist_ok=True)

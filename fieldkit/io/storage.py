@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024
+#: Uploads in flight when a finished folder is sent to an object store (Root.put_tree).
+PUT_TREE_WORKERS = 8
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -213,6 +215,49 @@ class Root:
         with storage_error(self.uri(rel)):
             fs = _filesystem(self.protocol, _freeze(self.options), asynchronous=True)
             return FsspecStore(fs, path=self._path(rel), read_only=read_only)
+
+    def zarr_location(self, rel: str = "") -> Any:
+        """What ``fieldkit.store`` opens to read the store at ``rel``: the folder of a local root
+        (the store layer's direct local readers stay in use), else a read-only zarr store."""
+        if self.is_local:
+            return Path(self._path(rel))
+        return self.zarr_store(rel, read_only=True)
+
+    def replace_file(self, rel: str, source: Path) -> None:
+        """Write the local file ``source`` to ``rel``, replacing what is there: only for views made
+        again on each run (previews, pictures, reports), never for the archive or an export."""
+        if self.is_local:
+            target = Path(self._path(rel))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_bytes(Path(source).read_bytes())
+            os.replace(partial, target)
+            return
+        with storage_error(self.uri(rel), creating=True):
+            self.fs.put_file(str(source), self._path(rel))
+
+    def put_tree(self, rel: str, folder: Path) -> dict[str, tuple[str, int]]:
+        """Upload every file under the local ``folder`` to ``rel/...``, each create-only
+        (:meth:`put_new`); return ``relative name -> (sha256, bytes)`` as hashed while sent.
+
+        ``manifest.json`` at the top of ``folder``, if any, goes last: a reader that finds it
+        finds every file it lists.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def send(name: str) -> tuple[str, int]:
+            with open(folder / name, "rb") as handle:
+                return self.put_new(f"{rel.strip('/')}/{name}" if rel.strip("/") else name,
+                                    iter(lambda: handle.read(self.block_bytes), b""))
+
+        names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        first = [n for n in names if n != "manifest.json"]
+        # several requests in flight: an export of many small files is bound by round trips, not bytes
+        workers = 1 if self.is_local else PUT_TREE_WORKERS
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            sent = dict(zip(first, pool.map(send, first)))
+        sent.update({name: send(name) for name in names if name not in sent})
+        return sent
 
     def check_reachable(self) -> None:
         """Touch the root once (list it) so a wrong endpoint, bucket or credential fails early."""

@@ -24,7 +24,6 @@ from fieldkit.listen.sonify import (
     DUR_RANGE_S,
     Points,
     SonifyOptions,
-    default_dir,
     deployment_filter,
     merge_groups,
     run_points,
@@ -160,7 +159,7 @@ def sonify_deployment_plot(ws: Workspace, name: str, opt: SonifyOptions = Sonify
                            clock: ClockMap = ClockMap()) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`sonify_deployment`, also returning the series picture's arguments (for the video)."""
     run = run_with_deployment(ws, name, run_id)
-    points, dims = run_points(ws.root / run.store_path, opt, where=deployment_filter(name),
+    points, dims = run_points(ws.store_location(run.store_path), opt, where=deployment_filter(name),
                               also=("recording",))
     timed = ~np.isnat(points.times)
     untimed = points.take(~timed)
@@ -168,10 +167,12 @@ def sonify_deployment_plot(ws: Workspace, name: str, opt: SonifyOptions = Sonify
     span = (f", {str(points.times[timed][0])[:16].replace('T', ' ')} to {str(points.times[timed][-1])[:16].replace('T', ' ')}"
             if timed.any() else "")
     title = f"deployment {name} (run {run.id}), {clock.seconds_per_hour:g} s of melody per clock hour{span}"
-    result, _, plot = write_melody(grouped, opt, out, default_dir(ws) / f"deployment-{name.replace('/', '-')}.wav", title,
-                       dims=dims, onsets_s=onsets, marks=info.get("marks"),
-                       extra_legend={"clock": {"seconds_per_hour": clock.seconds_per_hour,
-                                               "slot_minutes": info.get("slot_minutes")}})
+    with ws.default_output("sonify", out) as target:
+        result, _, plot = write_melody(grouped, opt, out, target.folder / f"deployment-{name.replace('/', '-')}.wav",
+                                       title, dims=dims, onsets_s=onsets, marks=info.get("marks"),
+                                       extra_legend={"clock": {"seconds_per_hour": clock.seconds_per_hour,
+                                                               "slot_minutes": info.get("slot_minutes")}})
+        result = target.publish(result)
     without = sorted({int(r) for r in untimed.categories.get("recording", np.array([], str))}) if untimed.clips.size else []
     return {"deployment": name, "run_id": run.id, **result,
             "clock": {"seconds_per_hour": clock.seconds_per_hour, "slot_s": clock.slot_s,

@@ -117,6 +117,21 @@ def _check_playable(rec: RecordingRow) -> None:
                               hint="Its bytes are kept in the archive; see 'fieldkit catalog recordings'.")
 
 
+def read_archived_excerpt(ws: Workspace, rec: RecordingRow, start_frame: int, n_frames: int) -> np.ndarray:
+    """Frames of a recording read from the archive root: a local file, or ranged reads of its
+    object on a URL root (only the blocks of the excerpt are fetched, never the whole file)."""
+    archive = ws.roots.archive
+    if archive.is_local:
+        return read_excerpt(ws.paths.archive / rec.archive_path, rec.frames_present, start_frame, n_frames,
+                            subtype=rec.subtype)
+    if not archive.exists(rec.archive_path):
+        raise NotFoundError(f"recording {rec.id}: its archive object {archive.uri(rec.archive_path)} is missing.",
+                            path=archive.uri(rec.archive_path),
+                            hint="Run 'fieldkit verify' to check the archive against the catalogue.")
+    with archive.open_read(rec.archive_path) as handle:
+        return read_excerpt(handle, rec.frames_present, start_frame, n_frames, subtype=rec.subtype)
+
+
 def read_recording_excerpt(ws: Workspace, rec: RecordingRow, start_s: float = 0.0,
                            duration_s: float | None = None) -> Excerpt:
     """Read ``duration_s`` seconds (default :data:`DEFAULT_EXCERPT_S`) from ``start_s``."""
@@ -129,8 +144,7 @@ def read_recording_excerpt(ws: Workspace, rec: RecordingRow, start_s: float = 0.
     if start_s >= rec.frames_present / rate:
         raise ConfigError(f"--start {start_s:g} s is past the end of recording {rec.id} "
                           f"({rec.frames_present / rate:.3f} s long).")
-    samples = read_excerpt(ws.paths.archive / rec.archive_path, rec.frames_present,
-                           round(start_s * rate), max(1, round(duration_s * rate)), subtype=rec.subtype)
+    samples = read_archived_excerpt(ws, rec, round(start_s * rate), max(1, round(duration_s * rate)))
     return Excerpt(rec, samples, rate, start_s)
 
 
@@ -328,7 +342,8 @@ def preview_recording(ws: Workspace, recording: str | int, start_s: float = 0.0,
         call_info = {"call": {**(found.to_dict() if found else {"none": "no call above the threshold"}),
                               "calls_found": count, "detector": detector.to_dict()}}
     ex = read_recording_excerpt(ws, rec, start_s, duration_s)
-    out = Path(out_dir) if out_dir is not None else ws.paths.exports / "previews"
     options = PreviewOptions(factor, carrier_hz, max_rate_hz, mono, band_hz, divisor, highpass_hz, manipulations,
                              found)
-    return {**render_preview(ex, mode, out, options), **call_info}
+    with ws.default_output("previews", out_dir) as target:
+        out = Path(out_dir) if out_dir is not None else target.folder
+        return target.publish({**render_preview(ex, mode, out, options), **call_info})

@@ -216,15 +216,17 @@ def build_report(ws: Workspace, out_dir: Path | str | None = None, max_previews:
         ``html`` (path), ``bytes``, and the counts of what it shows: ``recordings``,
         ``deployments``, ``problems``, ``clipped``, ``runs``, ``datasets``, ``previews``.
     """
-    out = Path(out_dir) if out_dir is not None else ws.paths.exports / "report"
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fieldkit-report-") as tmp:
         context = _context(ws, Path(tmp), max_previews)
     context.update(workspace=str(ws.root), version=__version__,
                    generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
-    html = out / "index.html"
-    html.write_text(_environment().get_template("report.html.j2").render(**context), encoding="utf-8")
-    return {"html": html, "bytes": html.stat().st_size, "recordings": context["summary"]["recordings"],
+    with ws.default_output("report", out_dir) as target:
+        out = Path(out_dir) if out_dir is not None else target.folder
+        out.mkdir(parents=True, exist_ok=True)
+        html = out / "index.html"
+        html.write_text(_environment().get_template("report.html.j2").render(**context), encoding="utf-8")
+        return target.publish({
+            "html": html, "bytes": html.stat().st_size, "recordings": context["summary"]["recordings"],
             "deployments": len(context["deployments"]), "problems": len(context["qc"]["problems"]),
             "clipped": len(context["qc"]["clipped"]), "runs": len(context["runs"]),
-            "datasets": len(context["datasets"]), "previews": len(context["previews"])}
+            "datasets": len(context["datasets"]), "previews": len(context["previews"])})

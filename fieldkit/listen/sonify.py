@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every
     from fieldkit.workspace import Workspace
 
 __all__ = ["DIMENSIONS", "DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",
-           "default_dir", "deployment_filter", "melody_points", "merge_groups",
+           "deployment_filter", "melody_points", "merge_groups",
            "resolve_dimensions", "run_points", "run_with_deployment", "sonify_dataset", "sonify_run",
            "sonify_dataset_plot", "sonify_run_samples", "store_features", "write_melody"]
 
@@ -383,10 +383,6 @@ def _legend_lines(legend: dict[str, Any]) -> list[str]:
     return lines
 
 
-def default_dir(ws: Workspace) -> Path:
-    return ws.paths.exports / "sonify"
-
-
 def run_points(store: Path, opt: SonifyOptions, clips: np.ndarray | None = None,
                where: Any = None, also: tuple[str, ...] = ()) -> tuple[Points, dict[str, str]]:
     """The points of a store's clips with the features of ``opt``'s dimensions (and ``also``)."""
@@ -400,10 +396,11 @@ def sonify_run_samples(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOp
     arguments (for the data video)."""
     with ws.catalogue.read() as session:
         run = run_rows.get_run(session, run_id)
-    points, dims = run_points(ws.root / run.store_path, opt)
+    points, dims = run_points(ws.store_location(run.store_path), opt)
     title = f"run {run_id}: {points.times.size} clips in time order, one note each"
-    result, samples, plot = write_melody(points, opt, out, default_dir(ws) / f"run{run_id}.wav", title, dims=dims)
-    return {"run_id": run_id, **result}, samples, plot
+    with ws.default_output("sonify", out) as target:
+        result, samples, plot = write_melody(points, opt, out, target.folder / f"run{run_id}.wav", title, dims=dims)
+        return {"run_id": run_id, **target.publish(result)}, samples, plot
 
 
 def sonify_run(ws: Workspace, run_id: int, opt: SonifyOptions = SonifyOptions(),
@@ -444,11 +441,12 @@ def sonify_dataset_plot(ws: Workspace, name: str, opt: SonifyOptions = SonifyOpt
     with ws.catalogue.read() as session:
         dataset = label_rows.get_dataset(session, name, version)
     clips = np.array(sorted(i.clip_id for i in dataset.items), np.int64)
-    points, dims = run_points(ws.root / dataset.store_path, opt, clips=clips)
+    points, dims = run_points(ws.store_location(dataset.store_path), opt, clips=clips)
     title = f"dataset {name} v{dataset.version}: {points.times.size} clips in time order, one note each"
-    default = default_dir(ws) / f"dataset-{name}-v{dataset.version}.wav"
-    result, _, plot = write_melody(points, opt, out, default, title, dims=dims)
-    return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **result}, plot
+    with ws.default_output("sonify", out) as target:
+        default = target.folder / f"dataset-{name}-v{dataset.version}.wav"
+        result, _, plot = write_melody(points, opt, out, default, title, dims=dims)
+        return {"dataset": name, "version": dataset.version, "run_id": dataset.run_id, **target.publish(result)}, plot
 
 
 def deployment_filter(name: str) -> Any:
@@ -464,7 +462,7 @@ def run_with_deployment(ws: Workspace, name: str, run_id: int | None = None) -> 
         runs = ([run_rows.get_run(session, run_id)] if run_id is not None
                 else [r for r in run_rows.list_runs(session) if r.state == "complete"])
     for run in sorted(runs, key=lambda r: r.id, reverse=True):
-        ds = open_store(ws.root / run.store_path, chunks=None)
+        ds = open_store(ws.store_location(run.store_path), chunks=None)
         try:
             coords = {k: ds[k].values for k in ("site", "deployment")}
         finally:

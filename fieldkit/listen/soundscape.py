@@ -74,7 +74,7 @@ def _run_with(ws: Workspace, dep: DeploymentRow, variables: tuple[str, ...], run
         candidates = [run_rows.get_run(session, run_id)] if run_id is not None else \
             sorted((r for r in run_rows.list_runs(session) if r.state == "complete"), key=lambda r: -r.id)
     for run in candidates:
-        ds = open_store(ws.root / run.store_path, chunks=None)
+        ds = open_store(ws.store_location(run.store_path), chunks=None)
         try:
             if run.state == "complete" and set(variables) <= set(ds.data_vars) and _clip_mask(ds, dep).any():
                 return run
@@ -100,7 +100,7 @@ def indices_run(ws: Workspace, deployment: str, variables: tuple[str, ...] = LDF
 
 def _clips(ws: Workspace, run: RunRow, dep: DeploymentRow) -> tuple[np.ndarray, pd.DatetimeIndex, dict[str, Any]]:
     """The store indices of the deployment's clips, their local start times, and the layout."""
-    ds = open_store(ws.root / run.store_path, chunks=None)
+    ds = open_store(ws.store_location(run.store_path), chunks=None)
     try:
         index = np.flatnonzero(_clip_mask(ds, dep))
         times = ds["start_time"].values[index]
@@ -116,7 +116,7 @@ def _means_by_key(ws: Workspace, run: RunRow, index: np.ndarray, keys: np.ndarra
     """Distinct keys (sorted) and each variable's mean over the clips of each key, read by blocks."""
     unique, inverse = np.unique(keys, return_inverse=True)
     sums: dict[str, list[np.ndarray]] = {}
-    ds = open_store(ws.root / run.store_path, chunks=None)
+    ds = open_store(ws.store_location(run.store_path), chunks=None)
     try:
         for start in range(0, index.size, _BLOCK_CLIPS):
             rows = slice(start, start + _BLOCK_CLIPS)
@@ -154,8 +154,8 @@ def _labels(slots: np.ndarray, step_s: int) -> list[str]:
     return [t.strftime(fmt) for t in times]
 
 
-def _out_path(ws: Workspace, out: Path | str | None, stem: str) -> Path:
-    path = Path(out) if out is not None else ws.paths.exports / "pictures" / f"{stem}.png"
+def _out_path(folder: Path, out: Path | str | None, stem: str) -> Path:
+    path = Path(out) if out is not None else folder / f"{stem}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -228,8 +228,9 @@ def ldfc_picture(ws: Workspace, deployment: str, *, day: dt.date | None = None, 
                "grey: no recording")
     title = (f"{dep.site}/{dep.name}{f' on {day}' if day else ''}: false-colour spectrogram "
              f"(Towsey et al. 2014), run {run.id}")
-    drawn = ldfc_png(_out_path(ws, out, stem), rgb, top_khz, _ticks(labels), title, caption, breaks,
-                     xlabel=f"local time ({dep.timezone})")
+    with ws.default_output("pictures", out) as target:
+        drawn = target.publish(ldfc_png(_out_path(target.folder, out, stem), rgb, top_khz, _ticks(labels), title,
+                                        caption, breaks, xlabel=f"local time ({dep.timezone})"))
     return {**drawn, "deployment": f"{dep.site}/{dep.name}", "run_id": run.id, "day": str(day) if day else None,
             "columns": int(rgb.shape[1]), "columns_with_data": int(np.isfinite(rgb[..., 0]).any(axis=0).sum()),
             "clips": len(local), "bins": int(rgb.shape[0]), "top_khz": top_khz, "step_s": step_s,
@@ -254,8 +255,9 @@ def index_heatmap(ws: Workspace, deployment: str, index: str = "aci", *, run_id:
     grid, days = hour_day_grid(present, means[index])
     labels = [str(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))) for d in days]
     title = f"{dep.site}/{dep.name}: {index} by hour and day (mean per clip), run {run.id}"
-    drawn = heatmap_png(_out_path(ws, out, f"heatmap-{index}-{deployment.replace('/', '-')}"), grid, labels, title,
-                        index, xlabel=f"hour (local time, {dep.timezone})")
+    with ws.default_output("pictures", out) as target:
+        drawn = target.publish(heatmap_png(_out_path(target.folder, out, f"heatmap-{index}-{deployment.replace('/', '-')}"),
+                                           grid, labels, title, index, xlabel=f"hour (local time, {dep.timezone})"))
     finite = grid[np.isfinite(grid)]
     return {**drawn, "deployment": f"{dep.site}/{dep.name}", "run_id": run.id, "index": index,
             "days": labels, "hours_with_data": int(finite.size), "clips": len(local),

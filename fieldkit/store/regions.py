@@ -38,7 +38,8 @@ def _open_group(path: PathLike, mode: str = "r") -> zarr.Group:
     import zarr  # only for stores the direct writer does not handle: a worker skips ~0.3 s of imports
 
     try:
-        return zarr.open_group(str(path), mode=mode,  # type: ignore[arg-type]
+        return zarr.open_group(str(path) if isinstance(path, str | os.PathLike) else path,  # or a zarr store
+                               mode=mode,  # type: ignore[arg-type]
                                use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise StoreError(f"no fieldkit store at {path}; create it with create_store().") from exc

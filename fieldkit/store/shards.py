@@ -50,6 +50,8 @@ class Unsupported(Exception):
 
 def local_store_root(path: str | os.PathLike[str]) -> Path | None:
     """The directory of a local store (a plain path or ``file://`` URL), else None."""
+    if not isinstance(path, str | os.PathLike):  # a zarr store object (an object-storage prefix)
+        return None
     text = os.fspath(path)
     if text.startswith("file://"):
         text = text[len("file://"):]

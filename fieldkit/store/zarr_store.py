@@ -274,7 +274,7 @@ def open_store(path: PathLike, *, consolidated: bool = False, chunks: Any = "sha
 
     by_shard = isinstance(chunks, str) and chunks == "shards"
     try:
-        ds = xr.open_zarr(str(path), consolidated=consolidated, chunks=None if by_shard else chunks, **kwargs)
+        ds = xr.open_zarr(str(path) if isinstance(path, str | os.PathLike) else path, consolidated=consolidated, chunks=None if by_shard else chunks, **kwargs)
     except FileNotFoundError as exc:
         raise StoreError(f"no store at {path}.") from exc
     if by_shard:

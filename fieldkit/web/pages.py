@@ -296,6 +296,15 @@ class Pages:
 
     def _card(self, export_path: str) -> str | None:
         """The export's README (its card), found from the catalogue's path, never the request's."""
+        from fieldkit.io.storage import is_url, open_root
+
+        if is_url(export_path) and not export_path.startswith("file://"):  # an export on object storage
+            storage = self.ws.settings.storage
+            root = open_root(export_path, self.ws.root, storage.options, storage.block_bytes)
+            try:
+                return root.read_bytes("README.md").decode("utf-8", errors="replace")[:20_000]
+            except FieldkitError:  # gone or unreachable: the page still lists the export, without its card
+                return None
         card = self.ws.paths.resolve(export_path) / "README.md"
         return card.read_text(encoding="utf-8", errors="replace")[:20_000] if card.is_file() else None
 
