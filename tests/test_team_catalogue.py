@@ -10,13 +10,20 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 import numpy as np
 import pytest
 
 from fieldkit.cli.demo import sample_card_path
-from fieldkit.errors import EXIT_PARTIAL
+from fieldkit.catalogue import migrate
+from fieldkit.config.settings import redact_url
+from fieldkit.errors import EXIT_CONFIG, EXIT_PARTIAL
+from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.listen.preview import preview_recording
 from fieldkit.listen.report import build_report
 from fieldkit.listen.sonify import sonify_run
@@ -28,13 +35,23 @@ from tests.conftest import skip_unless_required
 FIELDKIT = Path(sys.executable).parent / "fieldkit"
 
 
-def fieldkit(*argv: str) -> tuple[int, dict, str]:
-    """``fieldkit ARGV --json`` in its own process: exit code, the JSON document, stderr."""
+def fieldkit(*argv: str, json_out: bool = True) -> tuple[int, Any, str]:
+    """``fieldkit ARGV --json`` in its own process: exit code, the JSON document (the text
+    without ``json_out``), stderr."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FIELDKIT_")}
-    done = subprocess.run([str(FIELDKIT), *argv, "--json"], capture_output=True, text=True, env=environ,
-                          check=False, timeout=300)
+    done = subprocess.run([str(FIELDKIT), *argv, *(["--json"] if json_out else [])], capture_output=True,
+                          text=True, env=environ, check=False, timeout=300)
     assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, json.loads(done.stdout), done.stderr
+    return done.returncode, json.loads(done.stdout) if json_out else done.stdout, done.stderr
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (dropped afterwards); PostgreSQL-only tests."""
+    if not os.environ.get(PG_ENV):
+        skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
+    with postgres_database() as url:
+        yield url
 
 
 def test_every_service_runs_on_each_backend(backend_workspace) -> None:
@@ -95,3 +112,44 @@ def test_sqlite_and_postgresql_give_the_same_arrays_and_manifests(tmp_path: Path
     # the README shows the workflow in its declared order on both (jsonb keeps no key order)
     assert local.manifests["README.md"] == team.manifests["README.md"]
     assert normalised_manifest(local.lineage) == normalised_manifest(team.lineage)
+
+
+def test_a_second_workspace_joins_the_shared_catalogue(tmp_path: Path, pg_url: str) -> None:
+    """init creates the schema once; the next init joins it (nothing re-created or wiped) and says
+    so with the number of recordings; the password is never printed."""
+    code, doc, err = fieldkit("init", str(tmp_path / "alice"), "--catalogue-url", pg_url)
+    assert code == 0, err
+    assert doc["catalogue"] == {"state": "created", "revision": migrate.head(), "previous_revision": None,
+                                "recordings": 0}
+    with init_workspace(tmp_path / "unused", catalogue_url=pg_url) as alice:  # a third workspace: also joins
+        assert alice.shared is not None and alice.shared.state == "joined"
+        ingest_card(alice, IngestRequest(sample_card_path(), "demo-wood", "d1", timezone="+00:00", card_id="c1"))
+    code, text, err = fieldkit("init", str(tmp_path / "bob"), "--catalogue-url", pg_url, json_out=False)
+    assert code == 0, err
+    assert f"joined catalogue at {redact_url(pg_url)}, 11 recordings" in " ".join((text + err).split())
+    password = sa.make_url(pg_url).password
+    assert password and f":{password}@" not in text + err and ":***@" in err
+    code, doc, err = fieldkit("-w", str(tmp_path / "bob"), "catalog", "recordings")
+    assert code == 0 and len(doc) == 11, err  # Bob sees what Alice ingested
+    code, doc, err = fieldkit("-w", str(tmp_path / "bob"), "config", "show")
+    assert code == 0 and doc["settings"]["catalogue_url"] == redact_url(pg_url)
+
+
+def test_joining_migrates_a_catalogue_that_is_behind(tmp_path: Path, pg_url: str) -> None:
+    migrate.upgrade(pg_url, "0003")
+    code, doc, err = fieldkit("init", str(tmp_path / "ws"), "--catalogue-url", pg_url)
+    assert code == 0, err
+    assert doc["catalogue"]["state"] == "migrated" and doc["catalogue"]["previous_revision"] == "0003"
+    assert migrate.status(pg_url).ok
+
+
+def test_joining_refuses_a_catalogue_newer_than_this_fieldkit(tmp_path: Path, pg_url: str) -> None:
+    migrate.upgrade(pg_url)
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # as if a teammate's newer fieldkit had migrated it
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    engine.dispose()
+    code, doc, err = fieldkit("init", str(tmp_path / "ws"), "--catalogue-url", pg_url)
+    assert code == EXIT_CONFIG
+    assert "9999_from_the_future" in doc["error"] and "Upgrade fieldkit" in doc["hint"]
+    assert not (tmp_path / "ws").exists()  # nothing half-made: the same command works after the upgrade

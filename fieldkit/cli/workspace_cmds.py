@@ -22,13 +22,23 @@ def init(
     """Create a workspace: fieldkit.toml, catalogue, archive/, stores/, exports/."""
     from fieldkit.workspace import init_workspace
 
+    from fieldkit.config.settings import redact_url
+
     with init_workspace(directory, catalogue_url=catalogue_url) as ws:
-        doc = {"workspace": str(ws.root), "catalogue_url": ws.paths.catalogue_url,
+        doc = {"workspace": str(ws.root), "catalogue_url": redact_url(ws.paths.catalogue_url),
                "archive": str(ws.paths.archive), "stores": str(ws.paths.stores), "exports": str(ws.paths.exports)}
+        if ws.shared is not None:
+            doc["catalogue"] = ws.shared.to_dict()
     if json_out:
         emit_json(doc)
-    else:
-        err.print(f"created fieldkit workspace at [bold]{doc['workspace']}[/bold]")
+        return
+    err.print(f"created fieldkit workspace at [bold]{doc['workspace']}[/bold]")
+    shared = doc.get("catalogue")
+    if shared is not None:
+        n = f"{shared['recordings']} recording{'s' if shared['recordings'] != 1 else ''}"
+        said = {"created": "created catalogue at", "joined": "joined catalogue at",
+                "migrated": f"joined catalogue (migrated from {shared['previous_revision']}) at"}[shared["state"]]
+        err.print(f"{said} {doc['catalogue_url']}, {n}")
 
 
 @config_app.command("show")

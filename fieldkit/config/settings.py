@@ -33,6 +33,7 @@ __all__ = [
     "default_config_toml",
     "flatten",
     "public_settings",
+    "redact_url",
 ]
 
 CONFIG_FILENAME = "fieldkit.toml"
@@ -317,14 +318,26 @@ def public_settings(settings: Settings) -> dict[str, Any]:
 def _mask_url_passwords(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _mask_url_passwords(v) for k, v in value.items()}
-    if isinstance(value, str) and "://" in value and "@" in value:
+    if isinstance(value, str):
+        return redact_url(value)
+    return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``postgresql+psycopg://user:***@host/db``);
+    any other text unchanged. The one place fieldkit hides a password before printing a URL."""
+    if "://" in url and "@" in url:
         from urllib.parse import urlsplit, urlunsplit
 
-        parts = urlsplit(value)
-        if parts.password is not None:
+        try:
+            parts = urlsplit(url)
+            password = parts.password
+        except ValueError:  # not a URL after all (e.g. a bad port): show nothing after the scheme
+            return url.split("://", 1)[0] + "://***"
+        if password is not None:
             host = parts.netloc.rsplit("@", 1)[1]
             return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-    return value
+    return url
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
