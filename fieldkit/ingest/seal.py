@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fieldkit.catalogue import queries, writes
 from fieldkit.catalogue.base import utcnow
 from fieldkit.catalogue.records import SessionFileRow
+from fieldkit.catalogue.retry import write_with_retry
 from fieldkit.faults import crashpoint
 from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, write_generation
 
@@ -51,14 +52,17 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
     crashpoint("before_seal")
     manifest = _write_manifest(workspace, files, comment) if counts["verified"] + counts["duplicate"] else None
     crashpoint("after_manifest")
-    with workspace.catalogue.write() as s:
+    def seal(s) -> None:
         writes.update_session(s, session_id, state="complete" if complete else "incomplete", counts=counts,
                               safe_to_erase=safe, finished_at=utcnow(),
                               message=None if complete else "stopped before every file was copied; run again to resume")
-        if manifest is not None:
+        # keyed by its sequence number: a retry after a COMMIT that landed finds the row and adds none
+        if manifest is not None and not writes.manifest_recorded(s, int(manifest.name.split("_", 1)[0])):
             writes.insert_manifest(s, sequence=int(manifest.name.split("_", 1)[0]), kind="ingest",
                                    path=workspace.relative(manifest), files=counts["verified"] + counts["duplicate"],
                                    failures=counts["failed"], session_id=session_id)
+
+    write_with_retry(workspace.catalogue, seal, what="ingest seal")
     return SealedSession(state="complete" if complete else "incomplete", safe_to_erase=safe, counts=counts,
                          manifest=workspace.relative(manifest) if manifest else None, files=files)
 
