@@ -82,17 +82,30 @@ def empty_catalogue_url(request: pytest.FixtureRequest, tmp_path: Path):
         yield url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def catalogue_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """Each catalogue backend: ``None`` (the default SQLite file of a workspace), or the URL of a
-    fresh PostgreSQL database of its own, dropped after the test."""
-    if request.param == "sqlite":
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _backend(name: str) -> Iterator[str | None]:
+    if name == "sqlite":
         yield None
         return
     if not os.environ.get(PG_ENV):
         skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
     with postgres_database() as url:
         yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def catalogue_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Each catalogue backend: ``None`` (the default SQLite file of a workspace), or the URL of a
+    fresh PostgreSQL database of its own, dropped after the test."""
+    yield from _backend(request.param)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_catalogue_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """``catalogue_backend`` for a module's shared workspace (one database for the module)."""
+    yield from _backend(request.param)
 
 
 @pytest.fixture
