@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -32,9 +32,20 @@ from fieldkit.config.settings import redact_url
 from fieldkit.errors import CatalogueUnavailableError
 
 if TYPE_CHECKING:
+    import contextlib
+
     from sqlalchemy.orm import Session
 
-    from fieldkit.catalogue.engine import Catalogue
+
+class Catalogue(Protocol):
+    """What a retried write needs of :class:`fieldkit.catalogue.engine.Catalogue` (which imports
+    this module: a protocol, not an import, keeps the two free of a cycle)."""
+
+    url: str
+
+    def write(self) -> contextlib.AbstractContextManager[Session]: ...
+
+    def read(self) -> contextlib.AbstractContextManager[Session]: ...
 
 __all__ = ["RetryPolicy", "DEFAULT_POLICY", "transient_kind", "write_with_retry", "unavailable"]
 
