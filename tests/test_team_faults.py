@@ -232,15 +232,23 @@ def test_an_ingest_waits_for_the_one_in_progress_then_completes(tmp_path: Path, 
     audiomoth_card(tmp_path / "card", start=START, count=3)
     other = AdvisoryLock(pg_url, "ingest", command="ingest")
     assert other.acquire()
+    log = tmp_path / "stderr.txt"
     try:
-        proc = start(*ingest_args(ws, tmp_path / "card", "c1"))
-        time.sleep(3)
-        assert proc.poll() is None  # waiting, not refused
+        with log.open("w", encoding="utf-8") as stderr:
+            proc = subprocess.Popen([str(FIELDKIT), *ingest_args(ws, tmp_path / "card", "c1"), "--json"],
+                                    stdout=subprocess.PIPE, stderr=stderr, text=True, env=_env())
+        deadline = time.monotonic() + 120
+        while "waiting for ingest by pid" not in " ".join(log.read_text(encoding="utf-8").split()):
+            assert proc.poll() is None, log.read_text(encoding="utf-8")  # waiting, not refused
+            assert time.monotonic() < deadline, "the second ingest never said it was waiting"
+            time.sleep(0.1)
         assert scalar(pg_url, "SELECT count(*) FROM ingest_session") == 0
     finally:
         other.release()
-    code, doc, err = finish(proc)
-    assert code == EXIT_OK and doc["counts"]["verified"] == 4, err  # 3 recordings and CONFIG.TXT
+    out, _ = proc.communicate(timeout=300)
+    err = log.read_text(encoding="utf-8")
+    doc = json.loads(out)
+    assert proc.returncode == EXIT_OK and doc["counts"]["verified"] == 4, err  # 3 recordings and CONFIG.TXT
     assert f"waiting for ingest by pid {os.getpid()}, host " in " ".join(err.split())
 
 
