@@ -279,3 +279,35 @@ def test_two_laptops_ingest_two_cards_into_one_catalogue_and_archive_at_once(tmp
     assert states == "duplicate,verified"
     code, doc, err = fieldkit("-w", str(bob), "verify")
     assert code == EXIT_OK and doc["ok"] == 52, err
+
+
+@pytest.mark.postgres
+@pytest.mark.reliability("H4")
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"], ids=["serialization-failure", "deadlock"])
+def test_serialization_failures_and_deadlocks_are_retried_with_backoff(pg_url: str, sqlstate: str,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The server rolls the transaction back with SQLSTATE 40001 (40P01) twice: the write runs a
+    third time and lands once; an error that retrying cannot mend (a unique violation) is not retried."""
+    from fieldkit.catalogue import migrate
+    from fieldkit.catalogue.engine import Catalogue
+    from fieldkit.catalogue.retry import RetryPolicy, write_with_retry
+
+    migrate.upgrade(pg_url)
+    attempts = []
+
+    def work(s) -> int:
+        attempts.append(time.monotonic())
+        s.execute(sa.text("INSERT INTO site (name, created_at) VALUES ('Wood', now())"))
+        if len(attempts) < 3:  # raised by the server itself, as a conflicting transaction would be
+            s.execute(sa.text(f"DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '{sqlstate}'; END $$"))
+        return len(attempts)
+
+    with Catalogue(pg_url) as catalogue:
+        assert write_with_retry(catalogue, work, what="test", policy=RetryPolicy(first_delay_s=0.2)) == 3
+        assert attempts[2] - attempts[1] >= 0.2 * 2 * 0.5  # backed off (exponential, jittered)
+        with pytest.raises(sa.exc.IntegrityError):
+            write_with_retry(catalogue, lambda s: s.execute(
+                sa.text("INSERT INTO site (name, created_at) VALUES ('Wood', now())")), what="test")
+    assert scalar(pg_url, "SELECT count(*) FROM site") == 1
+    assert [r.message.split(" (")[1].split(":")[0] for r in caplog.records if "catalogue test failed" in r.message] \
+        == ["serialization", "serialization"]
