@@ -153,3 +153,13 @@ def test_joining_refuses_a_catalogue_newer_than_this_fieldkit(tmp_path: Path, pg
     assert code == EXIT_CONFIG
     assert "9999_from_the_future" in doc["error"] and "Upgrade fieldkit" in doc["hint"]
     assert not (tmp_path / "ws").exists()  # nothing half-made: the same command works after the upgrade
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+psycopg://ana:s3cr%40t@db.lab:5432/fk", "postgresql+psycopg://ana:***@db.lab:5432/fk"),
+    ("postgresql+psycopg://ana@db.lab/fk", "postgresql+psycopg://ana@db.lab/fk"),  # libpq finds the password
+    ("sqlite:///catalogue.sqlite", "sqlite:///catalogue.sqlite"),
+    ("postgresql://ana:pw@db.lab:notaport/fk", "postgresql://ana:***@db.lab:notaport/fk"),
+])
+def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

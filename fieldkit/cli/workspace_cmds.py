@@ -16,7 +16,8 @@ JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 def init(
     directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
-    catalogue_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite in the workspace)."),
+    catalogue_url: Optional[str] = typer.Option(
+        None, help="SQLAlchemy URL (default: SQLite in the workspace); an existing PostgreSQL catalogue is joined."),
     json_out: bool = JSON,
 ) -> None:
     """Create a workspace: fieldkit.toml, catalogue, archive/, stores/, exports/."""
