@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
-from fieldkit.cli.demo import sample_card_path
 from fieldkit.catalogue import migrate
+from fieldkit.cli.demo import sample_card_path
 from fieldkit.config.settings import redact_url
 from fieldkit.errors import EXIT_CONFIG, EXIT_PARTIAL
 from fieldkit.ingest.service import IngestRequest, ingest_card
@@ -149,7 +148,7 @@ def test_joining_refuses_a_catalogue_newer_than_this_fieldkit(tmp_path: Path, pg
     with engine.begin() as conn:  # as if a teammate's newer fieldkit had migrated it
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
     engine.dispose()
-    code, doc, err = fieldkit("init", str(tmp_path / "ws"), "--catalogue-url", pg_url)
+    code, doc, _ = fieldkit("init", str(tmp_path / "ws"), "--catalogue-url", pg_url)
     assert code == EXIT_CONFIG
     assert "9999_from_the_future" in doc["error"] and "Upgrade fieldkit" in doc["hint"]
     assert not (tmp_path / "ws").exists()  # nothing half-made: the same command works after the upgrade

@@ -57,7 +57,7 @@ def run_chain(ws: Any, *, workers: int = 1) -> ChainResult:
     workers
         Dask worker processes of the LocalCluster that processes the sample card.
     """
-    from fieldkit.cli.demo import DEMO_DEPLOYMENT, DEMO_SITE, _PACKAGE_DATA, demo_workflow_path, sample_card_path
+    from fieldkit.cli.demo import DEMO_DEPLOYMENT, DEMO_SITE, demo_workflow_path, sample_card_path
     from fieldkit.config.workflow import load_workflow
     from fieldkit.curate.annotations import import_annotations
     from fieldkit.curate.datasets import DatasetRequest, create_dataset
@@ -74,7 +74,7 @@ def run_chain(ws: Any, *, workers: int = 1) -> ChainResult:
         raise AssertionError(f"verify failed after ingest: {verify.to_dict()}")
     path = demo_workflow_path()
     run = run_workflow(ws, load_workflow(path), workflow_source=str(path), workers=workers)
-    import_annotations(ws, sorted((_PACKAGE_DATA / "sample_annotations").iterdir()))
+    import_annotations(ws, sorted((sample_card_path().parent / "sample_annotations").iterdir()))
     dataset = create_dataset(ws, DatasetRequest("demo", run.run_id, background="background", split_by="recording",
                                                 ratios=(0.5, 0.25, 0.25), single_label=True))
     exported = export_catalogued_dataset(ws, "demo", fmt="zarr")
