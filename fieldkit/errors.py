@@ -16,6 +16,7 @@ __all__ = [
     "InputUnavailableError",
     "OutputUnavailableError",
     "CatalogueBusyError",
+    "CatalogueUnavailableError",
     "CatalogueDamagedError",
     "translate",
     "ConfigError",
@@ -127,6 +128,13 @@ class CatalogueError(FieldkitError):
 
 class CatalogueBusyError(CatalogueError):
     """Another process holds the catalogue's write lock for longer than the busy timeout."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class CatalogueUnavailableError(CatalogueError):
+    """The catalogue server cannot be reached, or its connection kept failing (H4); what was
+    committed is kept and the same command resumes."""
 
     exit_code = EXIT_TEMPFAIL
 

@@ -25,6 +25,7 @@ from fieldkit.errors import InputUnavailableError, MigrationError, WorkspaceExis
 
 if TYPE_CHECKING:
     from fieldkit.catalogue.engine import Catalogue
+    from fieldkit.catalogue.team import SharedCatalogue
     from fieldkit.io.storage import Root
 
 __all__ = ["OutputFolder", "Roots", "Workspace", "init_workspace", "open_workspace"]
@@ -70,6 +71,8 @@ class Workspace:
 
     loaded: LoadedSettings
     _catalogue: Catalogue | None = field(default=None, repr=False)
+    #: What ``init`` did to a server catalogue (created, joined or migrated it); None otherwise.
+    shared: SharedCatalogue | None = field(default=None, repr=False)
 
     @property
     def root(self) -> Path:
@@ -200,7 +203,11 @@ class Workspace:
 
 def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | None = None) -> Workspace:
     """Create a workspace: ``fieldkit.toml``, the archive, stores and exports, a migrated catalogue,
-    and ``workflows/`` holding copies of the shipped workflow files to edit."""
+    and ``workflows/`` holding copies of the shipped workflow files to edit.
+
+    A server catalogue (``catalogue_url`` of PostgreSQL) that already holds a fieldkit schema is
+    *joined*, not re-created: several workspaces share it (docs/team.md); ``ws.shared`` says what
+    was done."""
     # Alembic (~0.3 s) and the workflow models (pydantic, YAML: ~25 ms) are imported here, where a
     # workspace is created, not by every command that opens one.
     from fieldkit.catalogue import migrate
@@ -213,6 +220,13 @@ def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | No
             f"{root} is already a fieldkit workspace ({CONFIG_FILENAME} exists).",
             hint="Use it as it is, or choose another directory.",
         )
+    shared = None
+    if catalogue_url and not catalogue_url.startswith("sqlite"):
+        # A server catalogue may be shared: join it (migrating only when it is behind) before
+        # anything is written here, so a catalogue that cannot be joined leaves no half workspace.
+        from fieldkit.catalogue.team import prepare_shared_catalogue
+
+        shared = prepare_shared_catalogue(catalogue_url)
     root.mkdir(parents=True, exist_ok=True)
     text = default_config_toml()
     if catalogue_url:
@@ -228,7 +242,9 @@ def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | No
         ws.paths.staging.mkdir(parents=True, exist_ok=True)
         ws.paths.manifests.mkdir(parents=True, exist_ok=True)
     copy_bundled_workflows(root / WORKSPACE_WORKFLOWS_DIR)
-    migrate.upgrade(ws.paths.catalogue_url)
+    ws.shared = shared
+    if shared is None:
+        migrate.upgrade(ws.paths.catalogue_url)
     return ws
 
 

@@ -104,6 +104,39 @@ def empty_catalogue_url(request: pytest.FixtureRequest, tmp_path: Path):
         yield url
 
 
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _backend(name: str) -> Iterator[str | None]:
+    if name == "sqlite":
+        yield None
+        return
+    if not os.environ.get(PG_ENV):
+        skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def catalogue_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Each catalogue backend: ``None`` (the default SQLite file of a workspace), or the URL of a
+    fresh PostgreSQL database of its own, dropped after the test."""
+    yield from _backend(request.param)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_catalogue_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """``catalogue_backend`` for a module's shared workspace (one database for the module)."""
+    yield from _backend(request.param)
+
+
+@pytest.fixture
+def backend_workspace(tmp_path: Path, catalogue_backend: str | None):
+    """A freshly initialised workspace on each catalogue backend (see ``catalogue_backend``)."""
+    with init_workspace(tmp_path / "ws", catalogue_url=catalogue_backend) as ws:
+        yield ws
+
+
 @pytest.fixture
 def sqlite_catalogue_url(tmp_path: Path) -> str:
     return migrated_sqlite(tmp_path)

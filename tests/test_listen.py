@@ -51,10 +51,11 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def listening(tmp_path_factory):
-    """(workspace root, run id, {card file name: recording id}) of a processed, labelled workspace."""
+def listening(tmp_path_factory, module_catalogue_backend):
+    """(workspace root, run id, {card file name: recording id}) of a processed, labelled workspace,
+    on each catalogue backend."""
     base = tmp_path_factory.mktemp("listen")
-    ws = init_workspace(base / "ws")
+    ws = init_workspace(base / "ws", catalogue_url=module_catalogue_backend)
     card = build_card(base / "card")
     add_broken_files(card)
     ingest_card(ws, IngestRequest(card, "Wood", "N1", timezone="+02:00"))

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from fieldkit.catalogue import sqlite_reader
+from fieldkit.catalogue.retry import transient_kind, unavailable
 from fieldkit.errors import CatalogueBusyError, OutputUnavailableError
 
 __all__ = ["Catalogue", "make_engine", "is_sqlite"]
@@ -33,6 +34,9 @@ def is_sqlite(url: str | sa.URL) -> bool:
 def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, busy timeout and explicit BEGINs."""
     if not is_sqlite(url):
+        if make_url(url).get_backend_name() == "postgresql":
+            # names fieldkit's sessions in pg_stat_activity (for the DBA; H4's tests terminate them)
+            kwargs["connect_args"] = {"application_name": "fieldkit", **kwargs.get("connect_args", {})}
         return sa.create_engine(url, pool_pre_ping=True, **kwargs)
     _refuse_non_database(url)
     engine = sa.create_engine(url, **kwargs)
@@ -134,6 +138,9 @@ def _translate_locked(url: str) -> Iterator[None]:
     try:
         yield
     except sa.exc.OperationalError as exc:
+        if not is_sqlite(url) and transient_kind(exc) == "connection":
+            # H4: a server out of reach or a connection lost; writers retry it (retry.py)
+            raise unavailable(url, exc) from exc
         text = str(exc.orig).lower()
         if "locked" in text or "busy" in text:
             raise CatalogueBusyError(

@@ -14,7 +14,7 @@ from fieldkit.catalogue.records import iso_utc
 from fieldkit.catalogue.records import DerivativeRow, RunDetail, RunExclusionRow, RunRow
 from fieldkit.errors import NotFoundError
 
-__all__ = ["create_run", "update_run", "get_run", "list_runs", "runs_with_params", "replace_derivatives", "run_derivatives",
+__all__ = ["create_run", "run_started", "update_run", "get_run", "list_runs", "runs_with_params", "replace_derivatives", "run_derivatives",
            "replace_exclusions", "run_exclusions"]
 
 
@@ -23,6 +23,13 @@ def create_run(session: Session, **fields: Any) -> int:
     session.add(row)
     session.flush()
     return row.id
+
+
+def run_started(session: Session, params_hash: str, started_at) -> int | None:
+    """The id of the run made with ``params_hash`` that started at ``started_at`` (the key a
+    retried creation looks for), or None."""
+    return session.scalar(sa.select(ProcessingRun.id).where(ProcessingRun.params_hash == params_hash,
+                                                           ProcessingRun.started_at == started_at))
 
 
 def update_run(session: Session, run_id: int, *, finished: bool = False, **fields: Any) -> None:

@@ -30,7 +30,7 @@ __all__ = [
     "ensure_site", "ensure_deployment", "ensure_device", "ensure_card", "create_session",
     "update_session", "card_sessions", "insert_inventory", "settled_paths", "recording_by_sha",
     "recordings_by_sha", "insert_recordings", "settle_source_files", "archive_paths_taken",
-    "archived_recordings", "next_manifest_sequence", "insert_manifest", "session_counts",
+    "archived_recordings", "manifest_recorded", "next_manifest_sequence", "insert_manifest", "session_counts",
 ]
 
 
@@ -187,6 +187,11 @@ def archived_recordings(session: Session) -> list[ArchivedRecording]:
     stmt = sa.select(Recording.id, Recording.sha256, Recording.archive_path, Recording.size_bytes)
     return [ArchivedRecording(id=i, sha256=h, archive_path=p, size_bytes=s)
             for i, h, p, s in session.execute(stmt.order_by(Recording.id)).all()]
+
+
+def manifest_recorded(session: Session, sequence: int) -> bool:
+    """Whether the manifest generation ``sequence`` has its row (its natural key)."""
+    return session.scalar(sa.select(Manifest.id).where(Manifest.sequence == sequence)) is not None
 
 
 def next_manifest_sequence(session: Session) -> int:

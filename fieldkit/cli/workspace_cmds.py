@@ -16,21 +16,32 @@ JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 def init(
     directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
-    catalogue_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite in the workspace)."),
+    catalogue_url: Optional[str] = typer.Option(
+        None, help="SQLAlchemy URL (default: SQLite in the workspace); an existing PostgreSQL catalogue is joined."),
     json_out: bool = JSON,
 ) -> None:
     """Create a workspace: fieldkit.toml, catalogue, archive/, stores/, exports/."""
     from fieldkit.config.settings import redact_url
     from fieldkit.workspace import init_workspace
 
+    from fieldkit.config.settings import redact_url
+
     with init_workspace(directory, catalogue_url=catalogue_url) as ws:
         doc = {"workspace": str(ws.root), "catalogue_url": redact_url(ws.paths.catalogue_url),
                # each root's folder or URL (never a credential: a URL root carries none)
                "archive": ws.roots.archive.uri(), "stores": ws.roots.stores.uri(), "exports": ws.roots.exports.uri()}
+        if ws.shared is not None:
+            doc["catalogue"] = ws.shared.to_dict()
     if json_out:
         emit_json(doc)
-    else:
-        err.print(f"created fieldkit workspace at [bold]{doc['workspace']}[/bold]")
+        return
+    err.print(f"created fieldkit workspace at [bold]{doc['workspace']}[/bold]")
+    shared = doc.get("catalogue")
+    if shared is not None:
+        n = f"{shared['recordings']} recording{'s' if shared['recordings'] != 1 else ''}"
+        said = {"created": "created catalogue at", "joined": "joined catalogue at",
+                "migrated": f"joined catalogue (migrated from {shared['previous_revision']}) at"}[shared["state"]]
+        err.print(f"{said} {doc['catalogue_url']}, {n}")
 
 
 @config_app.command("show")

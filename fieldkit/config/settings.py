@@ -454,8 +454,12 @@ def redact_url(url: str) -> str:
         return url
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    if parts.password is not None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL after all (e.g. a bad port): show nothing after the scheme
+        return url.split("://", 1)[0] + "://***"
+    if password is not None:
         host = parts.netloc.rsplit("@", 1)[1]
         parts = parts._replace(netloc=f"{parts.username}:***@{host}")
     if parts.query:

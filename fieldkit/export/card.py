@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from fieldkit.errors import ConfigError
 from fieldkit.export.formats import ExportFormat
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput, hash_files
@@ -239,13 +240,46 @@ def _when(index: pd.DataFrame) -> dict[str, Any]:
             "n_unknown_time": int(index["start_time"].isna().sum())}
 
 
+def _ordered_like(value: Any, reference: Any) -> Any:
+    """``value`` with its mappings' keys in ``reference``'s order (others after, sorted).
+
+    A catalogue on PostgreSQL stores JSON as ``jsonb``, which keeps no key order; the card shows
+    the workflow in its declared order whichever backend it was read from.
+    """
+    if isinstance(value, dict):
+        ref = reference if isinstance(reference, dict) else {}
+        keys = [k for k in ref if k in value] + sorted((k for k in value if k not in ref), key=str)
+        return {k: _ordered_like(value[k], ref.get(k)) for k in keys}
+    if isinstance(value, list):
+        ref = reference if isinstance(reference, list) else []
+        return [_ordered_like(v, ref[i] if i < len(ref) else None) for i, v in enumerate(value)]
+    return value
+
+
+def _workflow_order(workflow: dict[str, Any]) -> dict[str, Any]:
+    """The stored workflow in the order of :class:`~fieldkit.config.workflow.Workflow`'s fields."""
+    from fieldkit.config.workflow import Workflow  # pydantic models: only when a card is written
+
+    try:
+        reference = Workflow.from_dict({k: v for k, v in workflow.items() if k in Workflow.model_fields}).to_dict()
+    except ConfigError:  # a workflow of an older fieldkit: its keys sorted, still the same on every backend
+        reference = {}
+    return _ordered_like(workflow, reference)
+
+
+def _versions_order(versions: dict[str, Any]) -> dict[str, Any]:
+    """Library versions, fieldkit first, then by name: the same order on every catalogue backend."""
+    return {k: versions[k] for k in sorted(versions, key=lambda k: (k != "fieldkit", str(k).lower()))}
+
+
 def _how(inp: ExportInput) -> dict[str, Any]:
     def text(value: Any) -> str:
         return _cell(json.dumps(value, default=str) if isinstance(value, dict | list) else value)
 
-    return {"workflow": inp.workflow,
-            "workflow_json": json.dumps(inp.workflow, indent=1, default=str),
-            "versions": {_cell(k): text(v) for k, v in inp.versions.items()},
+    workflow = _workflow_order(inp.workflow)
+    return {"workflow": workflow,
+            "workflow_json": json.dumps(workflow, indent=1, default=str),
+            "versions": {_cell(k): text(v) for k, v in _versions_order(inp.versions).items()},
             "qc_summary": [(_cell(k), text(v)) for k, v in inp.qc_summary.items()]}
 
 

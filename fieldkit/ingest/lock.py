@@ -1,4 +1,5 @@
-"""The ingest lock: one ingest (or verify) per archive at a time, in a file beside the archive.
+"""The ingest lock: one ingest (or verify) per archive at a time, in a file beside the archive
+(SQLite), or in the team catalogue itself (PostgreSQL, :func:`ingest_lock`).
 
 The lock is a file, not a database row, so it works whatever the catalogue backend and even
 when the catalogue is locked or broken (docs/reliability.md, E1). It is an OS lock (``flock``) on
@@ -7,6 +8,13 @@ second run prints. Because the kernel releases an ``flock`` when its process die
 with SIGKILL leaves no stale lock on a local disk: the next run takes over and recovers. Where
 ``flock`` is not supported (some network filesystems) the lock falls back to an exclusively
 created file; a stale one (its process is dead) is then cleared only with ``--break-lock``.
+
+On a PostgreSQL catalogue, shared by workspaces on several machines, a file lock on one
+machine's disk serialises nothing; there the catalogue's advisory locks do
+(:class:`CatalogueIngestLock`): one on the card's identity, refused at once with the holder's
+host, pid and start, and one on ingesting into the catalogue, waited for, so that two laptops
+ingesting two cards into one archive both complete, one after the other. The server drops both
+when the holding connection ends: a killed process leaves no stale lock on any machine.
 """
 
 from __future__ import annotations
@@ -15,14 +23,21 @@ import datetime as dt
 import errno
 import fcntl
 import json
+import logging
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fieldkit.errors import IngestLockedError
 
-__all__ = ["IngestLock", "LockHolder"]
+if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.workspace import Workspace
+
+__all__ = ["IngestLock", "LockHolder", "CatalogueIngestLock", "ingest_lock"]
+
+log = logging.getLogger(__name__)
 
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
 
@@ -124,3 +139,61 @@ class IngestLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class CatalogueIngestLock:
+    """The ingest lock of a PostgreSQL catalogue: the card's, refused when held; the catalogue's,
+    waited for. Always taken in that order (card, then catalogue), so two processes never wait
+    for each other in a cycle."""
+
+    def __init__(self, url: str, *, card: str | None, command: str = "ingest") -> None:
+        from fieldkit.catalogue.team import AdvisoryLock  # SQLAlchemy only where the catalogue is a server
+
+        self.url = url
+        self.card = card
+        self._card = AdvisoryLock(url, f"card:{card}", command=command) if card else None
+        self._ingest = AdvisoryLock(url, "ingest", command=command)
+
+    def acquire(self) -> None:
+        from fieldkit.config.settings import redact_url
+
+        if self._card is not None and not self._card.acquire():
+            holder = self._card.holder()
+            self._card.release()
+            who = holder.describe() if holder else "another fieldkit"
+            raise IngestLockedError(
+                f"card {self.card} is being ingested ({who}); its lock is held in the team catalogue "
+                f"{redact_url(self.url)}.",
+                hint="Wait for it to finish, then run this command again (the lock ends with that process).")
+
+        def waiting(holder) -> None:
+            log.warning("waiting for %s to finish: one ingest at a time into the team catalogue",
+                        holder.describe() if holder else "another fieldkit ingest")
+
+        try:
+            self._ingest.acquire(wait=True, on_wait=waiting)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        self._ingest.release()
+        if self._card is not None:
+            self._card.release()
+
+    def __enter__(self) -> CatalogueIngestLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def ingest_lock(workspace: Workspace, *, card: str | None = None, command: str = "ingest",
+                break_stale: bool = False) -> IngestLock | CatalogueIngestLock:
+    """The lock an ingest (or a verify) of ``workspace`` takes: the file lock beside the archive on
+    an SQLite catalogue, the catalogue's advisory locks on a server catalogue."""
+    url = workspace.paths.catalogue_url
+    if url.startswith("sqlite"):
+        return IngestLock(workspace.paths.archive / ".ingest.lock", break_stale=break_stale, command=command)
+    return CatalogueIngestLock(url, card=card, command=command)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fieldkit.catalogue import queries, restore, writes
 from fieldkit.catalogue.base import utcnow
 from fieldkit.catalogue.records import SessionFileRow
+from fieldkit.catalogue.retry import write_with_retry
 from fieldkit.faults import crashpoint
 from fieldkit.io.manifests.ledger import write_record
 from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, write_generation
@@ -54,7 +55,7 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
     crashpoint("before_seal")
     manifest = _write_manifest(workspace, files, comment) if counts["verified"] + counts["duplicate"] else None
     crashpoint("after_manifest")
-    with workspace.catalogue.write() as s:
+    def seal(s) -> None:
         writes.update_session(s, session_id, state="complete" if complete else "incomplete", counts=counts,
                               safe_to_erase=safe, finished_at=utcnow(),
                               message=None if complete else "stopped before every file was copied; run again to resume")
@@ -64,9 +65,14 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
             row = {"sequence": int(path.name.split("_", 1)[0]), "kind": "ingest", "path": workspace.relative(path),
                    "files": counts["verified"] + counts["duplicate"], "failures": counts["failed"], "report": None,
                    "created_at": created}
-            writes.insert_manifest(s, session_id=session_id, **row)
-        # Written inside the transaction, before its commit: a committed session always has its record.
+            # keyed by its sequence number: a retry after a COMMIT that landed finds the row and adds none
+            if not writes.manifest_recorded(s, row["sequence"]):
+                writes.insert_manifest(s, session_id=session_id, **row)
+        # Written inside the transaction, before its commit: a committed session always has its record
+        # (a retried transaction writes the record again; the newest record of a session wins).
         record_session(workspace, s, session_id, device_serial=device_serial, manifest=row)
+
+    write_with_retry(workspace.catalogue, seal, what="ingest seal")
     return SealedSession(state="complete" if complete else "incomplete", safe_to_erase=safe, counts=counts,
                          manifest=workspace.relative(manifest[0]) if manifest else None, files=files)
 

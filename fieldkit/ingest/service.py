@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from fieldkit.catalogue import queries
 from fieldkit.catalogue.records import SessionFileRow
+from fieldkit.catalogue.retry import write_with_retry
 from fieldkit.errors import InsufficientSpaceError
 from fieldkit.ingest.batch import (
     DESCRIBE_WORKERS,
@@ -29,7 +30,7 @@ from fieldkit.ingest.batch import (
 )
 from fieldkit.ingest.inventory import CardFile, Inventory, require_audio, take_inventory
 from fieldkit.ingest.journal import Journal
-from fieldkit.ingest.lock import IngestLock
+from fieldkit.ingest.lock import ingest_lock
 from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Progress
 from fieldkit.ingest.recover import clear_session_staging, recover_archive
 from fieldkit.ingest.seal import record_session, seal_session
@@ -106,11 +107,12 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
     progress = progress or NullProgress()
     inv = take_inventory(request.card_dir, request.card_id)
     require_audio(inv)  # before the lock, the recovery or any row: a wrong mount point writes nothing
-    with IngestLock(workspace.paths.archive / ".ingest.lock", break_stale=request.break_lock):
+    with ingest_lock(workspace, card=inv.identity, break_stale=request.break_lock):
         recover_archive(workspace, do_fsync=workspace.settings.ingest.fsync)
-        with workspace.catalogue.write() as s:
-            plan = open_session(s, inv, site=request.site, deployment=request.deployment,
-                                timezone=request.timezone, default_timezone=workspace.settings.ingest.default_timezone)
+        # A blind retry is safe: a session row that did land is found again and resumed (natural key: the card).
+        plan = write_with_retry(workspace.catalogue, lambda s: open_session(
+            s, inv, site=request.site, deployment=request.deployment, timezone=request.timezone,
+            default_timezone=workspace.settings.ingest.default_timezone), what="ingest session")
         if plan.session_id is None:
             return _repeat(workspace, inv, request, plan)
         pending = [f for f in inv.to_copy if f.raw_path not in plan.settled]
@@ -161,8 +163,10 @@ def _copy_all(workspace: Workspace, inv: Inventory, request: IngestRequest, plan
 def _commit(workspace: Workspace, ctx: BatchContext, describer: Describer, batch_state, progress: Progress) -> None:
     batch, placed, failed, pending = batch_state
     describer.collect(placed, pending)
-    with workspace.catalogue.write() as s:
-        commit_batch(ctx, s, placed, failed)
+    # H4: keyed by content hash and (session, raw path), the batch is safe to write again when the
+    # connection was lost, even during COMMIT; device ids cached by a rolled-back attempt are dropped.
+    write_with_retry(workspace.catalogue, lambda s: commit_batch(ctx, s, placed, failed),
+                     on_retry=ctx.devices.clear, what="ingest batch")
     for p in placed:
         ctx.inflight.pop(p.sha256, None)
     for f in batch:

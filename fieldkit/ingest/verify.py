@@ -18,7 +18,7 @@ from fieldkit.catalogue.restore import iso
 from fieldkit.catalogue.records import ArchivedRecording
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK
 from fieldkit.ingest.copy import hash_file
-from fieldkit.ingest.lock import IngestLock
+from fieldkit.ingest.lock import ingest_lock
 from fieldkit.ingest.outcomes import NullProgress, Progress
 from fieldkit.ingest.recover import recover_archive
 from fieldkit.ingest.seal import ledger_stamp
@@ -65,7 +65,7 @@ def verify_archive(workspace: Workspace, *, progress: Progress | None = None) ->
     """Scrub the archive; see the module docstring."""
     progress = progress or NullProgress()
     report = VerifyReport()
-    with IngestLock(workspace.paths.archive / ".ingest.lock", command="verify"):
+    with ingest_lock(workspace, command="verify"):
         recover_archive(workspace, do_fsync=workspace.settings.ingest.fsync)
         with workspace.catalogue.read() as s:
             recordings = writes.archived_recordings(s)

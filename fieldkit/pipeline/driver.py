@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fieldkit.catalogue import runs as run_rows
+from fieldkit.catalogue.base import utcnow
 from fieldkit.catalogue.records import RunDetail
+from fieldkit.catalogue.retry import write_with_retry
 from fieldkit.config.workflow import Workflow
 from fieldkit.errors import (
     EXIT_OK,
@@ -359,6 +361,10 @@ def _reused_report(row: RunDetail, plan: RunPlan) -> RunReport:
                      excluded_counts=exclusion_counts(plan.excluded), reused=True)
 
 
+def _store_path(ws: Workspace, run_id: int, workflow: Workflow) -> Path:
+    return ws.paths.stores / f"run-{run_id:04d}-{workflow.name}.zarr"
+
+
 def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: int | None, workflow_source: str) -> tuple[int, str]:
     if resume is not None:
         with ws.catalogue.read() as s:
@@ -372,14 +378,19 @@ def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: in
             raise ProcessingError(f"the catalogue changed since run {resume} was planned (its store {row.store_path} "
                                   "holds other recordings).", hint="Start a new run without --resume.")
         return resume, store
-    with ws.catalogue.write() as s:
+    started = utcnow()  # with the parameters hash, the new row's natural key (H4: found again, not doubled)
+
+    def create(s) -> int:
         run_id = run_rows.create_run(s, name=workflow.name, workflow={**workflow.to_dict(), "source": workflow_source,
                                                                          "selection_hash": selection_hash(plan)},
                                      params_hash=workflow.params_hash(), versions=library_versions(),
-                                     store_path="", n_clips=plan.layout.n_clips)
-        store_path = ws.paths.stores / f"run-{run_id:04d}-{workflow.name}.zarr"
-        run_rows.update_run(s, run_id, store_path=ws.relative(store_path))
-    store = str(store_path)
+                                     store_path="", n_clips=plan.layout.n_clips, started_at=started)
+        run_rows.update_run(s, run_id, store_path=ws.relative(_store_path(ws, run_id, workflow)))
+        return run_id
+
+    run_id = write_with_retry(ws.catalogue, create, what="new run",
+                              landed=lambda s: run_rows.run_started(s, workflow.params_hash(), started))
+    store = str(_store_path(ws, run_id, workflow))
     attrs = {"parameters": workflow.to_dict(), "params_hash": workflow.params_hash(), "versions": library_versions(),
              "run_id": run_id, "created_by": "fieldkit process"}
     create_store(store, plan.layout, plan.coords, attrs)
@@ -508,10 +519,11 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             log.info("tasks run %s: %s", _PATH_WORDS[path.kind], path.reason)
         connect = early.connected if early else _connector(path, scheduler, workers, settings, waiting, stop)
         report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
-        with ws.catalogue.write() as s:
-            run_rows.update_run(s, run_id, state="running", message=None)
+        write_with_retry(ws.catalogue, lambda s: (  # an update and a replace: safe to write again
+            run_rows.update_run(s, run_id, state="running", message=None),
             run_rows.replace_exclusions(s, run_id, [{"recording_id": e.recording_id, "reason": e.reason,
-                                                     "message": e.message} for e in plan.excluded])
+                                                     "message": e.message} for e in plan.excluded])),
+            what="run start")
         results, failures = _execute(pending, connect, progress, report, stop)
         if stop.requested:
             if early is not None:
@@ -675,8 +687,10 @@ def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: str, results
     rows = [{"recording_id": i.recording_id, "channel": i.channel,
              "clip_start": i.clip_start, "clip_stop": i.clip_start + i.n_clips,
              "state": "failed" if i.recording_id in failed_ids else "done"} for i in plan.items]
-    with ws.catalogue.write() as s:
+
+    def finish(s) -> None:  # a replace and an update, keyed by the run: safe to write again (H4)
         run_rows.replace_derivatives(s, report.run_id, rows)
+        crashpoint("during_finish")
         run_rows.update_run(s, report.run_id, state=report.state, n_clips=report.n_clips,
                             timings={"seconds": round(report.seconds, 3), "task_seconds": report.task_seconds,
                                      "audio_seconds": report.audio_seconds,
@@ -684,6 +698,8 @@ def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: str, results
                                      "tasks": report.tasks, "nonfinite_clips": report.nonfinite_clips,
                                      "nonfinite_values": report.nonfinite_values},
                             message=_run_message(report), finished=True)
+
+    write_with_retry(ws.catalogue, finish, what="run results")
 
 
 def _run_message(report: RunReport) -> str | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from fieldkit.errors import EXIT_PARTIAL
 from fieldkit.testing.cards import BROKEN_EXPECTED, plain_wav, snapshot, write_file
@@ -18,12 +18,31 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def rows(workspace, table: str) -> int:
-    con = sqlite3.connect(workspace.root / "catalogue.sqlite")
+@pytest.fixture
+def workspace(backend_workspace):
+    """Every test of this module on each catalogue backend (SQLite, and PostgreSQL when there is one)."""
+    return backend_workspace
+
+
+def query(workspace, sql: str) -> list[tuple]:
+    """Rows of ``sql`` on the workspace's catalogue, whichever its backend."""
+    engine = sa.create_engine(workspace.paths.catalogue_url)
     try:
-        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql))]
     finally:
-        con.close()
+        engine.dispose()
+
+
+def rows(workspace, table: str) -> int:
+    return query(workspace, f"SELECT count(*) FROM {table}")[0][0]
+
+
+def sqlite_only(workspace) -> None:
+    """The tests of the file lock beside the archive, which only an SQLite catalogue uses; a team
+    catalogue's locks are tried by tests/test_team_faults.py."""
+    if not workspace.paths.catalogue_url.startswith("sqlite"):
+        pytest.skip("the archive's file lock is the SQLite catalogue's; PostgreSQL locks in the catalogue")
 
 
 def test_every_file_is_archived_byte_for_byte_and_the_card_is_untouched(card, cli, workspace):
@@ -149,8 +168,7 @@ def test_unusual_names_are_copied_and_raw_bytes_kept(tmp_path, cli, workspace):
         assert not name.startswith("-") and not name.endswith(".") and "\t" not in name
         assert name.split(".")[0].upper() != "CON"
         name.encode("utf-8")
-    con = sqlite3.connect(workspace.root / "catalogue.sqlite")
-    raw = {bytes(r[0]) for r in con.execute("SELECT raw_path FROM source_file")}
+    raw = {bytes(r[0]) for r in query(workspace, "SELECT raw_path FROM source_file")}
     assert raw == set(names)
 
 
@@ -168,6 +186,7 @@ def test_different_content_under_the_same_name_from_two_cards_is_kept_twice(tmp_
 def test_a_second_ingest_waits_for_the_lock(card, cli, workspace):
     from fieldkit.ingest.lock import IngestLock
 
+    sqlite_only(workspace)
     with IngestLock(workspace.paths.archive / ".ingest.lock"):
         result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
     assert result.exit_code == 75 and "ingest in progress" in result.stderr and f"pid {os.getpid()}" in result.stderr
@@ -178,6 +197,7 @@ def test_a_dead_holders_lock_is_taken_over(card, cli, workspace):
     """SIGKILL leaves the lock file behind, but the kernel released the flock: no manual step."""
     import socket
 
+    sqlite_only(workspace)
     lock = workspace.paths.archive / ".ingest.lock"
     lock.write_text('{"pid": 999999, "host": "%s", "since": "2024-01-01T00:00:00+00:00"}' % socket.gethostname())
     assert cli("ingest", str(card), "--site", "Wood", "--deployment", "N1").exit_code == EXIT_PARTIAL
@@ -190,6 +210,7 @@ def test_lock_held_by_another_process_is_refused_with_its_pid(card, cli, workspa
     import sys
     import time
 
+    sqlite_only(workspace)
     lock = workspace.paths.archive / ".ingest.lock"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from fieldkit.ingest.lock import IngestLock\n"
@@ -230,8 +251,7 @@ def test_verify_passes_after_ingest_and_finds_a_flipped_byte(card, cli, workspac
     code, report = cli.json("verify")
     assert code == 65 and [m["archive_path"] for m in report["mismatched"]] == ["Wood/N1/20240501_220000.WAV"]
     assert victim.read_bytes() == bytes(data)  # verify reports; it never "repairs" the archive
-    con = sqlite3.connect(workspace.root / "catalogue.sqlite")
-    assert con.execute("SELECT failures FROM manifest WHERE kind='verify' ORDER BY sequence DESC").fetchone()[0] == 1
+    assert query(workspace, "SELECT failures FROM manifest WHERE kind='verify' ORDER BY sequence DESC")[0][0] == 1
 
 
 @pytest.fixture

@@ -25,10 +25,11 @@ WF = {"name": "ds", "resample": {"target_rate_hz": 16000}, "clips": {"length_s":
 
 
 @pytest.fixture(scope="module")
-def survey(tmp_path_factory):
-    """3 sites × 2 deployments, each its own AudioMoth (serial) on its own nights; 1-s clips."""
+def survey(tmp_path_factory, module_catalogue_backend):
+    """3 sites × 2 deployments, each its own AudioMoth (serial) on its own nights; 1-s clips; on
+    each catalogue backend."""
     base = tmp_path_factory.mktemp("survey")
-    ws = init_workspace(base / "ws")
+    ws = init_workspace(base / "ws", catalogue_url=module_catalogue_backend)
     for s, site in enumerate("ABC"):
         for d in range(2):
             card = base / f"card-{site}{d}"
