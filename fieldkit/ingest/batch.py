@@ -85,11 +85,23 @@ def _partial(ctx: BatchContext) -> Path:
 def _stage_all(ctx: BatchContext, root: bytes, files: list[CardFile], failed: list[Failure]) -> list[tuple]:
     staged = []
     for card in files:
+        source = root + b"/" + card.raw_path
         try:
-            staged.append((card, stage_unsynced(root + b"/" + card.raw_path, _partial(ctx), card.size_bytes,
-                                                ctx.chunk_bytes)))
-        except CopyFailure as failure:
-            failed.append((card, failure))
+            staged.append((card, stage_unsynced(source, _partial(ctx), card.size_bytes, ctx.chunk_bytes,
+                                                card.mtime)))
+        except CopyFailure as first:
+            if first.reason != "read_error" or not ctx.retries:
+                failed.append((card, first))
+                continue
+            # C1: a read error may be transient; the bounded retries (ingest.read_retries) copy
+            # this file again on its own, with its own fsync, before it is called failed.
+            log.warning("%s; reading it again", first.message)
+            try:
+                staged.append((card, stage_copy(source, _partial(ctx), card.size_bytes, chunk_bytes=ctx.chunk_bytes,
+                                                 do_fsync=ctx.do_fsync, retries=ctx.retries - 1,
+                                                 expected_mtime=card.mtime)))
+            except CopyFailure as failure:
+                failed.append((card, failure))
     return staged
 
 
@@ -104,7 +116,8 @@ def _verify_all(ctx: BatchContext, root: bytes, staged: list[tuple], failed: lis
             log.warning("%s; copying it again", first.message)
             try:
                 copy = stage_copy(source, _partial(ctx), card.size_bytes, chunk_bytes=ctx.chunk_bytes,
-                                  do_fsync=ctx.do_fsync, retries=max(ctx.retries - 1, 0))
+                                  do_fsync=ctx.do_fsync, retries=max(ctx.retries - 1, 0),
+                                  expected_mtime=card.mtime)
             except CopyFailure as failure:
                 failed.append((card, failure))
                 continue

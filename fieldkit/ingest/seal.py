@@ -46,21 +46,30 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
     with workspace.catalogue.read() as s:
         files = queries.session_files(s, session_id)
     counts = {k: sum(1 for f in files if f.state == k) for k in ("verified", "duplicate", "ignored", "failed", "pending")}
-    complete = not stopped and counts["pending"] == 0
-    safe = complete and counts["failed"] == 0
+    # C1: a file that failed leaves the session incomplete (a re-run retries it), never safe to erase
+    complete = not stopped and counts["pending"] == 0 and counts["failed"] == 0
+    safe = complete
     crashpoint("before_seal")
     manifest = _write_manifest(workspace, files, comment) if counts["verified"] + counts["duplicate"] else None
     crashpoint("after_manifest")
     with workspace.catalogue.write() as s:
         writes.update_session(s, session_id, state="complete" if complete else "incomplete", counts=counts,
                               safe_to_erase=safe, finished_at=utcnow(),
-                              message=None if complete else "stopped before every file was copied; run again to resume")
+                              message=None if complete else _why_incomplete(stopped, counts))
         if manifest is not None:
             writes.insert_manifest(s, sequence=int(manifest.name.split("_", 1)[0]), kind="ingest",
                                    path=workspace.relative(manifest), files=counts["verified"] + counts["duplicate"],
                                    failures=counts["failed"], session_id=session_id)
     return SealedSession(state="complete" if complete else "incomplete", safe_to_erase=safe, counts=counts,
                          manifest=workspace.relative(manifest) if manifest else None, files=files)
+
+
+def _why_incomplete(stopped: bool, counts: dict[str, int]) -> str:
+    if counts["failed"] and not stopped and not counts["pending"]:
+        n = counts["failed"]
+        return (f"{n} file{'s' if n != 1 else ''} could not be copied and verified (see each file's reason); "
+                "keep the card and run the same ingest again to retry them")
+    return "stopped before every file was copied; run again to resume"
 
 
 def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str) -> Path:

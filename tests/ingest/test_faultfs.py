@@ -1,0 +1,150 @@
+"""Real filesystem faults under a real ``fieldkit ingest`` process (docs/reliability.md C1, C2, C3, D4).
+
+The card is mounted through :mod:`fieldkit.testing.faultfs` (FUSE, its own process): the kernel
+returns EIO partway through a file, the whole card vanishes mid-copy, or a file reads differently
+each time, exactly as a failing SD card or reader would, and fieldkit sees nothing but errno.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fieldkit.testing.cards import snapshot
+from tests.conftest import fuse_mounted
+
+FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
+GOOD = [f"20240501_22{m:02d}00.WAV" for m in range(0, 30, 5)]  # the card fixture's 6 good recordings
+BAD = GOOD[2]
+
+
+def run_ingest(ws: Path, card: Path, *extra: str, **settings: str) -> tuple[int, dict, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDKIT_")}
+    env["FIELDKIT_INGEST__BATCH_FILES"] = "4"
+    env.update({f"FIELDKIT_INGEST__{k.upper()}": v for k, v in settings.items()})
+    done = subprocess.run([FIELDKIT, "-w", str(ws), "ingest", str(card), "--site", "Wood", "--deployment", "N1",
+                           "--json", *extra], capture_output=True, text=True, env=env, timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout), done.stderr
+
+
+def by_path(report: dict) -> dict[str, dict]:
+    return {f["path"]: f for f in report["files"]}
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def catalogue(ws: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(ws / "catalogue.sqlite")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("C1")
+def test_eio_partway_through_a_file_fails_it_after_bounded_retries(card, workspace, tmp_path):
+    ws, before = workspace.root, snapshot(card)
+    size = (card / BAD).stat().st_size
+    with fuse_mounted(card, tmp_path / "mnt") as fs:
+        fs.set(BAD, eio_after=size // 2)  # a bad sector in the middle: every read of it fails
+        code, report, _ = run_ingest(ws, fs.mountpoint, read_retries="2")
+        tries = fs.status()["eio"]["/" + BAD]
+    assert tries == 3  # the first read and ingest.read_retries=2 more, then it gives up: bounded
+    files = by_path(report)
+    assert files[BAD]["state"] == "failed" and files[BAD]["reason"] == "read_error"
+    assert BAD in files[BAD]["message"] and "errno 5" in files[BAD]["message"]
+    assert code == 3 and report["state"] == "incomplete" and report["safe_to_erase"] is False
+    for name in GOOD:  # everything else in the batch carried on, verified against the card
+        if name != BAD:
+            assert files[name]["state"] == "verified"
+            assert sha(workspace.paths.archive / files[name]["archive_path"]) == sha(card / name)
+    assert catalogue(ws, "SELECT state, safe_to_erase FROM ingest_session") == [("incomplete", 0)]
+    assert not list(workspace.paths.archive.rglob("*.partial"))
+    assert snapshot(card) == before  # the card is never written
+
+    # The sector reads again (another reader): the same command retries only the failed file.
+    code, report, _ = run_ingest(ws, card_path := card)
+    assert card_path == card
+    assert by_path(report)[BAD]["state"] == "verified" and report["safe_to_erase"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("C1")
+def test_a_read_error_that_clears_on_retry_is_verified(card, workspace, tmp_path):
+    size = (card / BAD).stat().st_size
+    with fuse_mounted(card, tmp_path / "mnt") as fs:
+        fs.set(BAD, eio_after=size // 2, eio_times=1)  # fails once, then reads
+        code, report, _ = run_ingest(workspace.root, fs.mountpoint)
+        assert fs.status()["eio"]["/" + BAD] == 1
+    files = by_path(report)
+    assert files[BAD]["state"] == "verified" and files[BAD]["sha256"] == sha(card / BAD)
+    assert report["state"] == "complete" and report["safe_to_erase"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("C2")
+def test_a_card_pulled_out_mid_copy_stops_cleanly_and_resumes(card, workspace, tmp_path):
+    ws = workspace.root
+    size = (card / BAD).stat().st_size
+    with fuse_mounted(card, tmp_path / "mnt") as fs:
+        fs.set(BAD, vanish_after=size // 2)
+        code, report, stderr = run_ingest(ws, fs.mountpoint)
+        assert fs.status()["vanished"]
+        assert code != 0 and code != 3, (code, report)
+        assert BAD in report["error"] and "resume" in report["hint"]
+        # the partial copy of the file being read when the card went stays until the next start
+        state = dict(catalogue(ws, "SELECT id, state FROM ingest_session"))
+        assert list(state.values()) != ["complete"]
+        archived = catalogue(ws, "SELECT archive_path, sha256 FROM recording")
+        for rel, digest in archived:  # what was committed before the card went is really there
+            assert sha(workspace.paths.archive / rel) == digest
+
+        fs.reinsert()  # the same card, back in the reader
+        code, report, _ = run_ingest(ws, fs.mountpoint)
+    assert not list(workspace.paths.archive.rglob("*.partial"))
+    files = by_path(report)
+    assert report["state"] == "complete" and report["safe_to_erase"] is True
+    assert report["session_id"] in state  # the same session, resumed
+    for name in GOOD:
+        assert files[name]["state"] == "verified", files[name]
+        assert sha(workspace.paths.archive / files[name]["archive_path"]) == sha(card / name)
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("C3")
+def test_two_reads_that_disagree_are_source_unstable_with_both_hashes(card, workspace, tmp_path):
+    with fuse_mounted(card, tmp_path / "mnt") as fs:
+        fs.set(BAD, mutate="every_read")
+        code, report, _ = run_ingest(workspace.root, fs.mountpoint)
+    bad = by_path(report)[BAD]
+    assert bad["state"] == "failed" and bad["reason"] == "source_unstable"
+    hashes = [w for w in bad["message"].replace("(", " ").replace(")", " ").split() if len(w) == 64]
+    assert len(set(hashes)) == 2, bad["message"]  # both digests, in full
+    assert code == 3 and report["state"] == "incomplete" and not report["safe_to_erase"]
+    assert catalogue(workspace.root, f"SELECT count(*) FROM source_file WHERE raw_path = x'{BAD.encode().hex()}' "
+                                     "AND state = 'verified'") == [(0,)]
+    assert all(by_path(report)[n]["state"] == "verified" for n in GOOD if n != BAD)
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("C3")
+def test_a_file_changed_between_inventory_and_copy_is_never_verified(card, workspace, tmp_path):
+    with fuse_mounted(card, tmp_path / "mnt") as fs:
+        fs.set(BAD, mutate="on_open")  # the card's file is rewritten as fieldkit starts copying it
+        code, report, _ = run_ingest(workspace.root, fs.mountpoint)
+        assert fs.status()["mutated"] == {"/" + BAD: 1}
+    bad = by_path(report)[BAD]
+    assert bad["state"] == "failed" and bad["reason"] == "source_unstable", bad
+    assert BAD in bad["message"] and "inventory" in bad["message"]
+    assert code == 3 and not report["safe_to_erase"]
