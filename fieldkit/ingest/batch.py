@@ -23,6 +23,7 @@ from fieldkit.faults import crashpoint
 from fieldkit.ingest.copy import (
     CopyFailure,
     StagedCopy,
+    fsync_file,
     place,
     stage_copy,
     stage_unsynced,
@@ -132,6 +133,11 @@ def copy_batch(ctx: BatchContext, root: bytes, files: list[CardFile], s_read) ->
     staged = _stage_all(ctx, root, files, failed)
     if ctx.do_fsync and staged:
         syncfs(ctx.staging)
+        # D2: syncfs flushes the page cache but need not reach the storage: on FUSE (ntfs-3g,
+        # sshfs, rclone...) it sends the daemon nothing, only fsync does. After syncfs the
+        # files are clean, so on a local disk these fsyncs cost almost nothing.
+        for _, copy in staged:
+            fsync_file(copy.partial)
     verified = _verify_all(ctx, root, staged, failed)
     known = {**writes.recordings_by_sha(s_read, [c.sha256 for _, c in verified]),
              **{h: (None, path) for h, path in ctx.inflight.items()}}
@@ -156,7 +162,9 @@ def _place_one(ctx: BatchContext, card: CardFile, staged: StagedCopy, known: dic
         stem, dot, ext = rel.rpartition(".")
         rel = f"{stem}__{staged.sha256[:12]}.{ext}" if dot else f"{rel}__{staged.sha256[:12]}"
     final, _adopted = place(staged, ctx.archive / rel, ctx.chunk_bytes)
-    touched.add(final.parent)
+    # D2: the folders place() may have created are durable only once their parents are synced
+    # too (site/deployment/ is new on a first ingest): every folder up to the archive's root.
+    touched.update(p for p in final.parents if p == ctx.archive or ctx.archive in p.parents)
     rel = final.relative_to(ctx.archive).as_posix()
     ctx.placed_names.add(rel.casefold())
     ctx.inflight[staged.sha256] = rel

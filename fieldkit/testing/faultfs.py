@@ -252,7 +252,8 @@ def _operations_class():
             if fault.get("mutate") == "every_read":
                 self.status["mutated"][path] = opens
             self._write_status()
-            return os.open(self._real(path), flags & ~os.O_CREAT)
+            # O_APPEND would make pwrite ignore the offsets the kernel already computed
+            return os.open(self._real(path), flags & ~(os.O_CREAT | os.O_APPEND))
 
         def _rewrite(self, path: str) -> None:
             """The card's file changes under fieldkit: same size, other bytes, a new mtime."""
@@ -266,9 +267,9 @@ def _operations_class():
             os.utime(real, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
             self.status["mutated"][path] = 1
 
-        def create(self, path, mode, fi=None):
+        def create(self, path, mode, flags=os.O_RDWR):
             self._gate(path)
-            return os.open(self._real(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            return os.open(self._real(path), (flags & ~os.O_APPEND) | os.O_CREAT, mode)
 
         def read(self, path, size, offset, fh):
             self._poll()

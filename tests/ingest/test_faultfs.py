@@ -148,3 +148,87 @@ def test_a_file_changed_between_inventory_and_copy_is_never_verified(card, works
     assert bad["state"] == "failed" and bad["reason"] == "source_unstable", bad
     assert BAD in bad["message"] and "inventory" in bad["message"]
     assert code == 3 and not report["safe_to_erase"]
+
+
+# --------------------------------------------------------------------------------------------
+# D2: power loss. The whole workspace (archive and SQLite catalogue) sits on the write-back
+# layer; only what fieldkit fsynced (files) and fsynced the folder of (names) survives the cut.
+# --------------------------------------------------------------------------------------------
+
+def _pristine_disk(tmp_path: Path) -> Path:
+    """A durable disk holding a freshly initialised workspace (synced, then cleanly unmounted)."""
+    from fieldkit.workspace import init_workspace
+
+    disk = tmp_path / "disk0"
+    with fuse_mounted(disk, tmp_path / "mnt", write_back=True) as fs:
+        with init_workspace(fs.mountpoint / "ws"):
+            pass
+        fs.sync_all()
+    return disk
+
+
+def _verified_rows_hold(ws: Path) -> int:
+    """Every file the catalogue calls verified is in the archive with its hash; returns their number."""
+    rows = catalogue(ws, "SELECT r.archive_path, r.sha256 FROM source_file s JOIN recording r "
+                         "ON r.id = s.recording_id WHERE s.state = 'verified'")
+    rows += catalogue(ws, "SELECT archive_path, sha256 FROM recording")
+    for rel, digest in rows:
+        path = ws / "archive" / rel
+        assert path.is_file(), f"the catalogue calls {rel} verified, but it is not in the archive after the cut"
+        assert sha(path) == digest, f"{rel} is in the archive with other bytes than catalogued after the cut"
+    return len(set(rows))
+
+
+@pytest.mark.slow
+@pytest.mark.reliability("D2")
+def test_power_cut_at_sync_boundaries_keeps_every_verified_file(card, tmp_path):
+    import shutil
+    import signal
+    import time
+
+    pristine = _pristine_disk(tmp_path)
+    card_hashes = {sha(card / n) for n in GOOD}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDKIT_")}
+    env["FIELDKIT_INGEST__BATCH_FILES"] = "4"  # three batches: cuts land between and inside them
+    argv = [FIELDKIT, "-w", None, "ingest", str(card), "--site", "Wood", "--deployment", "N1", "--json"]
+
+    # How many durable operations (fsync of a file or a folder) does a whole ingest make?
+    shutil.copytree(pristine, tmp_path / "disk_full")
+    with fuse_mounted(tmp_path / "disk_full", tmp_path / "mnt", write_back=True) as fs:
+        argv[2] = str(fs.mountpoint / "ws")
+        assert subprocess.run(argv, capture_output=True, env=env, timeout=300).returncode == 3
+        total = fs.status()["durable_syncs"]
+    assert total > 20
+    cuts = sorted({1, 3, total // 5, total // 3, total // 2, 2 * total // 3, 4 * total // 5, total - 3, total - 1})
+    survived = []
+    for k in cuts:
+        disk = tmp_path / f"disk_{k}"
+        shutil.copytree(pristine, disk)
+        with fuse_mounted(disk, tmp_path / "mnt", write_back=True) as fs:
+            ws = fs.mountpoint / "ws"
+            argv[2] = str(ws)
+            fs.freeze_after(k)  # the power goes after the k-th durable operation ...
+            ingest = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            while ingest.poll() is None and fs.status()["syncs"] <= k:
+                time.sleep(0.005)
+            if ingest.poll() is None:  # ... and the machine with it: the ingest dies at once
+                ingest.send_signal(signal.SIGKILL)
+            ingest.communicate(timeout=300)
+            fs.power_cut()  # everything not synced is gone
+            fs.mount()
+            survived.append(_verified_rows_hold(ws))
+            assert not any(f.stat().st_size == 0 and f.name != "20240501_230000.WAV"
+                           for f in (ws / "archive").rglob("*.WAV"))  # no name without its bytes
+
+            # After the power is back, the same command finishes the ingest.
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+            assert "Traceback" not in done.stderr, done.stderr
+            report = json.loads(done.stdout)
+            assert done.returncode == 3 and report["state"] == "complete" and report["safe_to_erase"], (k, report)
+            assert _verified_rows_hold(ws) == 12
+            assert card_hashes <= {r[0] for r in catalogue(ws, "SELECT sha256 FROM recording")}
+            verify = subprocess.run([FIELDKIT, "-w", str(ws), "verify", "--json"], capture_output=True, text=True,
+                                    env=env, timeout=300)
+            assert verify.returncode == 0 and json.loads(verify.stdout)["passed"], verify.stdout
+    # the cuts really fell at different moments: from nothing catalogued to everything catalogued
+    assert survived[0] == 0 and max(survived) == 12 and len(set(survived)) >= 3, survived
