@@ -411,8 +411,8 @@ def serve(backing: Path, mountpoint: Path, control: Path, cache: Path | None) ->
     # direct_io on a card: every read reaches the faults (no page cache in between). Not on the
     # write-back disk: SQLite maps its -shm file, which direct_io would forbid.
     # Zero timeouts: a vanished card is seen at once, not after the kernel's 1 s attribute cache.
-    options = dict(attr_timeout=0, entry_timeout=0, negative_timeout=0, use_ino=True, hard_remove=True,
-                   fsname="faultfs", subtype="faultfs")
+    options = {"attr_timeout": 0, "entry_timeout": 0, "negative_timeout": 0, "use_ino": True,
+               "hard_remove": True, "fsname": "faultfs", "subtype": "faultfs"}
     if cache is None:
         options["direct_io"] = True
     mfusepy.FUSE(ops, str(mountpoint), foreground=True, nothreads=True, **options)
