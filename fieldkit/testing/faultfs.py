@@ -45,6 +45,7 @@ Tests use :func:`fault_fs`::
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
 import errno
 import json
 import os
@@ -69,6 +70,9 @@ def fuse_available() -> str | None:
         return "/dev/fuse does not exist"
     if shutil.which("fusermount3") is None:
         return "fusermount3 is not installed (Debian package fuse3)"
+    if ctypes.util.find_library("fuse3") is None:
+        return "libfuse3 is not installed (Debian package fuse3)"
+    os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # mfusepy would take libfuse 2 when both are there
     try:
         import mfusepy  # noqa: F401
     except (ImportError, OSError) as exc:  # OSError: libfuse itself is missing
@@ -449,7 +453,8 @@ class FaultFS:
             self._cache = Path(tempfile.mkdtemp(prefix="faultfs-cache-"))
             argv.append(str(self._cache))
         with open(self._log, "ab") as log:
-            self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                          env={**os.environ, "FUSE_LIBRARY_NAME": "fuse3"})
         deadline = time.monotonic() + MOUNT_TIMEOUT_S
         while not os.path.ismount(self.mountpoint):
             if self._proc.poll() is not None or time.monotonic() > deadline:

@@ -290,3 +290,34 @@ def test_the_same_card_with_new_files_gets_a_new_session_linked_to_the_old_one(c
         assert sha(workspace.paths.archive / rel) == sha(card / name)
     assert {p.name for p in added[:2]} <= {n for n, f in files.items() if f["state"] == "verified"}
     assert catalogue(ws, f"SELECT resumed_from_id FROM ingest_session WHERE id = {report['session_id']}") == [(first,)]
+
+
+def test_the_write_back_layer_keeps_exactly_what_was_synced(tmp_path):
+    """The D2 layer itself: file content needs a file fsync, a name needs its folder's fsync."""
+    with fuse_mounted(tmp_path / "disk", tmp_path / "mnt", write_back=True) as fs:
+        top = fs.mountpoint / "d"
+        top.mkdir()
+        (top / "kept").write_bytes(b"old")
+        fs.sync_all()
+        for name, data in (("kept", b"new bytes"), ("named_only", b"lost bytes"), ("unsynced", b"x")):
+            fd = os.open(top / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.write(fd, data)
+            if name == "kept":
+                os.fsync(fd)
+            os.close(fd)
+        dfd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+        os.close(os.open(top / "unsynced2", os.O_WRONLY | os.O_CREAT))
+        os.fsync(dfd)  # names: kept, named_only, unsynced, unsynced2 become durable (contents not)
+        os.close(dfd)
+        (top / "after").write_bytes(b"never synced")
+        (top / "sub").mkdir()  # a folder whose name is never synced
+        (top / "sub" / "f").write_bytes(b"data")
+        fd = os.open(top / "sub" / "f", os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        os.sync()  # neither sync(2) nor syncfs(2) reaches a FUSE filesystem
+        assert fs.status()["durable_syncs"] == 3
+        fs.power_cut()
+        fs.mount()
+        found = {p.name: p.read_bytes() for p in top.iterdir()}
+    assert found == {"kept": b"new bytes", "named_only": b"", "unsynced": b"", "unsynced2": b""}
