@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldkit.errors import IngestError, InsufficientSpaceError
+from fieldkit.errors import EXIT_TEMPFAIL, IngestError, InsufficientSpaceError
 
 __all__ = ["CopyFailure", "CardRemovedError", "StagedCopy", "stage_copy", "stage_unsynced", "verify_staged",
            "syncfs", "fsync_file", "place", "hash_file"]
@@ -42,7 +42,12 @@ class CopyFailure(Exception):
 
 
 class CardRemovedError(IngestError):
-    """The card (or the file's directory) vanished mid-copy: stop cleanly, resume later."""
+    """The card (or the file's directory) vanished mid-copy: stop cleanly, resume later.
+
+    Exit 75 (temporary: re-insert and run again), not 1, which says "a bug".
+    """
+
+    exit_code = EXIT_TEMPFAIL
 
 
 @dataclass(frozen=True)

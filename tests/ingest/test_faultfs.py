@@ -105,9 +105,10 @@ def test_a_card_pulled_out_mid_copy_stops_cleanly_and_resumes(card, workspace, t
         fs.set(BAD, vanish_after=size // 2)
         code, report, _ = run_ingest(ws, fs.mountpoint)
         assert fs.status()["vanished"]
-        assert code != 0 and code != 3, (code, report)
-        assert BAD in report["error"] and "resume" in report["hint"]
-        # the partial copy of the file being read when the card went stays until the next start
+        assert code == 75 and report["code"] == 75, (code, report)  # temporary: re-insert and retry
+        assert BAD in report["error"] and "vanished" in report["error"] and "resume" in report["hint"]
+        # the batch's copies staged before the card went stay as partials until the next start
+        assert list(workspace.paths.archive.rglob("*.partial"))
         state = dict(catalogue(ws, "SELECT id, state FROM ingest_session"))
         assert list(state.values()) != ["complete"]
         archived = catalogue(ws, "SELECT archive_path, sha256 FROM recording")
@@ -245,7 +246,7 @@ def _unfinished_session(card: Path, ws: Path, mountpoint: Path) -> int:
     with fuse_mounted(card, mountpoint) as fs:
         fs.set(BAD, vanish_after=1024)
         code, report, _ = run_ingest(ws, fs.mountpoint)
-    assert code not in (0, 3) and "resume" in report["hint"], report
+    assert code == 75 and "resume" in report["hint"], report
     (session_id, state), = catalogue(ws, "SELECT id, state FROM ingest_session")
     assert state != "complete"
     return session_id
