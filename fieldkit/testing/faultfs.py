@@ -11,8 +11,8 @@ mount (``"/DIR/FILE.WAV"``):
   first ``k`` times only when ``k`` is given (a flaky card that reads on the next try), always
   otherwise (a bad sector);
 - ``vanish_after=N``: once a read reaches past byte ``N`` the whole card is gone — reads of open
-  files fail with ENODEV, every lookup with ENOENT — until the control file says ``present``
-  again (the card pulled out, then re-inserted);
+  files fail with ENODEV, every lookup with ENOENT — until :meth:`FaultFS.reinsert` (the card
+  pulled out, then re-inserted);
 - ``mutate="every_read"``: each opening of the file reads different bytes (one byte changed,
   a different one each time: two reads never agree); ``mutate="on_open"``: the first opening
   rewrites the file on the card (same size, new content and mtime): a change between the
@@ -189,9 +189,9 @@ def _operations_class():
             doc = json.loads(self.control.read_text(encoding="utf-8") or "{}")
             self.faults = doc.get("files", {})
             self.freeze_after = doc.get("freeze_after_syncs")
-            if doc.get("present", True) and not self.present:
-                self.present = True
-                self.status["vanished"] = False
+            if doc.get("reinserted", 0) > self.status.get("reinserted", 0):  # only reinsert() brings it back
+                self.present, self.status["vanished"] = True, False
+                self.status["reinserted"] = doc["reinserted"]
             if doc.get("sync_all_serial", 0) > self.status["sync_all"] and self.durable is not None:
                 self.durable.sync_all()
                 self.status["sync_all"] = doc["sync_all_serial"]
@@ -433,7 +433,7 @@ class FaultFS:
         self.backing, self.mountpoint, self.write_back = Path(backing), Path(mountpoint), write_back
         self._control_dir = Path(tempfile.mkdtemp(prefix="faultfs-"))
         self.control = self._control_dir / "control.json"
-        self._doc: dict = {"files": {}, "present": True}
+        self._doc: dict = {"files": {}}
         self._serial = 0
         self._proc: subprocess.Popen | None = None
         self._cache: Path | None = None
@@ -519,7 +519,7 @@ class FaultFS:
 
     def reinsert(self) -> None:
         """The vanished card is back (its faults cleared)."""
-        self._doc["present"], self._doc["files"] = True, {}
+        self._doc["reinserted"], self._doc["files"] = self._doc.get("reinserted", 0) + 1, {}
         self._commit()
 
     def freeze_after(self, syncs: int | None) -> None:
