@@ -96,12 +96,15 @@ def _stage_all(ctx: BatchContext, root: bytes, files: list[CardFile], failed: li
                 continue
             # C1: a read error may be transient; the bounded retries (ingest.read_retries) copy
             # this file again on its own, with its own fsync, before it is called failed.
-            log.warning("%s; reading it again", first.message)
+            log.warning("%s Reading it again (ingest.read_retries = %d).", first.message, ctx.retries)
             try:
                 staged.append((card, stage_copy(source, _partial(ctx), card.size_bytes, chunk_bytes=ctx.chunk_bytes,
                                                  do_fsync=ctx.do_fsync, retries=ctx.retries - 1,
                                                  expected_mtime=card.mtime)))
             except CopyFailure as failure:
+                if failure.reason == "read_error":
+                    failure = CopyFailure(failure.reason, f"{failure.message} Gave up after {ctx.retries + 1} reads "
+                                                          f"(ingest.read_retries = {ctx.retries}).")
                 failed.append((card, failure))
     return staged
 

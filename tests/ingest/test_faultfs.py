@@ -69,6 +69,7 @@ def test_eio_partway_through_a_file_fails_it_after_bounded_retries(card, workspa
     files = by_path(report)
     assert files[BAD]["state"] == "failed" and files[BAD]["reason"] == "read_error"
     assert BAD in files[BAD]["message"] and "errno 5" in files[BAD]["message"]
+    assert "after 3 reads" in files[BAD]["message"]
     assert code == 3 and report["state"] == "incomplete" and report["safe_to_erase"] is False
     for name in GOOD:  # everything else in the batch carried on, verified against the card
         if name != BAD:
