@@ -76,6 +76,24 @@ def s3_server():
 def s3_bucket(s3_server) -> str:
     """A fresh, empty bucket on the test server, as ``s3://NAME``."""
     return f"s3://{s3_server.make_bucket()}"
+@contextlib.contextmanager
+def fuse_mounted(backing: Path, mountpoint: Path, **options) -> Iterator:
+    """A :class:`fieldkit.testing.faultfs.FaultFS` over ``backing`` for the block, always unmounted;
+    skipped where FUSE cannot mount (a failure under FIELDKIT_REQUIRE_SERVICES, as ``mounted``)."""
+    from fieldkit.testing.faultfs import FaultFS, fuse_available
+
+    if why := fuse_available():
+        skip_unless_required(f"cannot mount FUSE here: {why}")
+    fs = FaultFS(backing, mountpoint, **options)
+    try:
+        fs.mount()
+    except RuntimeError as exc:
+        fs.close()
+        skip_unless_required(str(exc))
+    try:
+        yield fs
+    finally:
+        fs.close()
 
 
 @pytest.fixture

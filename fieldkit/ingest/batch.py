@@ -23,6 +23,7 @@ from fieldkit.faults import crashpoint
 from fieldkit.ingest.copy import (
     CopyFailure,
     StagedCopy,
+    fsync_file,
     place,
     stage_copy,
     stage_unsynced,
@@ -85,11 +86,26 @@ def _partial(ctx: BatchContext) -> Path:
 def _stage_all(ctx: BatchContext, root: bytes, files: list[CardFile], failed: list[Failure]) -> list[tuple]:
     staged = []
     for card in files:
+        source = root + b"/" + card.raw_path
         try:
-            staged.append((card, stage_unsynced(root + b"/" + card.raw_path, _partial(ctx), card.size_bytes,
-                                                ctx.chunk_bytes)))
-        except CopyFailure as failure:
-            failed.append((card, failure))
+            staged.append((card, stage_unsynced(source, _partial(ctx), card.size_bytes, ctx.chunk_bytes,
+                                                card.mtime)))
+        except CopyFailure as first:
+            if first.reason != "read_error" or not ctx.retries:
+                failed.append((card, first))
+                continue
+            # C1: a read error may be transient; the bounded retries (ingest.read_retries) copy
+            # this file again on its own, with its own fsync, before it is called failed.
+            log.warning("%s Reading it again (ingest.read_retries = %d).", first.message, ctx.retries)
+            try:
+                staged.append((card, stage_copy(source, _partial(ctx), card.size_bytes, chunk_bytes=ctx.chunk_bytes,
+                                                 do_fsync=ctx.do_fsync, retries=ctx.retries - 1,
+                                                 expected_mtime=card.mtime)))
+            except CopyFailure as failure:
+                if failure.reason == "read_error":
+                    failure = CopyFailure(failure.reason, f"{failure.message} Gave up after {ctx.retries + 1} reads "
+                                                          f"(ingest.read_retries = {ctx.retries}).")
+                failed.append((card, failure))
     return staged
 
 
@@ -104,7 +120,8 @@ def _verify_all(ctx: BatchContext, root: bytes, staged: list[tuple], failed: lis
             log.warning("%s; copying it again", first.message)
             try:
                 copy = stage_copy(source, _partial(ctx), card.size_bytes, chunk_bytes=ctx.chunk_bytes,
-                                  do_fsync=ctx.do_fsync, retries=max(ctx.retries - 1, 0))
+                                  do_fsync=ctx.do_fsync, retries=max(ctx.retries - 1, 0),
+                                  expected_mtime=card.mtime)
             except CopyFailure as failure:
                 failed.append((card, failure))
                 continue
@@ -119,6 +136,11 @@ def copy_batch(ctx: BatchContext, root: bytes, files: list[CardFile], s_read) ->
     staged = _stage_all(ctx, root, files, failed)
     if ctx.do_fsync and staged:
         syncfs(ctx.staging)
+        # D2: syncfs flushes the page cache but need not reach the storage: on FUSE (ntfs-3g,
+        # sshfs, rclone...) it sends the daemon nothing, only fsync does. After syncfs the
+        # files are clean, so on a local disk these fsyncs cost almost nothing.
+        for _, copy in staged:
+            fsync_file(copy.partial)
     verified = _verify_all(ctx, root, staged, failed)
     known = {**writes.recordings_by_sha(s_read, [c.sha256 for _, c in verified]),
              **{h: (None, path) for h, path in ctx.inflight.items()}}
@@ -143,7 +165,9 @@ def _place_one(ctx: BatchContext, card: CardFile, staged: StagedCopy, known: dic
         stem, dot, ext = rel.rpartition(".")
         rel = f"{stem}__{staged.sha256[:12]}.{ext}" if dot else f"{rel}__{staged.sha256[:12]}"
     final, _adopted = place(staged, ctx.archive / rel, ctx.chunk_bytes)
-    touched.add(final.parent)
+    # D2: the folders place() may have created are durable only once their parents are synced
+    # too (site/deployment/ is new on a first ingest): every folder up to the archive's root.
+    touched.update(p for p in final.parents if p == ctx.archive or ctx.archive in p.parents)
     rel = final.relative_to(ctx.archive).as_posix()
     ctx.placed_names.add(rel.casefold())
     ctx.inflight[staged.sha256] = rel

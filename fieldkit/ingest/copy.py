@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import datetime as dt
 import errno
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldkit.errors import IngestError, InsufficientSpaceError
+from fieldkit.errors import EXIT_TEMPFAIL, IngestError, InsufficientSpaceError
 
 __all__ = ["CopyFailure", "CardRemovedError", "StagedCopy", "stage_copy", "stage_unsynced", "verify_staged",
-           "syncfs", "place", "hash_file"]
+           "syncfs", "fsync_file", "place", "hash_file"]
 
 _GONE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ESTALE}
 try:
@@ -41,7 +42,12 @@ class CopyFailure(Exception):
 
 
 class CardRemovedError(IngestError):
-    """The card (or the file's directory) vanished mid-copy: stop cleanly, resume later."""
+    """The card (or the file's directory) vanished mid-copy: stop cleanly, resume later.
+
+    Exit 75 (temporary: re-insert and run again), not 1, which says "a bug".
+    """
+
+    exit_code = EXIT_TEMPFAIL
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,8 @@ def _stream(src_fd: int, dst_fd: int, chunk_bytes: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _copy_once(source: bytes, partial: Path, chunk_bytes: int, do_fsync: bool) -> tuple[str, int]:
+def _copy_once(source: bytes, partial: Path, chunk_bytes: int, do_fsync: bool,
+               expected_mtime: dt.datetime | None = None) -> tuple[str, int]:
     src = _open_source(source)
     try:
         dst = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -105,11 +112,29 @@ def _copy_once(source: bytes, partial: Path, chunk_bytes: int, do_fsync: bool) -
             result = _stream(src, dst, chunk_bytes)
             if do_fsync:
                 os.fsync(dst)
-            return result
         finally:
             os.close(dst)
+        _same_as_inventory(source, os.fstat(src), result, expected_mtime)
+        return result
     finally:
         os.close(src)
+
+
+def _same_as_inventory(source: bytes, st: os.stat_result, result: tuple[str, int],
+                       expected_mtime: dt.datetime | None) -> None:
+    """C3: a file rewritten on the card after the inventory keeps its size but not its mtime.
+
+    Its new bytes read consistently, so the two reads agree; only the modification time
+    (compared as the inventory took it) shows that what was copied is not what was listed.
+    """
+    if expected_mtime is None:
+        return
+    now = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
+    if now != expected_mtime:
+        raise CopyFailure("source_unstable", f"{os.fsdecode(source)} changed on the card after the inventory "
+                                             f"(modified {expected_mtime.isoformat()} at inventory, "
+                                             f"{now.isoformat()} when copied; read as {result[0]}, "
+                                             f"{result[1]} bytes); never marked verified.")
 
 
 def _classify(exc: OSError, source: bytes, partial: Path) -> Exception:
@@ -127,7 +152,7 @@ def _classify(exc: OSError, source: bytes, partial: Path) -> Exception:
 
 
 def stage_copy(source: bytes, partial: Path, expected_size: int, *, chunk_bytes: int = 4 << 20,
-               do_fsync: bool = True, retries: int = 2) -> StagedCopy:
+               do_fsync: bool = True, retries: int = 2, expected_mtime: dt.datetime | None = None) -> StagedCopy:
     """Copy ``source`` to ``partial`` and prove the copy and the source agree, or raise.
 
     Raises :class:`CopyFailure` for this file only (``read_error``, ``source_unstable``,
@@ -136,7 +161,7 @@ def stage_copy(source: bytes, partial: Path, expected_size: int, *, chunk_bytes:
     last: CopyFailure | None = None
     for _ in range(retries + 1):
         try:
-            return _verified_copy(source, partial, expected_size, chunk_bytes, do_fsync)
+            return _verified_copy(source, partial, expected_size, chunk_bytes, do_fsync, expected_mtime)
         except OSError as exc:
             err = _classify(exc, source, partial)
             if not isinstance(err, CopyFailure):
@@ -151,8 +176,8 @@ def stage_copy(source: bytes, partial: Path, expected_size: int, *, chunk_bytes:
 
 
 def _verified_copy(source: bytes, partial: Path, expected_size: int, chunk_bytes: int,
-                   do_fsync: bool) -> StagedCopy:
-    first, size = _copy_once(source, partial, chunk_bytes, do_fsync)
+                   do_fsync: bool, expected_mtime: dt.datetime | None = None) -> StagedCopy:
+    first, size = _copy_once(source, partial, chunk_bytes, do_fsync, expected_mtime)
     name = os.fsdecode(source)
     if size != expected_size:
         raise CopyFailure("source_unstable", f"{name}: {size} bytes read, {expected_size} listed at "
@@ -168,12 +193,16 @@ def _verified_copy(source: bytes, partial: Path, expected_size: int, chunk_bytes
     return StagedCopy(partial, first, size)
 
 
-def stage_unsynced(source: bytes, partial: Path, expected_size: int, chunk_bytes: int = 4 << 20) -> StagedCopy:
+def stage_unsynced(source: bytes, partial: Path, expected_size: int, chunk_bytes: int = 4 << 20,
+                   expected_mtime: dt.datetime | None = None) -> StagedCopy:
     """First half of a batched verified copy: stream and hash, no fsync (see :func:`syncfs`)."""
     try:
-        digest, size = _copy_once(source, partial, chunk_bytes, False)
+        digest, size = _copy_once(source, partial, chunk_bytes, False, expected_mtime)
     except OSError as exc:
         raise _classify(exc, source, partial) from exc
+    except CopyFailure:
+        partial.unlink(missing_ok=True)
+        raise
     if size != expected_size:
         partial.unlink(missing_ok=True)
         raise CopyFailure("source_unstable", f"{os.fsdecode(source)}: {size} bytes read, {expected_size} "
@@ -204,6 +233,15 @@ def syncfs(folder: Path) -> None:
         if _LIBC is not None and _LIBC.syncfs(fd) == 0:
             return
         os.sync()
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush one file's data and metadata to stable storage (an fsync of its own descriptor)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -50,15 +50,16 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
     with workspace.catalogue.read() as s:
         files = queries.session_files(s, session_id)
     counts = {k: sum(1 for f in files if f.state == k) for k in ("verified", "duplicate", "ignored", "failed", "pending")}
-    complete = not stopped and counts["pending"] == 0
-    safe = complete and counts["failed"] == 0
+    # C1: a file that failed leaves the session incomplete (a re-run retries it), never safe to erase
+    complete = not stopped and counts["pending"] == 0 and counts["failed"] == 0
+    safe = complete
     crashpoint("before_seal")
     manifest = _write_manifest(workspace, files, comment) if counts["verified"] + counts["duplicate"] else None
     crashpoint("after_manifest")
     def seal(s) -> None:
         writes.update_session(s, session_id, state="complete" if complete else "incomplete", counts=counts,
                               safe_to_erase=safe, finished_at=utcnow(),
-                              message=None if complete else "stopped before every file was copied; run again to resume")
+                              message=None if complete else _why_incomplete(stopped, counts))
         row = None
         if manifest is not None:
             path, created = manifest
@@ -89,6 +90,14 @@ def record_session(workspace: Workspace, s, session_id: int, *, device_serial: s
     if manifest is not None:
         manifest = {**manifest, "created_at": restore.iso(manifest["created_at"])}
     write_record(workspace.paths.manifests, "session", {**doc, "manifest": manifest}, ledger_stamp())
+
+
+def _why_incomplete(stopped: bool, counts: dict[str, int]) -> str:
+    if counts["failed"] and not stopped and not counts["pending"]:
+        n = counts["failed"]
+        return (f"{n} file{'s' if n != 1 else ''} could not be copied and verified (see each file's reason); "
+                "keep the card and run the same ingest again to retry them")
+    return "stopped before every file was copied; run again to resume"
 
 
 def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str):

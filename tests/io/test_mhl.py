@@ -268,6 +268,21 @@ def test_manifests_are_never_overwritten(tmp_path):
     assert [p.name for p in tmp_path.glob(".*.tmp")] == []
 
 
+@pytest.mark.reliability("D2")
+def test_a_manifest_published_but_not_chained_is_chained_by_the_next_writer(tmp_path):
+    """A writer stopped between linking its manifest and appending it to the chain (found by the
+    D2 power-cut test): the next generation records it first, so the chain has no gap."""
+    first = write(tmp_path, [entry("a.wav", b"a")])
+    chain = tmp_path / CHAIN_FILENAME
+    make_writable(chain)
+    chain.unlink()  # as if the append never happened
+    squatter = tmp_path / manifest_name(2, "CARD01", T0)
+    squatter.write_bytes(b"not a manifest")  # not fieldkit's: never chained
+    third = write(tmp_path, [entry("b.wav", b"b")])
+    assert [(link.sequence, link.path) for link in read_chain(tmp_path)] == [(1, first.name), (3, third.name)]
+    assert [problem for problem in verify_chain(tmp_path) if first.name in problem] == []
+
+
 def test_a_sealed_manifest_is_read_only(tmp_path):
     path = write(tmp_path, [entry("a.wav", b"a")])
     assert path.stat().st_mode & 0o222 == 0

@@ -281,6 +281,7 @@ def write_generation(folder: str | os.PathLike[str], *, sequence: int | None = N
     folder.mkdir(parents=True, exist_ok=True)
     data = _manifest_bytes(process, entries, creator)
     remove_stale_temps(folder)
+    _complete_interrupted_appends(folder)
     temp = _write_temp(folder, data)
     try:
         final = _link_manifest(temp, sequence, root_name, creator.created)
@@ -289,6 +290,28 @@ def write_generation(folder: str | os.PathLike[str], *, sequence: int | None = N
     fsync_dir(folder)
     append_to_chain(folder, final)
     return final
+
+
+def _complete_interrupted_appends(folder: Path) -> None:
+    """Record in the chain the manifests a stopped writer published but did not record.
+
+    A writer killed (or a power cut, docs/reliability.md D1/D2) between linking a manifest to its
+    final name and appending it to ``ascmhl_chain.xml`` leaves a complete manifest (its bytes
+    were fsynced before the link) that the chain does not list; the next generation would then
+    follow a gap. Appending is idempotent and in sequence order, so the next writer finishes it.
+    A file with a manifest's name that is not a well-formed manifest is not fieldkit's: it is
+    left out of the chain (``verify_chain`` reports it).
+    """
+    recorded = {link.sequence for link in read_chain(folder)}
+    for path in sorted(folder.iterdir()):
+        match = _MANIFEST_NAME.fullmatch(path.name)
+        if match is None or int(match[1]) in recorded:
+            continue
+        try:
+            read_generation(path)
+        except (ValidationError, OSError):
+            continue
+        append_to_chain(folder, path)
 
 
 def _link_manifest(temp: Path, sequence: int | None, root_name: str, created: datetime) -> Path:
