@@ -451,7 +451,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             run_rows.update_run(s, run_id, state="running", message=None)
             run_rows.replace_exclusions(s, run_id, [{"recording_id": e.recording_id, "reason": e.reason,
                                                      "message": e.message} for e in plan.excluded])
-        results, failures = _execute(pending, connect, progress, report, stop)
+        results, failures = _execute(pending, connect, progress, report, stop, settings.overlap)
         if stop.requested:
             if early is not None:
                 early.close()  # the workers are gone before the store is counted
@@ -539,8 +539,10 @@ def _finished_batches(client, futures, stop: StopSignals | None):
         yield batch
 
 
-def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None):
-    """Run ``pending`` on the chosen client; a stop signal cancels what has not finished and returns early."""
+def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None,
+             overlap: bool = False):
+    """Run ``pending`` on the chosen client; a stop signal cancels what has not finished and returns early.
+    ``overlap``: in process, each task reads ahead and writes behind on threads (dask.overlap)."""
     from fieldkit.pipeline.tasks import process_task
 
     results: list[TaskResult] = []
@@ -551,7 +553,11 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
     with connect() as client:
         report.dashboard = client.dashboard_link
         report.scheduler = client.scheduler.address if report.execution != "inprocess" else None
-        futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
+        # In process, the task overlaps its audio reads and shard writes with its features on
+        # threads (pipeline/overlap.py): no other worker uses the second core there.
+        in_process = isinstance(client, InProcessClient)
+        task_fn = functools.partial(process_task, overlap=True) if in_process and overlap else process_task
+        futures = {client.submit(task_fn, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}
         for batch in _finished_batches(client, futures, stop):
             for future in batch:

@@ -1,0 +1,143 @@
+"""Overlapping a task's stages on the in-process path: audio read ahead, shard writes behind.
+
+With one worker in the driver's process (:mod:`.execution`), a task reads and resamples a
+recording, extracts features, then encodes and writes a shard, one after the other, on one core.
+Much of that work runs in native code that releases the GIL (libsndfile's decoding, numpy's
+reductions and casts, the FFT, BLAS, blosc's compression, file writes), so two threads can
+share it on a second core:
+
+- :class:`ReadAhead` runs the audio side of a task (read, clipping count, float conversion,
+  resampling, clip cutting) on a thread, at most ``depth`` clip batches ahead of the feature
+  extraction; a batch is one read block's clips, so memory stays bounded whatever the file length.
+- :class:`WriteBehind` encodes and writes a full shard on a thread while the next one is being
+  computed, at most one shard behind; :meth:`WriteBehind.join` (end of the task) waits for it
+  and re-raises its error, so a task reports success only once its shards are stored, and a
+  shard's ``done`` flags are still set after its variables (resume is unchanged).
+
+The stored values are those of the sequential path (the same functions on the same inputs, in
+the same order per stream); the CPU seconds are about the same, the wall time shorter
+(``docs/notes/performance.md``, "Overlapping the stages"). Dask workers do not use this: there
+the other cores run other workers.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+__all__ = ["ReadAhead", "WriteBehind"]
+
+T = TypeVar("T")
+
+_END = object()
+
+
+class ReadAhead(Generic[T]):
+    """Iterate ``source`` on a background thread, at most ``depth`` items ahead of the consumer.
+
+    An exception raised by ``source`` is raised by the iteration at the point where it occurred.
+    :meth:`close` (also on leaving a ``with`` block) stops the producer at its next item and
+    joins it, so no thread outlives the task.
+
+    Parameters
+    ----------
+    source : iterable
+        What to produce ahead (e.g. the clip batches of a task's recordings).
+    depth : int
+        Items held ahead of the consumer (>= 1), besides the one being produced.
+    name : str
+        The thread's name.
+    """
+
+    def __init__(self, source: Iterable[T], depth: int = 1, name: str = "fieldkit-read-ahead") -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, not {depth}")
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._source = source
+        self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
+        self._thread.start()
+
+    def _put(self, entry) -> bool:
+        """Put ``entry``, waking up regularly to see whether the consumer has gone."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        iterator = iter(self._source)
+        try:
+            for item in iterator:
+                if not self._put((item, None)):
+                    return
+            self._put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put((_END, exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()  # a generator's finally blocks (open files) run on this thread
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            item, error = self._queue.get()
+            if item is _END:
+                self._thread.join()
+                if error is not None:
+                    raise error
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop producing and join the thread (items not consumed are dropped)."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:  # unblock a producer waiting on a full queue
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class WriteBehind:
+    """Run writes on one background thread, at most one behind the caller.
+
+    :meth:`submit` first waits for the previous write (re-raising its error), so one write runs
+    while the caller computes the next, and at most two shards of stored values exist at a time.
+    :meth:`join` waits for the last one.
+    """
+
+    def __init__(self, name: str = "fieldkit-write-behind") -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pending: Future | None = None
+
+    def submit(self, write: Callable[..., None], *args) -> None:
+        """Wait for the previous write, then start ``write(*args)`` on the thread."""
+        self.wait()
+        self._pending = self._pool.submit(write, *args)
+
+    def wait(self) -> None:
+        """Wait for the write in flight, if any; re-raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def join(self) -> None:
+        """Wait for the last write (re-raising its error) and end the thread."""
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)

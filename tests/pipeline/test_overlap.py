@@ -1,0 +1,168 @@
+"""The in-process path's overlap (pipeline/overlap.py): audio read ahead on one thread, shards
+written behind on another. The stored bytes are those of the sequential task, the read-ahead is
+bounded, errors arrive where they happened, and no thread outlives a task."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fieldkit.config.workflow import Workflow
+from fieldkit.errors import ProcessingError
+from fieldkit.pipeline.overlap import ReadAhead, WriteBehind
+from fieldkit.pipeline.plan import plan_run
+from fieldkit.pipeline.tasks import process_task
+from fieldkit.store.zarr_store import create_store
+from tests.pipeline.conftest import WORKFLOW
+
+
+def _threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("fieldkit-")}
+
+
+# --------------------------------------------------------------------------- ReadAhead
+def test_read_ahead_yields_every_item_in_order():
+    assert list(ReadAhead(iter(range(1000)), depth=3)) == list(range(1000))
+    assert not _threads()
+
+
+def test_read_ahead_is_bounded():
+    """The producer holds at most ``depth`` items beside the one it is making: with a consumer
+    that does not read, it stops there."""
+    made = []
+
+    def source():
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    with ReadAhead(source(), depth=2) as ahead:
+        time.sleep(0.3)  # ample time to run ahead, were it not bounded
+        assert len(made) == 3  # two queued, the third waiting for room
+        stream = iter(ahead)
+        assert [next(stream) for _ in range(5)] == [0, 1, 2, 3, 4]
+        time.sleep(0.3)
+        assert len(made) == 8
+    assert not _threads()
+
+
+def test_read_ahead_raises_the_sources_error_where_it_happened():
+    def source():
+        yield 1
+        yield 2
+        raise ValueError("bad block")
+
+    got = []
+    with pytest.raises(ValueError, match="bad block"), ReadAhead(source()) as ahead:
+        for item in ahead:
+            got.append(item)
+    assert got == [1, 2]
+    assert not _threads()
+
+
+def test_closing_early_stops_the_producer_and_runs_its_cleanup():
+    closed = threading.Event()
+
+    def source():
+        try:
+            for i in range(10**9):
+                yield i
+        finally:
+            closed.set()  # a generator's finally (an open file) runs on close
+
+    with ReadAhead(source(), depth=1) as ahead:
+        for item in ahead:
+            if item == 3:
+                break
+    assert closed.is_set() and not _threads()
+
+
+def test_depth_must_be_positive():
+    with pytest.raises(ValueError, match="depth"):
+        ReadAhead([], depth=0)
+
+
+# --------------------------------------------------------------------------- WriteBehind
+def test_write_behind_runs_one_write_at_a_time_and_reraises_its_error():
+    running, peak, done = [0], [0], []
+    lock = threading.Lock()
+
+    def write(i: int) -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        if i == 3:
+            raise OSError("disk full")
+        done.append(i)
+
+    writer = WriteBehind()
+    for i in range(3):
+        writer.submit(write, i)
+    writer.submit(write, 3)
+    with pytest.raises(OSError, match="disk full"):
+        writer.submit(write, 4)  # waits for write 3 first, and reports it
+    writer.join()
+    assert done == [0, 1, 2] and peak[0] == 1
+    assert not _threads()
+
+
+def test_join_waits_for_the_last_write():
+    done = []
+    writer = WriteBehind()
+    writer.submit(lambda: (time.sleep(0.1), done.append(1)))
+    writer.join()
+    assert done == [1] and not _threads()
+
+
+# --------------------------------------------------------------------------- process_task
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("waveform", [True, False])
+def test_a_task_stores_the_same_bytes_with_and_without_overlap(processed, tmp_path, waveform):
+    """Every task of a plan (real, synthetic and clipped recordings; 16-, 24-bit and float;
+    shards of 2 clips, so a task writes several shards behind its features), run once
+    sequentially and once overlapped into two stores: every stored object is byte-identical."""
+    ws, _ = processed
+    workflow = Workflow.from_dict({**WORKFLOW, "store": {"clips_per_chunk": 2, "clips_per_shard": 2,
+                                                         "waveform": waveform}})
+    stores = {}
+    for overlap in (False, True):
+        store = tmp_path / f"overlap-{overlap}.zarr"
+        with ws.catalogue.read() as session:
+            plan = plan_run(session, workflow, ws.paths.archive, str(store))
+        create_store(store, plan.layout, plan.coords, {})
+        results = [process_task(task, overlap=overlap) for task in plan.tasks]
+        assert sum(r.clips_computed for r in results) == plan.layout.n_clips
+        stores[overlap] = (_snapshot(store), [(r.items, r.audio_seconds, r.nonfinite_clips) for r in results])
+    assert any(t.region_stop - t.region_start > 2 for t in plan.tasks)  # several shards per task
+    assert stores[True][1] == stores[False][1]
+    assert stores[True][0].keys() == stores[False][0].keys()
+    for key, data in stores[False][0].items():
+        assert stores[True][0][key] == data, key
+    assert not _threads()
+
+
+def test_an_unreadable_recording_fails_its_task_with_its_name_and_no_thread_left(processed, tmp_path):
+    ws, _ = processed
+    workflow = Workflow.from_dict(WORKFLOW)
+    store = tmp_path / "broken.zarr"
+    with ws.catalogue.read() as session:
+        plan = plan_run(session, workflow, ws.paths.archive, str(store))
+    create_store(store, plan.layout, plan.coords, {})
+    task = plan.tasks[0]
+    item = task.items[-1]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"\0" * 4096)
+    task = type(task)(**{**task.__dict__, "items": (*task.items[:-1], type(item)(**{**item.__dict__,
+                                                                                     "path": str(broken)}))})
+    with pytest.raises(ProcessingError, match=f"recording {item.recording_id} .*broken.wav"):
+        process_task(task, overlap=True)
+    assert not _threads()
