@@ -251,7 +251,7 @@ def process_task(spec: TaskSpec, *, overlap: bool = False) -> TaskResult:
 
 
 #: Clip batches (each one read block's clips) the audio thread may hold ahead of the features.
-READ_AHEAD_BATCHES = 2
+READ_AHEAD_BATCHES = 1
 
 
 def _task_batches(spec: TaskSpec) -> Iterator[tuple[ItemSpec, ClipBatch | None]]:
