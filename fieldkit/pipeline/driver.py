@@ -550,13 +550,20 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
     if not pending or (stop is not None and stop.requested):
         return results, failures
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
-    with connect() as client:
+    with contextlib.ExitStack() as stack, connect() as client:
         report.dashboard = client.dashboard_link
         report.scheduler = client.scheduler.address if report.execution != "inprocess" else None
         # In process, the task overlaps its audio reads and shard writes with its features on
         # threads (pipeline/overlap.py): no other worker uses the second core there.
         in_process = isinstance(client, InProcessClient)
-        task_fn = functools.partial(process_task, overlap=True) if in_process and overlap else process_task
+        task_fn = process_task
+        if in_process and overlap:  # one audio thread for the whole run, across task boundaries
+            from fieldkit.pipeline.overlap import KeyedStream
+            from fieldkit.pipeline.tasks import READ_AHEAD_BATCHES, run_batches
+
+            stream = stack.enter_context(KeyedStream(run_batches(pending), [t.region_start for t in pending],
+                                                     READ_AHEAD_BATCHES))
+            task_fn = functools.partial(process_task, overlap=True, stream=stream)
         futures = {client.submit(task_fn, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}
         for batch in _finished_batches(client, futures, stop):

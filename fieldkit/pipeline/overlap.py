@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-__all__ = ["ReadAhead", "WriteBehind"]
+__all__ = ["KeyedStream", "ReadAhead", "WriteBehind"]
 
 T = TypeVar("T")
 
@@ -141,3 +141,63 @@ class WriteBehind:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
+
+
+class KeyedStream:
+    """One read-ahead stream of ``(key, value)`` pairs for a run's tasks, in the order they run.
+
+    The in-process path runs its tasks one after the other, so one :class:`ReadAhead` over all
+    of them keeps the audio thread busy across task boundaries. :meth:`take` gives the values of
+    one key (a task) as they arrive, dropping those of earlier keys (a task that failed half
+    way); a key the stream has already passed (a retried task) gives None, and the caller then
+    computes its values itself.
+
+    Parameters
+    ----------
+    source : iterable of (key, value)
+        Every key's values, keys in ``order``, each key's values consecutive.
+    order : sequence
+        The keys, in the order of ``source``.
+    depth : int
+        Values held ahead of the consumer.
+    """
+
+    def __init__(self, source: Iterable[tuple[object, T]], order, depth: int = 1) -> None:
+        self._rank = {key: i for i, key in enumerate(order)}
+        self._ahead = ReadAhead(source, depth=depth, name="fieldkit-read-ahead")
+        self._stream = iter(self._ahead)
+        self._next: tuple[object, T] | None = None
+        self._passed = -1  # rank of the last key whose values were taken or dropped
+
+    def take(self, key) -> Iterator[T] | None:
+        """The values of ``key`` as they come, or None if the stream is past it."""
+        rank = self._rank.get(key)
+        if rank is None or rank <= self._passed:
+            return None
+        self._passed = rank
+        return self._values(rank)
+
+    def _values(self, rank: int) -> Iterator[T]:
+        while True:
+            if self._next is None:
+                self._next = next(self._stream, None)
+                if self._next is None:
+                    return
+            key, value = self._next
+            if self._rank[key] < rank:  # what a failed task left: dropped
+                self._next = None
+                continue
+            if self._rank[key] > rank:  # the next task's: kept for it
+                return
+            self._next = None
+            yield value
+
+    def close(self) -> None:
+        """Stop the audio thread."""
+        self._ahead.close()
+
+    def __enter__(self) -> KeyedStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -24,7 +24,7 @@ from fieldkit.errors import ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.io.audio.stream import read_blocks, sample_format
 from fieldkit.pipeline.extract import NONFINITE, ClipBatch, RowExtractor, clipped_fraction
-from fieldkit.pipeline.overlap import ReadAhead, WriteBehind
+from fieldkit.pipeline.overlap import KeyedStream, ReadAhead, WriteBehind
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskResult, TaskSpec
 from fieldkit.store.regions import open_sink, padding_arrays
 from fieldkit.store.sinks import ShardSink
@@ -201,7 +201,7 @@ def warm_up() -> None:
     what it needs: not the driver, xarray or the catalogue)."""
 
 
-def process_task(spec: TaskSpec, *, overlap: bool = False) -> TaskResult:
+def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream | None = None) -> TaskResult:
     """Process one task's items and write its region; idempotent and resumable shard by shard.
 
     Parameters
@@ -212,6 +212,10 @@ def process_task(spec: TaskSpec, *, overlap: bool = False) -> TaskResult:
         Read and resample the audio on one thread ahead of the feature extraction, and write
         each full shard on another behind it (:mod:`.overlap`): for the in-process path, where
         no other worker uses the second core. The stored values are the same either way.
+    stream : KeyedStream, optional
+        The run's audio thread (in process): this task's batches, keyed by ``region_start``,
+        prepared while the previous task computed its features. A task it has already passed
+        (a retry) reads its audio itself.
 
     Returns
     -------
@@ -226,8 +230,13 @@ def process_task(spec: TaskSpec, *, overlap: bool = False) -> TaskResult:
     buffer = ShardBuffer(sink, slice(spec.region_start, spec.region_stop), spec.clips_per_shard,
                          extractor.extract, extractor.batch_clips, writer)
     result = TaskResult(spec.region_start, spec.region_stop)
-    batches = _task_batches(spec)
-    source = ReadAhead(batches, depth=READ_AHEAD_BATCHES) if overlap else contextlib.nullcontext(batches)
+    ahead = None if stream is None else stream.take(spec.region_start)
+    if ahead is not None:  # the run's audio thread prepared this task's batches
+        source = contextlib.nullcontext(_raised(ahead))
+    elif overlap:
+        source = ReadAhead(_task_batches(spec), depth=READ_AHEAD_BATCHES)
+    else:
+        source = contextlib.nullcontext(_task_batches(spec))
     try:
         with source as stream:
             for item, batch in stream:
@@ -265,6 +274,25 @@ def _task_batches(spec: TaskSpec) -> Iterator[tuple[ItemSpec, ClipBatch | None]]
         except Exception as exc:  # noqa: BLE001 - the driver must learn which recording and step
             raise _failed(item, exc) from exc
         yield item, None
+
+
+def run_batches(tasks) -> Iterator[tuple[int, tuple[ItemSpec, ClipBatch | None] | Exception]]:
+    """Every task's ``(item, batch)`` pairs as :func:`_task_batches` gives them, keyed by the
+    task's ``region_start``, for a :class:`KeyedStream` over the run; a task whose audio fails
+    gives its error (raised by the task) and the next task starts."""
+    for task in tasks:
+        try:
+            for pair in _task_batches(task):
+                yield task.region_start, pair
+        except Exception as exc:  # noqa: BLE001 - raised in the task that owns it
+            yield task.region_start, exc
+
+
+def _raised(values: Iterator) -> Iterator:
+    for value in values:
+        if isinstance(value, Exception):
+            raise value
+        yield value
 
 
 def _failed(item: ItemSpec, exc: Exception) -> ProcessingError:

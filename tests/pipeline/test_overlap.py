@@ -12,9 +12,9 @@ import pytest
 
 from fieldkit.config.workflow import Workflow
 from fieldkit.errors import ProcessingError
-from fieldkit.pipeline.overlap import ReadAhead, WriteBehind
+from fieldkit.pipeline.overlap import KeyedStream, ReadAhead, WriteBehind
 from fieldkit.pipeline.plan import plan_run
-from fieldkit.pipeline.tasks import process_task
+from fieldkit.pipeline.tasks import process_task, run_batches
 from fieldkit.store.zarr_store import create_store
 from tests.pipeline.conftest import WORKFLOW
 
@@ -83,6 +83,27 @@ def test_closing_early_stops_the_producer_and_runs_its_cleanup():
 def test_depth_must_be_positive():
     with pytest.raises(ValueError, match="depth"):
         ReadAhead([], depth=0)
+
+
+# --------------------------------------------------------------------------- KeyedStream
+def test_a_keyed_stream_gives_each_key_its_values_across_keys():
+    source = [(k, f"{k}{i}") for k in "abc" for i in range(3)]
+    with KeyedStream(source, "abc") as stream:
+        assert list(stream.take("a")) == ["a0", "a1", "a2"]
+        b = stream.take("b")
+        assert next(b) == "b0"  # the task of b fails here: the rest of b is dropped for c
+        assert list(stream.take("c")) == ["c0", "c1", "c2"]
+        assert stream.take("b") is None and stream.take("a") is None  # passed: a retry reads itself
+        assert stream.take("z") is None  # not in the run
+    assert not _threads()
+
+
+def test_a_key_skipped_entirely_is_dropped():
+    source = [(k, i) for k in "abc" for i in range(2)]
+    with KeyedStream(source, "abc", depth=1) as stream:
+        assert list(stream.take("c")) == [0, 1]
+        assert stream.take("a") is None
+    assert not _threads()
 
 
 # --------------------------------------------------------------------------- WriteBehind
@@ -165,4 +186,39 @@ def test_an_unreadable_recording_fails_its_task_with_its_name_and_no_thread_left
                                                                                      "path": str(broken)}))})
     with pytest.raises(ProcessingError, match=f"recording {item.recording_id} .*broken.wav"):
         process_task(task, overlap=True)
+    assert not _threads()
+
+
+def test_the_runs_audio_stream_stores_the_same_bytes_and_keeps_a_failure_in_its_task(processed, tmp_path):
+    """The driver's in-process path: one audio thread for every task of the run. A recording
+    that cannot be read fails its own task (its error named), the tasks after it store what the
+    sequential path stores, and the failed task run again reads its audio itself."""
+    ws, _ = processed
+    workflow = Workflow.from_dict({**WORKFLOW, "store": {"clips_per_chunk": 2, "clips_per_shard": 2}})
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"\0" * 4096)
+    snapshots = {}
+    for mode in ("sequential", "stream"):
+        store = tmp_path / f"{mode}.zarr"
+        with ws.catalogue.read() as session:
+            plan = plan_run(session, workflow, ws.paths.archive, str(store))
+        create_store(store, plan.layout, plan.coords, {})
+        tasks = list(plan.tasks)
+        assert len(tasks) >= 3
+        first = tasks[0]
+        bad = type(first.items[0])(**{**first.items[0].__dict__, "path": str(broken)})
+        tasks[0] = type(first)(**{**first.__dict__, "items": (bad, *first.items[1:])})
+        if mode == "sequential":
+            for task in tasks[1:]:
+                process_task(task)
+        else:
+            with KeyedStream(run_batches(tasks), [t.region_start for t in tasks]) as stream:
+                with pytest.raises(ProcessingError, match=f"recording {bad.recording_id} .*broken.wav"):
+                    process_task(tasks[0], overlap=True, stream=stream)
+                for task in tasks[1:]:
+                    process_task(task, overlap=True, stream=stream)
+                with pytest.raises(ProcessingError, match="broken.wav"):  # a retry: read by the task
+                    process_task(tasks[0], overlap=True, stream=stream)
+        snapshots[mode] = _snapshot(store)
+    assert snapshots["stream"] == snapshots["sequential"]
     assert not _threads()
