@@ -432,6 +432,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     # A new run has every task pending: choose its path now and start Dask behind the store's creation.
     path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
     early = _BackgroundClient(scheduler, workers, settings) if path and path.kind != "inprocess" else None
+    # In process, the run's audio thread starts now: it reads while the store and rows are written.
+    audio = _audio_stream(plan.tasks) if path and path.kind == "inprocess" and settings.overlap else None
     run_id = None
     try:
         run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
@@ -451,7 +453,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             run_rows.update_run(s, run_id, state="running", message=None)
             run_rows.replace_exclusions(s, run_id, [{"recording_id": e.recording_id, "reason": e.reason,
                                                      "message": e.message} for e in plan.excluded])
-        results, failures = _execute(pending, connect, progress, report, stop, settings.overlap)
+        results, failures = _execute(pending, connect, progress, report, stop, settings.overlap, audio)
         if stop.requested:
             if early is not None:
                 early.close()  # the workers are gone before the store is counted
@@ -472,6 +474,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             _abandon(ws, run_id, "failed", exc.message)
         raise
     finally:
+        if audio is not None:
+            audio.close()
         if early is not None:
             early.close()
         stop.restore()
@@ -539,10 +543,19 @@ def _finished_batches(client, futures, stop: StopSignals | None):
         yield batch
 
 
+def _audio_stream(tasks):
+    """One audio thread for the in-process tasks, in their order (pipeline/overlap.py)."""
+    from fieldkit.pipeline.overlap import KeyedStream
+    from fieldkit.pipeline.tasks import READ_AHEAD_BATCHES, run_batches
+
+    return KeyedStream(run_batches(tasks), [t.region_start for t in tasks], READ_AHEAD_BATCHES)
+
+
 def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None,
-             overlap: bool = False):
+             overlap: bool = False, audio=None):
     """Run ``pending`` on the chosen client; a stop signal cancels what has not finished and returns early.
-    ``overlap``: in process, each task reads ahead and writes behind on threads (dask.overlap)."""
+    ``overlap``: in process, tasks read ahead and write behind on threads (dask.overlap), from
+    ``audio`` when the run started its audio thread already (a new run), else from one started here."""
     from fieldkit.pipeline.tasks import process_task
 
     results: list[TaskResult] = []
@@ -558,11 +571,7 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
         in_process = isinstance(client, InProcessClient)
         task_fn = process_task
         if in_process and overlap:  # one audio thread for the whole run, across task boundaries
-            from fieldkit.pipeline.overlap import KeyedStream
-            from fieldkit.pipeline.tasks import READ_AHEAD_BATCHES, run_batches
-
-            stream = stack.enter_context(KeyedStream(run_batches(pending), [t.region_start for t in pending],
-                                                     READ_AHEAD_BATCHES))
+            stream = audio or stack.enter_context(_audio_stream(pending))
             task_fn = functools.partial(process_task, overlap=True, stream=stream)
         futures = {client.submit(task_fn, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}

@@ -6,9 +6,12 @@ Much of that work runs in native code that releases the GIL (libsndfile's decodi
 reductions and casts, the FFT, BLAS, blosc's compression, file writes), so two threads can
 share it on a second core:
 
-- :class:`ReadAhead` runs the audio side of a task (read, clipping count, float conversion,
-  resampling, clip cutting) on a thread, at most ``depth`` clip batches ahead of the feature
-  extraction; a batch is one read block's clips, so memory stays bounded whatever the file length.
+- :class:`ReadAhead` runs the audio side (read, clipping count, float conversion, resampling,
+  clip cutting) on a thread, at most ``depth`` clip batches ahead of the feature extraction; a
+  batch is one read block's clips, so memory stays bounded whatever the file length.
+  :class:`KeyedStream` is one such thread for a whole run, handing each task its own batches,
+  so that the audio of the next task is read while the last recording of this one is computed
+  (a thread per task measured no gain: each task began and ended with one thread idle).
 - :class:`WriteBehind` encodes and writes a full shard on a thread while the next one is being
   computed, at most one shard behind; :meth:`WriteBehind.join` (end of the task) waits for it
   and re-raises its error, so a task reports success only once its shards are stored, and a
