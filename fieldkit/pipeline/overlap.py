@@ -118,32 +118,58 @@ class ReadAhead(Generic[T]):
 class WriteBehind:
     """Run writes on one background thread, at most one behind the caller.
 
-    :meth:`submit` first waits for the previous write (re-raising its error), so one write runs
-    while the caller computes the next, and at most two shards of stored values exist at a time.
-    :meth:`join` waits for the last one.
+    :meth:`submit` first waits for the previous write, so one write runs while the caller
+    computes the next, and at most two shards of stored values exist at a time. :meth:`join`
+    waits for the last one.
+
+    A task's own writer (``keep_errors=False``) re-raises a write's error in the task. The run's
+    writer on the in-process path (``keep_errors=True``) outlives each task, so that a task's
+    last shard is written while the next task computes; a failed write is then kept under the
+    ``owner`` given to :meth:`submit` (its task) in :attr:`failures`, for the driver to account,
+    and :meth:`wait_for` tells the driver when an owner's writes are all done.
     """
 
-    def __init__(self, name: str = "fieldkit-write-behind") -> None:
+    def __init__(self, name: str = "fieldkit-write-behind", *, keep_errors: bool = False) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._pending: Future | None = None
+        self._pending: tuple[Future, object] | None = None
+        self._keep_errors = keep_errors
+        self.failures: dict[object, BaseException] = {}
 
-    def submit(self, write: Callable[..., None], *args) -> None:
+    def submit(self, write: Callable[..., None], *args, owner: object = None) -> None:
         """Wait for the previous write, then start ``write(*args)`` on the thread."""
         self.wait()
-        self._pending = self._pool.submit(write, *args)
+        self._pending = (self._pool.submit(write, *args), owner)
 
     def wait(self) -> None:
-        """Wait for the write in flight, if any; re-raise its error."""
+        """Wait for the write in flight, if any; re-raise (or keep) its error."""
         pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        if pending is None:
+            return
+        future, owner = pending
+        error = future.exception()
+        if error is None:
+            return
+        if not self._keep_errors:
+            raise error
+        self.failures.setdefault(owner, error)
+
+    def wait_for(self, owner: object) -> None:
+        """Wait until no write of ``owner`` is in flight (writes run in submission order)."""
+        if self._pending is not None and self._pending[1] == owner:
+            self.wait()
 
     def join(self) -> None:
-        """Wait for the last write (re-raising its error) and end the thread."""
+        """Wait for the last write (re-raising or keeping its error) and end the thread."""
         try:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.join()
 
 
 class KeyedStream:

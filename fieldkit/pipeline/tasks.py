@@ -188,7 +188,7 @@ class ShardBuffer:
             if self.writer is None:
                 self._write(shard.region, rows)
             else:
-                self.writer.submit(self._write, shard.region, rows)
+                self.writer.submit(self._write, shard.region, rows, owner=self.start)
             self.clips_computed += n
         self.shard = None
 
@@ -201,7 +201,8 @@ def warm_up() -> None:
     what it needs: not the driver, xarray or the catalogue)."""
 
 
-def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream | None = None) -> TaskResult:
+def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream | None = None,
+                 writer: WriteBehind | None = None) -> TaskResult:
     """Process one task's items and write its region; idempotent and resumable shard by shard.
 
     Parameters
@@ -216,6 +217,12 @@ def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream |
         The run's audio thread (in process): this task's batches, keyed by ``region_start``,
         prepared while the previous task computed its features. A task it has already passed
         (a retry) reads its audio itself.
+    writer : WriteBehind, optional
+        The run's shard writer (in process, ``keep_errors``): the task returns while its last
+        shard may still be being written, and a failed write is kept in ``writer.failures``
+        under the task's ``region_start``; the driver counts the task once it is written
+        (``writer.wait_for``). Without it, ``overlap`` gives the task a writer of its own,
+        joined (a write's error raised) before it returns.
 
     Returns
     -------
@@ -226,7 +233,8 @@ def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream |
     sink = open_sink(spec.store)
     variables = sink.layout.variables()
     extractor = RowExtractor.for_store(spec.dsp, (v.name for v in variables), {v.name: v.dtype for v in variables})
-    writer = WriteBehind() if overlap else None
+    own_writer = WriteBehind() if overlap and writer is None else None
+    writer = writer or own_writer
     buffer = ShardBuffer(sink, slice(spec.region_start, spec.region_stop), spec.clips_per_shard,
                          extractor.extract, extractor.batch_clips, writer)
     result = TaskResult(spec.region_start, spec.region_stop)
@@ -251,8 +259,8 @@ def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream |
                         raise _failed(item, exc) from exc
         buffer.finish()
     finally:
-        if writer is not None:
-            writer.join()  # the task ends with its shards stored (or raises a write's error)
+        if own_writer is not None:
+            own_writer.join()  # the task ends with its shards stored (or raises a write's error)
     result.clips_computed, result.clips_skipped = buffer.clips_computed, buffer.clips_skipped
     result.nonfinite_clips, result.nonfinite_values = buffer.nonfinite_clips, buffer.nonfinite_values
     result.seconds = time.perf_counter() - started

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fieldkit.config.workflow import Workflow
@@ -221,4 +222,72 @@ def test_the_runs_audio_stream_stores_the_same_bytes_and_keeps_a_failure_in_its_
                     process_task(tasks[0], overlap=True, stream=stream)
         snapshots[mode] = _snapshot(store)
     assert snapshots["stream"] == snapshots["sequential"]
+    assert not _threads()
+
+
+def test_the_runs_writer_keeps_errors_by_owner_and_says_when_an_owner_is_written():
+    done = []
+
+    def write(i: int) -> None:
+        time.sleep(0.02)
+        if i == 1:
+            raise OSError("disk full")
+        done.append(i)
+
+    with WriteBehind(keep_errors=True) as writer:
+        writer.submit(write, 0, owner="a")
+        writer.submit(write, 1, owner="b")  # fails: kept for b, not raised in the next submit
+        writer.submit(write, 2, owner="c")
+        writer.wait_for("b")  # nothing of b in flight: returns at once
+        writer.wait_for("c")
+        assert done == [0, 2]
+    assert list(writer.failures) == ["b"] and isinstance(writer.failures["b"], OSError)
+    assert not _threads()
+
+
+def test_a_shard_that_fails_behind_its_task_fails_that_task_and_resume_finishes_it(tmp_path, monkeypatch):
+    """In process, the run's writer stores a task's shards behind it (its last one while the
+    next task computes). A write that fails there is kept for the task that owns it: that task
+    is a failure (named, with the error), the run is failed, a resume computes exactly the shard
+    that was never stored, and the store then equals a one-thread run's."""
+    import datetime as dt
+
+    from fieldkit.ingest.service import IngestRequest, ingest_card
+    from fieldkit.pipeline import tasks as task_module
+    from fieldkit.pipeline.driver import run_workflow
+    from fieldkit.store.zarr_store import open_store
+    from fieldkit.testing.cards import audiomoth_card
+    from fieldkit.workspace import init_workspace, open_workspace
+
+    audiomoth_card(tmp_path / "card", start=dt.datetime(2024, 5, 3, 22, 0), count=4, seconds=5.0,
+                   sample_rate_hz=48_000, utc_offset_minutes=120, era="1.6.0")
+    init_workspace(tmp_path / "ws")
+    ws = open_workspace(tmp_path / "ws")
+    ingest_card(ws, IngestRequest(tmp_path / "card", "Wood", "N3", timezone="+02:00"))
+    workflow = Workflow.from_dict({**WORKFLOW, "store": {"clips_per_chunk": 4, "clips_per_shard": 4}})
+    real_write = task_module.ShardBuffer._write
+
+    def failing(self, region, rows):
+        if region.start == 4:
+            raise OSError("no space left on device")
+        real_write(self, region, rows)
+
+    monkeypatch.setattr(task_module.ShardBuffer, "_write", failing)
+    failed = run_workflow(ws, workflow, workflow_source="test", cluster="inprocess")
+    assert failed.execution == "inprocess" and failed.state == "failed"
+    [failure] = failed.failures
+    assert failure["clips"][0] <= 4 < failure["clips"][1] and "no space left on device" in failure["message"]
+    assert "writing clips" in failure["message"]
+    monkeypatch.setattr(task_module.ShardBuffer, "_write", real_write)
+    resumed = run_workflow(ws, workflow, workflow_source="test", cluster="inprocess", resume=failed.run_id)
+    assert resumed.state == "complete"
+    assert resumed.clips_computed == 4  # the shard that was never stored, nothing else
+    serial_ws = open_workspace(tmp_path / "ws", flags={"dask": {"overlap": False}})
+    reference = run_workflow(serial_ws, workflow, workflow_source="test", cluster="inprocess", new_run=True)
+    a, b = open_store(ws.root / resumed.store).load(), open_store(ws.root / reference.store).load()
+    try:
+        for name in [*a.data_vars, *a.coords]:
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    finally:
+        a.close(), b.close()
     assert not _threads()
