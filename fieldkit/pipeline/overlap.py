@@ -3,8 +3,8 @@
 With one worker in the driver's process (:mod:`.execution`), a task reads and resamples a
 recording, extracts features, then encodes and writes a shard, one after the other, on one core.
 Much of that work runs in native code that releases the GIL (libsndfile's decoding, numpy's
-reductions and casts, the FFT, BLAS, blosc's compression, file writes), so two threads can
-share it on a second core:
+reductions and casts, soxr's resampling, the FFT, BLAS, blosc's compression, file writes), so
+threads can share it on a second core:
 
 - :class:`ReadAhead` runs the audio side (read, clipping count, float conversion, resampling,
   clip cutting) on a thread, at most ``depth`` clip batches ahead of the feature extraction; a
@@ -13,9 +13,10 @@ share it on a second core:
   so that the audio of the next task is read while the last recording of this one is computed
   (a thread per task measured no gain: each task began and ended with one thread idle).
 - :class:`WriteBehind` encodes and writes a full shard on a thread while the next one is being
-  computed, at most one shard behind; :meth:`WriteBehind.join` (end of the task) waits for it
-  and re-raises its error, so a task reports success only once its shards are stored, and a
-  shard's ``done`` flags are still set after its variables (resume is unchanged).
+  computed, at most one shard behind. On the in-process path one writer serves the whole run,
+  so a task's last shard is written while the next task computes; the driver counts a task only
+  once its shards are written (:meth:`WriteBehind.wait_for`) and fails the task a failed write
+  belongs to. A shard's ``done`` flags are still set after its variables (resume is unchanged).
 
 The stored values are those of the sequential path (the same functions on the same inputs, in
 the same order per stream); the CPU seconds are about the same, the wall time shorter
