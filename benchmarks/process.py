@@ -51,7 +51,8 @@ What one invocation does (default mode):
      ``-w2``: ``--workers 1|2`` under the default ``--cluster auto``; ``-local``: a LocalCluster
      forced), the shipped ``birds-16k.yaml`` as it is (``cli-birds16k``; ``-inprocess`` /
      ``-local`` force a path) and without its waveform store (``-nowave``), then without zstd too
-     (``-nowave-zstd0``): what each costs. The ``fieldkit-w1``/``-w2`` rows keep measuring
+     (``-nowave-zstd0``): what each costs; ``cli-anchor-w1-serial`` and ``cli-birds16k-serial``
+     run with ``dask.overlap`` off (one thread: no audio read ahead, no shard written behind). The ``fieldkit-w1``/``-w2`` rows keep measuring
      ``run_workflow`` on its own LocalCluster (``cluster="local"``).
 
 5. prints a table (wall s, x real time, ratio to the floor's and to librosa-naive's
@@ -132,7 +133,14 @@ CLI_METHODS = {
     "cli-birds16k-local": ("birds16k", ["--cluster", "local"]),
     "cli-birds16k-nowave": ("birds16k-nowave", []),
     "cli-birds16k-nowave-zstd0": ("birds16k-nowave-zstd0", []),
+    "cli-anchor-w1-serial": ("anchor", ["--workers", "1"]),
+    "cli-birds16k-serial": ("birds16k", []),
 }
+#: Environment of a whole-command row: the ``-serial`` rows run in process on one thread
+#: (``dask.overlap`` off: no audio read ahead, no shard written behind), for what the overlap gains
+#: in wall time and costs in CPU.
+CLI_ENV = {"cli-anchor-w1-serial": {"FIELDKIT_DASK__OVERLAP": "false"},
+           "cli-birds16k-serial": {"FIELDKIT_DASK__OVERLAP": "false"}}
 
 
 def _default_shared_bench() -> Path:
@@ -435,7 +443,8 @@ def run_cli(method: str, ws_root: Path, workflow: Path, expect_audio_s: float) -
            "--new-run", "--json", *CLI_METHODS[method][1]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env={**os.environ, **CLI_ENV.get(method, {})})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:

@@ -40,6 +40,7 @@ from fieldkit.pipeline.execution import (
     choose_path,
     inprocess_client,
 )
+from fieldkit.pipeline.overlap import WriteBehind
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.pipeline.stopping import StopSignals
@@ -504,6 +505,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
     early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop)
              if path and path.kind != "inprocess" else None)
+    # In process, the run's audio thread starts now: it reads while the store and rows are written.
+    audio = _audio_stream(plan.tasks) if path and path.kind == "inprocess" and settings.overlap else None
     run_id = None
     try:
         run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
@@ -524,7 +527,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             run_rows.replace_exclusions(s, run_id, [{"recording_id": e.recording_id, "reason": e.reason,
                                                      "message": e.message} for e in plan.excluded])),
             what="run start")
-        results, failures = _execute(pending, connect, progress, report, stop)
+        results, failures = _execute(pending, connect, progress, report, stop, settings.overlap, audio)
         if stop.requested:
             if early is not None:
                 early.close()  # the workers are gone before the store is counted
@@ -545,6 +548,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             _abandon(ws, run_id, "failed", exc.message)
         raise
     finally:
+        if audio is not None:
+            audio.close()
         if early is not None:
             early.close()
         stop.restore()
@@ -614,8 +619,19 @@ def _finished_batches(client, futures, stop: StopSignals | None):
         yield batch
 
 
-def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None):
-    """Run ``pending`` on the chosen client; a stop signal cancels what has not finished and returns early."""
+def _audio_stream(tasks):
+    """One audio thread for the in-process tasks, in their order (pipeline/overlap.py)."""
+    from fieldkit.pipeline.overlap import KeyedStream
+    from fieldkit.pipeline.tasks import READ_AHEAD_BATCHES, run_batches
+
+    return KeyedStream(run_batches(tasks), [t.region_start for t in tasks], READ_AHEAD_BATCHES)
+
+
+def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None,
+             overlap: bool = False, audio=None):
+    """Run ``pending`` on the chosen client; a stop signal cancels what has not finished and returns early.
+    ``overlap``: in process, tasks read ahead and write behind on threads (dask.overlap), from
+    ``audio`` when the run started its audio thread already (a new run), else from one started here."""
     from fieldkit.pipeline.tasks import process_task
 
     results: list[TaskResult] = []
@@ -623,24 +639,63 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
     if not pending or (stop is not None and stop.requested):
         return results, failures
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
-    with connect() as client:
+    writer = None
+    held: tuple | None = None  # in process: the last task run, counted once its shards are written
+
+    def count(task: TaskSpec, future) -> None:
+        try:
+            results.append(future.result())
+            report.clips_computed += results[-1].clips_computed
+        except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
+            failures.append((task, _failure_message(task, exc, report.execution)))
+        crashpoint("after_task")
+        progress.advance(f"clips {task.region_start}-{task.region_stop}", task.region_stop - task.region_start)
+
+    with contextlib.ExitStack() as stack, connect() as client:
         report.dashboard = client.dashboard_link
         report.scheduler = client.scheduler.address if report.execution != "inprocess" else None
-        futures = {client.submit(process_task, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
+        # In process, the tasks overlap their audio reads and shard writes with their features on
+        # threads (pipeline/overlap.py): no other worker uses the second core there.
+        in_process = isinstance(client, InProcessClient)
+        task_fn = process_task
+        if in_process and overlap:  # one audio thread and one writer for the whole run
+            stream = audio or stack.enter_context(_audio_stream(pending))
+            writer = stack.enter_context(WriteBehind(keep_errors=True))
+            task_fn = functools.partial(process_task, overlap=True, stream=stream, writer=writer)
+        futures = {client.submit(task_fn, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}
         for batch in _finished_batches(client, futures, stop):
             for future in batch:
-                task = futures[future]
-                try:
-                    results.append(future.result())
-                    report.clips_computed += results[-1].clips_computed
-                except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
-                    failures.append((task, _failure_message(task, exc, report.execution)))
-                crashpoint("after_task")
-                progress.advance(f"clips {task.region_start}-{task.region_stop}",
-                                 task.region_stop - task.region_start)
+                if writer is None:
+                    count(futures[future], future)
+                    continue
+                # A task is counted (and "after_task" reached) once its last shard is written,
+                # while the next task computes: a counted task is stored, as on Dask.
+                if held is not None:
+                    writer.wait_for(held[0].region_start)
+                    count(*held)
+                held = (futures[future], future)
+        if held is not None:
+            writer.wait()
+            count(*held)
     progress.finish()
+    if writer is not None and writer.failures:  # a shard written after its task returned failed
+        _late_write_failures(writer.failures, pending, results, failures)
     return results, failures
+
+
+def _late_write_failures(errors: dict, pending: list[TaskSpec], results: list[TaskResult], failures: list) -> None:
+    """Move the tasks whose shards failed to be written behind them from ``results`` to
+    ``failures`` (their ``done`` flags were never set: a resume computes them again)."""
+    failed = {task.region_start for task, _ in failures}
+    for task in pending:
+        error = errors.get(task.region_start)
+        if error is None or task.region_start in failed:
+            continue
+        results[:] = [r for r in results if r.region_start != task.region_start]
+        failures.append((task, _failure_message(task, ProcessingError(
+            f"writing clips {task.region_start}-{task.region_stop} failed: {type(error).__name__}: {error}",
+            hint="Free space or fix the store's folder, then run again with --resume."))))
 
 
 #: How often the driver looks for finished tasks and for a stop signal (seconds).

@@ -10,6 +10,7 @@ clip cutting are sequential.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 
@@ -23,6 +24,7 @@ from fieldkit.errors import ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.io.audio.stream import read_blocks, sample_format
 from fieldkit.pipeline.extract import NONFINITE, ClipBatch, RowExtractor, clipped_fraction
+from fieldkit.pipeline.overlap import KeyedStream, ReadAhead, WriteBehind
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskResult, TaskSpec
 from fieldkit.store.regions import open_sink, padding_arrays
 from fieldkit.store.sinks import ShardSink
@@ -101,11 +103,16 @@ class ShardBuffer:
         ``extract(batch, first_clip) -> rows``, e.g. :meth:`RowExtractor.extract`.
     batch_clips : int
         Clips to extract at once (>= 1).
+    writer : WriteBehind, optional
+        Writes each full shard on a background thread while the next one is computed; the
+        caller joins it at the task's end. Without it, shards are written here.
     """
 
     def __init__(self, sink: ShardSink, region: slice, clips_per_shard: int,
-                 extract: Callable[[ClipBatch, int], dict[str, np.ndarray]], batch_clips: int) -> None:
+                 extract: Callable[[ClipBatch, int], dict[str, np.ndarray]], batch_clips: int,
+                 writer: WriteBehind | None = None) -> None:
         self.sink, self.start, self.stop = sink, region.start, region.stop
+        self.writer = writer  # shards are written on its thread (in process), else here
         self.clips_per_shard, self.extract, self.batch_clips = clips_per_shard, extract, batch_clips
         self.cursor = region.start  # first clip not yet extracted or counted
         self.waiting: list[ClipBatch] = []
@@ -177,9 +184,16 @@ class ShardBuffer:
         if shard.skip:
             self.clips_skipped += n
         else:
-            self.sink.write(shard.region, {name: joined([r[name] for r in shard.rows]) for name in shard.rows[0]})
+            rows = shard.rows
+            if self.writer is None:
+                self._write(shard.region, rows)
+            else:
+                self.writer.submit(self._write, shard.region, rows, owner=self.start)
             self.clips_computed += n
         self.shard = None
+
+    def _write(self, region: slice, rows: list[dict[str, np.ndarray]]) -> None:
+        self.sink.write(region, {name: joined([r[name] for r in rows]) for name in rows[0]})
 
 
 def warm_up() -> None:
@@ -187,36 +201,117 @@ def warm_up() -> None:
     what it needs: not the driver, xarray or the catalogue)."""
 
 
-def process_task(spec: TaskSpec) -> TaskResult:
-    """Process one task's items and write its region; idempotent and resumable shard by shard."""
+def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream | None = None,
+                 writer: WriteBehind | None = None) -> TaskResult:
+    """Process one task's items and write its region; idempotent and resumable shard by shard.
+
+    Parameters
+    ----------
+    spec : TaskSpec
+        The task.
+    overlap : bool
+        Read and resample the audio on one thread ahead of the feature extraction, and write
+        each full shard on another behind it (:mod:`.overlap`): for the in-process path, where
+        no other worker uses the second core. The stored values are the same either way.
+    stream : KeyedStream, optional
+        The run's audio thread (in process): this task's batches, keyed by ``region_start``,
+        prepared while the previous task computed its features. A task it has already passed
+        (a retry) reads its audio itself.
+    writer : WriteBehind, optional
+        The run's shard writer (in process, ``keep_errors``): the task returns while its last
+        shard may still be being written, and a failed write is kept in ``writer.failures``
+        under the task's ``region_start``; the driver counts the task once it is written
+        (``writer.wait_for``). Without it, ``overlap`` gives the task a writer of its own,
+        joined (a write's error raised) before it returns.
+
+    Returns
+    -------
+    TaskResult
+        Clips computed and skipped, flagged values, seconds and audio seconds.
+    """
     started = time.perf_counter()
     sink = open_sink(spec.store)
     variables = sink.layout.variables()
     extractor = RowExtractor.for_store(spec.dsp, (v.name for v in variables), {v.name: v.dtype for v in variables})
+    own_writer = WriteBehind() if overlap and writer is None else None
+    writer = writer or own_writer
     buffer = ShardBuffer(sink, slice(spec.region_start, spec.region_stop), spec.clips_per_shard,
-                         extractor.extract, extractor.batch_clips)
+                         extractor.extract, extractor.batch_clips, writer)
     result = TaskResult(spec.region_start, spec.region_stop)
-    for item in spec.items:
-        crashpoint(f"task_recording_{item.recording_id}")  # E4's test kills the worker here
-        try:
-            _process_item(item, spec.dsp, buffer, result)
-        except Exception as exc:  # noqa: BLE001 - the driver must learn which recording and step
-            raise ProcessingError(f"processing recording {item.recording_id} ({item.path}) failed: "
-                                  f"{type(exc).__name__}: {exc}",
-                                  hint="Fix or quarantine the file, then run again with --resume.") from exc
-    buffer.finish()
+    ahead = None if stream is None else stream.take(spec.region_start)
+    if ahead is not None:  # the run's audio thread prepared this task's batches
+        source = contextlib.nullcontext(_raised(ahead))
+    elif overlap:
+        source = ReadAhead(_task_batches(spec), depth=READ_AHEAD_BATCHES)
+    else:
+        source = contextlib.nullcontext(_task_batches(spec))
+    try:
+        with source as stream:
+            for item, batch in stream:
+                if batch is None:  # the item's last clips are in the buffer
+                    result.items.append({"recording_id": item.recording_id, "channel": item.channel,
+                                         "clip_start": item.clip_start, "clips": item.n_clips})
+                    result.audio_seconds += item.frames_present / item.sample_rate_hz
+                else:
+                    try:
+                        buffer.add(batch)
+                    except Exception as exc:  # noqa: BLE001 - the driver must learn which recording and step
+                        raise _failed(item, exc) from exc
+        buffer.finish()
+    finally:
+        if own_writer is not None:
+            own_writer.join()  # the task ends with its shards stored (or raises a write's error)
     result.clips_computed, result.clips_skipped = buffer.clips_computed, buffer.clips_skipped
     result.nonfinite_clips, result.nonfinite_values = buffer.nonfinite_clips, buffer.nonfinite_values
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _process_item(item: ItemSpec, dsp: DspSpec, buffer: ShardBuffer, result: TaskResult) -> None:
+#: Clip batches (each one read block's clips) the audio thread may hold ahead of the features.
+READ_AHEAD_BATCHES = 1
+
+
+def _task_batches(spec: TaskSpec) -> Iterator[tuple[ItemSpec, ClipBatch | None]]:
+    """``(item, batch)`` for each batch of clips of each item in turn, then ``(item, None)``
+    once the item is done; a failure names the recording and the step."""
+    dsp = spec.dsp
+    for item in spec.items:
+        crashpoint(f"task_recording_{item.recording_id}")  # E4's test kills the worker here
+        try:
+            yield from ((item, batch) for batch in _item_batches(item, dsp))
+        except Exception as exc:  # noqa: BLE001 - the driver must learn which recording and step
+            raise _failed(item, exc) from exc
+        yield item, None
+
+
+def run_batches(tasks) -> Iterator[tuple[int, tuple[ItemSpec, ClipBatch | None] | Exception]]:
+    """Every task's ``(item, batch)`` pairs as :func:`_task_batches` gives them, keyed by the
+    task's ``region_start``, for a :class:`KeyedStream` over the run; a task whose audio fails
+    gives its error (raised by the task) and the next task starts."""
+    for task in tasks:
+        try:
+            for pair in _task_batches(task):
+                yield task.region_start, pair
+        except Exception as exc:  # noqa: BLE001 - raised in the task that owns it
+            yield task.region_start, exc
+
+
+def _raised(values: Iterator) -> Iterator:
+    for value in values:
+        if isinstance(value, Exception):
+            raise value
+        yield value
+
+
+def _failed(item: ItemSpec, exc: Exception) -> ProcessingError:
+    return ProcessingError(f"processing recording {item.recording_id} ({item.path}) failed: "
+                           f"{type(exc).__name__}: {exc}",
+                           hint="Fix or quarantine the file, then run again with --resume.")
+
+
+def _item_batches(item: ItemSpec, dsp: DspSpec) -> Iterator[ClipBatch]:
     ratio = item.sample_rate_hz / dsp.target_rate_hz
     channels = item.channels if item.channel < 0 else 1
     for clips, valid, clipped in item_clips(item, dsp.target_rate_hz, dsp.resample.quality, dsp.clip_len, dsp.hop,
                                             dsp.block_frames):
-        buffer.add(ClipBatch(clips, valid, clipped_fraction(clipped, valid, ratio, channels)))
-    result.items.append({"recording_id": item.recording_id, "channel": item.channel,
-                         "clip_start": item.clip_start, "clips": item.n_clips})
-    result.audio_seconds += item.frames_present / item.sample_rate_hz
+        yield ClipBatch(clips, valid, clipped_fraction(clipped, valid, ratio, channels))
