@@ -90,6 +90,20 @@ class Workspace:
         with self.catalogue.read() as session:
             yield runner(session)
 
+    def store_root(self, store_path: str) -> Root:
+        """The root of one store as the catalogue names it (``processing_run.store_path``): a
+        workspace-relative folder, or a URL opened with the ``[storage]`` options."""
+        from fieldkit.io.storage import open_root
+
+        storage = self.settings.storage
+        return open_root(store_path, self.root, options=storage.options, block_bytes=storage.block_bytes)
+
+    def open_run_store(self, store_path: str, *, read_only: bool = False) -> Any:
+        """What :mod:`fieldkit.store` opens for ``store_path``: the local folder's path, or a zarr
+        store of its URL (the store layer never sees a URL's options)."""
+        root = self.store_root(store_path)
+        return root.local_path if root.is_local else root.zarr_store("", read_only=read_only)
+
     def relative(self, path: Path) -> str:
         """``path`` relative to the workspace root (POSIX separators) when inside it."""
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +22,8 @@ import numpy as np
 from fieldkit.errors import StoreError
 from fieldkit.store.layout import SCHEMA_VERSIONS, StoreLayout
 from fieldkit.store.shards import DirectShardSink, DoneMarker, Unsupported, local_store_root
-from fieldkit.store.sinks import PROGRESS_GROUP, PathLike, ShardSink, SinkCapabilities
+from fieldkit.store.sinks import PROGRESS_GROUP, ShardSink, SinkCapabilities, store_name, zarr_target
+from fieldkit.store.sinks import StoreLike as PathLike  # a path, or a zarr store object
 
 if TYPE_CHECKING:
     import zarr
@@ -38,10 +38,10 @@ def _open_group(path: PathLike, mode: str = "r") -> zarr.Group:
     import zarr  # only for stores the direct writer does not handle: a worker skips ~0.3 s of imports
 
     try:
-        return zarr.open_group(str(path), mode=mode,  # type: ignore[arg-type]
+        return zarr.open_group(zarr_target(path), mode=mode,  # type: ignore[arg-type]
                                use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
-        raise StoreError(f"no fieldkit store at {path}; create it with create_store().") from exc
+        raise StoreError(f"no fieldkit store at {store_name(path)}; create it with create_store().") from exc
 
 
 def _layout_of(group: zarr.Group, path: PathLike) -> StoreLayout:
@@ -50,7 +50,7 @@ def _layout_of(group: zarr.Group, path: PathLike) -> StoreLayout:
 
 def _layout_from_attrs(attrs: dict, path: PathLike) -> StoreLayout:
     if attrs.get("schema_version") not in SCHEMA_VERSIONS or "layout" not in attrs:
-        raise StoreError(f"{path} is not a fieldkit store of schema version {' or '.join(SCHEMA_VERSIONS)} "
+        raise StoreError(f"{store_name(path)} is not a fieldkit store of schema version {' or '.join(SCHEMA_VERSIONS)} "
                          f"(found schema_version={attrs.get('schema_version')!r}).")
     return StoreLayout.from_dict(attrs["layout"], attrs["schema_version"])
 
@@ -105,7 +105,7 @@ def open_sink(path: PathLike) -> ShardSink:
         return DirectShardSink(path, layout)
     except (Unsupported, OSError, KeyError, ValueError) as exc:  # any doubt about the layout: zarr
         reason = str(exc) if isinstance(exc, Unsupported) else f"{type(exc).__name__}: {exc}"
-        log.info("store %s is written through zarr, not the direct shard writer: %s", os.fspath(path), reason)
+        log.info("store %s is written through zarr, not the direct shard writer: %s", store_name(path), reason)
         return ZarrShardSink(path, layout)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 import soundfile as sf
@@ -39,19 +40,23 @@ def sample_format(subtype: str | None) -> SampleFormat:
     return SampleFormat(dtype, bits)
 
 
-def _open(path: str | os.PathLike[str]) -> sf.SoundFile:
-    try:
-        return sf.SoundFile(os.fspath(path), mode="r")
+Source = str | os.PathLike[str] | IO[bytes]
+
+
+def _open(path: Source) -> sf.SoundFile:
+    try:  # a file object (a ranged-read object of a URL root) is read through libsndfile's virtual IO
+        return sf.SoundFile(path if hasattr(path, "read") else os.fspath(path), mode="r")
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFormatError(f"{path}: cannot be opened for reading ({exc}).",
                                hint="Check it with 'fieldkit catalog recordings'; it may be quarantined.") from exc
 
 
-def read_blocks(path: str | os.PathLike[str], frames_present: int, block_frames: int, *,
+def read_blocks(path: Source, frames_present: int, block_frames: int, *,
                 subtype: str | None = None, start_frame: int = 0, frames: int | None = None) -> Iterator[np.ndarray]:
     """Yield ``(channels, n)`` blocks of at most ``block_frames`` frames in the native dtype.
 
     Frames ``[start_frame, start_frame + frames)`` (default: to the end), never past ``frames_present``.
+    ``path`` may be a seekable binary file object (e.g. ``Root.open_read``), which the caller closes.
     """
     fmt = sample_format(subtype)
     with _open(path) as handle:
