@@ -99,3 +99,61 @@ def test_a_killed_driver_resumes_on_s3(tmp_path, s3_server, s3_bucket) -> None:
     assert_same_arrays(arrays_of(local, whole.store), arrays_of(remote, doc["store"]))
     local.close()
     remote.close()
+
+
+_MEASURE = """
+import json, sys
+from fieldkit.io.storage import open_root
+from fieldkit.pipeline.spec import ItemSpec
+from fieldkit.pipeline.tasks import item_clips
+
+def hwm_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+
+where, path, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
+root = None if where == "local" else open_root(where, base=".", options={"endpoint_url": sys.argv[4]})
+item = ItemSpec(1, path, "PCM_16", 96_000, 1, frames, 0, frames // 288_000, 0, root)
+clips = item_clips(item, 16_000, "HQ", 48_000, 48_000, 262_144)
+first = next(clips)  # imports done, the first ranged block and the resampler's buffers in memory
+base = hwm_mb()
+n = len(first[0]) + sum(len(c) for c, _, _ in clips)
+print(json.dumps({"base_mb": base, "peak_mb": hwm_mb(), "clips": n}))
+"""
+
+
+def _peak(*argv: str) -> dict:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *argv], capture_output=True, text=True, check=False,
+                          env=_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_reading_a_long_file_from_s3_keeps_memory_flat(tmp_path, s3_server, s3_bucket) -> None:
+    """10 min of 96 kHz 16-bit audio (115 MB) streamed from S3 through the task's reading code:
+    memory grows by the ranged-read blocks (8 MB), not by the file, and stays near a local read."""
+    import soundfile as sf
+
+    from fieldkit.io.storage import open_root
+
+    frames = 96_000 * 600
+    path = tmp_path / "long.wav"
+    rng = np.random.default_rng(3)
+    with sf.SoundFile(path, "w", 96_000, 1, "PCM_16") as out:
+        for _ in range(60):
+            out.write(rng.integers(-8000, 8000, 96_000 * 10, dtype=np.int16))
+    root = open_root(f"{s3_bucket}/archive", base=tmp_path, options=s3_server.storage_options)
+    with open(path, "rb") as fh:
+        root.put_new("long.wav", iter(lambda: fh.read(8 << 20), b""))
+    size_mb = path.stat().st_size / 2**20
+    local = _peak("local", str(path), str(frames))
+    remote = _peak(f"{s3_bucket}/archive", "long.wav", str(frames), s3_server.endpoint)
+    assert local["clips"] == remote["clips"] == 200
+    grown = remote["peak_mb"] - remote["base_mb"]
+    print(f"local {local}, S3 {remote}, file {size_mb:.0f} MB")
+    assert grown < 48 < size_mb / 2, (remote, local, size_mb)  # a whole download would add >= 115 MB
+    # botocore/aiobotocore/s3fs, imported on the first S3 read, cost ~50 MB once, whatever the file
+    assert remote["peak_mb"] < local["peak_mb"] + 96, (remote, local)
