@@ -67,7 +67,7 @@ def clip_labels(offset_s: float, length_s: float, annotations: list[AnnotationSp
     return sorted(overlaps)
 
 
-def _clips(store: str) -> dict[str, Any]:
+def _clips(store: Any) -> dict[str, Any]:
     clips: dict[str, Any] = read_variables(
         store, ("recording_id", "offset_s", "start_time", "site", "deployment", "valid_samples"))
     clips["rate"] = read_layout(store).sample_rate_hz
@@ -103,7 +103,7 @@ def create_dataset(ws: Workspace, req: DatasetRequest) -> dict[str, Any]:
     """Label, split and save a dataset; returns its summary (counts per split and label, hash)."""
     with ws.catalogue.read() as s:
         run = run_rows.get_run(s, req.run_id)
-        clips = _clips(str(ws.root / run.store_path))
+        clips = _clips(ws.open_run_store(run.store_path, read_only=True))
         rec_ids = sorted({int(r) for r in clips["recording_id"] if r >= 0})
         annotations = label_rows.annotations_for(s, rec_ids)
         devices = label_rows.recording_devices(s, rec_ids)

@@ -30,7 +30,8 @@ def clips_lineage(ws: Workspace, run_id: int, clip_ids: list[int]) -> list[dict[
     """One complete record per clip: clip → recording → archive file → card sightings → processing."""
     with ws.catalogue.read() as s:
         run = run_rows.get_run(s, run_id)
-        coords = read_variables(ws.root / run.store_path, ("recording_id", "offset_s", "start_time", "channel"))
+        coords = read_variables(ws.open_run_store(run.store_path, read_only=True),
+                                ("recording_id", "offset_s", "start_time", "channel"))
         bad = [c for c in clip_ids if not 0 <= c < len(coords["recording_id"]) or coords["recording_id"][c] < 0]
         if bad:
             raise NotFoundError(f"run {run_id} has no clip {bad[0]} (its store holds clips 0-{len(coords['recording_id']) - 1}; "

@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from fieldkit.cli import app
 from fieldkit.config.workflow import Workflow
+from fieldkit.curate.lineage import clips_lineage
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.store.zarr_store import open_store
@@ -76,6 +79,12 @@ def test_a_run_on_s3_equals_the_local_run(pair, s3_server) -> None:
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket[5:], Prefix="stores/")["Contents"]]
     assert f"stores/run-0001-{workflow.name}.zarr/zarr.json" in keys and any(".zarr/mel/c." in k for k in keys)
     assert not (remote.root / "stores").exists() or not any((remote.root / "stores").iterdir())
+    # the readers open the store at its URL: lineage of a clip, the run listing
+    [s3_clip], [disk_clip] = clips_lineage(remote, on_s3.run_id, [5]), clips_lineage(local, on_disk.run_id, [5])
+    assert s3_clip["clip"] == disk_clip["clip"] and s3_clip["processing"]["store"] == on_s3.store
+    assert s3_clip["recording"] == disk_clip["recording"]
+    shown = CliRunner().invoke(app, ["-w", str(remote.root), "catalog", "run", str(on_s3.run_id), "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["store_path"] == on_s3.store
     # a second identical invocation finds the complete store on S3 and reuses it
     again = run_workflow(remote, workflow, workflow_source="test", cluster="inprocess")
     assert again.reused and again.run_id == on_s3.run_id
