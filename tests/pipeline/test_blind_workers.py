@@ -62,7 +62,8 @@ def _worker_interpreter(env: dict[str, str]) -> tuple[str, list[str]]:
                          env={**env, "PYTHONPATH": os.pathsep.join(extra)}, stderr=subprocess.DEVNULL)
         if check.wait(timeout=120) == 0:
             return python, extra
-    skip_unless_required(f"no Python that user {USER} may run with this environment's packages")
+    skip_unless_required(f"no Python that user {USER} may run with this environment's packages (the interpreter "
+                         "and site-packages must be readable by other users; a checkout under /root is not)")
     raise AssertionError("unreachable")
 
 
