@@ -28,6 +28,8 @@ every message names the URL with secrets redacted, what failed and what to set.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import errno
 import hashlib
 import os
@@ -323,13 +325,29 @@ def _filesystem(protocol: str, frozen: tuple, asynchronous: bool = False) -> Any
         options["asynchronous"] = True
         options["skip_instance_cache"] = True
     try:
-        return fsspec.filesystem(protocol, **options)
+        fs = fsspec.filesystem(protocol, **options)
     except ImportError as exc:
         raise ConfigError(
             f"no filesystem for {protocol}:// is installed ({exc}).",
             hint={"gs": "pip install gcsfs", "az": "pip install adlfs", "abfs": "pip install adlfs"}.get(
                 protocol, "Install the fsspec implementation for this protocol."),
         ) from exc
+    if asynchronous:
+        atexit.register(_close_async_session, fs)
+    return fs
+
+
+def _close_async_session(fs: Any) -> None:
+    """Close the HTTP session of an asynchronous filesystem (the one zarr's FsspecStore used) on
+    zarr's event loop at exit: s3fs closes only its synchronous instances' sessions itself, and an
+    open one makes aiohttp print "Unclosed client session" and a traceback as the process ends."""
+    session = getattr(fs, "_s3", None)
+    if session is None:
+        return
+    with contextlib.suppress(Exception):
+        from zarr.core.sync import sync
+
+        sync(session.__aexit__(None, None, None), timeout=2)
 
 
 def _put_local(path: Path, blocks: Iterable[bytes]) -> None:

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -318,12 +317,12 @@ class _BackgroundClient:
             self._pool.shutdown()
 
 
-def _pending(plan: RunPlan, store: str) -> list[TaskSpec]:
+def _pending(plan: RunPlan, store: Any) -> list[TaskSpec]:
     done = done_mask(store)  # one read for the whole plan
     return [t for t in plan.tasks if not np.all(done[t.region_start:t.region_stop] == 1)]
 
 
-def _store_matches(plan: RunPlan, store: str) -> bool:
+def _store_matches(plan: RunPlan, store: Any) -> bool:
     from fieldkit.store.zarr_store import open_store
 
     existing = open_store(store)
@@ -346,9 +345,22 @@ def _identical_run(ws: Workspace, workflow: Workflow, selection: str) -> RunDeta
         candidates = run_rows.runs_with_params(s, workflow.params_hash())
     for row in candidates:
         if ((row.parameters or {}).get("selection_hash") == selection and row.store_path
-                and row.state in ("complete", *RESUMABLE) and (ws.root / row.store_path).exists()):
+                and row.state in ("complete", *RESUMABLE) and _store_exists(ws, row.store_path)):
             return row
     return None
+
+
+def _store_exists(ws: Workspace, store_path: str) -> bool:
+    """Whether a run's store is still there (a local folder, or the group document at its URL)."""
+    root = ws.store_root(store_path)
+    return root.local_path.exists() if root.is_local else root.exists("zarr.json")
+
+
+def _store_of(ws: Workspace, store_path: str) -> tuple[Any, Any]:
+    """``(what the store layer opens here, the Root a task carries or None)`` for ``store_path``:
+    a local store is opened by path on every worker, a URL store by its Root (no secret pickled)."""
+    root = ws.store_root(store_path)
+    return (str(root.local_path), None) if root.is_local else (root.zarr_store(""), root)
 
 
 def _reused_report(row: RunDetail, plan: RunPlan) -> RunReport:
@@ -362,11 +374,15 @@ def _reused_report(row: RunDetail, plan: RunPlan) -> RunReport:
                      excluded_counts=exclusion_counts(plan.excluded), reused=True)
 
 
-def _store_path(ws: Workspace, run_id: int, workflow: Workflow) -> Path:
-    return ws.paths.stores / f"run-{run_id:04d}-{workflow.name}.zarr"
+def _store_path(ws: Workspace, run_id: int, workflow: Workflow) -> str:
+    """A new run's store as the catalogue names it: workspace-relative on a local stores root, else its URL."""
+    stores, name = ws.roots.stores, f"run-{run_id:04d}-{workflow.name}.zarr"
+    return ws.relative(stores.local_path / name) if stores.is_local else stores.uri(name)
 
 
-def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: int | None, workflow_source: str) -> tuple[int, str]:
+def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: int | None,
+                    workflow_source: str) -> tuple[int, str]:
+    """The run's id and its store's catalogue name (workspace-relative, or a URL), the store created."""
     if resume is not None:
         with ws.catalogue.read() as s:
             row = run_rows.get_run(s, resume)
@@ -374,11 +390,10 @@ def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: in
             raise ProcessingError(f"run {resume} was made with other parameters (hash {row.params_hash[:12]}…, "
                                   f"this workflow {workflow.params_hash()[:12]}…).",
                                   hint="Resume with the same workflow file, or start a new run without --resume.")
-        store = str(ws.root / row.store_path)
-        if not _store_matches(plan, store):
+        if not _store_matches(plan, _store_of(ws, row.store_path)[0]):
             raise ProcessingError(f"the catalogue changed since run {resume} was planned (its store {row.store_path} "
                                   "holds other recordings).", hint="Start a new run without --resume.")
-        return resume, store
+        return resume, row.store_path
     started = utcnow()  # with the parameters hash, the new row's natural key (H4: found again, not doubled)
 
     def create(s) -> int:
@@ -386,16 +401,17 @@ def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: in
                                                                          "selection_hash": selection_hash(plan)},
                                      params_hash=workflow.params_hash(), versions=library_versions(),
                                      store_path="", n_clips=plan.layout.n_clips, started_at=started)
-        run_rows.update_run(s, run_id, store_path=ws.relative(_store_path(ws, run_id, workflow)))
+        run_rows.update_run(s, run_id, store_path=_store_path(ws, run_id, workflow))
         return run_id
 
     run_id = write_with_retry(ws.catalogue, create, what="new run",
                               landed=lambda s: run_rows.run_started(s, workflow.params_hash(), started))
-    store = str(_store_path(ws, run_id, workflow))
+    store_path = _store_path(ws, run_id, workflow)
+    store = _store_of(ws, store_path)[0]
     attrs = {"parameters": workflow.to_dict(), "params_hash": workflow.params_hash(), "versions": library_versions(),
              "run_id": run_id, "created_by": "fieldkit process"}
     create_store(store, plan.layout, plan.coords, attrs)
-    return run_id, store
+    return run_id, store_path
 
 
 @dataclass(frozen=True)
@@ -432,7 +448,7 @@ def preview_run(ws: Workspace, workflow: Workflow) -> PlanPreview:
         the estimated store size in MB (10**6 bytes).
     """
     with ws.catalogue.read() as s:
-        plan = plan_run(s, workflow, ws.paths.archive, "")
+        plan = plan_run(s, workflow, ws.roots.archive, "")
     clips: dict[int, int] = {}
     for item in plan.items:
         clips[item.recording_id] = clips.get(item.recording_id, 0) + item.n_clips
@@ -478,7 +494,7 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     progress = progress or _NoProgress()
     started = time.perf_counter()
     with ws.catalogue.read() as s:
-        plan = plan_run(s, workflow, ws.paths.archive, "")
+        plan = plan_run(s, workflow, ws.roots.archive, "")
     for e in plan.excluded:  # listed with -v; the summary and 'catalog run N' count and list them
         log.info("left out %s: %s (%s)", e.archive_path, e.reason, e.message)
     resumed = False
@@ -509,9 +525,12 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     audio = _audio_stream(plan.tasks) if path and path.kind == "inprocess" and settings.overlap else None
     run_id = None
     try:
-        run_id, store = _open_or_create(ws, workflow, plan, resume, workflow_source)
-        plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=store) for t in plan.tasks))
-        report = RunReport(run_id, workflow.name, "running", ws.relative(Path(store)), plan.layout.n_clips,
+        run_id, store_path = _open_or_create(ws, workflow, plan, resume, workflow_source)
+        store, store_root = _store_of(ws, store_path)
+        task_store = store if store_root is None else store_path
+        plan = dataclasses.replace(plan, tasks=tuple(dataclasses.replace(t, store=task_store, store_root=store_root)
+                                                     for t in plan.tasks))
+        report = RunReport(run_id, workflow.name, "running", store_path, plan.layout.n_clips,
                            len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped),
                            excluded=[e.to_dict() for e in plan.excluded],
                            excluded_counts=exclusion_counts(plan.excluded), resumed=resumed)
@@ -561,7 +580,7 @@ def _abandon(ws: Workspace, run_id: int, state: str, message: str) -> None:
         run_rows.update_run(s, run_id, state=state, message=message, finished=True)
 
 
-def _interrupted(ws: Workspace, report: RunReport, store: str, signal_name: str,
+def _interrupted(ws: Workspace, report: RunReport, store: Any, signal_name: str,
                  seconds: float) -> RunInterruptedError:
     """Mark a run stopped by a signal ``interrupted``, with the clips its store holds complete.
 
@@ -726,7 +745,7 @@ def _account(report: RunReport, results: list[TaskResult], failures, plan: RunPl
                         "message": m} for t, m in failures]
 
 
-def _count_stored_nonfinite(report: RunReport, store: str) -> None:
+def _count_stored_nonfinite(report: RunReport, store: Any) -> None:
     """The whole store's flagged clips and values, read back (one int32 per clip)."""
     counts = nonfinite_counts(store)
     if counts is not None:
@@ -734,7 +753,7 @@ def _count_stored_nonfinite(report: RunReport, store: str) -> None:
         report.nonfinite_values = int(counts.sum(dtype=np.int64))
 
 
-def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: str, results, failures) -> None:
+def _finish(ws: Workspace, report: RunReport, plan: RunPlan, store: Any, results, failures) -> None:
     failed_ids = {i.recording_id for t, _ in failures for i in t.items}
     if not failures:
         finalize_store(store)

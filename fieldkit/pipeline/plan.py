@@ -21,6 +21,7 @@ from fieldkit.config.params import ResampleParams
 from fieldkit.config.workflow import Selection, TimeOfDay, Workflow
 from fieldkit.dsp.clips import clip_count
 from fieldkit.errors import ConfigError, ProcessingError
+from fieldkit.io.storage import Root
 from fieldkit.model.times import parse_deployment_zone
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskSpec
 from fieldkit.store.allocation import plan_regions
@@ -234,8 +235,15 @@ def _out_samples(rec: ProcessingCandidate, rate: int) -> int:
     return math.ceil(rec.frames_present * rate / rec.sample_rate_hz)
 
 
-def plan_run(session, workflow: Workflow, archive: Path, store: str) -> RunPlan:
-    """Everything a run needs, decided by the driver from the catalogue alone."""
+def plan_run(session, workflow: Workflow, archive: Path | Root, store: str) -> RunPlan:
+    """Everything a run needs, decided by the driver from the catalogue alone.
+
+    ``archive`` is the archive folder, or its :class:`~fieldkit.io.storage.Root`: a local root
+    gives items absolute paths (read as files), a URL root gives items the root and the
+    archive-relative path (read with ranged requests on the worker).
+    """
+    remote = isinstance(archive, Root) and not archive.is_local
+    base = archive.local_path if isinstance(archive, Root) and not remote else archive
     recordings, excluded = select_recordings(session, workflow)
     if recordings:
         rate = _target_rate(workflow, recordings)
@@ -252,8 +260,9 @@ def plan_run(session, workflow: Workflow, archive: Path, store: str) -> RunPlan:
     counts = [_clips_of(rec, workflow, dsp) for rec, _ in pairs]
     shard = shard_clips(workflow, dsp)
     regions = plan_regions(counts, shard)
-    items = tuple(ItemSpec(rec.id, str(archive / rec.archive_path), rec.subtype, rec.sample_rate_hz,
-                           rec.channels, rec.frames_present, ch, n, span.start)
+    items = tuple(ItemSpec(rec.id, rec.archive_path if remote else str(base / rec.archive_path), rec.subtype,
+                           rec.sample_rate_hz, rec.channels, rec.frames_present, ch, n, span.start,
+                           archive if remote else None)
                   for (rec, ch), n, span in zip(pairs, counts, regions.item_clips))
     layout = _layout(workflow, dsp, max(regions.n_clips, 1), shard)
     tasks = tuple(TaskSpec(store, t.clips.start, t.clips.stop, shard,

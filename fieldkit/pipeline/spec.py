@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fieldkit.config.params import BitDepthParams, FeatureParams, ResampleParams
+
+if TYPE_CHECKING:  # a Root pickles as its URL and unresolved options: no secret travels in a task
+    from fieldkit.io.storage import Root
 
 __all__ = ["ItemSpec", "TaskSpec", "TaskResult", "DspSpec"]
 
@@ -23,6 +26,18 @@ class ItemSpec:
     channel: int  # -1: mix of all channels; otherwise the channel index
     n_clips: int
     clip_start: int  # first clip index in the store
+    #: The archive root when it is a URL (``path`` is then relative to it, read with ranged
+    #: requests); None for a local archive, where ``path`` is absolute and read as a file.
+    archive: Root | None = None
+
+    @property
+    def where(self) -> str:
+        """The file's full name, for messages: a path, or the URL of the archived object."""
+        return self.path if self.archive is None else self.archive.uri(self.path)
+
+    def source(self) -> str | IO[bytes]:
+        """What the stream reader opens: the path, or a seekable ranged-read object (caller closes)."""
+        return self.path if self.archive is None else self.archive.open_read(self.path)
 
 
 @dataclass(frozen=True)
@@ -50,12 +65,19 @@ class DspSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    store: str
+    store: str  # the store's path, or its URL when store_root is set
     region_start: int
     region_stop: int
     clips_per_shard: int
     items: tuple[ItemSpec, ...]
     dsp: DspSpec
+    #: The store's own root when it lives at a URL: the worker opens ``store_root.zarr_store("")``
+    #: (credentials from its own environment); None for a local store, opened by path.
+    store_root: Root | None = None
+
+    def store_target(self) -> Any:
+        """What :func:`fieldkit.store.regions.open_sink` opens: a path, or a zarr store of the URL."""
+        return self.store if self.store_root is None else self.store_root.zarr_store("")
 
 
 @dataclass

@@ -49,8 +49,15 @@ def item_clips(item: ItemSpec, target_rate_hz: int, quality: str, clip_len: int,
     clipped = ClippedCounter(clip_len * ratio, hop * ratio, item.n_clips)
     thresholds = clip_thresholds(fmt.dtype, fmt.bits)
     resampler = None if ratio == 1 else StreamingResampler(item.sample_rate_hz, target_rate_hz, 1, quality)
+    source = item.source()  # a path, or a ranged-read object of the archive URL: blocks, never the whole file
+    with source if hasattr(source, "close") else contextlib.nullcontext():
+        yield from _clips_of_blocks(read_blocks(source, item.frames_present, block_frames, subtype=item.subtype),
+                                    item, fmt, cutter, clipped, thresholds, resampler)
+
+
+def _clips_of_blocks(blocks, item: ItemSpec, fmt, cutter: ClipCutter, clipped: ClippedCounter, thresholds,
+                     resampler) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     done = 0
-    blocks = read_blocks(item.path, item.frames_present, block_frames, subtype=item.subtype)
     for block in blocks:
         per_frame = _clipped_frames(block, item.channel, thresholds)
         if per_frame is None:
@@ -230,7 +237,7 @@ def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream |
         Clips computed and skipped, flagged values, seconds and audio seconds.
     """
     started = time.perf_counter()
-    sink = open_sink(spec.store)
+    sink = open_sink(spec.store_target())
     variables = sink.layout.variables()
     extractor = RowExtractor.for_store(spec.dsp, (v.name for v in variables), {v.name: v.dtype for v in variables})
     own_writer = WriteBehind() if overlap and writer is None else None
@@ -304,7 +311,7 @@ def _raised(values: Iterator) -> Iterator:
 
 
 def _failed(item: ItemSpec, exc: Exception) -> ProcessingError:
-    return ProcessingError(f"processing recording {item.recording_id} ({item.path}) failed: "
+    return ProcessingError(f"processing recording {item.recording_id} ({item.where}) failed: "
                            f"{type(exc).__name__}: {exc}",
                            hint="Fix or quarantine the file, then run again with --resume.")
 

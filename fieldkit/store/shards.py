@@ -33,7 +33,7 @@ import numpy as np
 from numcodecs.blosc import Blosc
 
 from fieldkit.store.layout import StoreLayout
-from fieldkit.store.sinks import PROGRESS_GROUP, ShardSink, SinkCapabilities
+from fieldkit.store.sinks import PROGRESS_GROUP, ShardSink, SinkCapabilities, store_name
 
 __all__ = ["DirectShardSink", "DoneMarker", "ShardWriter", "Unsupported", "local_store_root"]
 
@@ -49,8 +49,9 @@ class Unsupported(Exception):
 
 
 def local_store_root(path: str | os.PathLike[str]) -> Path | None:
-    """The directory of a local store (a plain path or ``file://`` URL), else None."""
-    if not isinstance(path, str | os.PathLike):  # a zarr store object (an object-storage prefix)
+    """The directory of a local store (a plain path or ``file://`` URL), else None (a URL or a
+    zarr store object, written through zarr)."""
+    if not isinstance(path, (str, os.PathLike)):
         return None
     text = os.fspath(path)
     if text.startswith("file://"):
@@ -284,7 +285,7 @@ class DirectShardSink(ShardSink):
         super().__init__(path, layout)
         root = local_store_root(path)
         if root is None:
-            raise Unsupported(f"{os.fspath(path)} is not a local directory holding a zarr.json")
+            raise Unsupported(f"{store_name(path)} is not a local directory holding a zarr.json")
         self._writer = ShardWriter(root, [v.name for v in layout.variables()], PROGRESS_GROUP,
                                    layout.clips_per_shard)
 

@@ -22,16 +22,37 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from fieldkit.errors import StoreError
 from fieldkit.store.layout import StoreLayout, VariableSpec
 
-__all__ = ["PROGRESS_GROUP", "ShardSink", "SinkCapabilities"]
+__all__ = ["PROGRESS_GROUP", "ShardSink", "SinkCapabilities", "StoreLike", "store_name", "zarr_target"]
 
 PathLike = str | os.PathLike[str]
+#: What a store function takes: a local path (or ``file://`` URL), or a zarr store object that
+#: the caller made for an object-store prefix (``Root.zarr_store``): this layer never learns a
+#: URL's options or credentials, it only opens what it is handed.
+StoreLike = PathLike | Any
+
+
+def zarr_target(path: StoreLike) -> Any:
+    """What zarr and xarray open: a path as a string, a store object as it is."""
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+
+
+def store_name(path: StoreLike) -> str:
+    """A store's name for messages: its path, or ``protocol://bucket/prefix`` of a store object."""
+    if isinstance(path, (str, os.PathLike)):
+        return os.fspath(path)
+    fs, where = getattr(path, "fs", None), getattr(path, "path", None) or getattr(path, "root", "")
+    protocol = getattr(fs, "protocol", None)
+    protocol = protocol[0] if isinstance(protocol, (tuple, list)) else protocol
+    return f"{protocol}://{where}" if protocol and protocol != "file" else str(where)
+
+
 #: Child group holding the completion marker ``done`` (uint8 per clip).
 PROGRESS_GROUP = "progress"
 
@@ -65,7 +86,7 @@ class ShardSink(ABC):
 
     capabilities: ClassVar[SinkCapabilities]
 
-    def __init__(self, path: PathLike, layout: StoreLayout) -> None:
+    def __init__(self, path: StoreLike, layout: StoreLayout) -> None:
         self.path = path
         self.layout = layout
 
@@ -99,25 +120,25 @@ class ShardSink(ABC):
         """The ``progress/done`` marker of clips ``[start, stop)``, uint8."""
 
 
-def _bounds(clip_slice: slice, layout: StoreLayout, path: PathLike) -> tuple[int, int]:
+def _bounds(clip_slice: slice, layout: StoreLayout, path: StoreLike) -> tuple[int, int]:
     """``(start, stop)`` of a step-1 slice inside ``[0, n_clips]``; StoreError otherwise."""
     if not isinstance(clip_slice, slice) or clip_slice.step not in (None, 1):
-        raise StoreError(f"region {clip_slice!r} of {path} must be a slice with step 1.")
+        raise StoreError(f"region {clip_slice!r} of {store_name(path)} must be a slice with step 1.")
     start, stop = clip_slice.start or 0, layout.n_clips if clip_slice.stop is None \
         else clip_slice.stop
     if not (0 <= start < stop <= layout.n_clips):
-        raise StoreError(f"region [{start}, {stop}) of {path} is empty or outside "
+        raise StoreError(f"region [{start}, {stop}) of {store_name(path)} is empty or outside "
                          f"[0, {layout.n_clips}).")
     return start, stop
 
 
-def _check_aligned(start: int, stop: int, layout: StoreLayout, path: PathLike) -> None:
+def _check_aligned(start: int, stop: int, layout: StoreLayout, path: StoreLike) -> None:
     shard = layout.clips_per_shard
     if start % shard == 0 and (stop % shard == 0 or stop == layout.n_clips):
         return
     lo, hi = start - start % shard, min(-(-stop // shard) * shard, layout.n_clips)
     raise StoreError(
-        f"region [{start}, {stop}) of {path} is not aligned to its {shard}-clip shards: it "
+        f"region [{start}, {stop}) of {store_name(path)} is not aligned to its {shard}-clip shards: it "
         f"must start on a multiple of {shard} and end on one or at n_clips={layout.n_clips} "
         f"(the enclosing aligned region is [{lo}, {hi})); two writers sharing a shard would "
         "lose data, so nothing was written. Plan regions with plan_regions().")

@@ -79,6 +79,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from fieldkit.errors import StoreError
 from fieldkit.store.layout import COORDINATES, NONFINITE_VARIABLE, StoreLayout
+from fieldkit.store.sinks import StoreLike, store_name, zarr_target
 if TYPE_CHECKING:  # xarray (with dask.array and pandas, ~1 s) is imported by the readers only
     import xarray as xr
 
@@ -112,7 +113,7 @@ __all__ = [
     "write_region",
 ]
 
-PathLike = str | os.PathLike[str]
+PathLike = StoreLike  # a local path, or a zarr store object made by the caller (Root.zarr_store)
 #: Coordinates are written once by the driver, through zarr, whose cost is ~0.4 ms per inner
 #: chunk: inner chunks of whole data shards holding at least this many clips (a month of 3 s
 #: clips in 14 chunks per coordinate, not 27 000 of one 32-clip shard each) ...
@@ -203,7 +204,7 @@ def create_store(path: PathLike, layout: StoreLayout, coords: dict[str, np.ndarr
     Parameters
     ----------
     path : str or path-like
-        Directory or fsspec URL of the new store (``stores/<run>.zarr``).
+        Directory of the new store, or a zarr store object for an object-store prefix (``stores/<run>.zarr``).
     layout : StoreLayout
         Shapes, dtypes and chunking.
     coords : dict of str to ndarray
@@ -218,9 +219,9 @@ def create_store(path: PathLike, layout: StoreLayout, coords: dict[str, np.ndarr
     """
     coords, attrs = _checked_coords(layout, coords), _checked_attrs(attrs, layout)
     try:
-        group = zarr.create_group(str(path), overwrite=overwrite, attributes=attrs, zarr_format=3)
+        group = zarr.create_group(zarr_target(path), overwrite=overwrite, attributes=attrs, zarr_format=3)
     except (FileExistsError, zarr.errors.ContainsGroupError, zarr.errors.ContainsArrayError) as exc:
-        raise StoreError(f"a store already exists at {path}; pass overwrite=True to replace "
+        raise StoreError(f"a store already exists at {store_name(path)}; pass overwrite=True to replace "
                          "it, or resume it with completed_regions().") from exc
     _write_template(group, layout, coords)
     progress = group.create_group(PROGRESS_GROUP)
@@ -282,9 +283,9 @@ def open_store(path: PathLike, *, consolidated: bool = False, chunks: Any = "sha
 
     by_shard = isinstance(chunks, str) and chunks == "shards"
     try:
-        ds = xr.open_zarr(str(path) if isinstance(path, str | os.PathLike) else path, consolidated=consolidated, chunks=None if by_shard else chunks, **kwargs)
+        ds = xr.open_zarr(zarr_target(path), consolidated=consolidated, chunks=None if by_shard else chunks, **kwargs)
     except FileNotFoundError as exc:
-        raise StoreError(f"no store at {path}.") from exc
+        raise StoreError(f"no store at {store_name(path)}.") from exc
     if by_shard:
         shard = {"clip": read_layout(path).clips_per_shard}
         for name in ds.data_vars:
@@ -310,7 +311,7 @@ def finalize_store(path: PathLike, *, require_complete: bool = True) -> None:
     if require_complete and not np.all(done == 1):
         todo = [f"[{r.start}, {r.stop})" for r in _runs(done != 1)]
         more = " ..." if len(todo) > 5 else ""
-        raise StoreError(f"{path} is incomplete: clips {', '.join(todo[:5])}{more} were never "
+        raise StoreError(f"{store_name(path)} is incomplete: clips {', '.join(todo[:5])}{more} were never "
                          "written; resume the run before finalising.")
     with warnings.catch_warnings():
         # Deliberate: zarr warns that consolidated metadata is not (yet) in the v3 spec. It is
@@ -318,7 +319,7 @@ def finalize_store(path: PathLike, *, require_complete: bool = True) -> None:
         # xarray read it, and the store stays valid without it.
         warnings.filterwarnings("ignore", message="Consolidated metadata",
                                 category=zarr.errors.ZarrUserWarning)
-        zarr.consolidate_metadata(str(path))
+        zarr.consolidate_metadata(zarr_target(path))
     remove_partial_files(path)
 
 
@@ -340,7 +341,7 @@ def remove_partial_files(path: PathLike) -> int:
     Call only when no writer is running (at the end of a run). Returns the number removed;
     0 for remote (fsspec URL) stores, whose writes are single atomic PUTs.
     """
-    if "://" in str(path) or not Path(path).is_dir():
+    if not isinstance(path, (str, os.PathLike)) or "://" in str(path) or not Path(path).is_dir():
         return 0
     partials = list(Path(path).rglob("*.partial"))
     for partial in partials:
