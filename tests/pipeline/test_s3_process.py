@@ -30,7 +30,7 @@ from tests.pipeline.test_resume_distributed import _env, _process
 
 def arrays_of(ws, store_path: str) -> dict[str, np.ndarray]:
     """Every data variable and coordinate of a run's store, loaded (local path or URL)."""
-    ds = open_store(ws.open_run_store(store_path, read_only=True)).load()
+    ds = open_store(ws.store_location(store_path)).load()
     try:
         return {name: ds[name].values for name in [*ds.data_vars, *ds.coords]}
     finally:
