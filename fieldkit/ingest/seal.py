@@ -51,19 +51,29 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
     crashpoint("before_seal")
     manifest = _write_manifest(workspace, files, comment) if counts["verified"] + counts["duplicate"] else None
     crashpoint("after_manifest")
+    if isinstance(manifest, Path):
+        sequence, shown = int(manifest.name.split("_", 1)[0]), workspace.relative(manifest)
+    else:  # (sequence, URL) of an object-storage archive's manifest, or none written
+        sequence, shown = manifest or (None, None)
     with workspace.catalogue.write() as s:
         writes.update_session(s, session_id, state="complete" if complete else "incomplete", counts=counts,
                               safe_to_erase=safe, finished_at=utcnow(),
                               message=None if complete else "stopped before every file was copied; run again to resume")
         if manifest is not None:
-            writes.insert_manifest(s, sequence=int(manifest.name.split("_", 1)[0]), kind="ingest",
-                                   path=workspace.relative(manifest), files=counts["verified"] + counts["duplicate"],
+            writes.insert_manifest(s, sequence=sequence, kind="ingest",
+                                   path=shown, files=counts["verified"] + counts["duplicate"],
                                    failures=counts["failed"], session_id=session_id)
     return SealedSession(state="complete" if complete else "incomplete", safe_to_erase=safe, counts=counts,
-                         manifest=workspace.relative(manifest) if manifest else None, files=files)
+                         manifest=shown, files=files)
 
 
-def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str) -> Path:
+def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str) -> Path | tuple[int, str]:
+    """The new generation: its path in a local archive, (sequence, URL) in an object-storage one."""
+    if not workspace.roots.archive.is_local:
+        from fieldkit.ingest.remote import write_url_manifest
+
+        return write_url_manifest(workspace.roots.archive, process="transfer",
+                                  entries=_entries(files, CreatorInfo.now().created), comment=comment)
     creator = CreatorInfo.now(comment=comment)
     return write_generation(workspace.paths.manifests, process="transfer", entries=_entries(files, creator.created),
                             creator=creator, root_name="archive")

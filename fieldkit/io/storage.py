@@ -189,10 +189,17 @@ class Root:
                     # so the empty PUT carries the condition itself
                     self.fs.pipe_file(self._path(rel), b"", mode="create")
                 else:
-                    with self.fs.open(self._path(rel), "xb", block_size=max(self.block_bytes, 5 * 2**20)) as out:
+                    out = self.fs.open(self._path(rel), "xb", block_size=max(self.block_bytes, 5 * 2**20))
+                    try:
                         out.write(first)
                         for block in hashed_iter:
                             out.write(block)
+                    except BaseException:
+                        # not close(): fsspec's close commits what was buffered, which would store
+                        # a truncated object when the source fails mid-stream; discard aborts
+                        out.discard()
+                        raise
+                    out.close()
             except FileExistsError as exc:
                 raise ObjectExistsError(
                     f"{uri} already exists: the archive is never overwritten.",
@@ -203,6 +210,14 @@ class Root:
     def put_bytes(self, rel: str, data: bytes) -> str:
         """Create ``rel`` holding ``data`` (create-only, as :meth:`put_new`); return its sha256."""
         return self.put_new(rel, [data])[0]
+
+    def replace_bytes(self, rel: str, data: bytes) -> None:
+        """Write ``data`` to ``rel``, replacing it: only for *derived* files (the MHL chain file,
+        rebuilt from the immutable manifests), never for the archive's content."""
+        if self.is_local:
+            raise ConfigError(f"{self.uri(rel)}: local roots replace files atomically themselves.")
+        with storage_error(self.uri(rel)):
+            self.fs.pipe_file(self._path(rel), data)
 
     def zarr_store(self, rel: str, *, read_only: bool = False) -> Any:
         """A zarr 3 store for the key prefix ``rel`` (a LocalStore or an FsspecStore)."""
