@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 
 from fieldkit.catalogue import writes
 from fieldkit.catalogue.records import ArchivedRecording
-from fieldkit.errors import InputUnavailableError
+from fieldkit.errors import InputUnavailableError, StorageUnavailableError
 from fieldkit.ingest.batch import DESCRIBE_WORKERS, BatchContext, Describer, Placed, commit_batch
 from fieldkit.ingest.inventory import CardFile, Inventory
 from fieldkit.ingest.lock import IngestLock
@@ -91,8 +91,16 @@ def upload_all(workspace: Workspace, inv: Inventory, request: IngestRequest, pla
             for batch in _batches(pending, cfg.batch_files):
                 if should_stop():
                     break
-                with workspace.catalogue.read() as r:
-                    placed, failed = upload_batch(ctx, root, card_root, batch, r)
+                try:
+                    with workspace.catalogue.read() as r:
+                        placed, failed = upload_batch(ctx, root, card_root, batch, r)
+                except StorageUnavailableError:
+                    # the storage went away: the previous batch is stored and verified, and its
+                    # card still readable to describe it, so it is kept; this batch's objects
+                    # are re-hashed and adopted when the same command runs again
+                    if waiting is not None:
+                        _commit(workspace, ctx, describer, waiting, progress)
+                    raise
                 proxies = _on_card(placed)
                 if waiting is not None:  # the previous batch was described while this one uploaded
                     _commit(workspace, ctx, describer, waiting, progress)

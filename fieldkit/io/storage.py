@@ -289,6 +289,8 @@ def _filesystem(protocol: str, frozen: tuple, asynchronous: bool = False) -> Any
     if protocol in ("s3", "s3a"):
         # s3fs takes endpoint_url at the top level; botocore's own chain supplies credentials
         options.setdefault("config_kwargs", {}).setdefault("retries", {"max_attempts": 3, "mode": "standard"})
+        if "session" not in options:
+            options["session"] = _s3_session(options.pop("profile", None))
     if asynchronous:
         options["asynchronous"] = True
         options["skip_instance_cache"] = True
@@ -300,6 +302,26 @@ def _filesystem(protocol: str, frozen: tuple, asynchronous: bool = False) -> Any
             hint={"gs": "pip install gcsfs", "az": "pip install adlfs", "abfs": "pip install adlfs"}.get(
                 protocol, "Install the fsspec implementation for this protocol."),
         ) from exc
+
+
+def _s3_session(profile: str | None) -> Any:
+    """A botocore session whose S3 requests carry no ``Expect: 100-continue``.
+
+    botocore asks for it on every PUT and upload part, and aiohttp then waits for the interim
+    response with no timeout at all: a stalled server hung an upload forever instead of failing
+    after ``read_timeout`` (botocore#3613, marin-community/marin#6719). Without the header the
+    body is sent at once and the read timeout covers the wait for the answer.
+    """
+    from aiobotocore.session import AioSession
+
+    session = AioSession(profile=profile) if profile else AioSession()
+    session.register("before-sign.s3", _drop_expect)
+    return session
+
+
+def _drop_expect(request: Any = None, **_: Any) -> None:
+    if request is not None and "Expect" in request.headers:
+        del request.headers["Expect"]
 
 
 def _put_local(path: Path, blocks: Iterable[bytes]) -> None:
