@@ -21,11 +21,12 @@ import errno
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from fieldkit.catalogue import writes
 from fieldkit.errors import IngestError, ObjectExistsError
 from fieldkit.ingest.batch import BatchContext, Failure, Placed
-from fieldkit.ingest.copy import _GONE, CardRemovedError, CopyFailure, _open_source, hash_file
+from fieldkit.ingest.copy import _GONE, CardRemovedError, CopyFailure, _evict, _open_source, hash_file
 from fieldkit.ingest.inventory import CardFile
 from fieldkit.ingest.naming import archive_relpath
 from fieldkit.io.storage import Root
@@ -33,6 +34,9 @@ from fieldkit.io.storage import Root
 __all__ = ["upload_batch", "upload_one"]
 
 log = logging.getLogger(__name__)
+#: Files uploaded and read back at once: object storage answers each request after a round trip,
+#: so a batch keeps several in flight (as ``s3fs put`` does) while the card is read.
+UPLOAD_THREADS = 8
 
 
 class _CardReadError(Exception):
@@ -48,6 +52,7 @@ def _card_blocks(source: bytes, chunk_bytes: int) -> Iterator[bytes]:
     ``OSError`` the storage adapter would take for its own."""
     try:
         fd = _open_source(source)
+        _evict(fd)  # read 2 comes from the card, not from read 1's pages (an independent read)
     except OSError as exc:
         raise _CardReadError(exc) from exc
     try:
@@ -107,12 +112,9 @@ def _store(root: Root, source: bytes, name: str, rel: str, sha256: str, size: in
     return rel, False
 
 
-def upload_one(ctx: BatchContext, root: Root, card_root: bytes, card: CardFile, known: dict,
-               rel: str) -> Placed:
-    """Verify-copy one card file into ``root`` (see the module docstring); raise :class:`CopyFailure`
-    for this file, :class:`CardRemovedError` or a storage error to stop."""
+def _hash_card(ctx: BatchContext, card_root: bytes, card: CardFile) -> tuple[str, int]:
+    """Read 1 of the card file (evicted from the page cache first), with the configured retries."""
     source = card_root + b"/" + card.raw_path
-    name = os.fsdecode(source)
     last: CopyFailure | None = None
     for _ in range(ctx.retries + 1):
         try:
@@ -124,20 +126,27 @@ def upload_one(ctx: BatchContext, root: Root, card_root: bytes, card: CardFile, 
             last = problem
             continue
         if size != card.size_bytes:
-            raise CopyFailure("source_unstable", f"{name}: {size} bytes read, {card.size_bytes} listed at "
-                                                 "inventory; the file changed on the card.")
-        if sha256 in known:  # the same content is archived already (another card, a re-run): one copy
-            return Placed(card, sha256, "")
-        if rel.casefold() in ctx.placed_names:  # taken in the catalogue or earlier in this batch
-            rel = _suffixed(rel, sha256)
+            raise CopyFailure("source_unstable", f"{os.fsdecode(source)}: {size} bytes read, {card.size_bytes} "
+                                                 "listed at inventory; the file changed on the card.")
+        return sha256, size
+    raise last  # type: ignore[misc]
+
+
+def upload_one(ctx: BatchContext, root: Root, card_root: bytes, card: CardFile, rel: str, sha256: str,
+               size: int) -> str:
+    """Store one card file (hashed already) at ``rel``, or at its hash-suffixed name; return where.
+
+    Raises :class:`CopyFailure` for this file, :class:`CardRemovedError` or a storage error to stop.
+    """
+    source = card_root + b"/" + card.raw_path
+    name = os.fsdecode(source)
+    last: CopyFailure | None = None
+    for _ in range(ctx.retries + 1):
         try:
             for target in dict.fromkeys([rel, _suffixed(rel, sha256)]):
                 stored = _store(root, source, name, target, sha256, size, ctx.chunk_bytes)
                 if stored is not None:
-                    ctx.placed_names.add(stored[0].casefold())
-                    ctx.inflight[sha256] = stored[0]
-                    known[sha256] = (None, stored[0])
-                    return Placed(card, sha256, stored[0])
+                    return stored[0]
         except CopyFailure as failure:
             last = failure
             if failure.reason == "source_unstable":
@@ -151,35 +160,68 @@ def upload_one(ctx: BatchContext, root: Root, card_root: bytes, card: CardFile, 
 
 def upload_batch(ctx: BatchContext, root: Root, card_root: bytes, files: list[CardFile],
                  s_read) -> tuple[list[Placed], list[Failure]]:
-    """Upload and verify each file of a batch; returns placed files and per-file failures."""
-    wanted = {card.raw_path: archive_relpath(ctx.site, ctx.deployment, card.raw_path) for card in files}
-    ctx.placed_names |= writes.archive_paths_taken(s_read, list(wanted.values()))
-    placed: list[Placed] = []
+    """Upload and verify each file of a batch; returns placed files and per-file failures.
+
+    Three steps: hash every card file (in parallel); decide, in card order, which content is
+    already archived or repeated in the batch (stored once) and which name each new one gets
+    (names taken in the catalogue or earlier in the batch get the hash suffix); then upload and
+    read back the new ones in parallel (:data:`UPLOAD_THREADS`). Distinct contents under
+    distinct names: no two uploads of a batch can race for a name or store the same bytes twice.
+    """
     failed: list[Failure] = []
-    # a file's hash is known only once the card was read: one catalogue look-up per new hash
-    known = _Known({h: (None, path) for h, path in ctx.inflight.items()}, s_read)
-    for card in files:
-        try:
-            placed.append(upload_one(ctx, root, card_root, card, known, wanted[card.raw_path]))
-        except CopyFailure as failure:
-            failed.append((card, failure))
+    with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="fieldkit-upload") as pool:
+        hashes = _settle(files, pool.map(_catching, [(_hash_card, ctx, card_root, card) for card in files]), failed)
+        known = {**writes.recordings_by_sha(s_read, list({h for h, _ in hashes.values()})),
+                 **{h: (None, path) for h, path in ctx.inflight.items()}}
+        wanted = {card.raw_path: archive_relpath(ctx.site, ctx.deployment, card.raw_path) for card in files}
+        ctx.placed_names |= writes.archive_paths_taken(s_read, list(wanted.values()))
+        plan: dict[bytes, tuple[CardFile, str]] = {}
+        duplicates: list[Placed] = []
+        for card in files:
+            if card.raw_path not in hashes:
+                continue
+            sha256, _ = hashes[card.raw_path]
+            if sha256 in known:  # the same content is archived already (another card, a re-run): one copy
+                duplicates.append(Placed(card, sha256, ""))
+                continue
+            rel = wanted[card.raw_path]
+            if rel.casefold() in ctx.placed_names:
+                rel = _suffixed(rel, sha256)
+            ctx.placed_names.add(rel.casefold())
+            known[sha256] = (None, rel)
+            plan[card.raw_path] = (card, rel)
+        jobs = [(upload_one, ctx, root, card_root, card, rel, *hashes[card.raw_path]) for card, rel in plan.values()]
+        stored = _settle([card for card, _ in plan.values()], pool.map(_catching, jobs), failed)
+    placed = []
+    for card in files:  # card order, as a local ingest
+        if card.raw_path in stored:
+            rel = stored[card.raw_path]
+            ctx.placed_names.add(rel.casefold())
+            ctx.inflight[hashes[card.raw_path][0]] = rel
+            placed.append(Placed(card, hashes[card.raw_path][0], rel))
+    placed += duplicates
     return placed, failed
 
 
-class _Known(dict):
-    """``sha256 in known``: in this run's uploads, else in the catalogue (asked once per hash)."""
+def _catching(job: tuple) -> tuple[bool, object]:
+    """Run ``job`` (a function and its arguments) in a worker thread; return (ok, result or error)."""
+    try:
+        return True, job[0](*job[1:])
+    except BaseException as exc:  # noqa: BLE001 - re-raised or recorded by _settle, in the calling thread
+        return False, exc
 
-    def __init__(self, inflight: dict, s_read) -> None:
-        super().__init__()
-        self.inflight = inflight
-        self.s_read = s_read
 
-    def __contains__(self, sha256: object) -> bool:
-        if sha256 in self.inflight:
-            return True
-        found = writes.recordings_by_sha(self.s_read, [sha256])
-        self.inflight.update(found)
-        return sha256 in found
-
-    def __setitem__(self, sha256, value) -> None:
-        self.inflight[sha256] = value
+def _settle(files: list[CardFile], results, failed: list[Failure]) -> dict[bytes, object]:
+    """Results by card path; a file's :class:`CopyFailure` is recorded, anything else re-raised."""
+    out: dict[bytes, object] = {}
+    stop: BaseException | None = None
+    for card, (ok, value) in zip(files, results, strict=True):
+        if ok:
+            out[card.raw_path] = value
+        elif isinstance(value, CopyFailure):
+            failed.append((card, value))
+        elif stop is None:
+            stop = value  # the first stop (card removed, storage away) after every job has ended
+    if stop is not None:
+        raise stop
+    return out

@@ -163,7 +163,7 @@ def test_an_outage_mid_ingest_stops_with_75_and_the_same_command_resumes(tmp_pat
         config = ws / "fieldkit.toml"
         config.write_text(config.read_text().replace("[ingest]\n", "[ingest]\nbatch_files = 4\n"))
         # The outage begins at a chosen moment: once the 6th object is stored, before it is read
-        # back (batch 1 committed, batch 2 half done). The server is really stopped (SIGSTOP).
+        # back (batch 1 stored, batch 2's four uploads in flight). The server is really stopped (SIGSTOP).
         read_back, calls = Root.sha256, []
 
         def pause_on_sixth(self, rel):
@@ -178,14 +178,14 @@ def test_an_outage_mid_ingest_stops_with_75_and_the_same_command_resumes(tmp_pat
         finally:
             server.resume()
             monkeypatch.undo()
-        assert len(calls) == 6
+        assert len(calls) >= 6
         assert code == EXIT_TEMPFAIL, result.output
         assert set(error) == {"error", "code", "hint", "path"} and error["code"] == EXIT_TEMPFAIL
         assert f"s3://{bucket}/archive" in error["error"] and "run the command again" in error["hint"]
         verified = catalogue(ws, "SELECT archive_path, sha256 FROM recording")
         assert len(verified) == 4  # the batch committed before the outage is kept
         uncounted = set(objects(server, f"s3://{bucket}")) - {p for p, _ in verified}
-        assert len(uncounted) == 2  # stored during the outage's batch: in the bucket, not in the catalogue
+        assert 1 <= len(uncounted) <= 4  # stored during the outage's batch: in the bucket, not in the catalogue
 
         code, report, _ = run(ws, "ingest", str(card), "--site", "Wood", "--deployment", "N1")
         assert code == EXIT_OK and report["state"] == "complete" and report["counts"]["verified"] == 41  # 40 WAVs, CONFIG.TXT
