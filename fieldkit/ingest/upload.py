@@ -93,7 +93,7 @@ def _store(root: Root, source: bytes, name: str, rel: str, sha256: str, size: in
     try:
         streamed = root.put_new(rel, _card_blocks(source, chunk_bytes))
     except ObjectExistsError:
-        if root.sha256(rel) == (sha256, size):
+        if root.sha256(rel, expected_size=size) == (sha256, size):
             log.info("%s: adopted %s, already stored with this content (an earlier, interrupted run)",
                      name, root.uri(rel))
             return rel, True
@@ -104,7 +104,7 @@ def _store(root: Root, source: bytes, name: str, rel: str, sha256: str, size: in
         raise CopyFailure("source_unstable", f"{name}: two reads of the card disagree ({sha256} then "
                                              f"{streamed[0]}); never marked verified ({root.uri(rel)} is "
                                              "kept as stored, not catalogued).")
-    found = root.sha256(rel)
+    found = root.sha256(rel, expected_size=size)
     if found != (sha256, size):
         log.warning("%s reads back as %s (%d B), not %s (%d B); storing it again under another name",
                     root.uri(rel), found[0][:12], found[1], sha256[:12], size)

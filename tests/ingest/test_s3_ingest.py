@@ -166,11 +166,11 @@ def test_an_outage_mid_ingest_stops_with_75_and_the_same_command_resumes(tmp_pat
         # back (batch 1 stored, batch 2's four uploads in flight). The server is really stopped (SIGSTOP).
         read_back, calls = Root.sha256, []
 
-        def pause_on_sixth(self, rel):
+        def pause_on_sixth(self, rel, **kw):
             calls.append(rel)
             if len(calls) == 6:
                 server.pause()
-            return read_back(self, rel)
+            return read_back(self, rel, **kw)
 
         monkeypatch.setattr(Root, "sha256", pause_on_sixth)
         try:
@@ -312,3 +312,18 @@ def test_init_with_url_roots_and_storage_options(s3_server, s3_bucket, tmp_path)
                                  "--storage-option", f"endpoint_url={s3_server.endpoint}", "--json"])
     assert result.exit_code == EXIT_CONFIG
     assert [p.name for p in existing.iterdir()] == ["notes.txt"]  # only what init made was removed
+
+
+@pytest.mark.parametrize("stored", [1, 1000, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 3 * 256 * 1024])
+def test_a_read_back_expecting_a_size_matches_only_the_exact_object(s3_server, s3_bucket, tmp_path, stored):
+    """The upload's read-back skips the size look-up: a longer or shorter object must still differ."""
+    from fieldkit.io.storage import open_root
+
+    root = open_root(f"{s3_bucket}/a", base=tmp_path, options=s3_server.storage_options, block_bytes=256 * 1024)
+    data = bytes(range(256)) * (stored // 256) + b"\x07" * (stored % 256)
+    root.put_new("o", [data])
+    digest = hashlib.sha256(data).hexdigest()
+    assert root.sha256("o", expected_size=stored) == (digest, stored)
+    for expected in {stored - 1, stored + 1, stored + 256 * 1024, stored - 256 * 1024} - {0}:
+        if expected > 0:
+            assert root.sha256("o", expected_size=expected)[1] != expected
