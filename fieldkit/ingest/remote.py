@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fieldkit.catalogue import writes
 from fieldkit.catalogue.records import ArchivedRecording
@@ -40,7 +40,6 @@ from fieldkit.ingest.lock import IngestLock
 from fieldkit.ingest.outcomes import NullProgress, Progress
 from fieldkit.ingest.session import SessionPlan
 from fieldkit.ingest.upload import upload_batch
-from fieldkit.ingest.verify import SKIP_TOP, VerifyReport
 from fieldkit.io.manifests.mhl import (
     CHAIN_FILENAME,
     CreatorInfo,
@@ -53,7 +52,6 @@ from fieldkit.io.manifests.mhl import (
 from fieldkit.io.storage import Root
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
-    from fieldkit.ingest.service import IngestRequest
     from fieldkit.workspace import Workspace
 
 __all__ = ["lock_path", "upload_all", "write_url_manifest", "verify_url_archive", "MANIFEST_FOLDER"]
@@ -68,11 +66,12 @@ def lock_path(workspace: Workspace) -> Path:
     return workspace.root / ".ingest.lock"
 
 
-def upload_all(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan,
-               pending: list[CardFile], progress: Progress, should_stop: Callable[[], bool]) -> bool:
-    """Upload, verify, describe and commit ``pending`` batch by batch; True when stopped on request."""
-    from fieldkit.ingest.service import _batches
-
+# ``request`` is a fieldkit.ingest.service.IngestRequest and ``report`` a fieldkit.ingest.verify.VerifyReport:
+# not imported, as those modules call this one (no import cycle).
+def upload_all(workspace: Workspace, inv: Inventory, request: Any, plan: SessionPlan,
+               pending: list[CardFile], batches: Iterable[list[CardFile]], progress: Progress,
+               should_stop: Callable[[], bool]) -> bool:
+    """Upload, verify, describe and commit ``pending`` (as ``batches``); True when stopped on request."""
     cfg = workspace.settings.ingest
     root = workspace.roots.archive
     # ``archive`` is where the describe step reads: the card (see the module docstring). No
@@ -88,7 +87,7 @@ def upload_all(workspace: Workspace, inv: Inventory, request: IngestRequest, pla
     try:
         with Describer(ctx, processes) as describer:
             waiting = None
-            for batch in _batches(pending, cfg.batch_files):
+            for batch in batches:
                 if should_stop():
                     break
                 try:
@@ -154,11 +153,12 @@ def write_url_manifest(root: Root, *, process: Literal["transfer", "in-place"], 
 
 
 # ------------------------------------------------------------------------------ verify
-def verify_url_archive(workspace: Workspace, *, progress: Progress | None = None) -> VerifyReport:
-    """``fieldkit verify`` on a URL archive: as :func:`fieldkit.ingest.verify.verify_archive`."""
+def verify_url_archive(workspace: Workspace, report: Any, skip_top: set[str], *,
+                       progress: Progress | None = None) -> Any:
+    """``fieldkit verify`` on a URL archive, filling ``report``: as
+    :func:`fieldkit.ingest.verify.verify_archive` (``skip_top``: top-level folders not audio)."""
     progress = progress or NullProgress()
     root = workspace.roots.archive
-    report = VerifyReport()
     with IngestLock(lock_path(workspace), command="verify"):
         root.check_reachable()
         with workspace.catalogue.read() as s:
@@ -177,7 +177,7 @@ def verify_url_archive(workspace: Workspace, *, progress: Progress | None = None
         progress.finish()
         known = {r.archive_path for r in recordings}
         report.uncatalogued = [name for name in root.list(recursive=True)
-                               if name.split("/", 1)[0] not in SKIP_TOP and name not in known]
+                               if name.split("/", 1)[0] not in skip_top and name not in known]
         if entries:
             sequence, uri = write_url_manifest(root, process="in-place", entries=entries, comment="fieldkit verify")
             report.manifest = uri
@@ -189,7 +189,7 @@ def verify_url_archive(workspace: Workspace, *, progress: Progress | None = None
 
 
 def _check_object(root: Root, rec: ArchivedRecording, listed: MhlEntry | None,
-                  report: VerifyReport) -> MhlEntry | None:
+                  report: Any) -> MhlEntry | None:
     report.checked += 1
     try:
         digest, size = root.sha256(rec.archive_path)

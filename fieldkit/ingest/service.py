@@ -125,7 +125,8 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
             _preflight_space(workspace, pending)
             stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop)
         else:
-            stopped = remote.upload_all(workspace, inv, request, plan, pending, progress, should_stop)
+            stopped = remote.upload_all(workspace, inv, request, plan, pending,
+                                        _batches(pending, workspace.settings.ingest.batch_files), progress, should_stop)
         sealed = seal_session(workspace, plan.session_id, stopped=stopped, comment=f"ingest of {inv.identity}")
         if sealed.state == "complete" and archive.is_local:
             clear_session_staging(workspace, plan.session_id)

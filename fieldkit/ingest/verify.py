@@ -63,7 +63,7 @@ def verify_archive(workspace: Workspace, *, progress: Progress | None = None) ->
     if not workspace.roots.archive.is_local:  # an object-storage archive: same scrub, over the adapter
         from fieldkit.ingest.remote import verify_url_archive
 
-        return verify_url_archive(workspace, progress=progress)
+        return verify_url_archive(workspace, VerifyReport(), SKIP_TOP, progress=progress)
     progress = progress or NullProgress()
     report = VerifyReport()
     with IngestLock(workspace.paths.archive / ".ingest.lock", command="verify"):
