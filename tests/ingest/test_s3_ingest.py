@@ -327,3 +327,18 @@ def test_a_read_back_expecting_a_size_matches_only_the_exact_object(s3_server, s
     for expected in {stored - 1, stored + 1, stored + 256 * 1024, stored - 256 * 1024} - {0}:
         if expected > 0:
             assert root.sha256("o", expected_size=expected)[1] != expected
+
+
+def test_a_card_dump_is_ingested_into_s3_and_dry_run_needs_no_disk(card, s3_server, s3_bucket, tmp_path):
+    ws = s3_workspace(tmp_path / "ws", s3_server, s3_bucket)
+    dump = Path(shutil.make_archive(str(tmp_path / "card"), "zip", card))
+    code, plan, _ = run(ws, "ingest", str(dump), "--site", "Wood", "--deployment", "N1", "--dry-run")
+    assert code == EXIT_OK and plan["bytes_free"] is None and plan["enough_space"] is True
+    assert objects(s3_server, s3_bucket) == {}  # a dry run writes nothing
+    code, report, _ = run(ws, "ingest", str(dump), "--site", "Wood", "--deployment", "N1")
+    assert code == EXIT_PARTIAL and report["state"] == "complete"  # the card's broken files, as from the folder
+    stored = objects(s3_server, s3_bucket)
+    rows = catalogue(ws, "SELECT archive_path, sha256 FROM recording")
+    assert len(rows) == report["counts"]["verified"] >= 10
+    assert all(hashlib.sha256(stored[p]).hexdigest() == h for p, h in rows)
+    assert not (ws / ".staging" / "dumps").exists() or not any((ws / ".staging" / "dumps").iterdir())
