@@ -138,10 +138,9 @@ def _mirror(folder: Root, into: Path) -> None:
 
 
 def write_url_manifest(root: Root, *, process: Literal["transfer", "in-place"], entries: list[MhlEntry],
-                       comment: str) -> tuple[int, str]:
+                       creator: CreatorInfo) -> tuple[int, str]:
     """Seal a manifest generation in ``<root>/mhl/``; returns (sequence, its URL)."""
     folder = root.child(MANIFEST_FOLDER)
-    creator = CreatorInfo.now(comment=comment)
     with tempfile.TemporaryDirectory(prefix="fieldkit-mhl-") as scratch:
         local = Path(scratch)
         _mirror(folder, local)
@@ -179,7 +178,8 @@ def verify_url_archive(workspace: Workspace, report: Any, skip_top: set[str], *,
         report.uncatalogued = [name for name in root.list(recursive=True)
                                if name.split("/", 1)[0] not in skip_top and name not in known]
         if entries:
-            sequence, uri = write_url_manifest(root, process="in-place", entries=entries, comment="fieldkit verify")
+            sequence, uri = write_url_manifest(root, process="in-place", entries=entries,
+                                               creator=CreatorInfo.now(comment="fieldkit verify"))
             report.manifest = uri
             with workspace.catalogue.write() as s:
                 writes.insert_manifest(s, sequence=sequence, kind="verify", path=uri, files=len(entries),

@@ -69,11 +69,11 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
 
 def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str) -> Path | tuple[int, str]:
     """The new generation: its path in a local archive, (sequence, URL) in an object-storage one."""
+    creator = CreatorInfo.now(comment=comment)
     if not workspace.roots.archive.is_local:
         from fieldkit.ingest.remote import write_url_manifest
 
         return write_url_manifest(workspace.roots.archive, process="transfer",
-                                  entries=_entries(files, CreatorInfo.now().created), comment=comment)
-    creator = CreatorInfo.now(comment=comment)
+                                  entries=_entries(files, creator.created), creator=creator)
     return write_generation(workspace.paths.manifests, process="transfer", entries=_entries(files, creator.created),
                             creator=creator, root_name="archive")
