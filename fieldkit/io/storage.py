@@ -233,6 +233,7 @@ class Root:
                         # not close(): fsspec's close commits what was buffered, which would store
                         # a truncated object when the source fails mid-stream; discard aborts
                         out.discard()
+                        out.closed = True  # nor may its finaliser close (commit) it later
                         raise
                     out.close()
             except FileExistsError as exc:

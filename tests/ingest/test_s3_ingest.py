@@ -342,3 +342,21 @@ def test_a_card_dump_is_ingested_into_s3_and_dry_run_needs_no_disk(card, s3_serv
     assert len(rows) == report["counts"]["verified"] >= 10
     assert all(hashlib.sha256(stored[p]).hexdigest() == h for p, h in rows)
     assert not (ws / ".staging" / "dumps").exists() or not any((ws / ".staging" / "dumps").iterdir())
+
+
+@pytest.mark.parametrize("first_block", [1000, 6 * 2**20], ids=["single-put", "multipart"])
+def test_a_source_failing_mid_stream_stores_nothing(s3_server, s3_bucket, tmp_path, first_block):
+    """A card read error mid-upload: the upload is aborted, never committed as a truncated object."""
+    from fieldkit.io.storage import open_root
+
+    root = open_root(f"{s3_bucket}/a", base=tmp_path, options=s3_server.storage_options)
+
+    def failing():
+        yield b"\x01" * first_block
+        raise OSError(5, "Input/output error")  # what a failing card read raises
+
+    with pytest.raises(OSError, match="Input/output error"):
+        root.put_new("half.wav", failing())
+    assert objects(s3_server, s3_bucket, "a/") == {}
+    root.put_new("half.wav", [b"whole"])  # the name was never taken
+    assert objects(s3_server, s3_bucket, "a/") == {"half.wav": b"whole"}
