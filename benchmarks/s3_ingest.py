@@ -15,7 +15,9 @@ interleaved, times:
 
 The page cache is dropped (when permitted) before every timed run, so both start from a cold
 card. Each run writes to its own fresh bucket, deleted afterwards (moto holds objects in memory).
-Prints the median seconds of each, the ratio ingest / anchor (target <= 1.5) and MB/s.
+Prints the median seconds of each, the ratio ingest / anchor (target <= 1.5), MB/s, and the CPU
+seconds each spent in its own processes and in the S3 server (on a shared, loaded machine the
+wall times follow the CPU each side needs).
 
 Usage::
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,6 +58,17 @@ def make_card(root: Path, files: int, seconds: float, rate: int = 16_000, seed: 
          ).write_bytes(data)
         total += len(data)
     return total
+
+
+def server_cpu(server: S3Server) -> float:
+    """CPU seconds (user + system) the S3 server process has used so far."""
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def settle() -> bool:
@@ -115,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.update({k: v for k, v in TEST_CREDENTIALS.items() if k not in os.environ})
     runs: dict[str, list[float]] = {"anchor": [], "fieldkit": []}
+    cpu: dict[str, list[tuple[float, float]]] = {"anchor": [], "fieldkit": []}  # (client, server) seconds
     counts: dict = {}
     dropped = False
     server = start_s3_server()
@@ -126,14 +141,18 @@ def main(argv: list[str] | None = None) -> int:
                 for method in (["anchor", "fieldkit"] if rep % 2 == 0 else ["fieldkit", "anchor"]):
                     bucket = server.make_bucket()
                     dropped = settle()
+                    before = (time.process_time() + children_cpu(), server_cpu(server))
                     if method == "anchor":
                         seconds = anchor(server, work / "card", bucket)
                     else:
                         seconds, counts = fieldkit_ingest(server, work / "card", bucket, work / f"ws-{rep}")
                         shutil.rmtree(work / f"ws-{rep}")
+                    cpu[method].append((time.process_time() + children_cpu() - before[0],
+                                        server_cpu(server) - before[1]))
                     empty_bucket(server, bucket)
                     runs[method].append(seconds)
-                    print(f"  rep {rep} {method:9s} {seconds:7.2f} s", flush=True)
+                    print(f"  rep {rep} {method:9s} {seconds:7.2f} s  (CPU: client {cpu[method][-1][0]:.1f} s, "
+                          f"S3 server {cpu[method][-1][1]:.1f} s)", flush=True)
     finally:
         server.stop()
     med = {k: statistics.median(v) for k, v in runs.items()}
@@ -142,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
            "anchor_s3fs_put_sha256sum_s": round(med["anchor"], 3), "fieldkit_ingest_s": round(med["fieldkit"], 3),
            "runs_s": {k: [round(x, 3) for x in v] for k, v in runs.items()},
            "ratio": round(med["fieldkit"] / med["anchor"], 3),
+           "cpu_s": {k: {"client": round(statistics.median(c for c, _ in v), 1),
+                         "s3_server": round(statistics.median(srv for _, srv in v), 1)} for k, v in cpu.items()},
            "fieldkit_MB_per_s": round(n_bytes / med["fieldkit"] / 1e6, 1),
            "anchor_MB_per_s": round(n_bytes / med["anchor"] / 1e6, 1),
            "verified": counts.get("verified"), "state": counts.get("state")}
