@@ -16,6 +16,7 @@ from fieldkit.catalogue.sqlite_reader import open_reader, sqlite_database, stamp
 from fieldkit.config.settings import (
     CONFIG_FILENAME,
     LoadedSettings,
+    Settings,
     WorkspacePaths,
     default_config_toml,
     find_workspace,
@@ -201,19 +202,74 @@ class Workspace:
         self.close()
 
 
-def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | None = None) -> Workspace:
+def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | None = None,
+                   roots: Mapping[str, str] | None = None, storage_options: Mapping[str, Any] | None = None) -> Workspace:
     """Create a workspace: ``fieldkit.toml``, the archive, stores and exports, a migrated catalogue,
     and ``workflows/`` holding copies of the shipped workflow files to edit.
 
     A server catalogue (``catalogue_url`` of PostgreSQL) that already holds a fieldkit schema is
     *joined*, not re-created: several workspaces share it (docs/team.md); ``ws.shared`` says what
-    was done."""
+    was done.
+
+    Parameters
+    ----------
+    directory : path
+        The workspace folder (created if missing).
+    catalogue_url : str, optional
+        SQLAlchemy URL of the catalogue (default: SQLite in the workspace).
+    roots : mapping, optional
+        ``archive_root``/``stores_root``/``exports_root`` values: folders or URLs (``s3://...``).
+    storage_options : mapping, optional
+        ``[storage] options`` (fsspec options of every URL root; ``${VAR}`` references kept as such).
+
+    Every URL root is reached once (listed); when that fails, or anything else does, nothing this
+    call made is left behind: the folder (if it made it), or else its ``fieldkit.toml`` and the
+    folders it created.
+    """
+    root = Path(directory).expanduser().resolve()
+    made = [p for p in (root, *root.parents) if not p.exists()]
+    before = set(root.iterdir()) if root.is_dir() else set()
+    try:
+        return _init_workspace(root, catalogue_url, roots or {}, storage_options or {})
+    except BaseException as exc:
+        if isinstance(exc, WorkspaceExistsError):
+            raise
+        import shutil
+
+        if made:
+            shutil.rmtree(made[-1], ignore_errors=True)
+        elif root.is_dir():
+            for leftover in set(root.iterdir()) - before:
+                shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
+        raise
+
+
+def _config_text(catalogue_url: str | None, roots: Mapping[str, str], storage_options: Mapping[str, Any]) -> str:
+    import json
+
+    text = default_config_toml()
+    if catalogue_url:
+        text = text.replace('catalogue_url = "sqlite:///catalogue.sqlite"', f'catalogue_url = "{catalogue_url}"')
+    for key, value in roots.items():
+        default = f'{key} = "{getattr(Settings(), key)}"'
+        text = text.replace(default, f"{key} = {json.dumps(str(value))}")
+    if storage_options:
+        # JSON scalars and objects are TOML basic strings, numbers, booleans and inline tables
+        def inline(options: Mapping[str, Any]) -> str:
+            return "{ " + ", ".join(f"{json.dumps(k)} = {inline(v) if isinstance(v, Mapping) else json.dumps(v)}"
+                                    for k, v in options.items()) + " }"
+
+        text += f"\n[storage]\noptions = {inline(storage_options)}\n"
+    return text
+
+
+def _init_workspace(root: Path, catalogue_url: str | None, roots: Mapping[str, str],
+                    storage_options: Mapping[str, Any]) -> Workspace:
     # Alembic (~0.3 s) and the workflow models (pydantic, YAML: ~25 ms) are imported here, where a
     # workspace is created, not by every command that opens one.
     from fieldkit.catalogue import migrate
     from fieldkit.config.workflow_files import WORKSPACE_WORKFLOWS_DIR, copy_bundled_workflows
 
-    root = Path(directory).expanduser().resolve()
     config = root / CONFIG_FILENAME
     if config.exists():
         raise WorkspaceExistsError(
@@ -228,10 +284,7 @@ def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | No
 
         shared = prepare_shared_catalogue(catalogue_url)
     root.mkdir(parents=True, exist_ok=True)
-    text = default_config_toml()
-    if catalogue_url:
-        text = text.replace('catalogue_url = "sqlite:///catalogue.sqlite"', f'catalogue_url = "{catalogue_url}"')
-    config.write_text(text, encoding="utf-8")
+    config.write_text(_config_text(catalogue_url, roots, storage_options), encoding="utf-8")
     ws = Workspace(load_settings(root, env={}))
     for storage in (ws.roots.archive, ws.roots.stores, ws.roots.exports):
         if storage.is_local:

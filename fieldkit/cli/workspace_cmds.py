@@ -18,15 +18,23 @@ def init(
     directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
     catalogue_url: Optional[str] = typer.Option(
         None, help="SQLAlchemy URL (default: SQLite in the workspace); an existing PostgreSQL catalogue is joined."),
+    archive: Optional[str] = typer.Option(None, "--archive", help="Archive root: a folder or a URL such as "
+                                          "s3://bucket/archive (default: archive/ in the workspace)."),
+    stores: Optional[str] = typer.Option(None, "--stores", help="Stores root: a folder or a URL (default: stores/)."),
+    exports: Optional[str] = typer.Option(None, "--exports", help="Exports root: a folder or a URL (default: exports/)."),
+    storage_option: Optional[list[str]] = typer.Option(
+        None, "--storage-option", metavar="KEY=VALUE",
+        help="An fsspec option of the URL roots, written to [storage] options (repeatable), e.g. "
+             "endpoint_url=http://127.0.0.1:9000 or key='${AWS_ACCESS_KEY_ID}'; a.b=V sets a nested option."),
     json_out: bool = JSON,
 ) -> None:
-    """Create a workspace: fieldkit.toml, catalogue, archive/, stores/, exports/."""
+    """Create a workspace: fieldkit.toml, catalogue, archive/, stores/, exports/ (folders or URLs)."""
     from fieldkit.config.settings import redact_url
     from fieldkit.workspace import init_workspace
 
-    from fieldkit.config.settings import redact_url
-
-    with init_workspace(directory, catalogue_url=catalogue_url) as ws:
+    roots = {k: v for k, v in (("archive_root", archive), ("stores_root", stores), ("exports_root", exports)) if v}
+    options = _storage_options(storage_option or [])
+    with init_workspace(directory, catalogue_url=catalogue_url, roots=roots, storage_options=options) as ws:
         doc = {"workspace": str(ws.root), "catalogue_url": redact_url(ws.paths.catalogue_url),
                # each root's folder or URL (never a credential: a URL root carries none)
                "archive": ws.roots.archive.uri(), "stores": ws.roots.stores.uri(), "exports": ws.roots.exports.uri()}
@@ -42,6 +50,30 @@ def init(
         said = {"created": "created catalogue at", "joined": "joined catalogue at",
                 "migrated": f"joined catalogue (migrated from {shared['previous_revision']}) at"}[shared["state"]]
         err.print(f"{said} {doc['catalogue_url']}, {n}")
+
+
+def _storage_options(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs as fsspec options: ``a.b=V`` nests; numbers and true/false are typed."""
+    import tomllib
+
+    from fieldkit.errors import ConfigError
+
+    options: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--storage-option {pair!r} is not KEY=VALUE.",
+                             hint="For example --storage-option endpoint_url=http://127.0.0.1:9000")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"] if raw and not raw.startswith("$") else raw
+        except tomllib.TOMLDecodeError:
+            value = raw  # a plain string (URLs, names, ${VAR} references)
+        *parents, leaf = key.strip().split(".")
+        node = options
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = value
+    return options
 
 
 @config_app.command("show")

@@ -307,6 +307,14 @@ def extract_dump(dump: str | os.PathLike[str], target: str | os.PathLike[str],
     return extracted, rejected
 
 
+def _extraction_folder(workspace: Workspace) -> Path:
+    """Where a dump is extracted: the archive's staging folder, or the workspace's own for an
+    object-storage archive (a local folder either way: the extracted files are the card)."""
+    if workspace.roots.archive.is_local:
+        return workspace.paths.staging / "dumps"
+    return workspace.root / ".staging" / "dumps"
+
+
 def _dump_sha256(dump: Path) -> str:
     digest = hashlib.sha256()
     with open(dump, "rb") as fh:
@@ -346,7 +354,7 @@ def ingest_dump(workspace: Workspace, request: IngestRequest, *, progress: Progr
     settings = workspace.settings.ingest
     limits = DumpLimits(settings.dump_max_entries, settings.dump_max_bytes, settings.dump_max_ratio)
     sha = _dump_sha256(dump)
-    target = workspace.paths.staging / "dumps" / sha[:32]
+    target = _extraction_folder(workspace) / sha[:32]
     shutil.rmtree(target, ignore_errors=True)  # a leftover of an interrupted run: ours, redone
     try:
         extracted, rejected = extract_dump(dump, target, limits)
@@ -397,7 +405,7 @@ def plan_dump(workspace: Workspace, request: IngestRequest) -> dict:
     dump = Path(request.card_dir).expanduser().resolve()
     settings = workspace.settings.ingest
     limits = DumpLimits(settings.dump_max_entries, settings.dump_max_bytes, settings.dump_max_ratio)
-    target = workspace.paths.staging / "dumps" / f"plan-{_dump_sha256(dump)[:32]}"
+    target = _extraction_folder(workspace) / f"plan-{_dump_sha256(dump)[:32]}"
     shutil.rmtree(target, ignore_errors=True)
     try:
         _, rejected = extract_dump(dump, target, limits)

@@ -195,5 +195,9 @@ def ingest_lock(workspace: Workspace, *, card: str | None = None, command: str =
     an SQLite catalogue, the catalogue's advisory locks on a server catalogue."""
     url = workspace.paths.catalogue_url
     if url.startswith("sqlite"):
-        return IngestLock(workspace.paths.archive / ".ingest.lock", break_stale=break_stale, command=command)
+        # beside a local archive; an object-storage archive has no folder to hold it: the workspace's
+        # (one SQLite catalogue is one machine's, so a local file lock serialises its ingests)
+        archive = workspace.roots.archive
+        folder = workspace.paths.archive if archive.is_local else workspace.root
+        return IngestLock(folder / ".ingest.lock", break_stale=break_stale, command=command)
     return CatalogueIngestLock(url, card=card, command=command)

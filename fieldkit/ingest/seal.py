@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from fieldkit.io.manifests.ledger import write_record
 from fieldkit.io.manifests.mhl import CreatorInfo, MhlEntry, write_generation
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
+    from fieldkit.io.storage import Root
     from fieldkit.workspace import Workspace
 
 __all__ = ["SealedSession", "seal_session", "record_session", "ledger_stamp"]
@@ -56,18 +58,19 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
     crashpoint("before_seal")
     manifest = _write_manifest(workspace, files, comment) if counts["verified"] + counts["duplicate"] else None
     crashpoint("after_manifest")
+
     def seal(s) -> None:
         writes.update_session(s, session_id, state="complete" if complete else "incomplete", counts=counts,
                               safe_to_erase=safe, finished_at=utcnow(),
                               message=None if complete else _why_incomplete(stopped, counts))
         row = None
         if manifest is not None:
-            path, created = manifest
-            row = {"sequence": int(path.name.split("_", 1)[0]), "kind": "ingest", "path": workspace.relative(path),
+            sequence, shown, created = manifest
+            row = {"sequence": sequence, "kind": "ingest", "path": shown,
                    "files": counts["verified"] + counts["duplicate"], "failures": counts["failed"], "report": None,
                    "created_at": created}
             # keyed by its sequence number: a retry after a COMMIT that landed finds the row and adds none
-            if not writes.manifest_recorded(s, row["sequence"]):
+            if not writes.manifest_recorded(s, sequence):
                 writes.insert_manifest(s, session_id=session_id, **row)
         # Written inside the transaction, before its commit: a committed session always has its record
         # (a retried transaction writes the record again; the newest record of a session wins).
@@ -75,12 +78,20 @@ def seal_session(workspace: Workspace, session_id: int, *, stopped: bool, commen
 
     write_with_retry(workspace.catalogue, seal, what="ingest seal")
     return SealedSession(state="complete" if complete else "incomplete", safe_to_erase=safe, counts=counts,
-                         manifest=workspace.relative(manifest[0]) if manifest else None, files=files)
+                         manifest=manifest[1] if manifest else None, files=files)
 
 
 def ledger_stamp() -> str:
     """A ledger record's time stamp (its name sorts by it)."""
     return utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def ledger_folder(workspace: Workspace) -> Path | Root:
+    """Where the archive's manifests (and their ``ledger/``) are: ``archive/mhl``, or its URL."""
+    from fieldkit.ingest.remote import MANIFEST_FOLDER
+
+    archive = workspace.roots.archive
+    return workspace.paths.manifests if archive.is_local else archive.child(MANIFEST_FOLDER)
 
 
 def record_session(workspace: Workspace, s, session_id: int, *, device_serial: str | None,
@@ -89,7 +100,7 @@ def record_session(workspace: Workspace, s, session_id: int, *, device_serial: s
     doc = restore.session_document(s, session_id, device_serial=device_serial)
     if manifest is not None:
         manifest = {**manifest, "created_at": restore.iso(manifest["created_at"])}
-    write_record(workspace.paths.manifests, "session", {**doc, "manifest": manifest}, ledger_stamp())
+    write_record(ledger_folder(workspace), "session", {**doc, "manifest": manifest}, ledger_stamp())
 
 
 def _why_incomplete(stopped: bool, counts: dict[str, int]) -> str:
@@ -100,9 +111,16 @@ def _why_incomplete(stopped: bool, counts: dict[str, int]) -> str:
     return "stopped before every file was copied; run again to resume"
 
 
-def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str):
-    """The new generation's path and its creation time (the catalogue's ``manifest.created_at``)."""
+def _write_manifest(workspace: Workspace, files: list[SessionFileRow], comment: str) -> tuple[int, str, dt.datetime]:
+    """The new generation: (its sequence, how the catalogue names it - workspace-relative path or
+    URL -, its creation time, the catalogue's ``manifest.created_at``)."""
     creator = CreatorInfo.now(comment=comment)
+    if not workspace.roots.archive.is_local:
+        from fieldkit.ingest.remote import write_url_manifest
+
+        sequence, url = write_url_manifest(workspace.roots.archive, process="transfer",
+                                           entries=_entries(files, creator.created), creator=creator)
+        return sequence, url, creator.created
     path = write_generation(workspace.paths.manifests, process="transfer", entries=_entries(files, creator.created),
                             creator=creator, root_name="archive")
-    return path, creator.created
+    return int(path.name.split("_", 1)[0]), workspace.relative(path), creator.created

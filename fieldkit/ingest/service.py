@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from fieldkit.catalogue import queries
 from fieldkit.catalogue.records import SessionFileRow
 from fieldkit.catalogue.retry import write_with_retry
-from fieldkit.errors import InsufficientSpaceError
+from fieldkit.errors import InputUnavailableError, InsufficientSpaceError
 from fieldkit.ingest.batch import (
     DESCRIBE_WORKERS,
     BatchContext,
@@ -107,8 +107,14 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
     progress = progress or NullProgress()
     inv = take_inventory(request.card_dir, request.card_id)
     require_audio(inv)  # before the lock, the recovery or any row: a wrong mount point writes nothing
+    archive = workspace.roots.archive
+    if not archive.is_local:  # an object-storage archive: fieldkit/ingest/remote.py
+        from fieldkit.ingest import remote
     with ingest_lock(workspace, card=inv.identity, break_stale=request.break_lock):
-        recover_archive(workspace, do_fsync=workspace.settings.ingest.fsync)
+        if archive.is_local:
+            recover_archive(workspace, do_fsync=workspace.settings.ingest.fsync)
+        else:
+            archive.check_reachable()  # a wrong endpoint, bucket or credential stops here, before any row
         # A blind retry is safe: a session row that did land is found again and resumed (natural key: the card).
         plan = write_with_retry(workspace.catalogue, lambda s: open_session(
             s, inv, site=request.site, deployment=request.deployment, timezone=request.timezone,
@@ -116,11 +122,15 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
         if plan.session_id is None:
             return _repeat(workspace, inv, request, plan)
         pending = [f for f in inv.to_copy if f.raw_path not in plan.settled]
-        _preflight_space(workspace, pending)
-        stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop)
+        if archive.is_local:
+            _preflight_space(workspace, pending)
+            stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop)
+        else:
+            stopped = remote.upload_all(workspace, inv, request, plan, pending,
+                                        _batches(pending, workspace.settings.ingest.batch_files), progress, should_stop)
         sealed = seal_session(workspace, plan.session_id, stopped=stopped, comment=f"ingest of {inv.identity}",
                               device_serial=request.device_serial)
-        if sealed.state == "complete":
+        if sealed.state == "complete" and archive.is_local:
             clear_session_staging(workspace, plan.session_id)
     return _report(inv, request, plan, sealed.files, state=sealed.state,
                    safe_to_erase=sealed.safe_to_erase, manifest=sealed.manifest,
@@ -202,8 +212,15 @@ def _repeat(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: 
 def _missing_copies(workspace: Workspace, files: list[SessionFileRow]) -> list[str]:
     """Archive paths of these files that are gone or no longer have the size catalogued."""
     missing = []
+    archive = workspace.roots.archive
     for f in files:
-        if f.archive_path and f.state in ("verified", "duplicate"):
+        if f.archive_path and f.state in ("verified", "duplicate") and not archive.is_local:
+            try:
+                if archive.size(f.archive_path) != f.size_bytes:
+                    missing.append(f.archive_path)
+            except InputUnavailableError:  # gone (an unreachable storage stops the command: exit 75)
+                missing.append(f.archive_path)
+        elif f.archive_path and f.state in ("verified", "duplicate"):
             try:
                 if (workspace.paths.archive / f.archive_path).stat().st_size != f.size_bytes:
                     missing.append(f.archive_path)
@@ -217,9 +234,10 @@ def plan_ingest(workspace: Workspace, request: IngestRequest) -> dict:
     inv = take_inventory(request.card_dir, request.card_id)
     require_audio(inv)
     needed = inv.bytes_to_copy + workspace.settings.ingest.free_space_margin_bytes
-    free = shutil.disk_usage(workspace.paths.archive).free
+    archive = workspace.roots.archive
+    free = shutil.disk_usage(archive.local_path).free if archive.is_local else None  # a bucket has no "free"
     return {"card": inv.identity, "card_root": str(inv.root), "recorder_hint": inv.recorder_hint,
             "fingerprint": inv.fingerprint, "files": len(inv.files), "to_copy": len(inv.to_copy),
             "ignored": [{"path": f.display_path, "reason": f.ignored} for f in inv.files if f.ignored],
-            "bytes_to_copy": inv.bytes_to_copy, "bytes_free": free, "enough_space": free >= needed,
+            "bytes_to_copy": inv.bytes_to_copy, "bytes_free": free, "enough_space": free is None or free >= needed,
             "site": request.site, "deployment": request.deployment, "dry_run": True}

@@ -63,6 +63,10 @@ class VerifyReport:
 
 def verify_archive(workspace: Workspace, *, progress: Progress | None = None) -> VerifyReport:
     """Scrub the archive; see the module docstring."""
+    if not workspace.roots.archive.is_local:  # an object-storage archive: same scrub, over the adapter
+        from fieldkit.ingest.remote import verify_url_archive
+
+        return verify_url_archive(workspace, VerifyReport(), SKIP_TOP, progress=progress)
     progress = progress or NullProgress()
     report = VerifyReport()
     with ingest_lock(workspace, command="verify"):

@@ -151,14 +151,49 @@ class Root:
         with self.open_read(rel) as handle:
             return handle.read()
 
-    def sha256(self, rel: str) -> tuple[str, int]:
-        """Re-read ``rel`` from storage and hash it: (hex digest, bytes)."""
+    def sha256(self, rel: str, *, expected_size: int | None = None) -> tuple[str, int]:
+        """Re-read ``rel`` from storage and hash it: (hex digest, bytes).
+
+        With ``expected_size`` (a verification after a write) an object store is read without
+        first asking for the object's size (one request fewer): the ranged reads ask for one byte
+        more than expected, so a longer object reads back longer (at most that one byte) and a
+        shorter one shorter - the result equals (its hash, ``expected_size``) only when the
+        object holds exactly that many bytes.
+        """
+        if expected_size and not self.is_local:
+            return self._sha256_expecting(rel, expected_size)
         digest = hashlib.sha256()
         size = 0
         with self.open_read(rel) as handle:
             while block := handle.read(self.block_bytes):
                 digest.update(block)
                 size += len(block)
+        return digest.hexdigest(), size
+
+    def _sha256_expecting(self, rel: str, expected_size: int) -> tuple[str, int]:
+        digest = hashlib.sha256()
+        size, limit = 0, expected_size + 1
+        with storage_error(self.uri(rel)):
+            # no read-ahead cache: each read is one ranged GET, clipped by the server at the end
+            handle = self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="none", size=limit)
+            # s3fs looks the object up (HEAD) for an ETag check between ranged reads; one
+            # pass of reads that all must hash right needs no such check
+            handle.details = {"name": self._path(rel), "size": limit}
+            try:
+                while size < limit:
+                    want = min(self.block_bytes, limit - size)
+                    try:
+                        block = handle.read(want)
+                    except OSError as exc:  # a range starting past the end: the object is shorter
+                        if "InvalidRange" in str(exc) or "not satisfiable" in str(exc).lower():
+                            break
+                        raise
+                    digest.update(block)
+                    size += len(block)
+                    if len(block) < want:  # the server clipped the range: the object ends here
+                        break
+            finally:
+                handle.close()
         return digest.hexdigest(), size
 
     def put_new(self, rel: str, blocks: Iterable[bytes]) -> tuple[str, int]:
@@ -193,10 +228,18 @@ class Root:
                     # so the empty PUT carries the condition itself
                     self.fs.pipe_file(self._path(rel), b"", mode="create")
                 else:
-                    with self.fs.open(self._path(rel), "xb", block_size=max(self.block_bytes, 5 * 2**20)) as out:
+                    out = self.fs.open(self._path(rel), "xb", block_size=max(self.block_bytes, 5 * 2**20))
+                    try:
                         out.write(first)
                         for block in hashed_iter:
                             out.write(block)
+                    except BaseException:
+                        # not close(): fsspec's close commits what was buffered, which would store
+                        # a truncated object when the source fails mid-stream; discard aborts
+                        out.discard()
+                        out.closed = True  # nor may its finaliser close (commit) it later
+                        raise
+                    out.close()
             except FileExistsError as exc:
                 raise ObjectExistsError(
                     f"{uri} already exists: the archive is never overwritten.",
@@ -207,6 +250,14 @@ class Root:
     def put_bytes(self, rel: str, data: bytes) -> str:
         """Create ``rel`` holding ``data`` (create-only, as :meth:`put_new`); return its sha256."""
         return self.put_new(rel, [data])[0]
+
+    def replace_bytes(self, rel: str, data: bytes) -> None:
+        """Write ``data`` to ``rel``, replacing it: only for *derived* files (the MHL chain file,
+        rebuilt from the immutable manifests), never for the archive's content."""
+        if self.is_local:
+            raise ConfigError(f"{self.uri(rel)}: local roots replace files atomically themselves.")
+        with storage_error(self.uri(rel)):
+            self.fs.pipe_file(self._path(rel), data)
 
     def zarr_store(self, rel: str, *, read_only: bool = False) -> Any:
         """A zarr 3 store for the key prefix ``rel`` (a LocalStore or an FsspecStore)."""
@@ -321,6 +372,8 @@ def _filesystem(protocol: str, frozen: tuple, asynchronous: bool = False) -> Any
     if protocol in ("s3", "s3a"):
         # s3fs takes endpoint_url at the top level; botocore's own chain supplies credentials
         options.setdefault("config_kwargs", {}).setdefault("retries", {"max_attempts": 3, "mode": "standard"})
+        if "session" not in options:
+            options["session"] = _s3_session(options.pop("profile", None))
     if asynchronous:
         options["asynchronous"] = True
         options["skip_instance_cache"] = True
@@ -348,6 +401,26 @@ def _close_async_session(fs: Any) -> None:
         from zarr.core.sync import sync
 
         sync(session.__aexit__(None, None, None), timeout=2)
+
+
+def _s3_session(profile: str | None) -> Any:
+    """A botocore session whose S3 requests carry no ``Expect: 100-continue``.
+
+    botocore asks for it on every PUT and upload part, and aiohttp then waits for the interim
+    response with no timeout at all: a stalled server hung an upload forever instead of failing
+    after ``read_timeout`` (botocore#3613, marin-community/marin#6719). Without the header the
+    body is sent at once and the read timeout covers the wait for the answer.
+    """
+    from aiobotocore.session import AioSession
+
+    session = AioSession(profile=profile) if profile else AioSession()
+    session.register("before-sign.s3", _drop_expect)
+    return session
+
+
+def _drop_expect(request: Any = None, **_: Any) -> None:
+    if request is not None and "Expect" in request.headers:
+        del request.headers["Expect"]
 
 
 def _put_local(path: Path, blocks: Iterable[bytes]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from fieldkit.errors import IngestError, ValidationError
 from fieldkit.io.durable import fsync_dir
+from fieldkit.io.storage import Root
 
 __all__ = ["LEDGER_DIRNAME", "read_ledger", "write_record"]
 
@@ -29,13 +30,14 @@ LEDGER_DIRNAME = "ledger"
 _NAME = re.compile(r"(session|verify)-\d{8}T\d{12}Z-[0-9a-f]{8}\.json")
 
 
-def write_record(manifests: str | os.PathLike[str], kind: str, document: dict[str, Any], stamp: str) -> Path:
+def write_record(manifests: str | os.PathLike[str] | Root, kind: str, document: dict[str, Any], stamp: str) -> Path | str:
     """Write one ledger record, durably and once; return its path.
 
     Parameters
     ----------
-    manifests : path
-        The manifest folder (``archive/mhl``); the record goes into its ``ledger`` sub-folder.
+    manifests : path or Root
+        The manifest folder (``archive/mhl``, or the :class:`~fieldkit.io.storage.Root` of an
+        object-storage archive's ``mhl/``); the record goes into its ``ledger`` sub-folder.
     kind : {"session", "verify"}
     document : dict
         A JSON-ready document (``kind`` is added to it).
@@ -47,10 +49,16 @@ def write_record(manifests: str | os.PathLike[str], kind: str, document: dict[st
     IngestError
         If the file system cannot hard-link or the name exists (nothing is ever replaced).
     """
+    name = f"{kind}-{stamp}-{secrets.token_hex(4)}.json"
+    data = json.dumps({"kind": kind, "version": 1, **document}, indent=1, sort_keys=True).encode() + b"\n"
+    if isinstance(manifests, Root):
+        if not manifests.is_local:  # an object store: a create-only PUT (If-None-Match), never replaced
+            manifests.put_bytes(f"{LEDGER_DIRNAME}/{name}", data)
+            return manifests.uri(f"{LEDGER_DIRNAME}/{name}")
+        manifests = manifests.local_path
     folder = Path(manifests) / LEDGER_DIRNAME
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{kind}-{stamp}-{secrets.token_hex(4)}.json"
-    data = json.dumps({"kind": kind, "version": 1, **document}, indent=1, sort_keys=True).encode() + b"\n"
+    final = folder / name
     temp = folder / f".fieldkit-{os.getpid()}-{secrets.token_hex(8)}.tmp"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     try:
