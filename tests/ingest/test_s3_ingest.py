@@ -123,7 +123,10 @@ def test_the_same_content_on_a_second_card_is_stored_once_with_both_origins(card
     states = {f["path"]: (f["state"], f["archive_path"]) for f in report["files"]}
     assert states == {"COPY.WAV": ("duplicate", "Wood/N1/20240501_220000.WAV"), "new.wav": ("verified", "Wood/N2/new.wav")}
     after = objects(s3_server, s3_bucket)
-    assert set(after) - set(before) == {"Wood/N2/new.wav", *(k for k in after if k.startswith("mhl/0002_"))}
+    # the new file, the session's manifest generation and its ledger record (for 'catalog rebuild')
+    assert set(after) - set(before) == {"Wood/N2/new.wav", *(k for k in after if k.startswith("mhl/0002_")),
+                                        *(k for k in set(after) - set(before) if k.startswith("mhl/ledger/session-"))}
+    assert sum(k.startswith("mhl/ledger/session-") for k in set(after) - set(before)) == 1
     origins = catalogue(ws, "SELECT s.display_path FROM source_file s JOIN recording r ON s.recording_id = r.id "
                             "WHERE r.archive_path = 'Wood/N1/20240501_220000.WAV' ORDER BY s.display_path")
     assert origins == [("20240501_220000.WAV",), ("COPY.WAV",)]
