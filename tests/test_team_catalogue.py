@@ -90,27 +90,50 @@ def test_the_cli_on_each_backend(tmp_path: Path, catalogue_backend: str | None) 
     assert len(doc) == 11 and {r["site"] for r in doc} == {"demo-wood"}
 
 
-def test_sqlite_and_postgresql_give_the_same_arrays_and_manifests(tmp_path: Path) -> None:
-    """The acceptance's (a) and (b): the whole demo chain on SQLite + local disk and on PostgreSQL +
-    local disk; the Zarr stores equal value for value, the export manifests equal except what
-    :data:`fieldkit.testing.chain.VARYING_KEYS` names (timestamps of the export and the ingest)."""
+def test_sqlite_postgresql_and_object_storage_give_the_same_arrays_and_manifests(tmp_path: Path, s3_server,
+                                                                                 s3_bucket: str) -> None:
+    """The acceptance's (a), (b) and (c): the whole demo chain on SQLite + local disk, on PostgreSQL +
+    local disk, and on PostgreSQL + S3 for every root (archive, stores, exports on the S3 server);
+    the Zarr stores and the exported arrays equal value for value, the export manifests equal except
+    what :data:`fieldkit.testing.chain.VARYING_KEYS` names (timestamps of the export and the ingest)."""
     if not os.environ.get(PG_ENV):
         skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
     with init_workspace(tmp_path / "sqlite") as ws:
         local = run_chain(ws)
     with postgres_database() as url, init_workspace(tmp_path / "pg", catalogue_url=url) as ws:
         team = run_chain(ws)
-    assert sorted(local.arrays) == sorted(team.arrays) and len(local.arrays) > 20
-    for name, array in local.arrays.items():
-        other = team.arrays[name]
-        assert array.dtype == other.dtype and array.shape == other.shape, name
-        assert np.array_equal(array, other, equal_nan=array.dtype.kind in "fc"), name
-    assert sorted(local.manifests) == sorted(team.manifests)
-    for name, manifest in local.manifests.items():
-        assert normalised_manifest(manifest) == normalised_manifest(team.manifests[name]), name
-    # the README shows the workflow in its declared order on both (jsonb keeps no key order)
-    assert local.manifests["README.md"] == team.manifests["README.md"]
+    roots = {"archive_root": f"{s3_bucket}/archive", "stores_root": f"{s3_bucket}/stores",
+             "exports_root": f"{s3_bucket}/exports"}
+    with postgres_database() as url, init_workspace(tmp_path / "pg-s3", catalogue_url=url, roots=roots,
+                                                    storage_options=s3_server.storage_options) as ws:
+        cloud = run_chain(ws)
+        assert not (tmp_path / "pg-s3" / "archive").exists() and not (tmp_path / "pg-s3" / "stores").exists()
+    assert len(local.arrays) > 20
+    for other in (team, cloud):
+        assert sorted(local.arrays) == sorted(other.arrays)
+        for name, array in local.arrays.items():
+            theirs = other.arrays[name]
+            assert array.dtype == theirs.dtype and array.shape == theirs.shape, name
+            assert np.array_equal(array, theirs, equal_nan=array.dtype.kind in "fc"), name
+        assert sorted(local.manifests) == sorted(other.manifests)
+        for name, manifest in local.manifests.items():
+            assert normalised_manifest(manifest) == normalised_manifest(other.manifests[name]), name
+        # the README shows the workflow in its declared order on both (jsonb keeps no key order)
+        assert local.manifests["README.md"] == other.manifests["README.md"]
     assert normalised_manifest(local.lineage) == normalised_manifest(team.lineage)
+    # on S3 the lineage names the store (and any archived file) by its URL, all else equal
+    assert cloud.lineage["processing"]["store"].startswith(f"{s3_bucket}/stores/")
+    assert _without_locations(local.lineage) == _without_locations(cloud.lineage)
+
+
+def _without_locations(value):
+    """Lineage with where things are (store, archive file) blanked, at any depth."""
+    if isinstance(value, dict):
+        return {k: "<where>" if k in ("store", "store_path", "archive_uri") else _without_locations(v)
+                for k, v in normalised_manifest(value).items()}
+    if isinstance(value, list):
+        return [_without_locations(v) for v in value]
+    return value
 
 
 def test_a_second_workspace_joins_the_shared_catalogue(tmp_path: Path, pg_url: str) -> None:

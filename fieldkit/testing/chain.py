@@ -1,7 +1,7 @@
 """The demo chain on any workspace: ingest → verify → process → annotations → dataset → export → lineage.
 
 One helper, called by the backend-equivalence tests with different roots and catalogues (SQLite +
-local disk, PostgreSQL + local disk, and later PostgreSQL + object storage): each call returns the
+local disk, PostgreSQL + local disk, PostgreSQL + object storage for every root): each call returns the
 arrays of the run's store and of the exported dataset, value for value, and the export's manifests,
 so that the callers compare the results of the same work on different backends.
 """
@@ -9,6 +9,7 @@ so that the callers compare the results of the same work on different backends.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,29 @@ class ChainResult:
     reports: dict[str, Any] = field(default_factory=dict)
 
 
-def _arrays(root: Path, prefix: str, into: dict[str, np.ndarray]) -> None:
-    group = zarr.open_group(str(root), mode="r")
+def _arrays(store: Any, prefix: str, into: dict[str, np.ndarray]) -> None:
+    """Every array of the group at ``store`` (a local folder or a zarr store object), recursively."""
+    _group_arrays(zarr.open_group(str(store) if isinstance(store, Path) else store, mode="r"), prefix, into)
+
+
+def _group_arrays(group: Any, prefix: str, into: dict[str, np.ndarray]) -> None:
     for path, array in group.arrays():
         into[f"{prefix}/{path}"] = array[...]
     for name, sub in group.groups():
-        _arrays(root / name, f"{prefix}/{name}", into)
+        _group_arrays(sub, f"{prefix}/{name}", into)
+
+
+def _local_copy(ws: Any, out_dir: str | Path, scratch: Path) -> Path:
+    """The export folder as files: itself when local, else its objects downloaded into ``scratch``."""
+    exports = ws.roots.exports
+    if exports.is_local:
+        return Path(out_dir)
+    prefix = str(out_dir)[len(exports.uri()):].strip("/")
+    for name in exports.list(prefix, recursive=True):
+        target = scratch / name[len(prefix):].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(exports.read_bytes(name))
+    return scratch
 
 
 def run_chain(ws: Any, *, workers: int = 1) -> ChainResult:
@@ -80,17 +98,19 @@ def run_chain(ws: Any, *, workers: int = 1) -> ChainResult:
     exported = export_catalogued_dataset(ws, "demo", fmt="zarr")
     result = ChainResult(run_id=run.run_id, verified=verify.ok,
                          reports={"ingest": ingest.counts, "run_state": run.state, "dataset": dataset})
-    _arrays(ws.root / run.store, "run", result.arrays)
-    for file in sorted(exported.out_dir.rglob("*")):
-        rel = file.relative_to(exported.out_dir).as_posix()
-        if file.is_dir() or "/" in rel and file.suffix not in (".json", ".csv", ".md"):
-            continue
-        if file.suffix == ".json":
-            result.manifests[rel] = json.loads(file.read_text(encoding="utf-8"))
-        elif file.suffix in (".csv", ".md", ".txt", ".jsonl"):
-            result.manifests[rel] = file.read_text(encoding="utf-8")
-    for sub in sorted(exported.out_dir.rglob("*.zarr")):
-        _arrays(sub, f"export/{sub.relative_to(exported.out_dir).as_posix()}", result.arrays)
+    _arrays(ws.store_location(run.store), "run", result.arrays)
+    with tempfile.TemporaryDirectory(prefix="fieldkit-chain-") as scratch:
+        out_dir = _local_copy(ws, exported.out_dir, Path(scratch))
+        for file in sorted(out_dir.rglob("*")):
+            rel = file.relative_to(out_dir).as_posix()
+            if file.is_dir() or "/" in rel and file.suffix not in (".json", ".csv", ".md"):
+                continue
+            if file.suffix == ".json":
+                result.manifests[rel] = json.loads(file.read_text(encoding="utf-8"))
+            elif file.suffix in (".csv", ".md", ".txt", ".jsonl"):
+                result.manifests[rel] = file.read_text(encoding="utf-8")
+        for sub in sorted(out_dir.rglob("*.zarr")):
+            _arrays(sub, f"export/{sub.relative_to(out_dir).as_posix()}", result.arrays)
     result.lineage = clip_lineage(ws, f"{run.run_id}:0")
     return result
 
