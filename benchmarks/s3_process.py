@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=60, help="corpus files of 60 s (default 60 = 1 h)")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--workflow", choices=("birds16k", "anchor"), default="birds16k",
+                   help="birds16k (waveform stored) or the anchors' job (features only)")
     p.add_argument("--noop", type=int, default=2000, help="no-op tasks for the scheduler overhead")
     p.add_argument("--long", action="store_true", help="also the 2 h 96 kHz worker peak RSS from S3")
     p.add_argument("--long-hours", type=float, default=2.0)
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.long_only:
                 result["long"] = _long(base, server, bucket, args.long_hours)
                 return _write(result, args.out)
-            make_corpus, _ = bench._import_shared(bench._default_shared_bench())
+            make_corpus, anchors = bench._import_shared(bench._default_shared_bench())
             corpus = base / "corpus"
             make_corpus.main([str(corpus), "--n", str(args.n), "--duration", "60", "--sr", "48000", "--bits", "16",
                               "--interval", "300"])
@@ -242,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             ws.close()
             shutil.rmtree(corpus)
             local_dir, s3_dir = _s3_copy(base, server, bucket)
-            workflow = bench.birds16k_workflow("anchor-corpus")
+            # birds-16k (waveform stored: writes about as much as it reads) or the anchors' job
+            # (features only: the store is ~1/20 of the audio read)
+            workflow = (bench.birds16k_workflow("anchor-corpus") if args.workflow == "birds16k"
+                        else bench.anchor_workflow(60.0, 8, anchors, level=1))
+            result["workflow"] = args.workflow
             wf_file = base / "wf.yaml"
             wf_file.write_text(yaml.safe_dump(workflow.to_dict()))
 

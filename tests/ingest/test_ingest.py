@@ -38,13 +38,6 @@ def rows(workspace, table: str) -> int:
     return query(workspace, f"SELECT count(*) FROM {table}")[0][0]
 
 
-def sqlite_only(workspace) -> None:
-    """The tests of the file lock beside the archive, which only an SQLite catalogue uses; a team
-    catalogue's locks are tried by tests/test_team_faults.py."""
-    if not workspace.paths.catalogue_url.startswith("sqlite"):
-        pytest.skip("the archive's file lock is the SQLite catalogue's; PostgreSQL locks in the catalogue")
-
-
 def test_every_file_is_archived_byte_for_byte_and_the_card_is_untouched(card, cli, workspace):
     before = snapshot(card)
     code, report = cli.json("ingest", str(card), "--site", "Wood", "--deployment", "N1")
@@ -181,50 +174,6 @@ def test_different_content_under_the_same_name_from_two_cards_is_kept_twice(tmp_
     _, recs = cli.json("catalog", "recordings")
     assert len(recs) == 2 and len({r["archive_path"] for r in recs}) == 2
     assert len({r["sha256"] for r in recs}) == 2
-
-
-def test_a_second_ingest_waits_for_the_lock(card, cli, workspace):
-    from fieldkit.ingest.lock import IngestLock
-
-    sqlite_only(workspace)
-    with IngestLock(workspace.paths.archive / ".ingest.lock"):
-        result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
-    assert result.exit_code == 75 and "ingest in progress" in result.stderr and f"pid {os.getpid()}" in result.stderr
-
-
-@pytest.mark.reliability("E1")
-def test_a_dead_holders_lock_is_taken_over(card, cli, workspace):
-    """SIGKILL leaves the lock file behind, but the kernel released the flock: no manual step."""
-    import socket
-
-    sqlite_only(workspace)
-    lock = workspace.paths.archive / ".ingest.lock"
-    lock.write_text('{"pid": 999999, "host": "%s", "since": "2024-01-01T00:00:00+00:00"}' % socket.gethostname())
-    assert cli("ingest", str(card), "--site", "Wood", "--deployment", "N1").exit_code == EXIT_PARTIAL
-    assert lock.read_text() == ""  # released
-
-
-@pytest.mark.reliability("E1")
-def test_lock_held_by_another_process_is_refused_with_its_pid(card, cli, workspace):
-    import subprocess
-    import sys
-    import time
-
-    sqlite_only(workspace)
-    lock = workspace.paths.archive / ".ingest.lock"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from fieldkit.ingest.lock import IngestLock\n"
-        f"l = IngestLock(Path({str(lock)!r})); l.acquire(); print('held', flush=True); time.sleep(30)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        result = cli("ingest", str(card), "--site", "Wood", "--deployment", "N1")
-        assert result.exit_code == 75 and f"pid {holder.pid}" in result.stderr
-    finally:
-        holder.kill()
-        holder.wait()
-    time.sleep(0.1)
-    assert cli("ingest", str(card), "--site", "Wood", "--deployment", "N1").exit_code == EXIT_PARTIAL
 
 
 def test_changing_a_deployments_timezone_is_refused(card, cli):
