@@ -17,8 +17,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fieldkit.catalogue import writes
+from fieldkit.catalogue.retry import write_with_retry
 from fieldkit.faults import crashpoint
 from fieldkit.ingest.copy import (
     CopyFailure,
@@ -37,7 +39,12 @@ from fieldkit.ingest.naming import archive_relpath
 from fieldkit.io.durable import fsync_dir
 from fieldkit.model.metadata import RecorderMetadata
 
-__all__ = ["BatchContext", "Placed", "Failure", "Describer", "copy_batch", "describe_batch", "commit_batch"]
+if TYPE_CHECKING:  # annotations only
+    from fieldkit.ingest.outcomes import Progress
+    from fieldkit.workspace import Workspace
+
+__all__ = ["BatchContext", "Placed", "Failure", "Describer", "copy_batch", "describe_batch", "commit_batch",
+           "commit_and_advance"]
 
 log = logging.getLogger(__name__)
 
@@ -294,3 +301,18 @@ def commit_batch(ctx: BatchContext, s, placed: list[Placed], failed: list[Failur
                 "reason": f.reason, "message": f.message} for c, f in failed]
     writes.settle_source_files(s, ctx.session_id, settle)
     crashpoint("during_commit")
+
+
+def commit_and_advance(workspace: Workspace, ctx: BatchContext, placed: list[Placed], failed: list[Failure],
+                       batch: list[CardFile], progress: Progress) -> None:
+    """Commit one described batch (local or object-storage archive) and move the progress on.
+
+    H4: keyed by content hash and (session, raw path), the batch is safe to write again when the
+    connection was lost, even during COMMIT; device ids cached by a rolled-back attempt are dropped.
+    """
+    write_with_retry(workspace.catalogue, lambda s: commit_batch(ctx, s, placed, failed),
+                     on_retry=ctx.devices.clear, what="ingest batch")
+    for p in placed:
+        ctx.inflight.pop(p.sha256, None)
+    for f in batch:
+        progress.advance(f.display_path, f.size_bytes)

@@ -6,10 +6,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from fieldkit.catalogue.records import SessionFileRow
+from fieldkit.catalogue.records import ArchivedRecording, SessionFileRow
 from fieldkit.errors import EXIT_OK, EXIT_PARTIAL
+from fieldkit.io.manifests.mhl import MhlEntry
 
-__all__ = ["FileOutcome", "IngestReport", "Progress", "NullProgress"]
+__all__ = ["FileOutcome", "IngestReport", "Progress", "NullProgress", "judge"]
 
 
 @dataclass
@@ -90,3 +91,19 @@ class NullProgress:
 
     def finish(self) -> None:
         pass
+
+
+def judge(rec: ArchivedRecording, listed: MhlEntry | None, digest: str, size: int, report: Any) -> MhlEntry:
+    """Count a re-hashed archived file in ``report`` (a ``VerifyReport``: ok, or mismatched with what it should have
+    been: the catalogue's hash and the latest manifest's) and return its manifest entry. The one
+    judgement of a local file and of an object (fieldkit/ingest/remote.py)."""
+    expected = {"catalogue": rec.sha256}
+    if listed is not None and "sha256" in listed.hashes:
+        expected["manifest"] = listed.hashes["sha256"]
+    wrong = {k: v for k, v in expected.items() if v != digest}
+    if wrong:
+        report.mismatched.append({"archive_path": rec.archive_path, "found": digest, "expected": wrong,
+                                  "size_bytes": size})
+    else:
+        report.ok += 1
+    return MhlEntry(rec.archive_path, size, {"sha256": digest}, action="failed" if wrong else "verified")

@@ -33,12 +33,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fieldkit.catalogue import writes
 from fieldkit.catalogue.records import ArchivedRecording
-from fieldkit.catalogue.retry import write_with_retry
 from fieldkit.errors import InputUnavailableError, StorageUnavailableError
-from fieldkit.ingest.batch import DESCRIBE_WORKERS, BatchContext, Describer, Placed, commit_batch
+from fieldkit.ingest.batch import DESCRIBE_WORKERS, BatchContext, Describer, Placed, commit_and_advance
 from fieldkit.ingest.inventory import CardFile, Inventory
 from fieldkit.ingest.lock import ingest_lock
-from fieldkit.ingest.outcomes import NullProgress, Progress
+from fieldkit.ingest.outcomes import NullProgress, Progress, judge
 from fieldkit.ingest.session import SessionPlan
 from fieldkit.ingest.upload import upload_batch
 from fieldkit.io.manifests.mhl import (
@@ -117,13 +116,7 @@ def _commit(workspace: Workspace, ctx: BatchContext, describer: Describer, state
     describer.collect(proxies, futures)
     for p, q in zip(placed, proxies, strict=True):
         p.description, p.meta = q.description, q.meta
-    # H4: keyed by content hash and (session, raw path), safe to write again (as the local batch)
-    write_with_retry(workspace.catalogue, lambda s: commit_batch(ctx, s, placed, failed),
-                     on_retry=ctx.devices.clear, what="ingest batch")
-    for p in placed:
-        ctx.inflight.pop(p.sha256, None)
-    for f in batch:
-        progress.advance(f.display_path, f.size_bytes)
+    commit_and_advance(workspace, ctx, placed, failed, batch, progress)
 
 
 # ------------------------------------------------------------------------------ manifests
@@ -193,13 +186,4 @@ def _check_object(root: Root, rec: ArchivedRecording, listed: MhlEntry | None,
     except InputUnavailableError:
         report.missing.append(rec.archive_path)
         return None
-    expected = {"catalogue": rec.sha256}
-    if listed is not None and "sha256" in listed.hashes:
-        expected["manifest"] = listed.hashes["sha256"]
-    wrong = {k: v for k, v in expected.items() if v != digest}
-    if wrong:
-        report.mismatched.append({"archive_path": rec.archive_path, "found": digest, "expected": wrong,
-                                  "size_bytes": size})
-    else:
-        report.ok += 1
-    return MhlEntry(rec.archive_path, size, {"sha256": digest}, action="failed" if wrong else "verified")
+    return judge(rec, listed, digest, size, report)

@@ -25,7 +25,7 @@ from fieldkit.ingest.batch import (
     DESCRIBE_WORKERS,
     BatchContext,
     Describer,
-    commit_batch,
+    commit_and_advance,
     copy_batch,
 )
 from fieldkit.ingest.inventory import CardFile, Inventory, require_audio, take_inventory
@@ -173,14 +173,7 @@ def _copy_all(workspace: Workspace, inv: Inventory, request: IngestRequest, plan
 def _commit(workspace: Workspace, ctx: BatchContext, describer: Describer, batch_state, progress: Progress) -> None:
     batch, placed, failed, pending = batch_state
     describer.collect(placed, pending)
-    # H4: keyed by content hash and (session, raw path), the batch is safe to write again when the
-    # connection was lost, even during COMMIT; device ids cached by a rolled-back attempt are dropped.
-    write_with_retry(workspace.catalogue, lambda s: commit_batch(ctx, s, placed, failed),
-                     on_retry=ctx.devices.clear, what="ingest batch")
-    for p in placed:
-        ctx.inflight.pop(p.sha256, None)
-    for f in batch:
-        progress.advance(f.display_path, f.size_bytes)
+    commit_and_advance(workspace, ctx, placed, failed, batch, progress)
 
 
 def _repeat(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan) -> IngestReport:

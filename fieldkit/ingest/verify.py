@@ -19,7 +19,7 @@ from fieldkit.catalogue.records import ArchivedRecording
 from fieldkit.errors import EXIT_DATAERR, EXIT_OK
 from fieldkit.ingest.copy import hash_file
 from fieldkit.ingest.lock import ingest_lock
-from fieldkit.ingest.outcomes import NullProgress, Progress
+from fieldkit.ingest.outcomes import NullProgress, Progress, judge
 from fieldkit.ingest.recover import recover_archive
 from fieldkit.ingest.seal import ledger_stamp
 from fieldkit.io.manifests.ledger import write_record
@@ -100,16 +100,8 @@ def _check_one(path: Path, rec: ArchivedRecording, listed: MhlEntry | None, repo
         report.missing.append(rec.archive_path)
         return None
     digest, size = hash_file(path, evict=True)
-    expected = {"catalogue": rec.sha256}
-    if listed is not None and "sha256" in listed.hashes:
-        expected["manifest"] = listed.hashes["sha256"]
-    wrong = {k: v for k, v in expected.items() if v != digest}
-    if wrong:
-        report.mismatched.append({"archive_path": rec.archive_path, "found": digest, "expected": wrong,
-                                  "size_bytes": size})
-    else:
-        report.ok += 1
-    return MhlEntry(rec.archive_path, size, {"sha256": digest}, action="failed" if wrong else "verified")
+    return judge(rec, listed, digest, size, report)
+
 
 
 def _uncatalogued(archive: Path, known: set[str]) -> list[str]:

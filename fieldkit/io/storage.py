@@ -424,20 +424,27 @@ def _drop_expect(request: Any = None, **_: Any) -> None:
 
 
 def _put_local(path: Path, blocks: Iterable[bytes]) -> None:
+    """Create ``path`` from ``blocks`` durably and once: a read-only temporary file beside it,
+    fsynced, hard-linked to its name (which fails if the name exists: nothing is replaced, and a
+    crash never leaves a partial file under the final name), then the folder fsynced."""
+    import secrets
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError as exc:
-        raise ObjectExistsError(f"{path} already exists: the archive is never overwritten.", path=path) from exc
+    if path.exists():
+        raise ObjectExistsError(f"{path} already exists: the archive is never overwritten.", path=path)
+    temp = path.parent / f".fieldkit-{os.getpid()}-{secrets.token_hex(8)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     try:
         with os.fdopen(fd, "wb") as out:
             for block in blocks:
                 out.write(block)
             out.flush()
             os.fsync(out.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)  # our own partial file, never someone else's
-        raise
+        os.link(temp, path)
+    except FileExistsError as exc:
+        raise ObjectExistsError(f"{path} already exists: the archive is never overwritten.", path=path) from exc
+    finally:
+        temp.unlink(missing_ok=True)  # our own temporary file, never someone else's
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -20,8 +20,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from fieldkit.errors import IngestError, ValidationError
-from fieldkit.io.durable import fsync_dir
+from fieldkit.errors import IngestError, ObjectExistsError, ValidationError
 from fieldkit.io.storage import Root
 
 __all__ = ["LEDGER_DIRNAME", "read_ledger", "write_record"]
@@ -51,32 +50,14 @@ def write_record(manifests: str | os.PathLike[str] | Root, kind: str, document: 
     """
     name = f"{kind}-{stamp}-{secrets.token_hex(4)}.json"
     data = json.dumps({"kind": kind, "version": 1, **document}, indent=1, sort_keys=True).encode() + b"\n"
-    if isinstance(manifests, Root):
-        if not manifests.is_local:  # an object store: a create-only PUT (If-None-Match), never replaced
-            manifests.put_bytes(f"{LEDGER_DIRNAME}/{name}", data)
-            return manifests.uri(f"{LEDGER_DIRNAME}/{name}")
-        manifests = manifests.local_path
-    folder = Path(manifests) / LEDGER_DIRNAME
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / name
-    temp = folder / f".fieldkit-{os.getpid()}-{secrets.token_hex(8)}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(temp, final)
-    except OSError as exc:
-        raise IngestError(f"cannot create ledger record {final} ({exc}); records are never overwritten.",
+    root = manifests if isinstance(manifests, Root) else Root(os.fspath(manifests))
+    rel = f"{LEDGER_DIRNAME}/{name}"
+    try:  # create-only: a temporary file hard-linked to its name (local), If-None-Match (S3)
+        root.put_bytes(rel, data)
+    except (ObjectExistsError, PermissionError) as exc:  # a name taken; a volume without hard links
+        raise IngestError(f"cannot create ledger record {root.uri(rel)} ({exc}); records are never overwritten.",
                           hint="The archive filesystem must support hard links.") from exc
-    finally:
-        temp.unlink(missing_ok=True)
-    fsync_dir(folder)
-    return final
+    return Path(root.uri(rel)) if root.is_local else root.uri(rel)
 
 
 def read_ledger(manifests: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
