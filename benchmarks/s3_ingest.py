@@ -44,6 +44,9 @@ import numpy as np
 from fieldkit.testing.riffwriter import wav_bytes
 from fieldkit.testing.s3server import TEST_CREDENTIALS, S3Server, start_s3_server
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import settle  # noqa: E402 - the local ingest benchmark's page-cache drop, one home
+
 
 def make_card(root: Path, files: int, seconds: float, rate: int = 16_000, seed: int = 11) -> int:
     """``files`` unique WAVs (tone + seeded noise); returns the total bytes."""
@@ -69,16 +72,6 @@ def server_cpu(server: S3Server) -> float:
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def settle() -> bool:
-    subprocess.run(["sync"], check=True)
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def empty_bucket(server: S3Server, bucket: str) -> None:
