@@ -116,23 +116,32 @@ def empty_catalogue_url(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalogue.sqlite'}"
         return
+    yield from _fresh_postgres()
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _fresh_postgres() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped afterwards; skipped without FIELDKIT_TEST_PG
+    (a failure under FIELDKIT_REQUIRE_SERVICES)."""
     if not os.environ.get(PG_ENV):
         skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
     with postgres_database() as url:
         yield url
 
 
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (dropped afterwards), for PostgreSQL-only tests."""
+    yield from _fresh_postgres()
 
 
 def _backend(name: str) -> Iterator[str | None]:
     if name == "sqlite":
         yield None
         return
-    if not os.environ.get(PG_ENV):
-        skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
-    with postgres_database() as url:
-        yield url
+    yield from _fresh_postgres()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +41,6 @@ def fieldkit(*argv: str, json_out: bool = True) -> tuple[int, Any, str]:
                           text=True, env=environ, check=False, timeout=300)
     assert "Traceback" not in done.stderr, done.stderr
     return done.returncode, json.loads(done.stdout) if json_out else done.stdout, done.stderr
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database (dropped afterwards); PostgreSQL-only tests."""
-    if not os.environ.get(PG_ENV):
-        skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
-    with postgres_database() as url:
-        yield url
 
 
 def test_every_service_runs_on_each_backend(backend_workspace) -> None:

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,19 +25,10 @@ from fieldkit.cli.demo import demo_workflow_path, sample_card_path
 from fieldkit.errors import EXIT_OK, EXIT_TEMPFAIL
 from fieldkit.faults import PAUSE_ENV, PAUSE_FILE_ENV
 from fieldkit.testing.cards import audiomoth_card
-from fieldkit.testing.catalogue import PG_ENV, postgres_database
-from tests.conftest import skip_unless_required
+from fieldkit.testing.catalogue import PG_ENV
 
 FIELDKIT = Path(sys.executable).parent / "fieldkit"
 START = dt.datetime(2024, 5, 1, 22, 0)
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    if not os.environ.get(PG_ENV):
-        skip_unless_required(f"{PG_ENV} is not set (no PostgreSQL server for this run)")
-    with postgres_database() as url:
-        yield url
 
 
 def _env(**extra: str) -> dict[str, str]:

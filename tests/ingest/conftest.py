@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,16 @@ def card(tmp_path: Path) -> Path:
     (root / ".Spotlight-V100").mkdir()
     (root / ".Spotlight-V100" / "store.db").write_bytes(b"junk")
     return root
+
+
+def catalogue(ws: Path, sql: str) -> list[tuple]:
+    """The rows ``sql`` selects from the SQLite catalogue of the workspace at ``ws``, read with
+    sqlite3 itself rather than through fieldkit."""
+    con = sqlite3.connect(ws / "catalogue.sqlite")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 class Cli:

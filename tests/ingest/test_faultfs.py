@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from fieldkit.testing.cards import audiomoth_card, snapshot
 from tests.conftest import fuse_mounted
+from tests.ingest.conftest import catalogue
 
 FIELDKIT = str(Path(sys.executable).with_name("fieldkit"))
 GOOD = [f"20240501_22{m:02d}00.WAV" for m in range(0, 30, 5)]  # the card fixture's 6 good recordings
@@ -46,14 +46,6 @@ def by_path(report: dict) -> dict[str, dict]:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def catalogue(ws: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(ws / "catalogue.sqlite")
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ import datetime as dt
 import hashlib
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from fieldkit.io.storage import Root
 from fieldkit.testing.cards import audiomoth_card, plain_wav, write_file
 from fieldkit.testing.s3server import start_s3_server
 from fieldkit.workspace import init_workspace
+from tests.ingest.conftest import catalogue
 
 runner = CliRunner()
 #: Fail fast when the server is away: one botocore attempt, one-second timeouts (s3fs's own
@@ -46,14 +46,6 @@ def objects(server, bucket: str, prefix: str = "archive/") -> dict[str, bytes]:
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=prefix)
             for o in page.get("Contents", [])]
     return {k[len(prefix):]: client.get_object(Bucket=name, Key=k)["Body"].read() for k in keys}
-
-
-def catalogue(ws: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(ws / "catalogue.sqlite")
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 RECORDINGS = ("SELECT archive_path, sha256, size_bytes, status, reason, format, sample_rate_hz, frames_present, "

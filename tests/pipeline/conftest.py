@@ -15,6 +15,7 @@ import soundfile as sf
 from fieldkit.config.workflow import Workflow
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
+from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.testing.signals import clip_bursts
 from fieldkit.workspace import init_workspace
@@ -52,19 +53,39 @@ def build_card(root: Path) -> Path:
     return root
 
 
+def arrays_of(ws, store_path: str) -> dict[str, np.ndarray]:
+    """Every data variable and coordinate of a run's store, loaded (local path or URL)."""
+    ds = open_store(ws.store_location(store_path)).load()
+    try:
+        return {name: ds[name].values for name in [*ds.data_vars, *ds.coords]}
+    finally:
+        ds.close()
+
+
+def assert_same_arrays(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys() and a
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 @pytest.fixture(scope="session")
 def workflow() -> Workflow:
     return Workflow.from_dict(WORKFLOW)
 
 
-@pytest.fixture(scope="session")
-def processed(tmp_path_factory, workflow):
-    base = tmp_path_factory.mktemp("pipeline")
+def process_card(base: Path, workflow: Workflow):
+    """A workspace under ``base`` with :func:`build_card` ingested and processed on a real
+    LocalCluster of two worker processes: ``(workspace, run report)``."""
     ws = init_workspace(base / "ws")
     ingest_card(ws, IngestRequest(build_card(base / "card"), "Wood", "N1", timezone="+02:00"))
     report = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="local")
     assert report.state == "complete", report.failures
     return ws, report
+
+
+@pytest.fixture(scope="session")
+def processed(tmp_path_factory, workflow):
+    return process_card(tmp_path_factory.mktemp("pipeline"), workflow)
 
 
 def expected_clipped_per_clip() -> np.ndarray:

@@ -31,9 +31,9 @@ import yaml
 from fieldkit.config.workflow import Workflow
 from fieldkit.pipeline.driver import run_workflow
 from tests.conftest import skip_unless_required
-from tests.pipeline.conftest import WORKFLOW
+from tests.pipeline.conftest import WORKFLOW, arrays_of, assert_same_arrays
 from tests.pipeline.test_resume_distributed import _env, _process
-from tests.pipeline.test_s3_process import arrays_of, assert_same_arrays, local_and_s3_workspaces
+from tests.pipeline.test_s3_process import local_and_s3_workspaces
 
 USER = "fkworker"
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -19,10 +18,9 @@ from fieldkit.errors import EXIT_PARTIAL, EXIT_USAGE
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
 from fieldkit.pipeline.execution import MIN_AUDIO_S_FOR_CLUSTER, choose_path
-from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.workspace import init_workspace
-from tests.pipeline.conftest import WORKFLOW, build_card
+from tests.pipeline.conftest import WORKFLOW, arrays_of, assert_same_arrays, process_card
 
 SMALL, LARGE = 600.0, MIN_AUDIO_S_FOR_CLUSTER + 1
 
@@ -56,31 +54,12 @@ def test_an_unknown_mode_is_refused():
         choose_path("threads", None, 1, DaskSettings(), SMALL)
 
 
-def _arrays(ws, store: str) -> dict[str, np.ndarray]:
-    ds = open_store(ws.root / store).load()
-    try:
-        return {name: ds[name].values for name in [*ds.data_vars, *ds.coords]}
-    finally:
-        ds.close()
-
-
-def _assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-
-
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory, workflow):
     """The shared pipeline card (synthetic, clipped and real recordings) in a workspace of this
     module's own (the shared one must keep its single run), processed on a real LocalCluster of
     two worker processes."""
-    base = tmp_path_factory.mktemp("execution")
-    ws = init_workspace(base / "ws")
-    ingest_card(ws, IngestRequest(build_card(base / "card"), "Wood", "N1", timezone="+02:00"))
-    report = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="local")
-    assert report.state == "complete", report.failures
-    return ws, report
+    return process_card(tmp_path_factory.mktemp("execution"), workflow)
 
 
 def test_in_process_stores_the_same_values_as_a_local_cluster(processed, workflow):
@@ -90,7 +69,7 @@ def test_in_process_stores_the_same_values_as_a_local_cluster(processed, workflo
     assert here.state == "complete" and here.execution == "inprocess" and here.scheduler is None
     assert (here.clips_computed, here.audio_seconds, here.n_clips) == (
         on_cluster.clips_computed, on_cluster.audio_seconds, on_cluster.n_clips)
-    _assert_same(_arrays(ws, here.store), _arrays(ws, on_cluster.store))
+    assert_same_arrays(arrays_of(ws, here.store), arrays_of(ws, on_cluster.store))
 
 
 def _cli(ws, *args: str, env: dict | None = None):
@@ -171,7 +150,7 @@ def test_a_failed_task_is_accounted_and_resumed_the_same_way(tmp_path, small_car
     assert resumed.state == "complete" and resumed.run_id == failed.run_id
     assert resumed.clips_computed == failed.n_clips - failed.clips_computed  # only the failed task again
     reference = run_workflow(ws, workflow, workflow_source="test", cluster="inprocess", new_run=True)
-    _assert_same(_arrays(ws, resumed.store), _arrays(ws, reference.store))
+    assert_same_arrays(arrays_of(ws, resumed.store), arrays_of(ws, reference.store))
 
 
 @pytest.mark.parametrize("overlap", [False, True], ids=["one-thread", "overlap"])

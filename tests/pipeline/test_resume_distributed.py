@@ -18,10 +18,9 @@ import yaml
 from fieldkit.config.workflow import Workflow
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
-from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.workspace import init_workspace
-from tests.pipeline.conftest import WORKFLOW
+from tests.pipeline.conftest import WORKFLOW, arrays_of, assert_same_arrays
 
 BIN = Path(sys.executable).parent
 
@@ -52,17 +51,6 @@ def _process(ws: Path, workflow: Path, *args: str, env: dict | None = None) -> s
     out_path.unlink()
     err_path.unlink()
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-
-
-def _arrays(ws: Path, store: str) -> dict[str, np.ndarray]:
-    ds = open_store(ws / store).load()
-    return {name: ds[name].values for name in list(ds.data_vars) + list(ds.coords)}
-
-
-def _assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 @pytest.fixture
@@ -108,7 +96,7 @@ def test_kill_driver_then_resume_gives_identical_store(long_run, workflow_file, 
     doc = json.loads(resumed.stdout)
     assert doc["run_id"] == interrupted and doc["state"] == "complete" and doc["execution"] == cluster
     assert doc["clips_computed"] == reference.n_clips - done_before  # nothing complete computed twice
-    _assert_same(_arrays(ws.root, store), _arrays(ws.root, reference.store))
+    assert_same_arrays(arrays_of(ws, store), arrays_of(ws, reference.store))
 
 
 @pytest.mark.slow
@@ -143,7 +131,7 @@ def test_real_scheduler_and_two_workers_give_the_same_arrays(processed, workflow
         assert result.returncode == 0, result.stderr[-2000:]
         doc = json.loads(result.stdout)
         assert doc["scheduler"] == address
-        _assert_same(_arrays(ws.root, doc["store"]), _arrays(ws.root, reference.store))
+        assert_same_arrays(arrays_of(ws, doc["store"]), arrays_of(ws, reference.store))
     finally:
         for p in procs:
             p.terminate()

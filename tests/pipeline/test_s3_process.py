@@ -20,27 +20,11 @@ from fieldkit.config.workflow import Workflow
 from fieldkit.curate.lineage import clips_lineage
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
-from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.testing.s3workspace import copy_archive_to, use_s3_roots
 from fieldkit.workspace import init_workspace, open_workspace
-from tests.pipeline.conftest import WORKFLOW
+from tests.pipeline.conftest import WORKFLOW, arrays_of, assert_same_arrays
 from tests.pipeline.test_resume_distributed import _env, _process
-
-
-def arrays_of(ws, store_path: str) -> dict[str, np.ndarray]:
-    """Every data variable and coordinate of a run's store, loaded (local path or URL)."""
-    ds = open_store(ws.store_location(store_path)).load()
-    try:
-        return {name: ds[name].values for name in [*ds.data_vars, *ds.coords]}
-    finally:
-        ds.close()
-
-
-def assert_same_arrays(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys() and a
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 def local_and_s3_workspaces(base: Path, server, bucket: str, *, count: int, seconds: float):

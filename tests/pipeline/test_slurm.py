@@ -27,11 +27,10 @@ from fieldkit.config.settings import load_settings
 from fieldkit.errors import EXIT_CONFIG, EXIT_TEMPFAIL, EXIT_TERMINATED
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
-from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.workspace import init_workspace
 from tests.conftest import REPO
-from tests.pipeline.conftest import WORKFLOW
+from tests.pipeline.conftest import WORKFLOW, arrays_of
 
 pytestmark = pytest.mark.slurm
 
@@ -98,14 +97,6 @@ def _fieldkit(ws, *args: str, cwd: Path, env: dict[str, str], timeout: float = 6
                           cwd=cwd, env=env, timeout=timeout, check=False)
 
 
-def _arrays(ws, store: str) -> dict[str, np.ndarray]:
-    ds = open_store(ws.root / store).load()
-    try:
-        return {name: ds[name].values for name in [*ds.data_vars, *ds.coords]}
-    finally:
-        ds.close()
-
-
 def _our_jobs() -> list[str]:
     """fieldkit's worker jobs pending or running (a cancelled one may show COMPLETING a moment)."""
     done = subprocess.run(["squeue", "-h", "-n", "fieldkit-worker", "-t", "PENDING,CONFIGURING,RUNNING", "-o", "%i %T"],
@@ -129,7 +120,7 @@ def test_a_run_on_slurm_stores_what_a_local_cluster_stores(slurm, card_ws, tmp_p
     local = run_workflow(ws, _workflow(workflow), workflow_source="test", workers=2, cluster="local", new_run=True)
     assert local.state == "complete" and local.execution == "local"
     assert (local.n_clips, local.clips_computed) == (on_slurm["n_clips"], on_slurm["clips_computed"])
-    a, b = _arrays(ws, on_slurm["store"]), _arrays(ws, local.store)
+    a, b = arrays_of(ws, on_slurm["store"]), arrays_of(ws, local.store)
     assert a.keys() == b.keys() and "mel" in a
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
