@@ -358,6 +358,10 @@ def _from_os_error(exc: OSError) -> FieldkitError | None:
                                          path=name)
         return OutputUnavailableError(f"cannot write {where}: {reason}.",
                                       hint="Give a destination you may write to.", path=name)
+    if exc.errno == errno.EFBIG:  # a FAT file system's 4 GiB - 1 per file, a quota's file-size limit
+        return OutputUnavailableError(f"cannot write {where}: it would be larger than its file system holds ({reason}).",
+                                      hint="Write to a file system without this limit (exFAT, NTFS, ext4), or in "
+                                           "smaller files.", path=name)
     if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
         # Something is in the way of a path fieldkit creates (a file where a folder belongs).
         return OutputUnavailableError(f"cannot create {where}: {reason}.",

@@ -2,8 +2,12 @@
 
 Everything is written into a temporary folder beside ``out_dir`` and renamed into place at the
 end, so a failed export never leaves a half folder and an earlier export stays whole until the
-new one is complete. A non-empty ``out_dir`` is refused unless it is an earlier export of the
-same dataset version and ``overwrite=True`` says to replace it.
+new one is complete. A destination fieldkit may not write to is refused before anything is
+written; on a FAT file system (files of at most 4 GiB - 1 bytes) the export is written into a
+local temporary folder first and copied over (``manifest.json`` last) only when every file fits,
+else refused naming the file (:mod:`fieldkit.io.destination`, docs/reliability.md C4). A
+non-empty ``out_dir`` is refused unless it is an earlier export of the same dataset version and
+``overwrite=True`` says to replace it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fieldkit.export.formats import ExportFormat, get_format
 from fieldkit.export.pooling import open_source
 from fieldkit.export.request import ExportInput
 from fieldkit.export.sidecars import write_sidecars
+from fieldkit.io.destination import FAT_MAX_FILE_BYTES, Mount, check_writable, file_size_limit
 from fieldkit.io.storage import Root
 
 if TYPE_CHECKING:
@@ -107,6 +112,63 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old)
+
+
+def _copy_into_place(staged: Path, out_dir: Path) -> None:
+    """Copy the files of ``staged`` into a new ``out_dir``, ``manifest.json`` last (as on object
+    storage: an export is complete once its manifest is there); contents only, no modes or times
+    (FAT has no permission bits, and refuses ``chmod``). The folder is written in place, not
+    renamed into place: the FUSE FAT driver (fusefat) loses a renamed folder's contents. An
+    earlier export there (``overwrite``) is moved aside until the copy is whole."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        out_dir.rename(old / out_dir.name)
+    out_dir.mkdir()
+    try:
+        files = sorted(p.relative_to(staged) for p in staged.rglob("*") if p.is_file())
+        for rel in sorted(files, key=lambda r: r.as_posix() == "manifest.json"):
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(staged / rel, out_dir / rel)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        if old is not None:
+            (old / out_dir.name).rename(out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _too_large(staged: Path, limit: int) -> list[tuple[str, int]]:
+    """(relative path, bytes) of every staged file over ``limit`` bytes, largest first."""
+    sizes = [(p.relative_to(staged).as_posix(), p.stat().st_size) for p in staged.rglob("*") if p.is_file()]
+    return sorted(((name, size) for name, size in sizes if size > limit), key=lambda f: -f[1])
+
+
+def _size_hint(inp: ExportInput, format_name: str, size: int, limit: int) -> str:
+    other = "or export onto a file system without this limit (exFAT, NTFS, ext4)."
+    if format_name == "webdataset":
+        fits = max(1, inp.shard_size * limit // size)
+        return f"Use a smaller --shard-size (now {inp.shard_size} clips per shard; about {fits} fit), {other}"
+    return f"Export in the zarr format (many small files), {other}"
+
+
+def _export_within_limit(inp: ExportInput, format_name: str, out_dir: Path, published: date | None,
+                         augment: AugmentSpec | None, limit: int, mount: Mount) -> dict[str, str]:
+    """Export onto a file system with a file-size limit (FAT): staged in a local temporary folder,
+    refused there when a file is over ``limit``, else copied into ``out_dir``: nothing too large
+    ever reaches the destination, and a failed copy is removed."""
+    with tempfile.TemporaryDirectory(prefix=f"fieldkit-export-{out_dir.name}-") as staged:
+        files = _write_all(inp, format_name, Path(staged), published, out_dir, augment)
+        over = _too_large(Path(staged), limit)
+        if over:
+            name, size = over[0]
+            raise ExportError(
+                f"{out_dir / name} would be {size:,} bytes, but {mount.mount_point} is a {mount.fstype} (FAT) file "
+                f"system that holds files of at most {limit:,} bytes ({len(over)} file(s) too large); nothing was "
+                f"written to {out_dir}.", hint=_size_hint(inp, format_name, size, limit), path=out_dir / name)
+        _copy_into_place(Path(staged), out_dir)
+    return files
 
 
 def _audio_refs(inp: ExportInput, fmt: ExportFormat, source: str) -> dict[int, str]:
@@ -203,7 +265,7 @@ def export_to_root(inp: ExportInput, root: Root, rel: str, *, format: str = "zar
 
 def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
                    overwrite: bool = False, published: date | None = None,
-                   augment: AugmentSpec | None = None) -> ExportResult:
+                   augment: AugmentSpec | None = None, fat_max_file_bytes: int = FAT_MAX_FILE_BYTES) -> ExportResult:
     """Export one dataset version into ``out_dir``.
 
     Parameters
@@ -223,16 +285,30 @@ def export_dataset(inp: ExportInput, out_dir: Path, *, format: str = "zarr",
         ``datePublished`` of the Croissant metadata (default: today, UTC).
     augment : AugmentSpec, optional
         Augmented copies of the train clips to add (:mod:`fieldkit.export.augment`).
+    fat_max_file_bytes : int
+        The largest file a FAT destination holds (4 GiB - 1 bytes); tests lower it.
 
     Returns
     -------
     ExportResult
+
+    Raises
+    ------
+    OutputUnavailableError
+        ``out_dir`` is on a read-only file system or in a folder the user may not write to.
+    ExportError
+        On a FAT destination, a file of the export would be larger than it can hold.
     """
     _check_request(inp, format)
     out_dir = Path(out_dir)
     _check_target(out_dir, inp, overwrite)
+    check_writable(out_dir.parent, "the export")
+    limit = file_size_limit(out_dir.parent, fat_max_file_bytes)
     _check_store(inp)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if limit is not None:
+        files = _export_within_limit(inp, format, out_dir, published, augment, *limit)
+        return ExportResult(out_dir, format, files, {s: len(inp.split_index(s)) for s in inp.splits})
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
     try:

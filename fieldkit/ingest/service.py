@@ -35,6 +35,7 @@ from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Pr
 from fieldkit.ingest.recover import clear_session_staging, recover_archive
 from fieldkit.ingest.seal import record_session, seal_session
 from fieldkit.ingest.session import SessionPlan, open_session, record_sighting
+from fieldkit.io.destination import check_writable
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
@@ -108,6 +109,8 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
     inv = take_inventory(request.card_dir, request.card_id)
     require_audio(inv)  # before the lock, the recovery or any row: a wrong mount point writes nothing
     archive = workspace.roots.archive
+    if archive.is_local:  # so is a read-only or forbidden archive (C4), named before the lock file is made
+        check_writable(workspace.paths.archive, "the archive")
     if not archive.is_local:  # an object-storage archive: fieldkit/ingest/remote.py
         from fieldkit.ingest import remote
     with ingest_lock(workspace, card=inv.identity, break_stale=request.break_lock):
