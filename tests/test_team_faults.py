@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from fieldkit.catalogue.team import AdvisoryLock
+from fieldkit.catalogue.team import LOCK_APPLICATION, AdvisoryLock
 from fieldkit.cli.demo import demo_workflow_path, sample_card_path
 from fieldkit.errors import EXIT_OK, EXIT_TEMPFAIL
 from fieldkit.faults import PAUSE_ENV, PAUSE_FILE_ENV
@@ -85,6 +85,20 @@ def terminate_fieldkit(url: str, *, refuse_new: bool = False) -> int:
             return len(conn.execute(sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name "
                 "AND application_name = 'fieldkit'"), {"name": name}).all())
+    finally:
+        engine.dispose()
+
+
+def terminate_locks(url: str) -> int:
+    """``pg_terminate_backend`` of fieldkit's lock connections (their application_name starts with
+    ``fieldkit-lock``), as a server restart or a network cut would end them."""
+    engine = sa.create_engine(os.environ[PG_ENV], isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            return len(conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name "
+                "AND application_name LIKE :lock"), {"name": sa.make_url(url).database,
+                                                     "lock": f"{LOCK_APPLICATION} %"}).all())
     finally:
         engine.dispose()
 
@@ -213,6 +227,37 @@ def test_the_same_card_is_locked_across_machines_by_the_catalogue(tmp_path: Path
     code, doc, err = fieldkit(*ingest_args(ws, tmp_path / "card", "c1"))
     assert code == EXIT_OK and doc["counts"]["verified"] == 4, err  # 3 recordings and CONFIG.TXT
     assert not (ws / "archive" / ".ingest.lock").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.reliability("E1")
+def test_a_lock_lost_with_its_connection_stops_the_ingest_before_its_next_batch(tmp_path: Path, pg_url: str) -> None:
+    """The server ends both lock connections of a running ingest (its advisory locks go with them)
+    while the 2nd batch is placed: another ingest could take the lock now, so the first stops with
+    exit 75 before recording anything more, and the same command later completes the session."""
+    ws = workspace(tmp_path / "ws", pg_url, batch_files=10)
+    audiomoth_card(tmp_path / "card", start=START, count=30)
+    flag = tmp_path / "paused"
+    proc = start(*ingest_args(ws, tmp_path / "card", "c1"), **{PAUSE_ENV: "after_place:2", PAUSE_FILE_ENV: str(flag)})
+    wait_for(flag, proc)
+    assert terminate_locks(pg_url) == 2  # the card's lock and the catalogue's ingest lock
+    other = AdvisoryLock(pg_url, "ingest", command="ingest")
+    try:
+        assert other.acquire()  # free: a second ingest could start now
+        recorded = scalar(pg_url, "SELECT count(*) FROM recording")
+        flag.unlink()
+        code, doc, err = finish(proc)
+        assert scalar(pg_url, "SELECT count(*) FROM recording") == recorded < 31  # nothing more recorded
+    finally:
+        other.release()
+    assert code == EXIT_TEMPFAIL, err
+    assert doc["error"].startswith("the ingest lock (card:id:c1, ingest) in the team catalogue postgresql")
+    assert "was lost: its connection ended" in doc["error"] and ":***@" in doc["error"]
+    assert doc["hint"].startswith("Run the same command again to resume")
+    assert scalar(pg_url, "SELECT state FROM ingest_session") != "complete"
+    code, doc, err = fieldkit(*ingest_args(ws, tmp_path / "card", "c1"))
+    assert code == EXIT_OK and doc["state"] == "complete" and doc["counts"]["verified"] == 31, err
+    assert_no_duplicates(pg_url, 31)
 
 
 @pytest.mark.postgres

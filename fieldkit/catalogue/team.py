@@ -114,6 +114,23 @@ class AdvisoryLock:
             return LockHeld(host=parts[4], pid=parts[2], since=parts[3], command=parts[1])
         return LockHeld(host="?", pid="?", since=str(row[1]), command=row[0] or "another session")
 
+    def held(self) -> bool:
+        """True while this lock's own session still holds it; False once its connection has ended
+        (``pg_terminate_backend``, a server restart, the network), which drops the lock with it."""
+        if self._conn is None:
+            return False
+        unsigned = self.key & 0xFFFFFFFFFFFFFFFF
+        try:
+            return bool(self._conn.scalar(sa.text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND classid = :hi AND objid = :lo AND objsubid = 1)"),
+                {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}))
+        except sa.exc.DBAPIError:  # the connection is gone, and the lock with it
+            self._conn.invalidate()
+            self._conn.close()
+            self._conn = None  # nothing left to unlock (release() only disposes of the engine)
+            return False
+
     def release(self) -> None:
         if self._conn is not None:
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class BatchContext:
     placed_names: set[str] = field(default_factory=set)  # casefolded archive paths in use (catalogue or batch)
     devices: dict[tuple, int | None] = field(default_factory=dict)
     inflight: dict[str, str] = field(default_factory=dict)  # sha256 → archive path, placed but not committed
+    check_lock: Callable[[], None] = lambda: None  # raises if the ingest lock was lost (the lock's verify)
 
 
 @dataclass
@@ -310,6 +312,7 @@ def commit_and_advance(workspace: Workspace, ctx: BatchContext, placed: list[Pla
     H4: keyed by content hash and (session, raw path), the batch is safe to write again when the
     connection was lost, even during COMMIT; device ids cached by a rolled-back attempt are dropped.
     """
+    ctx.check_lock()  # a lock lost with its connection: stop before recording anything more
     write_with_retry(workspace.catalogue, lambda s: commit_batch(ctx, s, placed, failed),
                      on_retry=ctx.devices.clear, what="ingest batch")
     for p in placed:

@@ -14,7 +14,9 @@ machine's disk serialises nothing; there the catalogue's advisory locks do
 (:class:`CatalogueIngestLock`): one on the card's identity, refused at once with the holder's
 host, pid and start, and one on ingesting into the catalogue, waited for, so that two laptops
 ingesting two cards into one archive both complete, one after the other. The server drops both
-when the holding connection ends: a killed process leaves no stale lock on any machine.
+when the holding connection ends: a killed process leaves no stale lock on any machine. The
+holder re-checks both before committing each batch (:meth:`CatalogueIngestLock.verify`), so a lock
+lost with its connection while the ingest goes on stops it instead of letting a second one in.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ class IngestLock:
             f"is no longer running); lock file {self.path}.",
             hint="If no other ingest is running, run again with --break-lock.")
 
+    def verify(self) -> None:
+        """Nothing to check: the kernel holds an ``flock`` as long as this process keeps the file open."""
+
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)  # an empty lock file means "free"; never unlinked (races)
@@ -175,6 +180,24 @@ class CatalogueIngestLock:
         except BaseException:
             self.release()
             raise
+
+    def verify(self) -> None:
+        """Raise :class:`IngestLockedError` (exit 75) if either advisory lock was lost with its
+        connection: another ingest may have started since, so nothing more may be recorded.
+
+        Called before each batch is committed and before the session is sealed; one query on each
+        lock's connection.
+        """
+        lost = [lock for lock in (self._card, self._ingest) if lock is not None and not lock.held()]
+        if lost:
+            from fieldkit.config.settings import redact_url
+
+            raise IngestLockedError(
+                f"the ingest lock ({', '.join(lock.name for lock in lost)}) in the team catalogue "
+                f"{redact_url(self.url)} was lost: its connection ended (terminated on the server, or the network "
+                "went away), so another ingest may have started; this one stopped before recording its next batch.",
+                hint="Run the same command again to resume: what was recorded is kept, and files copied but not yet "
+                     "recorded are adopted.")
 
     def release(self) -> None:
         self._ingest.release()

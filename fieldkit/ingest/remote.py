@@ -65,15 +65,16 @@ PARALLEL_DESCRIBE_FROM = 256  # files, as for a local ingest
 # not imported, as those modules call this one (no import cycle).
 def upload_all(workspace: Workspace, inv: Inventory, request: Any, plan: SessionPlan,
                pending: list[CardFile], batches: Iterable[list[CardFile]], progress: Progress,
-               should_stop: Callable[[], bool]) -> bool:
-    """Upload, verify, describe and commit ``pending`` (as ``batches``); True when stopped on request."""
+               should_stop: Callable[[], bool], *, check_lock: Callable[[], None] = lambda: None) -> bool:
+    """Upload, verify, describe and commit ``pending`` (as ``batches``); True when stopped on request.
+    ``check_lock`` raises before a batch is committed if the ingest lock was lost."""
     cfg = workspace.settings.ingest
     root = workspace.roots.archive
     # ``archive`` is where the describe step reads: the card (see the module docstring). No
     # staging folder and no journal: the catalogue and the create-only names are the journal.
     ctx = BatchContext(Path(inv.root), None, plan.session_id, plan.deployment_id, request.site,  # type: ignore[arg-type]
                        request.deployment, plan.timezone, request.device_serial, cfg.chunk_bytes, cfg.fsync,
-                       cfg.read_retries, None)  # type: ignore[arg-type]
+                       cfg.read_retries, None, check_lock=check_lock)  # type: ignore[arg-type]
     card_root = os.fsencode(inv.root)
     processes = cfg.describe_processes
     if processes is None:

@@ -113,7 +113,7 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
         check_writable(workspace.paths.archive, "the archive")
     if not archive.is_local:  # an object-storage archive: fieldkit/ingest/remote.py
         from fieldkit.ingest import remote
-    with ingest_lock(workspace, card=inv.identity, break_stale=request.break_lock):
+    with ingest_lock(workspace, card=inv.identity, break_stale=request.break_lock) as lock:
         if archive.is_local:
             recover_archive(workspace, do_fsync=workspace.settings.ingest.fsync)
         else:
@@ -127,10 +127,12 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
         pending = [f for f in inv.to_copy if f.raw_path not in plan.settled]
         if archive.is_local:
             _preflight_space(workspace, pending)
-            stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop)
+            stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop, lock.verify)
         else:
             stopped = remote.upload_all(workspace, inv, request, plan, pending,
-                                        _batches(pending, workspace.settings.ingest.batch_files), progress, should_stop)
+                                        _batches(pending, workspace.settings.ingest.batch_files), progress, should_stop,
+                                        check_lock=lock.verify)
+        lock.verify()
         sealed = seal_session(workspace, plan.session_id, stopped=stopped, comment=f"ingest of {inv.identity}",
                               device_serial=request.device_serial)
         if sealed.state == "complete" and archive.is_local:
@@ -141,13 +143,13 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
 
 
 def _copy_all(workspace: Workspace, inv: Inventory, request: IngestRequest, plan: SessionPlan, pending: list[CardFile],
-              progress: Progress, should_stop: Callable[[], bool]) -> bool:
+              progress: Progress, should_stop: Callable[[], bool], check_lock: Callable[[], None]) -> bool:
     cfg = workspace.settings.ingest
     folder = workspace.paths.staging / str(plan.session_id)
     folder.mkdir(parents=True, exist_ok=True)
     ctx = BatchContext(workspace.paths.archive, folder, plan.session_id, plan.deployment_id, request.site,
                        request.deployment, plan.timezone, request.device_serial, cfg.chunk_bytes, cfg.fsync,
-                       cfg.read_retries, Journal(folder, plan.session_id, do_fsync=cfg.fsync))
+                       cfg.read_retries, Journal(folder, plan.session_id, do_fsync=cfg.fsync), check_lock=check_lock)
     progress.start(len(pending), sum(f.size_bytes for f in pending))
     root = os.fsencode(inv.root)
     waiting: deque = deque()  # batches placed and journalled, being described while later ones are copied
