@@ -230,7 +230,9 @@ def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | No
     made = [p for p in (root, *root.parents) if not p.exists()]
     before = set(root.iterdir()) if root.is_dir() else set()
     try:
-        return _init_workspace(root, catalogue_url, roots or {}, storage_options or {})
+        ws = _init_workspace(root, catalogue_url, roots or {}, storage_options or {})
+        _make_durable(ws, root, made, before)
+        return ws
     except BaseException as exc:
         if isinstance(exc, WorkspaceExistsError):
             raise
@@ -242,6 +244,26 @@ def init_workspace(directory: os.PathLike[str] | str, *, catalogue_url: str | No
             for leftover in set(root.iterdir()) - before:
                 shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
         raise
+
+
+def _make_durable(ws: Workspace, root: Path, made: list[Path], before: set[Path]) -> None:
+    """fsync what ``init`` created: every new file and folder of the workspace, then the folders
+    holding their names up to the first that existed before (docs/notes/durability.md: a name
+    is durable only once its folder is synced). Without it a power cut soon after ``init`` can
+    leave an empty ``fieldkit.toml`` or no ``archive/`` (the write-back cache never reached
+    the disk), which the next command would take for a broken workspace."""
+    from fieldkit.io.durable import fsync_dir, fsync_new_tree
+
+    if made:  # the workspace folder is new (and maybe folders above it): all of it
+        fsync_new_tree(made[-1], up_to=made[-1].parent)
+    else:
+        for entry in sorted(set(root.iterdir()) - before):
+            fsync_new_tree(entry, up_to=root)
+    for storage in (ws.roots.archive, ws.roots.stores, ws.roots.exports):
+        path = storage.local_path if storage.is_local else None
+        if path is not None and not path.is_relative_to(root):  # a root elsewhere (a shared archive):
+            fsync_dir(path)  # its own folder and name only, never an existing archive's files
+            fsync_dir(path.parent)
 
 
 def _config_text(catalogue_url: str | None, roots: Mapping[str, str], storage_options: Mapping[str, Any]) -> str:

@@ -26,6 +26,7 @@ def _definitions(*names: str) -> list[str]:
 @pytest.mark.parametrize(("names", "home"), [
     (("is_int", "_is_int"), "config/checks.py:is_int"),
     (("fsync_dir", "_fsync_dir"), "io/durable.py:fsync_dir"),
+    (("fsync_file", "_fsync_file"), "io/durable.py:fsync_file"),
 ])
 def test_each_helper_is_defined_once(names, home):
     assert _definitions(*names) == [home]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fieldkit.errors import EXIT_TEMPFAIL, IngestError, InsufficientSpaceError
+from fieldkit.io.durable import fsync_file
 
 __all__ = ["CopyFailure", "CardRemovedError", "StagedCopy", "stage_copy", "stage_unsynced", "verify_staged",
            "syncfs", "fsync_file", "place", "hash_file"]
@@ -233,15 +234,6 @@ def syncfs(folder: Path) -> None:
         if _LIBC is not None and _LIBC.syncfs(fd) == 0:
             return
         os.sync()
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush one file's data and metadata to stable storage (an fsync of its own descriptor)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
 
