@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from fieldkit.catalogue import queries
 from fieldkit.catalogue.records import SessionFileRow
 from fieldkit.catalogue.retry import write_with_retry
-from fieldkit.errors import InputUnavailableError, InsufficientSpaceError
+from fieldkit.errors import InputUnavailableError, InsufficientSpaceError, OutputUnavailableError
 from fieldkit.ingest.batch import (
     DESCRIBE_WORKERS,
     BatchContext,
@@ -35,7 +35,7 @@ from fieldkit.ingest.outcomes import FileOutcome, IngestReport, NullProgress, Pr
 from fieldkit.ingest.recover import clear_session_staging, recover_archive
 from fieldkit.ingest.seal import record_session, seal_session
 from fieldkit.ingest.session import SessionPlan, open_session, record_sighting
-from fieldkit.io.destination import check_writable
+from fieldkit.io.destination import check_writable, file_size_limit
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
@@ -83,6 +83,21 @@ def _preflight_space(workspace: Workspace, files: list[CardFile]) -> None:
             hint="Free space on the archive volume, or move the workspace, then run again.")
 
 
+def _preflight_file_sizes(workspace: Workspace, inv: Inventory, files: list[CardFile]) -> None:
+    """C4: a card file larger than the archive's file system holds (FAT: 4 GiB - 1 bytes, an RF64
+    recording) refuses the ingest before anything is copied, instead of ``EFBIG`` at 4 GiB."""
+    found = file_size_limit(workspace.paths.archive)
+    too_large = [f for f in files if found is not None and f.size_bytes > found[0]]
+    if too_large:
+        (limit, mount), largest = found, max(too_large, key=lambda f: f.size_bytes)
+        raise OutputUnavailableError(
+            f"{largest.display_path} is {largest.size_bytes:,} bytes, but the archive {workspace.paths.archive} is "
+            f"on {mount.mount_point}, a {mount.fstype} (FAT) file system that holds files of at most {limit:,} bytes "
+            f"({len(too_large)} such file(s) on the card). Nothing was copied.",
+            hint="Put the archive on a file system without this limit (exFAT, NTFS, ext4: archive_root in "
+                 "fieldkit.toml), then run again.", path=inv.root / largest.display_path)
+
+
 def _report(inv: Inventory, request: IngestRequest, plan: SessionPlan, files: list[SessionFileRow],
             **kw) -> IngestReport:
     outcomes = [FileOutcome.from_row(f) for f in files]
@@ -126,6 +141,7 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
             return _repeat(workspace, inv, request, plan)
         pending = [f for f in inv.to_copy if f.raw_path not in plan.settled]
         if archive.is_local:
+            _preflight_file_sizes(workspace, inv, pending)
             _preflight_space(workspace, pending)
             stopped = _copy_all(workspace, inv, request, plan, pending, progress, should_stop, lock.verify)
         else:
