@@ -126,7 +126,7 @@ def ingest_card(workspace: Workspace, request: IngestRequest, *, progress: Progr
     archive = workspace.roots.archive
     if archive.is_local:  # so is a read-only or forbidden archive (C4), named before the lock file is made
         check_writable(workspace.paths.archive, "the archive")
-    if not archive.is_local:  # an object-storage archive: fieldkit/ingest/remote.py
+    else:  # an object-storage archive: fieldkit/ingest/remote.py
         from fieldkit.ingest import remote
     with ingest_lock(workspace, card=inv.identity, break_stale=request.break_lock) as lock:
         if archive.is_local:
