@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from fieldkit.config.workflow import Workflow
 from fieldkit.errors import EXIT_PARTIAL, EXIT_USAGE
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
-from fieldkit.pipeline.execution import MIN_AUDIO_S_FOR_CLUSTER, choose_path
+from fieldkit.pipeline.execution import MIN_AUDIO_S_FOR_CLUSTER, MIN_CORES_FOR_CLUSTER, choose_path, usable_cores
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.workspace import init_workspace
@@ -35,14 +36,33 @@ SMALL, LARGE = 600.0, MIN_AUDIO_S_FOR_CLUSTER + 1
     ("auto", None, 2, {}, LARGE, "local", 2, "LocalCluster"),
     ("auto", None, None, {"n_workers": 4}, LARGE, "local", 4, "LocalCluster"),
     ("local", None, 1, {}, SMALL, "local", 1, "--cluster local"),
-    ("inprocess", None, 2, {}, LARGE, "inprocess", 1, "--cluster inprocess"),
+    ("inprocess", None, 2, {}, LARGE, "inprocess", 2, "2 task threads"),  # --workers given: task threads
+    ("inprocess", None, None, {}, LARGE, "inprocess", 1, "one task at a time"),  # dask.n_workers is for clusters
     ("auto", "tcp://h:8786", 1, {}, SMALL, "scheduler", 1, "tcp://h:8786"),
     ("inprocess", None, 1, {"scheduler_address": "tcp://s:1"}, SMALL, "scheduler", 1, "tcp://s:1"),
 ])
 def test_the_rule(cluster, scheduler, workers, settings, audio_s, kind, n, why, monkeypatch):
+    """The rule on a machine of 8 usable cores (on fewer than 3, see the next test)."""
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
-    path = choose_path(cluster, scheduler, workers, DaskSettings(**settings), audio_s)
+    path = choose_path(cluster, scheduler, workers, DaskSettings(**settings), audio_s, cores=8)
     assert (path.kind, path.workers) == (kind, n) and why in path.reason
+
+
+@pytest.mark.parametrize("audio_s", [SMALL, LARGE, 100 * 3600.0])
+@pytest.mark.parametrize("workers", [2, 4])
+def test_two_cores_run_several_workers_in_process(workers, audio_s, monkeypatch):
+    """On 2 cores the one-worker path already uses both (its audio and write threads) and a
+    LocalCluster of 2 was slower than it at 10 h: auto never starts one there, whatever the
+    job's size; --cluster local still does."""
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    path = choose_path("auto", None, workers, DaskSettings(), audio_s, cores=2)
+    assert (path.kind, path.workers) == ("inprocess", 1) and "2 usable cores" in path.reason
+    assert choose_path("local", None, workers, DaskSettings(), audio_s, cores=2).kind == "local"
+    assert choose_path("auto", None, workers, DaskSettings(), LARGE, cores=MIN_CORES_FOR_CLUSTER).kind == "local"
+
+
+def test_usable_cores_are_this_process_s_affinity():
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
 
 
 def test_a_scheduler_address_in_the_environment_wins(monkeypatch):
@@ -83,10 +103,11 @@ def processed(tmp_path_factory, workflow):
     return ws, report
 
 
-def test_in_process_stores_the_same_values_as_a_local_cluster(processed, workflow):
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-task-at-a-time", "two-task-threads"])
+def test_in_process_stores_the_same_values_as_a_local_cluster(processed, workflow, workers):
     ws, on_cluster = processed
     assert on_cluster.execution == "local" and on_cluster.scheduler.startswith("tcp://")
-    here = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="inprocess", new_run=True)
+    here = run_workflow(ws, workflow, workflow_source="test", workers=workers, cluster="inprocess", new_run=True)
     assert here.state == "complete" and here.execution == "inprocess" and here.scheduler is None
     assert (here.clips_computed, here.audio_seconds, here.n_clips) == (
         on_cluster.clips_computed, on_cluster.audio_seconds, on_cluster.n_clips)
@@ -133,8 +154,8 @@ def test_the_setting_and_the_option(processed, workflow_file):
 
 
 def test_process_help_documents_the_rule():
-    text = " ".join(CliRunner().invoke(app, ["process", "--help"], env={"COLUMNS": "200"}).stdout.split())
-    assert "--cluster" in text and "under 3 h of pending audio" in text and "-v logs the choice" in text
+    text = " ".join(CliRunner().invoke(app, ["process", "--help"], env={"COLUMNS": "200"}).stdout.replace("│", " ").split())
+    assert "--cluster" in text and "under 3 cores" in text and "under 3 h of pending audio" in text and "-v logs the choice" in text
 
 
 @pytest.fixture
