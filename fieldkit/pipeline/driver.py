@@ -642,9 +642,10 @@ def _finished_batches(client, futures, stop: StopSignals | None):
 def _audio_stream(tasks):
     """One audio thread for the in-process tasks, in their order (pipeline/overlap.py)."""
     from fieldkit.pipeline.overlap import KeyedStream
-    from fieldkit.pipeline.tasks import READ_AHEAD_BATCHES, run_batches
+    from fieldkit.pipeline.tasks import batch_clips_of, read_ahead_clips, run_batches
 
-    return KeyedStream(run_batches(tasks), [t.region_start for t in tasks], READ_AHEAD_BATCHES)
+    depth = read_ahead_clips(tasks[0].dsp) if tasks else 1  # a run's tasks share their processing
+    return KeyedStream(run_batches(tasks), [t.region_start for t in tasks], depth, cost=batch_clips_of)
 
 
 def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None,

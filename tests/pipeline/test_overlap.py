@@ -51,6 +51,27 @@ def test_read_ahead_is_bounded():
     assert not _threads()
 
 
+def test_read_ahead_by_cost_holds_up_to_depth_and_at_least_one_item():
+    """With ``cost`` (a batch's clips), the producer holds items until their cost reaches
+    ``depth`` (an extraction batch of clips), and always one, however costly."""
+    made = []
+
+    def source():
+        for size in (2, 2, 2, 20, 1, 1):
+            made.append(size)
+            yield size
+
+    with ReadAhead(source(), depth=5, cost=lambda size: size) as ahead:
+        time.sleep(0.3)
+        assert made == [2, 2, 2, 20]  # 6 >= 5 held: the 20-clip batch waits for room
+        stream = iter(ahead)
+        assert [next(stream) for _ in range(3)] == [2, 2, 2]
+        time.sleep(0.3)
+        assert made == [2, 2, 2, 20, 1]  # the 20 alone is over depth: held, nothing more
+        assert list(stream) == [20, 1, 1]
+    assert not _threads()
+
+
 def test_read_ahead_raises_the_sources_error_where_it_happened():
     def source():
         yield 1
