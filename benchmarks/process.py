@@ -52,7 +52,10 @@ What one invocation does (default mode):
      forced), the shipped ``birds-16k.yaml`` as it is (``cli-birds16k``; ``-inprocess`` /
      ``-local`` force a path) and without its waveform store (``-nowave``), then without zstd too
      (``-nowave-zstd0``): what each costs; ``cli-anchor-w1-serial`` and ``cli-birds16k-serial``
-     run with ``dask.overlap`` off (one thread: no audio read ahead, no shard written behind). The ``fieldkit-w1``/``-w2`` rows keep measuring
+     run with ``dask.overlap`` off (one thread: no audio read ahead, no shard written behind);
+     ``cli-anchor-w2-inprocess`` (``-serial``: overlap off) and ``cli-birds16k-w2-inprocess`` run
+     two tasks at once on task threads of the driver (``--cluster inprocess --workers 2``), and
+     ``cli-birds16k-w1`` birds-16k with one worker. The ``fieldkit-w1``/``-w2`` rows keep measuring
      ``run_workflow`` on its own LocalCluster (``cluster="local"``).
 
 5. prints a table (wall s, x real time, ratio to the floor's and to librosa-naive's

@@ -6,7 +6,11 @@ A LocalCluster costs a fixed ~1-1.5 s on every run (spawning worker processes, t
 teardown) and buys parallelism only with two or more workers. With one worker the same tasks
 run faster in the driver: the same ``process_task``, the same chunked reads and shard writes,
 one task at a time, BLAS limited to one thread as dask's nanny does for its workers, so the
-stored values are identical (``docs/notes/performance.md``, "Which path runs").
+stored values are identical (``docs/notes/performance.md``, "Which path runs"). On a 2-core
+machine that path already keeps both cores busy (its audio and write threads, :mod:`.overlap`),
+so ``auto`` runs several workers there too: a LocalCluster of 2 was slower than one in-process
+worker ("Two workers on two cores"). ``--cluster inprocess --workers N`` runs N tasks at once on
+task threads of the driver (measured no faster than one task at a time on 2 cores).
 """
 
 from __future__ import annotations

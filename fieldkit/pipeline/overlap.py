@@ -21,7 +21,12 @@ threads can share it on a second core:
 The stored values are those of the sequential path (the same functions on the same inputs, in
 the same order per stream); the CPU seconds are about the same, the wall time shorter
 (``docs/notes/performance.md``, "Overlapping the stages"). Dask workers do not use this: there
-the other cores run other workers.
+the other cores run other workers. With task threads (``--cluster inprocess --workers N``) each
+task reads ahead and writes behind on its own.
+
+The audio thread holds one *extraction batch* of clips ahead (``ReadAhead``'s ``cost``), not
+one read block: birds-16k's features take 13 of its 3 s clips at a time while a read block
+gives one or two, and held one block ahead the features waited for the audio block by block.
 """
 
 from __future__ import annotations
