@@ -19,12 +19,12 @@ import numpy as np
 from fieldkit.dsp.bitdepth import to_float32
 from fieldkit.dsp.clipping import clip_thresholds
 from fieldkit.dsp.clips import ClipCutter, ClippedCounter, joined
+from fieldkit.dsp.features import FEATURE_GROUP_FRAMES
 from fieldkit.dsp.resample import StreamingResampler
+from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.io.audio.stream import read_blocks, sample_format
-from fieldkit.dsp.features import FEATURE_GROUP_FRAMES
-from fieldkit.dsp.stft import frame_count
 from fieldkit.pipeline.extract import NONFINITE, ClipBatch, RowExtractor, clipped_fraction
 from fieldkit.pipeline.overlap import KeyedStream, ReadAhead, WriteBehind
 from fieldkit.pipeline.spec import DspSpec, ItemSpec, TaskResult, TaskSpec

@@ -19,7 +19,12 @@ from fieldkit.config.workflow import Workflow
 from fieldkit.errors import EXIT_PARTIAL, EXIT_USAGE
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
-from fieldkit.pipeline.execution import MIN_AUDIO_S_FOR_CLUSTER, MIN_CORES_FOR_CLUSTER, choose_path, usable_cores
+from fieldkit.pipeline.execution import (
+    MIN_AUDIO_S_FOR_CLUSTER,
+    MIN_CORES_FOR_CLUSTER,
+    choose_path,
+    usable_cores,
+)
 from fieldkit.store.zarr_store import open_store
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.workspace import init_workspace
