@@ -644,7 +644,8 @@ def _audio_stream(tasks):
     from fieldkit.pipeline.overlap import KeyedStream
     from fieldkit.pipeline.tasks import batch_clips_of, read_ahead_clips, run_batches
 
-    depth = read_ahead_clips(tasks[0].dsp) if tasks else 1  # a run's tasks share their processing
+    # a run's tasks share their processing and shard size
+    depth = read_ahead_clips(tasks[0].dsp, tasks[0].clips_per_shard) if tasks else 1
     return KeyedStream(run_batches(tasks), [t.region_start for t in tasks], depth, cost=batch_clips_of)
 
 

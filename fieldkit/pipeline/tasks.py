@@ -251,7 +251,8 @@ def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream |
     if ahead is not None:  # the run's audio thread prepared this task's batches
         source = contextlib.nullcontext(_raised(ahead))
     elif overlap:
-        source = ReadAhead(_task_batches(spec), depth=read_ahead_clips(spec.dsp), cost=batch_clips_of)
+        source = ReadAhead(_task_batches(spec), depth=read_ahead_clips(spec.dsp, spec.clips_per_shard),
+                           cost=batch_clips_of)
     else:
         source = contextlib.nullcontext(_task_batches(spec))
     try:
@@ -281,16 +282,17 @@ def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream |
 READ_AHEAD_BATCHES = 1
 
 
-def read_ahead_clips(dsp: DspSpec) -> int:
+def read_ahead_clips(dsp: DspSpec, clips_per_shard: int) -> int:
     """Clips the audio thread may hold ahead of the features: one extraction batch.
 
-    The features take clips ``RowExtractor.batch_clips`` at a time (13 of birds-16k's 3 s
-    clips), while a read block gives one or two of them: held one block ahead, the features
-    waited for the audio block by block before each extraction (~1 s of a 5 s run). One
-    batch of clips ahead costs no more memory than the batch the features hold anyway.
+    The features take clips ``RowExtractor.batch_clips`` at a time, never more than a shard
+    (13 of birds-16k's 3 s clips), while a read block gives one or two of them: held one block
+    ahead, the features waited for the audio block by block before each extraction (~1 s of a
+    5 s run). One batch of clips ahead costs no more memory than the batch the features hold
+    anyway (4 bytes per sample of a clip at the target rate).
     """
     frames = frame_count(dsp.clip_len, dsp.features)
-    return max(READ_AHEAD_BATCHES, FEATURE_GROUP_FRAMES // max(1, frames))
+    return max(READ_AHEAD_BATCHES, min(FEATURE_GROUP_FRAMES // max(1, frames), clips_per_shard))
 
 
 def batch_clips_of(value) -> int:

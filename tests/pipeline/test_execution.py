@@ -205,12 +205,15 @@ def test_memory_stays_flat_in_process(tmp_path, overlap):
     """In process the driver streams audio in blocks and holds one shard at a time, as a worker
     does: the peak of Python and numpy allocations (tracemalloc) for a 4-minute recording is
     that of a 24-second one, and an 8-minute one's that of the 4-minute one. With the overlap
-    (dask.overlap) the audio thread holds one read block ahead and the writer one shard behind:
-    a fixed allowance of one read block's buffers (int16 read, float32, mono, resampled: at most
-    14 bytes per frame), whatever the length."""
+    (dask.overlap) the audio thread holds one extraction batch of clips ahead and the writer one
+    shard behind: a fixed allowance of one read block's buffers (int16 read, float32, mono,
+    resampled: at most 14 bytes per frame) and of that batch's float32 clips, whatever the
+    length."""
     import tracemalloc
 
+    from fieldkit.pipeline.plan import _dsp_spec
     from fieldkit.pipeline.spec import DspSpec
+    from fieldkit.pipeline.tasks import read_ahead_clips
     from fieldkit.workspace import open_workspace
 
     init_workspace(tmp_path / "ws")
@@ -236,6 +239,9 @@ def test_memory_stays_flat_in_process(tmp_path, overlap):
         short, long, longer = peak("short"), peak("long"), peak("longer")
     finally:
         tracemalloc.stop()
-    allowance = 14 * DspSpec.block_frames if overlap else 0
+    # the audio thread's one read block, and one extraction batch of float32 clips held ahead
+    dsp = _dsp_spec(Workflow.from_dict(WORKFLOW), WORKFLOW["resample"]["target_rate_hz"])
+    clips_ahead = read_ahead_clips(dsp, WORKFLOW["store"]["clips_per_shard"])
+    allowance = 14 * DspSpec.block_frames + 4 * dsp.clip_len * clips_ahead if overlap else 0
     assert long <= 1.25 * short + allowance, (short, long)
     assert longer <= 1.1 * long, (long, longer)
