@@ -52,7 +52,10 @@ What one invocation does (default mode):
      forced), the shipped ``birds-16k.yaml`` as it is (``cli-birds16k``; ``-inprocess`` /
      ``-local`` force a path) and without its waveform store (``-nowave``), then without zstd too
      (``-nowave-zstd0``): what each costs; ``cli-anchor-w1-serial`` and ``cli-birds16k-serial``
-     run with ``dask.overlap`` off (one thread: no audio read ahead, no shard written behind). The ``fieldkit-w1``/``-w2`` rows keep measuring
+     run with ``dask.overlap`` off (one thread: no audio read ahead, no shard written behind);
+     ``cli-anchor-w2-inprocess`` (``-serial``: overlap off) and ``cli-birds16k-w2-inprocess`` run
+     two tasks at once on task threads of the driver (``--cluster inprocess --workers 2``), and
+     ``cli-birds16k-w1`` birds-16k with one worker. The ``fieldkit-w1``/``-w2`` rows keep measuring
      ``run_workflow`` on its own LocalCluster (``cluster="local"``).
 
 5. prints a table (wall s, x real time, ratio to the floor's and to librosa-naive's
@@ -128,8 +131,12 @@ CLI_METHODS = {
     "cli-anchor-w1-local": ("anchor", ["--workers", "1", "--cluster", "local"]),
     "cli-anchor-w2": ("anchor", ["--workers", "2"]),
     "cli-anchor-w2-local": ("anchor", ["--workers", "2", "--cluster", "local"]),
+    "cli-anchor-w2-inprocess": ("anchor", ["--workers", "2", "--cluster", "inprocess"]),
+    "cli-anchor-w2-inprocess-serial": ("anchor", ["--workers", "2", "--cluster", "inprocess"]),
     "cli-birds16k": ("birds16k", []),
     "cli-birds16k-inprocess": ("birds16k", ["--cluster", "inprocess"]),
+    "cli-birds16k-w1": ("birds16k", ["--workers", "1"]),
+    "cli-birds16k-w2-inprocess": ("birds16k", ["--workers", "2", "--cluster", "inprocess"]),
     "cli-birds16k-local": ("birds16k", ["--cluster", "local"]),
     "cli-birds16k-nowave": ("birds16k-nowave", []),
     "cli-birds16k-nowave-zstd0": ("birds16k-nowave-zstd0", []),
@@ -140,7 +147,8 @@ CLI_METHODS = {
 #: (``dask.overlap`` off: no audio read ahead, no shard written behind), for what the overlap gains
 #: in wall time and costs in CPU.
 CLI_ENV = {"cli-anchor-w1-serial": {"FIELDKIT_DASK__OVERLAP": "false"},
-           "cli-birds16k-serial": {"FIELDKIT_DASK__OVERLAP": "false"}}
+           "cli-birds16k-serial": {"FIELDKIT_DASK__OVERLAP": "false"},
+           "cli-anchor-w2-inprocess-serial": {"FIELDKIT_DASK__OVERLAP": "false"}}
 
 
 def _default_shared_bench() -> Path:

@@ -36,9 +36,10 @@ def process(
                                           "--cluster slurm|pbs|sge|lsf: the most workers at once)."),
     cluster: Optional[ClusterMode] = typer.Option(
         None, "--cluster", help="Where tasks run when no scheduler address is given. auto (default, setting "
-        "dask.cluster): one worker, or under 3 h of pending audio, runs in this process (no LocalCluster start-up, "
-        "same results); more work with 2+ workers starts a LocalCluster. local: always a LocalCluster. inprocess: "
-        "always in this process, one task at a time. slurm, pbs, sge, lsf: Dask workers in batch jobs of that "
+        "dask.cluster): one worker, any job on a machine of under 3 cores, or under 3 h of pending audio, runs in "
+        "this process (no LocalCluster start-up, same results); more work with 2+ workers starts a LocalCluster. "
+        "local: always a LocalCluster. inprocess: always in this process, one task at a time (with --workers N: "
+        "N tasks at once on threads). slurm, pbs, sge, lsf: Dask workers in batch jobs of that "
         "scheduler, sized by the [dask.cluster] section (queue, cores, memory, walltime, min/max workers). "
         "-v logs the choice and why."),
     resume: Optional[int] = typer.Option(None, "--resume", help="Finish an interrupted run (its id)."),

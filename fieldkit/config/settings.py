@@ -58,7 +58,7 @@ class ClusterSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["auto", "local", "inprocess", "slurm", "pbs", "sge", "lsf"] = Field(
-        "auto", description="auto: one worker, or a small job, runs in the driver's process, else a LocalCluster "
+        "auto", description="auto: one worker, a machine of under 3 cores, or a small job, runs in the driver's process, else a LocalCluster "
         "(fieldkit.pipeline.execution.choose_path); local: always a LocalCluster; inprocess: always in process; "
         "slurm, pbs, sge, lsf: Dask workers in batch jobs of that scheduler (dask-jobqueue)."
     )

@@ -522,7 +522,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop)
              if path and path.kind != "inprocess" else None)
     # In process, the run's audio thread starts now: it reads while the store and rows are written.
-    audio = _audio_stream(plan.tasks) if path and path.kind == "inprocess" and settings.overlap else None
+    audio = (_audio_stream(plan.tasks) if path and path.kind == "inprocess" and path.workers == 1 and settings.overlap
+             else None)
     run_id = None
     try:
         run_id, store_path = _open_or_create(ws, workflow, plan, resume, workflow_source)
@@ -611,7 +612,7 @@ def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, 
                stop: StopSignals | None = None):
     """A context manager factory yielding the client of ``path``."""
     if path.kind == "inprocess":
-        return inprocess_client
+        return functools.partial(inprocess_client, path.workers)
     return functools.partial(dask_client, scheduler, workers, settings, path.kind, waiting, stop)
 
 
@@ -641,9 +642,11 @@ def _finished_batches(client, futures, stop: StopSignals | None):
 def _audio_stream(tasks):
     """One audio thread for the in-process tasks, in their order (pipeline/overlap.py)."""
     from fieldkit.pipeline.overlap import KeyedStream
-    from fieldkit.pipeline.tasks import READ_AHEAD_BATCHES, run_batches
+    from fieldkit.pipeline.tasks import batch_clips_of, read_ahead_clips, run_batches
 
-    return KeyedStream(run_batches(tasks), [t.region_start for t in tasks], READ_AHEAD_BATCHES)
+    # a run's tasks share their processing and shard size
+    depth = read_ahead_clips(tasks[0].dsp, tasks[0].clips_per_shard) if tasks else 1
+    return KeyedStream(run_batches(tasks), [t.region_start for t in tasks], depth, cost=batch_clips_of)
 
 
 def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None,
@@ -677,7 +680,9 @@ def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop
         # threads (pipeline/overlap.py): no other worker uses the second core there.
         in_process = isinstance(client, InProcessClient)
         task_fn = process_task
-        if in_process and overlap:  # one audio thread and one writer for the whole run
+        if in_process and overlap and client.threads > 1:  # each task thread reads ahead and writes behind
+            task_fn = functools.partial(process_task, overlap=True)
+        elif in_process and overlap:  # one audio thread and one writer for the whole run
             stream = audio or stack.enter_context(_audio_stream(pending))
             writer = stack.enter_context(WriteBehind(keep_errors=True))
             task_fn = functools.partial(process_task, overlap=True, stream=stream, writer=writer)

@@ -19,7 +19,9 @@ import numpy as np
 from fieldkit.dsp.bitdepth import to_float32
 from fieldkit.dsp.clipping import clip_thresholds
 from fieldkit.dsp.clips import ClipCutter, ClippedCounter, joined
+from fieldkit.dsp.features import FEATURE_GROUP_FRAMES
 from fieldkit.dsp.resample import StreamingResampler
+from fieldkit.dsp.stft import frame_count
 from fieldkit.errors import ProcessingError
 from fieldkit.faults import crashpoint
 from fieldkit.io.audio.stream import read_blocks, sample_format
@@ -249,7 +251,8 @@ def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream |
     if ahead is not None:  # the run's audio thread prepared this task's batches
         source = contextlib.nullcontext(_raised(ahead))
     elif overlap:
-        source = ReadAhead(_task_batches(spec), depth=READ_AHEAD_BATCHES)
+        source = ReadAhead(_task_batches(spec), depth=read_ahead_clips(spec.dsp, spec.clips_per_shard),
+                           cost=batch_clips_of)
     else:
         source = contextlib.nullcontext(_task_batches(spec))
     try:
@@ -274,8 +277,29 @@ def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream |
     return result
 
 
-#: Clip batches (each one read block's clips) the audio thread may hold ahead of the features.
+#: Clip batches (each one read block's clips) the audio thread may hold ahead of the features,
+#: at least: it holds up to one extraction batch of clips (:func:`read_ahead_clips`).
 READ_AHEAD_BATCHES = 1
+
+
+def read_ahead_clips(dsp: DspSpec, clips_per_shard: int) -> int:
+    """Clips the audio thread may hold ahead of the features: one extraction batch.
+
+    The features take clips ``RowExtractor.batch_clips`` at a time, never more than a shard
+    (13 of birds-16k's 3 s clips), while a read block gives one or two of them: held one block
+    ahead, the features waited for the audio block by block before each extraction (~1 s of a
+    5 s run). One batch of clips ahead costs no more memory than the batch the features hold
+    anyway (4 bytes per sample of a clip at the target rate).
+    """
+    frames = frame_count(dsp.clip_len, dsp.features)
+    return max(READ_AHEAD_BATCHES, min(FEATURE_GROUP_FRAMES // max(1, frames), clips_per_shard))
+
+
+def batch_clips_of(value) -> int:
+    """A read-ahead value's clips (an ``(item, batch)`` pair; an item's end or an error: 0)."""
+    if isinstance(value, tuple) and value[1] is not None:
+        return len(value[1].clips)
+    return 0
 
 
 def _task_batches(spec: TaskSpec) -> Iterator[tuple[ItemSpec, ClipBatch | None]]:

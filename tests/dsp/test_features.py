@@ -10,7 +10,7 @@ import soundfile as sf
 from fieldkit.config.params import FeatureParams
 from fieldkit.dsp import features as F
 from fieldkit.dsp import filters
-from fieldkit.dsp.stft import frame_count, stft_power
+from fieldkit.dsp.stft import frame_count, frames, stft_power
 from fieldkit.errors import ValidationError
 from fieldkit.testing import signals
 
@@ -184,6 +184,23 @@ def test_chroma_of_a440_peaks_at_a_and_a_tuning_offset_moves_it():
     detuned = signals.tone(440.0 * 2 ** (1 / 12), 1.0, SR)  # A#
     chroma = F.compute_features(detuned, SR, p)["chroma"][2:-2]
     assert np.all(chroma.argmax(axis=1) == 10)
+
+
+@pytest.mark.parametrize(("n_fft", "hop", "center"), [(1024, 320, True), (1024, 320, False), (1024, 256, True),
+                                                  (512, 160, True), (2048, 441, True), (256, 100, False)])
+def test_frame_energy_by_segments_equals_every_frame_multiplied_out(n_fft, hop, center):
+    """rms adds the energies of gcd(n_fft, hop)-sample segments (16 of 64 samples a frame at
+    hop 320) instead of multiplying out every frame (einsum over the strided frames, the
+    fallback for frames of over 32 segments, e.g. hop 441): the same sums in another order,
+    within float64 rounding, hence the same float32 rms; and the same as librosa's."""
+    p = FeatureParams(n_fft=n_fft, hop_length=hop, center=center, compute=("rms",))
+    clips = np.stack([NOISE, CHIRP, np.zeros_like(NOISE)]).astype(np.float32)
+    framed = frames(clips, p)
+    multiplied_out = np.einsum("ctn,ctn->ct", framed, framed, dtype=np.float64)
+    np.testing.assert_allclose(F._frame_energy(clips, p), multiplied_out, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(F.rms(clips, p), np.sqrt(multiplied_out / n_fft).astype(np.float32))
+    ref = librosa.feature.rms(y=clips[1], frame_length=n_fft, hop_length=hop, center=center, pad_mode="constant")[0]
+    assert rel_err(F.rms(clips[1], p), ref) <= TOL
 
 
 def test_rms_of_a_sine_and_of_silence():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 import yaml
@@ -17,7 +18,12 @@ from fieldkit.config.workflow import Workflow
 from fieldkit.errors import EXIT_PARTIAL, EXIT_USAGE
 from fieldkit.ingest.service import IngestRequest, ingest_card
 from fieldkit.pipeline.driver import run_workflow
-from fieldkit.pipeline.execution import MIN_AUDIO_S_FOR_CLUSTER, choose_path
+from fieldkit.pipeline.execution import (
+    MIN_AUDIO_S_FOR_CLUSTER,
+    MIN_CORES_FOR_CLUSTER,
+    choose_path,
+    usable_cores,
+)
 from fieldkit.testing.cards import audiomoth_card
 from fieldkit.workspace import init_workspace
 from tests.pipeline.conftest import WORKFLOW, arrays_of, assert_same_arrays, process_card
@@ -33,14 +39,33 @@ SMALL, LARGE = 600.0, MIN_AUDIO_S_FOR_CLUSTER + 1
     ("auto", None, 2, {}, LARGE, "local", 2, "LocalCluster"),
     ("auto", None, None, {"n_workers": 4}, LARGE, "local", 4, "LocalCluster"),
     ("local", None, 1, {}, SMALL, "local", 1, "--cluster local"),
-    ("inprocess", None, 2, {}, LARGE, "inprocess", 1, "--cluster inprocess"),
+    ("inprocess", None, 2, {}, LARGE, "inprocess", 2, "2 task threads"),  # --workers given: task threads
+    ("inprocess", None, None, {}, LARGE, "inprocess", 1, "one task at a time"),  # dask.n_workers is for clusters
     ("auto", "tcp://h:8786", 1, {}, SMALL, "scheduler", 1, "tcp://h:8786"),
     ("inprocess", None, 1, {"scheduler_address": "tcp://s:1"}, SMALL, "scheduler", 1, "tcp://s:1"),
 ])
 def test_the_rule(cluster, scheduler, workers, settings, audio_s, kind, n, why, monkeypatch):
+    """The rule on a machine of 8 usable cores (on fewer than 3, see the next test)."""
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
-    path = choose_path(cluster, scheduler, workers, DaskSettings(**settings), audio_s)
+    path = choose_path(cluster, scheduler, workers, DaskSettings(**settings), audio_s, cores=8)
     assert (path.kind, path.workers) == (kind, n) and why in path.reason
+
+
+@pytest.mark.parametrize("audio_s", [SMALL, LARGE, 100 * 3600.0])
+@pytest.mark.parametrize("workers", [2, 4])
+def test_two_cores_run_several_workers_in_process(workers, audio_s, monkeypatch):
+    """On 2 cores the one-worker path already uses both (its audio and write threads) and a
+    LocalCluster of 2 was slower than it at 10 h: auto never starts one there, whatever the
+    job's size; --cluster local still does."""
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    path = choose_path("auto", None, workers, DaskSettings(), audio_s, cores=2)
+    assert (path.kind, path.workers) == ("inprocess", 1) and "2 usable cores" in path.reason
+    assert choose_path("local", None, workers, DaskSettings(), audio_s, cores=2).kind == "local"
+    assert choose_path("auto", None, workers, DaskSettings(), LARGE, cores=MIN_CORES_FOR_CLUSTER).kind == "local"
+
+
+def test_usable_cores_are_this_process_s_affinity():
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
 
 
 def test_a_scheduler_address_in_the_environment_wins(monkeypatch):
@@ -62,10 +87,11 @@ def processed(tmp_path_factory, workflow):
     return process_card(tmp_path_factory.mktemp("execution"), workflow)
 
 
-def test_in_process_stores_the_same_values_as_a_local_cluster(processed, workflow):
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-task-at-a-time", "two-task-threads"])
+def test_in_process_stores_the_same_values_as_a_local_cluster(processed, workflow, workers):
     ws, on_cluster = processed
     assert on_cluster.execution == "local" and on_cluster.scheduler.startswith("tcp://")
-    here = run_workflow(ws, workflow, workflow_source="test", workers=2, cluster="inprocess", new_run=True)
+    here = run_workflow(ws, workflow, workflow_source="test", workers=workers, cluster="inprocess", new_run=True)
     assert here.state == "complete" and here.execution == "inprocess" and here.scheduler is None
     assert (here.clips_computed, here.audio_seconds, here.n_clips) == (
         on_cluster.clips_computed, on_cluster.audio_seconds, on_cluster.n_clips)
@@ -112,8 +138,8 @@ def test_the_setting_and_the_option(processed, workflow_file):
 
 
 def test_process_help_documents_the_rule():
-    text = " ".join(CliRunner().invoke(app, ["process", "--help"], env={"COLUMNS": "200"}).stdout.split())
-    assert "--cluster" in text and "under 3 h of pending audio" in text and "-v logs the choice" in text
+    text = " ".join(CliRunner().invoke(app, ["process", "--help"], env={"COLUMNS": "200"}).stdout.replace("│", " ").split())
+    assert "--cluster" in text and "under 3 cores" in text and "under 3 h of pending audio" in text and "-v logs the choice" in text
 
 
 @pytest.fixture
@@ -158,12 +184,15 @@ def test_memory_stays_flat_in_process(tmp_path, overlap):
     """In process the driver streams audio in blocks and holds one shard at a time, as a worker
     does: the peak of Python and numpy allocations (tracemalloc) for a 4-minute recording is
     that of a 24-second one, and an 8-minute one's that of the 4-minute one. With the overlap
-    (dask.overlap) the audio thread holds one read block ahead and the writer one shard behind:
-    a fixed allowance of one read block's buffers (int16 read, float32, mono, resampled: at most
-    14 bytes per frame), whatever the length."""
+    (dask.overlap) the audio thread holds one extraction batch of clips ahead and the writer one
+    shard behind: a fixed allowance of one read block's buffers (int16 read, float32, mono,
+    resampled: at most 14 bytes per frame) and of that batch's float32 clips, whatever the
+    length."""
     import tracemalloc
 
+    from fieldkit.pipeline.plan import _dsp_spec
     from fieldkit.pipeline.spec import DspSpec
+    from fieldkit.pipeline.tasks import read_ahead_clips
     from fieldkit.workspace import open_workspace
 
     init_workspace(tmp_path / "ws")
@@ -189,6 +218,9 @@ def test_memory_stays_flat_in_process(tmp_path, overlap):
         short, long, longer = peak("short"), peak("long"), peak("longer")
     finally:
         tracemalloc.stop()
-    allowance = 14 * DspSpec.block_frames if overlap else 0
+    # the audio thread's one read block, and one extraction batch of float32 clips held ahead
+    dsp = _dsp_spec(Workflow.from_dict(WORKFLOW), WORKFLOW["resample"]["target_rate_hz"])
+    clips_ahead = read_ahead_clips(dsp, WORKFLOW["store"]["clips_per_shard"])
+    allowance = 14 * DspSpec.block_frames + 4 * dsp.clip_len * clips_ahead if overlap else 0
     assert long <= 1.25 * short + allowance, (short, long)
     assert longer <= 1.1 * long, (long, longer)

@@ -4,6 +4,7 @@ bounded, errors arrive where they happened, and no thread outlives a task."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path
@@ -47,6 +48,27 @@ def test_read_ahead_is_bounded():
         assert [next(stream) for _ in range(5)] == [0, 1, 2, 3, 4]
         time.sleep(0.3)
         assert len(made) == 8
+    assert not _threads()
+
+
+def test_read_ahead_by_cost_holds_up_to_depth_and_at_least_one_item():
+    """With ``cost`` (a batch's clips), the producer holds items until their cost reaches
+    ``depth`` (an extraction batch of clips), and always one, however costly."""
+    made = []
+
+    def source():
+        for size in (2, 2, 2, 20, 1, 1):
+            made.append(size)
+            yield size
+
+    with ReadAhead(source(), depth=5, cost=lambda size: size) as ahead:
+        time.sleep(0.3)
+        assert made == [2, 2, 2, 20]  # 6 >= 5 held: the 20-clip batch waits for room
+        stream = iter(ahead)
+        assert [next(stream) for _ in range(3)] == [2, 2, 2]
+        time.sleep(0.3)
+        assert made == [2, 2, 2, 20, 1]  # the 20 alone is over depth: held, nothing more
+        assert list(stream) == [20, 1, 1]
     assert not _threads()
 
 
@@ -169,6 +191,38 @@ def test_a_task_stores_the_same_bytes_with_and_without_overlap(processed, tmp_pa
     assert stores[True][0].keys() == stores[False][0].keys()
     for key, data in stores[False][0].items():
         assert stores[True][0][key] == data, key
+    assert not _threads()
+
+
+@pytest.mark.parametrize("overlap", [False, True], ids=["one-thread-each", "overlap-each"])
+def test_two_task_threads_store_the_same_bytes_as_one_task_at_a_time(processed, tmp_path, overlap):
+    """``--cluster inprocess --workers 2``: the plan's tasks run two at a time on the client's
+    task threads (each reading ahead and writing behind on its own with the overlap); every
+    stored object equals the one-task-at-a-time path's, and no thread outlives the client."""
+    from fieldkit.pipeline.execution import inprocess_client
+
+    ws, _ = processed
+    workflow = Workflow.from_dict({**WORKFLOW, "store": {"clips_per_chunk": 2, "clips_per_shard": 2,
+                                                         "waveform": True}})
+    stores = {}
+    for threads in (1, 2):
+        store = tmp_path / f"threads-{threads}.zarr"
+        with ws.catalogue.read() as session:
+            plan = plan_run(session, workflow, ws.paths.archive, str(store))
+        create_store(store, plan.layout, plan.coords, {})
+        with inprocess_client(threads) as client:
+            task_fn = functools.partial(process_task, overlap=overlap and threads > 1)
+            futures = [client.submit(task_fn, task) for task in plan.tasks]
+            results = [f.result() for f in client.as_completed(futures)]
+            if threads > 1:
+                assert {t.name for t in threading.enumerate()} & {"fieldkit-task_0", "fieldkit-task_1"}
+        assert sum(r.clips_computed for r in results) == plan.layout.n_clips
+        stores[threads] = (_snapshot(store), [(r.items, r.audio_seconds, r.nonfinite_clips) for r in results])
+    assert len(plan.tasks) >= 3
+    assert stores[2][1] == stores[1][1]
+    assert stores[2][0].keys() == stores[1][0].keys()
+    for key, data in stores[1][0].items():
+        assert stores[2][0][key] == data, key
     assert not _threads()
 
 
