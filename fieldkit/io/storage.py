@@ -369,6 +369,12 @@ def _filesystem(protocol: str, frozen: tuple, asynchronous: bool = False) -> Any
     if asynchronous:
         options["asynchronous"] = True
         options["skip_instance_cache"] = True
+        if protocol in ("s3", "s3a"):
+            # zarr reads whole objects (array documents, shards of a few MB); with a concurrency
+            # above 1, s3fs asks for each object's size first (a HEAD, and a LIST when the object
+            # is missing, as a never-written ``done`` chunk is) to split reads over 50 MB: two or
+            # three requests per read instead of one (measured on the S3 test server)
+            options.setdefault("max_concurrency", 1)
     try:
         fs = fsspec.filesystem(protocol, **options)
     except ImportError as exc:

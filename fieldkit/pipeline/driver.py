@@ -407,11 +407,32 @@ def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: in
     run_id = write_with_retry(ws.catalogue, create, what="new run",
                               landed=lambda s: run_rows.run_started(s, workflow.params_hash(), started))
     store_path = _store_path(ws, run_id, workflow)
-    store = _store_of(ws, store_path)[0]
     attrs = {"parameters": workflow.to_dict(), "params_hash": workflow.params_hash(), "versions": library_versions(),
              "run_id": run_id, "created_by": "fieldkit process"}
-    create_store(store, plan.layout, plan.coords, attrs)
+    root = ws.store_root(store_path)
+    if root.is_local:
+        create_store(str(root.local_path), plan.layout, plan.coords, attrs)
+    else:
+        _create_remote_store(root, plan, attrs)
     return run_id, store_path
+
+
+def _create_remote_store(root, plan: RunPlan, attrs: dict[str, Any]) -> None:
+    """Write a new store's template at an object-store ``root``: made by the same code in a local
+    folder, then sent concurrently (create-only), the group's ``zarr.json`` last so that a store
+    found by it is whole. zarr writes the ~30 documents and coordinate objects one after the
+    other, each after a HEAD and a LIST of what is there: 2.9 s of a 1 h run on the S3 test
+    server against 0.1 s on a local disk (docs/scaling.md)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="fieldkit-store-") as tmp:
+        folder = Path(tmp) / "store.zarr"
+        create_store(str(folder), plan.layout, plan.coords, attrs)
+        group = (folder / "zarr.json").read_bytes()
+        (folder / "zarr.json").unlink()
+        root.put_tree("", folder)
+        root.put_bytes("zarr.json", group)
 
 
 @dataclass(frozen=True)
