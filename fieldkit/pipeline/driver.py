@@ -282,11 +282,12 @@ class _BackgroundClient:
     ~0.25 s) on a thread while the driver creates the store and writes its catalogue rows."""
 
     def __init__(self, scheduler: str | None, workers: int | None, settings, kind: str = "local",
-                 waiting=None, stop: StopSignals | None = None) -> None:
+                 waiting=None, stop: StopSignals | None = None, roots: tuple = ()) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._stack = contextlib.ExitStack()
         self._closed = False
+        self._roots = tuple(root for root in roots if not root.is_local)  # clients the workers make early
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fieldkit-dask-start")
         self._future = self._pool.submit(self._start, scheduler, workers, settings, kind, waiting, stop)
 
@@ -297,7 +298,7 @@ class _BackgroundClient:
         )
 
         with contextlib.suppress(Exception):  # a warm-up only: a failing worker shows in its task
-            client.run(warm_up)
+            client.run(warm_up, self._roots)
         return client
 
     @contextlib.contextmanager
@@ -540,7 +541,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     stop = StopSignals().install()
     # A new run has every task pending: choose its path now and start Dask behind the store's creation.
     path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
-    early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop)
+    early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop,
+                               roots=(ws.roots.archive, ws.roots.stores))
              if path and path.kind != "inprocess" else None)
     # In process, the run's audio thread starts now: it reads while the store and rows are written.
     audio = _audio_stream(plan.tasks) if path and path.kind == "inprocess" and settings.overlap else None

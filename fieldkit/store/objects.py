@@ -28,6 +28,7 @@ import asyncio
 import json
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -81,12 +82,25 @@ def _documents(store: Store, keys: list[str]) -> list[dict]:
     return out
 
 
+def _group(store: Store) -> tuple[bytes, dict]:
+    """The root group's ``zarr.json`` (one GET): its bytes and its attributes."""
+    (raw,) = sync(_get_many(store, ["zarr.json"]))
+    meta = json.loads(raw) if raw is not None else {}
+    if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
+        raise Unsupported(f"{store_name(store)}: not a zarr v3 group")
+    return raw, meta.get("attributes", {})
+
+
 def group_attributes(path: Any) -> dict:
     """The root group's attributes (one GET of ``zarr.json``), or raises :class:`Unsupported`."""
-    (meta,) = _documents(as_store(path), ["zarr.json"])
-    if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
-        raise Unsupported(f"{store_name(path)}: not a zarr v3 group")
-    return meta.get("attributes", {})
+    return _group(as_store(path))[1]
+
+
+#: Array documents already read by this process, keyed by the store's name and its group
+#: document (which holds the run id, the parameters hash and the layout the arrays are made
+#: from): a worker reads them for its first task of a run, not for every task (15 GETs each).
+_DOCUMENTS: dict[tuple[str, bytes], list[dict]] = {}
+_DOCUMENTS_KEPT = 16
 
 
 def read_done(path: Any, layout: StoreLayout, start: int, stop: int) -> np.ndarray:
@@ -123,19 +137,37 @@ class ObjectShardSink(ShardSink):
 
     capabilities = SinkCapabilities("objects", remote=True, other_encodings=False)
 
-    def __init__(self, path: Any, layout: StoreLayout) -> None:
+    def __init__(self, path: Any, layout: StoreLayout, group: bytes | None = None) -> None:
         super().__init__(path, layout)
         if local_store_root(path) is not None:
             raise Unsupported(f"{store_name(path)} is a local store")
         self.store = as_store(path)
         names = [v.name for v in layout.variables()]
-        docs = _documents(self.store, [f"{name}/zarr.json" for name in (*names, _DONE)])
+        key = (store_name(self.store), group or b"")
+        docs = _DOCUMENTS.get(key) if group is not None else None
+        if docs is None:
+            docs = _documents(self.store, [f"{name}/zarr.json" for name in (*names, _DONE)])
+            if group is not None:
+                if len(_DOCUMENTS) >= _DOCUMENTS_KEPT:
+                    _DOCUMENTS.clear()
+                _DOCUMENTS[key] = docs
         self.arrays = {name: _Sharded.from_meta(doc, name) for name, doc in zip(names, docs, strict=False)}
         for name, arr in self.arrays.items():
             if arr.shard[0] != layout.clips_per_shard:
                 raise Unsupported(f"{name}: shards of {arr.shard[0]} clips, layout says {layout.clips_per_shard}")
         self.done = DoneMarker.from_meta(docs[-1], _DONE, layout.clips_per_shard)
         self._not_done: set[int] = set()  # shards read here without a done chunk: nothing to clear
+
+    @classmethod
+    def open(cls, path: Any, layout_of: Callable[[dict], StoreLayout]) -> ObjectShardSink:
+        """The sink of the store at ``path``, its layout read from the group's attributes by
+        ``layout_of``: one GET of the group document, and the array documents only when this
+        process has not read them for this store and group document yet."""
+        if local_store_root(path) is not None:
+            raise Unsupported(f"{store_name(path)} is a local store")
+        store = as_store(path)
+        raw, attrs = _group(store)
+        return cls(store, layout_of(attrs), group=raw)
 
     def _write(self, start: int, stop: int, arrays: dict[str, np.ndarray]) -> None:
         shard = self.layout.clips_per_shard

@@ -132,19 +132,18 @@ def open_sink(path: PathLike) -> ShardSink:
         A :class:`~fieldkit.store.shards.DirectShardSink` or a :class:`ZarrShardSink`; both
         store the same bytes. Choosing zarr is logged at INFO with the reason.
     """
-    layout = read_layout(path)
     local = local_store_root(path) is not None
     try:
         if local:
-            return DirectShardSink(path, layout)
+            return DirectShardSink(path, read_layout(path))
         from fieldkit.store.objects import ObjectShardSink
 
-        return ObjectShardSink(path, layout)
+        return ObjectShardSink.open(path, lambda attrs: _layout_from_attrs(attrs, path))
     except (Unsupported, OSError, KeyError, ValueError) as exc:  # any doubt about the layout: zarr
         reason = str(exc) if isinstance(exc, Unsupported) else f"{type(exc).__name__}: {exc}"
         log.info("store %s is written through zarr, not the %s shard writer: %s", store_name(path),
                  "direct" if local else "object-store", reason)
-        return ZarrShardSink(path, layout)
+        return ZarrShardSink(path, read_layout(path))
 
 
 def write_region(path: PathLike, clip_slice: slice, arrays: dict[str, np.ndarray]) -> None:

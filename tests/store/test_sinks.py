@@ -230,3 +230,25 @@ def test_a_store_laid_out_otherwise_gets_zarr_with_the_same_result(tmp_path, lay
     sink.write(slice(4, 8), arrays)
     assert sink.is_complete(slice(4, 8)) and not sink.is_complete(slice(0, 4))
     np.testing.assert_array_equal(open_store(path)["mfcc"].values[4:8], arrays["mfcc"])
+
+
+def test_the_object_sink_rereads_documents_of_a_store_made_again(layout):
+    """A process keeps the array documents per store and group document: a store made again at
+    the same URL with another layout is written with its own documents, not the first ones."""
+    path = f"memory://{uuid.uuid4().hex}.zarr"
+    memory = fsspec.filesystem("memory")
+    try:
+        create_store(path, layout, coords_for(layout.n_clips), {})
+        write_region(path, slice(0, 4), region_arrays(layout, 0, 4))
+        assert isinstance(open_sink(path), ObjectShardSink)
+        memory.rm(path.removeprefix("memory://"), recursive=True)
+        other = small_layout(layout.n_clips, clips_per_chunk=1, clips_per_shard=2)
+        create_store(path, other, coords_for(other.n_clips), {})
+        sink = open_sink(path)
+        assert isinstance(sink, ObjectShardSink) and sink.arrays["mel"].shard[0] == 2
+        arrays = region_arrays(other, 2, 4)
+        sink.write(slice(2, 4), arrays)
+        assert completed_regions(path) == [slice(2, 4)]
+        np.testing.assert_array_equal(open_store(path)["mel"].values[2:4], arrays["mel"])
+    finally:
+        memory.rm(path.removeprefix("memory://"), recursive=True)
