@@ -557,7 +557,9 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
                            len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped),
                            excluded=[e.to_dict() for e in plan.excluded],
                            excluded_counts=exclusion_counts(plan.excluded), resumed=resumed)
-        pending = _pending(plan, store)
+        # a store created just now holds no clip: its done marker need not be read (on S3 that is
+        # a round of GETs before the first task)
+        pending = list(plan.tasks) if resume is None else _pending(plan, store)
         path = path or choose_path(mode, scheduler, workers, settings, _audio_s(pending))
         report.execution, report.execution_reason = path.kind, path.reason
         if pending:
