@@ -12,7 +12,8 @@ What one invocation does:
 3. times the installed ``fieldkit process WORKFLOW --new-run --json --workers 2 --cluster local``
    (a subprocess, spawn to exit) on both, interleaved over ``--repeats``, with birds-16k's
    parameters (3 s clips, waveform stored, mel/MFCC/chroma/centroid/bandwidth/rms, zstd 1);
-   throughput = audio seconds / wall; the ratio S3 / local (target >= 0.6);
+   throughput = audio seconds / wall; the ratio S3 / local (target >= 0.6); beside each wall time,
+   the CPU seconds of the command's process tree (driver and workers) and of the S3 server;
    before them, the server's own PUT/GET rate (5 MB objects, no compute): the run's bound;
 4. lists the S3 store's objects: count and sizes per variable (object sizing for object storage);
 5. counts the catalogue statements (INSERT/UPDATE/DELETE) the driver issues for one run;
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,17 +65,32 @@ def _s3_copy(base: Path, server, bucket: str) -> tuple[Path, Path]:
     return base / "local", base / "s3"
 
 
-def _run_cli(ws: Path, workflow: Path) -> dict:
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (/proc/PID/stat), None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_cli(ws: Path, workflow: Path, server_pid: int | None = None) -> dict:
+    """One timed ``fieldkit process``; besides wall time, the CPU seconds of the command's
+    process tree (driver and workers) and of the S3 server over the same span."""
+    server0, children0 = _cpu_s(server_pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run([str(FIELDKIT), "-w", str(ws), "process", str(workflow), "--new-run", "--json",
                            "--workers", "2", "--cluster", "local"], capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    children1, server1 = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_s(server_pid)
     if done.returncode != 0:
         raise SystemExit(f"fieldkit process on {ws} failed ({done.returncode}): {done.stderr[-3000:]}")
     doc = json.loads(done.stdout)
     return {"wall_s": wall, "audio_s": doc["audio_seconds"], "clips": doc["clips_computed"], "tasks": doc["tasks"],
             "task_seconds": doc["task_seconds"], "run_seconds": doc["seconds"], "store": doc["store"],
-            "x_realtime": doc["audio_seconds"] / wall, "loadavg": bench.loadavg()}
+            "x_realtime": doc["audio_seconds"] / wall, "loadavg": bench.loadavg(),
+            "cpu_s": round(children1.ru_utime + children1.ru_stime - children0.ru_utime - children0.ru_stime, 2),
+            "server_cpu_s": None if server0 is None or server1 is None else round(server1 - server0, 2)}
 
 
 def _object_sizes(server, bucket: str, prefix: str) -> dict:
@@ -257,10 +274,12 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict]] = {"local": [], "s3": []}
             for rep in range(args.repeats):
                 for where in (("local", "s3") if rep % 2 == 0 else ("s3", "local")):
-                    row = _run_cli(local_dir if where == "local" else s3_dir, wf_file)
+                    row = _run_cli(local_dir if where == "local" else s3_dir, wf_file,
+                                   server.process.pid if server.process is not None else None)
                     runs[where].append(row)
                     print(f"rep {rep} {where:5s} wall {row['wall_s']:6.2f} s  x{row['x_realtime']:.0f} real time  "
-                          f"tasks {row['tasks']}  load {row['loadavg']}", flush=True)
+                          f"tasks {row['tasks']}  CPU {row['cpu_s']} s (server {row['server_cpu_s']} s)  "
+                          f"load {row['loadavg']}", flush=True)
             med = {w: statistics.median(r["x_realtime"] for r in rows) for w, rows in runs.items()}
             result["process"] = {"runs": runs, "x_realtime_median": med, "ratio_s3_over_local": med["s3"] / med["local"]}
             print(f"throughput S3 / local: {med['s3'] / med['local']:.2f} (target >= 0.6)", flush=True)

@@ -236,5 +236,6 @@ def recordings_in_scope(session: Session, *, sites: tuple[str, ...] = (),
     return [ScopedRecording(id=r.id, archive_path=r.archive_path, status=r.status, status_reason=r.reason,
                             subtype=r.subtype, sample_rate_hz=r.sample_rate_hz, channels=r.channels or 1,
                             frames_present=r.frames_present, duration_s=r.duration_s,
-                            start_time_utc=r.start_time_utc, site=site, deployment=dep, timezone=tz)
+                            start_time_utc=r.start_time_utc, site=site, deployment=dep, timezone=tz,
+                            size_bytes=r.size_bytes)
             for r, dep, tz, site in session.execute(stmt).all()]

@@ -178,6 +178,7 @@ class ProcessingCandidate(Record):
     site: str
     deployment: str
     timezone: str
+    size_bytes: int | None = None  # the archived object's bytes: read without asking its size first
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class ScopedRecording(Record):
     site: str
     deployment: str
     timezone: str
+    size_bytes: int | None = None
 
 
 # -- the ingest's own reads (writes) --------------------------------------------------------------

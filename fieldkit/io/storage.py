@@ -132,12 +132,23 @@ class Root:
         prefix = self._path("").rstrip("/") + "/"
         return sorted(str(n)[len(prefix):] if str(n).startswith(prefix) else str(n) for n in names)
 
-    def open_read(self, rel: str) -> IO[bytes]:
-        """A seekable binary file that reads in ranged blocks of :attr:`block_bytes`."""
+    def open_read(self, rel: str, *, size: int | None = None) -> IO[bytes]:
+        """A seekable binary file that reads in ranged blocks of :attr:`block_bytes`.
+
+        ``size``, when the caller knows the object's bytes (the catalogue does for an archived
+        file), saves the HEAD that an object store is otherwise asked first: one request per
+        recording a task reads (60 of a 1 h run's 346 on the S3 test server, measured).
+        """
         with storage_error(self.uri(rel)):
             if self.is_local:
                 return open(self._path(rel), "rb")  # noqa: SIM115 - the caller closes it
-            return self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="readahead")
+            if size is None:
+                return self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="readahead")
+            handle = self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="readahead",
+                                  size=size)
+            # nor the HEAD s3fs makes for an ETag check between ranged reads: archived objects never change
+            handle.details = {"name": self._path(rel), "size": size}
+            return handle
 
     def read_bytes(self, rel: str) -> bytes:
         with self.open_read(rel) as handle:
@@ -304,6 +315,23 @@ class Root:
         sent.update({name: send(name) for name in names if name not in sent})
         return sent
 
+    def warm(self) -> None:
+        """Make this root's clients now, without a request (a worker's warm-up while the driver
+        writes the store's template): the synchronous filesystem and zarr's asynchronous one, with
+        their imports (~0.4 s) and S3 clients (~0.3 s of CPU for the first). Best effort: a client
+        that cannot be made fails later, in the task that needs it, with its own message."""
+        if self.is_local:
+            return
+        with contextlib.suppress(Exception):
+            fs = self.fs
+            if hasattr(fs, "connect"):
+                fs.connect()
+            async_fs = _filesystem(self.protocol, _freeze(self.options), asynchronous=True)
+            if hasattr(async_fs, "set_session"):
+                from zarr.core.sync import sync
+
+                sync(async_fs.set_session())
+
     def check_reachable(self) -> None:
         """Touch the root once (list it) so a wrong endpoint, bucket or credential fails early."""
         with storage_error(self.url):
@@ -369,6 +397,12 @@ def _filesystem(protocol: str, frozen: tuple, asynchronous: bool = False) -> Any
     if asynchronous:
         options["asynchronous"] = True
         options["skip_instance_cache"] = True
+        if protocol in ("s3", "s3a"):
+            # zarr reads whole objects (array documents, shards of a few MB); with a concurrency
+            # above 1, s3fs asks for each object's size first (a HEAD, and a LIST when the object
+            # is missing, as a never-written ``done`` chunk is) to split reads over 50 MB: two or
+            # three requests per read instead of one (measured on the S3 test server)
+            options.setdefault("max_concurrency", 1)
     try:
         fs = fsspec.filesystem(protocol, **options)
     except ImportError as exc:
@@ -396,18 +430,32 @@ def _close_async_session(fs: Any) -> None:
 
 
 def _s3_session(profile: str | None) -> Any:
-    """A botocore session whose S3 requests carry no ``Expect: 100-continue``.
+    """A botocore session whose S3 requests carry no ``Expect: 100-continue``, sharing this
+    process's botocore data loader.
 
-    botocore asks for it on every PUT and upload part, and aiohttp then waits for the interim
-    response with no timeout at all: a stalled server hung an upload forever instead of failing
-    after ``read_timeout`` (botocore#3613, marin-community/marin#6719). Without the header the
-    body is sent at once and the read timeout covers the wait for the answer.
+    botocore asks for ``Expect`` on every PUT and upload part, and aiohttp then waits for the
+    interim response with no timeout at all: a stalled server hung an upload forever instead of
+    failing after ``read_timeout`` (botocore#3613, marin-community/marin#6719). Without the
+    header the body is sent at once and the read timeout covers the wait for the answer.
+
+    The loader (the parsed service model and endpoint rules) is shared by the synchronous and the
+    asynchronous (zarr's) filesystems of a process: making the second S3 client then costs
+    0.08 s of CPU instead of 0.15 s (measured). The sessions themselves stay apart: refreshable
+    credentials hold an asyncio lock, which must not be shared by two event loops.
     """
     from aiobotocore.session import AioSession
 
     session = AioSession(profile=profile) if profile else AioSession()
     session.register("before-sign.s3", _drop_expect)
+    if _LOADER:
+        session.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(session.get_component("data_loader"))
     return session
+
+
+#: The botocore data loader of this process's first S3 session (see _s3_session).
+_LOADER: list[Any] = []
 
 
 def _drop_expect(request: Any = None, **_: Any) -> None:

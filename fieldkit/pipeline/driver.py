@@ -282,11 +282,12 @@ class _BackgroundClient:
     ~0.25 s) on a thread while the driver creates the store and writes its catalogue rows."""
 
     def __init__(self, scheduler: str | None, workers: int | None, settings, kind: str = "local",
-                 waiting=None, stop: StopSignals | None = None) -> None:
+                 waiting=None, stop: StopSignals | None = None, roots: tuple = ()) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._stack = contextlib.ExitStack()
         self._closed = False
+        self._roots = tuple(root for root in roots if not root.is_local)  # clients the workers make early
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fieldkit-dask-start")
         self._future = self._pool.submit(self._start, scheduler, workers, settings, kind, waiting, stop)
 
@@ -297,7 +298,7 @@ class _BackgroundClient:
         )
 
         with contextlib.suppress(Exception):  # a warm-up only: a failing worker shows in its task
-            client.run(warm_up)
+            client.run(warm_up, self._roots)
         return client
 
     @contextlib.contextmanager
@@ -407,11 +408,32 @@ def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: in
     run_id = write_with_retry(ws.catalogue, create, what="new run",
                               landed=lambda s: run_rows.run_started(s, workflow.params_hash(), started))
     store_path = _store_path(ws, run_id, workflow)
-    store = _store_of(ws, store_path)[0]
     attrs = {"parameters": workflow.to_dict(), "params_hash": workflow.params_hash(), "versions": library_versions(),
              "run_id": run_id, "created_by": "fieldkit process"}
-    create_store(store, plan.layout, plan.coords, attrs)
+    root = ws.store_root(store_path)
+    if root.is_local:
+        create_store(str(root.local_path), plan.layout, plan.coords, attrs)
+    else:
+        _create_remote_store(root, plan, attrs)
     return run_id, store_path
+
+
+def _create_remote_store(root, plan: RunPlan, attrs: dict[str, Any]) -> None:
+    """Write a new store's template at an object-store ``root``: made by the same code in a local
+    folder, then sent concurrently (create-only), the group's ``zarr.json`` last so that a store
+    found by it is whole. zarr writes the ~30 documents and coordinate objects one after the
+    other, each after a HEAD and a LIST of what is there: 2.9 s of a 1 h run on the S3 test
+    server against 0.1 s on a local disk (docs/scaling.md)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="fieldkit-store-") as tmp:
+        folder = Path(tmp) / "store.zarr"
+        create_store(str(folder), plan.layout, plan.coords, attrs)
+        group = (folder / "zarr.json").read_bytes()
+        (folder / "zarr.json").unlink()
+        root.put_tree("", folder)
+        root.put_bytes("zarr.json", group)
 
 
 @dataclass(frozen=True)
@@ -519,7 +541,8 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     stop = StopSignals().install()
     # A new run has every task pending: choose its path now and start Dask behind the store's creation.
     path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
-    early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop)
+    early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop,
+                               roots=(ws.roots.archive, ws.roots.stores))
              if path and path.kind != "inprocess" else None)
     # In process, the run's audio thread starts now: it reads while the store and rows are written.
     audio = (_audio_stream(plan.tasks) if path and path.kind == "inprocess" and path.workers == 1 and settings.overlap
@@ -535,7 +558,9 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
                            len(plan.recordings), len(plan.tasks), quarantined_skipped=list(plan.skipped),
                            excluded=[e.to_dict() for e in plan.excluded],
                            excluded_counts=exclusion_counts(plan.excluded), resumed=resumed)
-        pending = _pending(plan, store)
+        # a store created just now holds no clip: its done marker need not be read (on S3 that is
+        # a round of GETs before the first task)
+        pending = list(plan.tasks) if resume is None else _pending(plan, store)
         path = path or choose_path(mode, scheduler, workers, settings, _audio_s(pending))
         report.execution, report.execution_reason = path.kind, path.reason
         if pending:

@@ -140,7 +140,7 @@ def _candidate(rec: ScopedRecording) -> ProcessingCandidate:
                                sample_rate_hz=rec.sample_rate_hz, channels=rec.channels,
                                frames_present=rec.frames_present, duration_s=rec.duration_s,
                                start_time_utc=rec.start_time_utc, site=rec.site, deployment=rec.deployment,
-                               timezone=rec.timezone)
+                               timezone=rec.timezone, size_bytes=rec.size_bytes)
 
 
 def select_recordings(session, workflow: Workflow) -> tuple[list[ProcessingCandidate], list[RunExclusionRow]]:
@@ -262,7 +262,7 @@ def plan_run(session, workflow: Workflow, archive: Path | Root, store: str) -> R
     regions = plan_regions(counts, shard)
     items = tuple(ItemSpec(rec.id, rec.archive_path if remote else str(base / rec.archive_path), rec.subtype,
                            rec.sample_rate_hz, rec.channels, rec.frames_present, ch, n, span.start,
-                           archive if remote else None)
+                           archive if remote else None, rec.size_bytes)
                   for (rec, ch), n, span in zip(pairs, counts, regions.item_clips))
     layout = _layout(workflow, dsp, max(regions.n_clips, 1), shard)
     tasks = tuple(TaskSpec(store, t.clips.start, t.clips.stop, shard,

@@ -29,6 +29,8 @@ class ItemSpec:
     #: The archive root when it is a URL (``path`` is then relative to it, read with ranged
     #: requests); None for a local archive, where ``path`` is absolute and read as a file.
     archive: Root | None = None
+    #: The archived file's bytes (catalogue), so that a URL is read without asking its size first.
+    size_bytes: int | None = None
 
     @property
     def where(self) -> str:
@@ -37,7 +39,7 @@ class ItemSpec:
 
     def source(self) -> str | IO[bytes]:
         """What the stream reader opens: the path, or a seekable ranged-read object (caller closes)."""
-        return self.path if self.archive is None else self.archive.open_read(self.path)
+        return self.path if self.archive is None else self.archive.open_read(self.path, size=self.size_bytes)
 
 
 @dataclass(frozen=True)

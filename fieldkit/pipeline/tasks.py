@@ -205,9 +205,15 @@ class ShardBuffer:
         self.sink.write(region, {name: joined([r[name] for r in rows]) for name in rows[0]})
 
 
-def warm_up() -> None:
+def warm_up(roots: tuple = ()) -> None:
     """Run on each worker before the first task: unpickling it imports this module (and only
-    what it needs: not the driver, xarray or the catalogue)."""
+    what it needs: not the driver, xarray or the catalogue); with object-store ``roots``
+    (:class:`~fieldkit.io.storage.Root`), also their S3 clients and the object-store sink, which
+    the first task would otherwise make (docs/scaling.md)."""
+    if any(not root.is_local for root in roots):
+        import fieldkit.store.objects  # noqa: F401 - zarr and the sink, imported once here
+    for root in roots:
+        root.warm()
 
 
 def process_task(spec: TaskSpec, *, overlap: bool = False, stream: KeyedStream | None = None,

@@ -7,8 +7,10 @@ protocol (alignment checked before writing, ``progress/done`` marker written las
 Writes go through a sink (the contract is in :mod:`fieldkit.store.sinks`), which
 :func:`open_sink` chooses once per opened store: on a local store whose arrays have the layout
 fieldkit creates, whole shards are encoded and written by :mod:`fieldkit.store.shards`
-(byte-identical objects, about 8x cheaper than through zarr's asynchronous path); any other
-store (an fsspec URL, an older marker format) goes through zarr (:class:`ZarrShardSink`).
+(byte-identical objects, about 8x cheaper than through zarr's asynchronous path); on an object
+store (an fsspec URL) laid out the same way, by :mod:`fieldkit.store.objects` (the same objects,
+one request each); any other store (an older marker format) goes through zarr
+(:class:`ZarrShardSink`).
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ def read_layout(path: PathLike) -> StoreLayout:
     if root is not None:
         with open(root / "zarr.json", "rb") as fh:
             return _layout_from_attrs(json.load(fh).get("attributes", {}), path)
-    return _layout_of(_open_group(path), path)
+    from fieldkit.store.objects import group_attributes
+
+    try:  # an object store: one GET, not zarr's probes of the v2 documents (a HEAD and a LIST each)
+        return _layout_from_attrs(group_attributes(path), path)
+    except Unsupported:
+        return _layout_of(_open_group(path), path)
 
 
 class ZarrShardSink(ShardSink):
@@ -125,13 +132,18 @@ def open_sink(path: PathLike) -> ShardSink:
         A :class:`~fieldkit.store.shards.DirectShardSink` or a :class:`ZarrShardSink`; both
         store the same bytes. Choosing zarr is logged at INFO with the reason.
     """
-    layout = read_layout(path)
+    local = local_store_root(path) is not None
     try:
-        return DirectShardSink(path, layout)
+        if local:
+            return DirectShardSink(path, read_layout(path))
+        from fieldkit.store.objects import ObjectShardSink
+
+        return ObjectShardSink.open(path, lambda attrs: _layout_from_attrs(attrs, path))
     except (Unsupported, OSError, KeyError, ValueError) as exc:  # any doubt about the layout: zarr
         reason = str(exc) if isinstance(exc, Unsupported) else f"{type(exc).__name__}: {exc}"
-        log.info("store %s is written through zarr, not the direct shard writer: %s", store_name(path), reason)
-        return ZarrShardSink(path, layout)
+        log.info("store %s is written through zarr, not the %s shard writer: %s", store_name(path),
+                 "direct" if local else "object-store", reason)
+        return ZarrShardSink(path, read_layout(path))
 
 
 def write_region(path: PathLike, clip_slice: slice, arrays: dict[str, np.ndarray]) -> None:
@@ -187,11 +199,14 @@ def _done_mask(path: PathLike, layout: StoreLayout, start: int, stop: int) -> np
     """``progress/done`` for clips ``[start, stop)``: read directly from a local store's raw
     chunks, through zarr otherwise."""
     root = local_store_root(path)
-    if root is not None:
-        try:
+    try:
+        if root is not None:
             return DoneMarker.open(root / PROGRESS_GROUP / "done", layout.clips_per_shard).read(start, stop)
-        except Unsupported:
-            pass
+        from fieldkit.store.objects import read_done
+
+        return read_done(path, layout, start, stop)
+    except Unsupported:
+        pass
     return np.asarray(_open_group(path)[f"{PROGRESS_GROUP}/done"][start:stop])
 
 

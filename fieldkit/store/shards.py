@@ -139,7 +139,12 @@ class _Sharded:
 
     @classmethod
     def open(cls, root: Path) -> _Sharded:
-        meta = _read_json(root / "zarr.json")
+        return cls.from_meta(_read_json(root / "zarr.json"), root)
+
+    @classmethod
+    def from_meta(cls, meta: dict, root) -> _Sharded:
+        """From an array's ``zarr.json`` document; ``root`` names the array (a folder, or a key
+        prefix of an object store: :mod:`fieldkit.store.objects`)."""
         shard, separator = _check_grid(meta, str(root))
         codecs = meta.get("codecs", [])
         if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
@@ -185,6 +190,10 @@ class _Sharded:
         pieces += [index, np.uint32(google_crc32c.value(index)).astype("<u4").tobytes()]
         return pieces
 
+    def key(self, index: int) -> str:
+        """The object key of shard ``index``, relative to the array."""
+        return self.separator.join(("c", str(index), *(["0"] * (len(self.shape) - 1))))
+
     def write(self, index: int, values: np.ndarray) -> None:
         path = _chunk_key(self.root, self.separator, (index, *([0] * (len(self.shape) - 1))))
         data = self.encode(values)
@@ -205,7 +214,11 @@ class DoneMarker:
 
     @classmethod
     def open(cls, root: Path, shard: int) -> DoneMarker:
-        meta = _read_json(root / "zarr.json")
+        return cls.from_meta(_read_json(root / "zarr.json"), root, shard)
+
+    @classmethod
+    def from_meta(cls, meta: dict, root, shard: int) -> DoneMarker:
+        """From the marker's ``zarr.json`` document (``root``: a folder or a key prefix)."""
         (chunk,), separator = _check_grid(meta, str(root))
         codecs = meta.get("codecs", [])
         if (meta.get("data_type") != "uint8" or meta.get("fill_value") != 0 or chunk != shard
@@ -219,10 +232,18 @@ class DoneMarker:
         if value == 0:
             path.unlink(missing_ok=True)
             return
+        _atomic_put(path, self.chunk_bytes(index, value))
+
+    def key(self, index: int) -> str:
+        """The object key of shard ``index``'s chunk, relative to the marker array."""
+        return self.separator.join(("c", str(index)))
+
+    def chunk_bytes(self, index: int, value: int) -> bytes:
+        """The stored chunk of shard ``index`` with every clip set to ``value``."""
         valid = min(self.chunk, self.n - index * self.chunk)
         data = np.zeros(self.chunk, np.uint8)
         data[:valid] = value
-        _atomic_put(path, data.tobytes())
+        return data.tobytes()
 
     def read(self, start: int, stop: int) -> np.ndarray:
         out = np.zeros(stop - start, np.uint8)

@@ -19,6 +19,7 @@ import zarr
 from store_helpers import coords_for, random_region, region_arrays, small_layout
 
 from fieldkit.errors import StoreError
+from fieldkit.store.objects import ObjectShardSink
 from fieldkit.store.regions import (
     ZarrShardSink,
     completed_regions,
@@ -33,7 +34,7 @@ from fieldkit.store.sinks import ShardSink
 from fieldkit.store.zarr_store import create_store, open_store
 
 SINKS = {"direct": (DirectShardSink, "local"), "zarr": (ZarrShardSink, "local"),
-         "zarr-memory": (ZarrShardSink, "memory")}
+         "zarr-memory": (ZarrShardSink, "memory"), "objects-memory": (ObjectShardSink, "memory")}
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -60,9 +61,10 @@ class TestShardSink:
         return SINKS[request.param][0](path, layout)
 
     def test_capabilities_say_which_sink_it_is(self, sink):
-        direct = isinstance(sink, DirectShardSink)
-        assert sink.capabilities.name == ("direct" if direct else "zarr")
-        assert sink.capabilities.remote is sink.capabilities.other_encodings is (not direct)
+        name = {DirectShardSink: "direct", ZarrShardSink: "zarr", ObjectShardSink: "objects"}[type(sink)]
+        assert sink.capabilities.name == name
+        assert sink.capabilities.remote is (name != "direct")
+        assert sink.capabilities.other_encodings is (name == "zarr")
 
     def test_a_written_region_reads_back_and_is_complete(self, sink, layout):
         assert not sink.is_complete(slice(0, layout.n_clips))
@@ -147,8 +149,9 @@ class TestShardSink:
     (5, 4, 8, 1, "float32"),    # one shard, shorter than the shard size
 ])
 def test_both_sinks_store_the_same_bytes(tmp_path, n_clips, chunk, shard, level, waveform_dtype):
-    """The same regions through the direct writer and through zarr: every file byte for byte,
-    padding clips included (chunks equal to the fill value are left out by both)."""
+    """The same regions through the direct writer, through zarr and through the object-store
+    sink (on an in-memory fsspec store): every object byte for byte, padding clips included
+    (chunks equal to the fill value are left out by all three)."""
     layout = small_layout(n_clips, clips_per_chunk=chunk, clips_per_shard=shard,
                           compression_level=level, waveform_dtype=waveform_dtype)
     paths = {cls: tmp_path / f"{cls.capabilities.name}.zarr" for cls in (DirectShardSink, ZarrShardSink)}
@@ -164,6 +167,19 @@ def test_both_sinks_store_the_same_bytes(tmp_path, n_clips, chunk, shard, level,
     ours, theirs = _files(paths[DirectShardSink]), _files(paths[ZarrShardSink])
     assert sorted(ours) == sorted(theirs)
     assert [name for name in ours if ours[name] != theirs[name]] == []
+    url = f"memory://{uuid.uuid4().hex}.zarr"
+    create_store(url, layout, coords_for(n_clips), {})
+    try:
+        sink = ObjectShardSink(url, layout)
+        for (a, b), arrays in zip(regions, batches, strict=True):
+            sink.write(slice(a, b), arrays)
+        memory = fsspec.filesystem("memory")
+        prefix = url.removeprefix("memory://")
+        objects = {name: memory.cat_file(f"{prefix}/{name}") for name in ours}
+        assert sorted(memory.find(prefix)) == sorted(f"/{prefix}/{name}" for name in ours)
+        assert [name for name in ours if objects[name] != ours[name]] == []
+    finally:
+        fsspec.filesystem("memory").rm(url.removeprefix("memory://"), recursive=True)
     ds = open_store(paths[DirectShardSink])
     for (a, b), arrays in zip(regions, batches, strict=True):
         for name, values in arrays.items():
@@ -180,17 +196,14 @@ def test_a_local_store_gets_the_direct_sink_silently(tmp_path, layout, caplog):
     assert caplog.records == []
 
 
-def test_a_url_gets_zarr_and_the_log_says_why(layout, caplog):
+def test_a_url_gets_the_object_store_sink_silently(layout, caplog):
     path = f"memory://{uuid.uuid4().hex}.zarr"
     create_store(path, layout, coords_for(layout.n_clips), {})
     try:
         with caplog.at_level(logging.INFO, logger="fieldkit.store"):
             sink = open_sink(path)
-        assert isinstance(sink, ZarrShardSink)
-        [record] = caplog.records
-        assert record.levelno == logging.INFO and record.name == "fieldkit.store.regions"
-        assert record.getMessage() == (f"store {path} is written through zarr, not the direct shard writer: "
-                                       f"{path} is not a local directory holding a zarr.json")
+        assert isinstance(sink, ObjectShardSink)
+        assert caplog.records == []
         write_region(path, slice(0, 4), region_arrays(layout, 0, 4))
         assert region_is_complete(path, slice(0, 4)) and not region_is_complete(path, slice(4, 8))
     finally:
@@ -217,3 +230,25 @@ def test_a_store_laid_out_otherwise_gets_zarr_with_the_same_result(tmp_path, lay
     sink.write(slice(4, 8), arrays)
     assert sink.is_complete(slice(4, 8)) and not sink.is_complete(slice(0, 4))
     np.testing.assert_array_equal(open_store(path)["mfcc"].values[4:8], arrays["mfcc"])
+
+
+def test_the_object_sink_rereads_documents_of_a_store_made_again(layout):
+    """A process keeps the array documents per store and group document: a store made again at
+    the same URL with another layout is written with its own documents, not the first ones."""
+    path = f"memory://{uuid.uuid4().hex}.zarr"
+    memory = fsspec.filesystem("memory")
+    try:
+        create_store(path, layout, coords_for(layout.n_clips), {})
+        write_region(path, slice(0, 4), region_arrays(layout, 0, 4))
+        assert isinstance(open_sink(path), ObjectShardSink)
+        memory.rm(path.removeprefix("memory://"), recursive=True)
+        other = small_layout(layout.n_clips, clips_per_chunk=1, clips_per_shard=2)
+        create_store(path, other, coords_for(other.n_clips), {})
+        sink = open_sink(path)
+        assert isinstance(sink, ObjectShardSink) and sink.arrays["mel"].shard[0] == 2
+        arrays = region_arrays(other, 2, 4)
+        sink.write(slice(2, 4), arrays)
+        assert completed_regions(path) == [slice(2, 4)]
+        np.testing.assert_array_equal(open_store(path)["mel"].values[2:4], arrays["mel"])
+    finally:
+        memory.rm(path.removeprefix("memory://"), recursive=True)
