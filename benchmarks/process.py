@@ -34,7 +34,7 @@ What one invocation does (default mode):
      high-water mark (``VmHWM`` in /proc/PID/status) of each worker process, sampled every
      50 ms by a thread while the run lasts;
    - ``fieldkit-w1-warm`` / ``fieldkit-w2-warm``: the same run on a LocalCluster started
-     beforehand by fieldkit's own ``driver.dask_client`` (same settings, MALLOC_TRIM_THRESHOLD_
+     beforehand by fieldkit's own ``clients.dask_client`` (same settings, MALLOC_TRIM_THRESHOLD_
      unset for the workers) and warmed by importing fieldkit.pipeline.tasks in every worker,
      passed as ``scheduler=``. "work" is the ``run_workflow`` call alone: planning, store
      creation, every task, Zarr writes, finalisation and catalogue rows, on warm workers; that
@@ -280,13 +280,13 @@ class WorkerHWMSampler:
 
 # --------------------------------------------------------------------------- clusters
 class OwnCluster:
-    """A LocalCluster started by fieldkit's own ``driver.dask_client`` (same settings, same
+    """A LocalCluster started by fieldkit's own ``clients.dask_client`` (same settings, same
     MALLOC_TRIM_THRESHOLD_ handling), its start and the workers' imports measured apart, so
     that ``run_workflow(scheduler=...)`` on it is timed on warm workers, as the anchors time
     their loop after imports and a warm-up call."""
 
     def __init__(self, ws, n_workers: int) -> None:
-        from fieldkit.pipeline.driver import dask_client
+        from fieldkit.pipeline.clients import dask_client
 
         self._context = dask_client(None, n_workers, ws.settings.dask)
         t0 = time.perf_counter()

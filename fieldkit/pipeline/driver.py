@@ -4,15 +4,12 @@ task specs to Dask (a LocalCluster by default, or any scheduler address), follow
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import importlib.metadata
 import logging
 import os
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,15 +29,10 @@ from fieldkit.errors import (
     RunInterruptedError,
 )
 from fieldkit.faults import crashpoint
-from fieldkit.pipeline.execution import (
-    JOBQUEUE_KINDS,
-    ExecutionPath,
-    InProcessClient,
-    choose_path,
-    inprocess_client,
-)
-from fieldkit.pipeline.overlap import WriteBehind
+from fieldkit.pipeline.clients import PATH_WORDS, BackgroundClient, connector
+from fieldkit.pipeline.execution import JOBQUEUE_KINDS, choose_path
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
+from fieldkit.pipeline.runloop import audio_stream, execute
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
 from fieldkit.pipeline.stopping import StopSignals
 from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, nonfinite_counts
@@ -48,7 +40,7 @@ from fieldkit.store.zarr_store import create_store, done_mask, finalize_store, n
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["PlanPreview", "RunReport", "preview_run", "run_workflow", "library_versions"]
+__all__ = ["PlanPreview", "RunReport", "library_versions", "preview_run", "run_workflow"]
 
 log = logging.getLogger(__name__)
 VERSIONED = ("fieldkit", "numpy", "scipy", "soxr", "soundfile", "librosa", "zarr", "xarray", "dask", "distributed")
@@ -129,193 +121,9 @@ class _NoProgress:
     def finish(self) -> None: ...
 
 
-@contextlib.contextmanager
-def dask_client(scheduler: str | None, workers: int | None, settings, kind: str = "local",
-                waiting=None, stop: StopSignals | None = None) -> Iterator[Any]:
-    """A distributed Client: to ``scheduler`` (or $DASK_SCHEDULER_ADDRESS), else to workers in
-    batch jobs when ``kind`` is ``slurm``, ``pbs``, ``sge`` or ``lsf`` (told to ``waiting`` while
-    they are pending; a ``stop`` signal ends the wait), else a LocalCluster."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    address = scheduler or settings.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    threads_before = set(threading.enumerate())
-    # dask's log only with -v: without it, its chatter and the tracebacks it logs for the faults
-    # that end as a ClusterUnavailableError (a worker that cannot start) stay off the terminal.
-    dask_level = logging.ERROR if log.isEnabledFor(logging.INFO) else logging.CRITICAL
-    if dask_level == logging.CRITICAL:
-        for name in ("distributed", "bokeh", "tornado", "tornado.application"):  # distributed sets the last
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-    if address:
-        try:
-            client = _closing_on_failure(Client)(address, timeout=f"{settings.connect_timeout}s")
-        except (OSError, TimeoutError) as exc:  # distributed raises OSError after its retries time out
-            _join_loop_threads(threads_before)
-            raise ClusterUnavailableError(
-                f"cannot reach the Dask scheduler at {address} within {settings.connect_timeout:g} s ({exc}).",
-                hint="Check the scheduler address (--scheduler, $DASK_SCHEDULER_ADDRESS or dask.scheduler_address) "
-                     "and that the scheduler is running, then retry.", path=address) from exc
-        try:
-            with client:
-                yield client
-        finally:
-            _join_loop_threads(threads_before)
-        return
-    if kind in JOBQUEUE_KINDS:
-        with _jobqueue_client(kind, workers, settings, dask_level, threads_before, waiting, stop) as client:
-            yield client
-        return
-    # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers: every large temporary then
-    # becomes an mmap/munmap with fresh page faults, 2.7x slower (docs/notes/performance.md); memory
-    # stays flat without it because buffers are bounded by the shard size.
-    try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = _closing_on_failure(LocalCluster)(n_workers=workers or settings.n_workers,
-                                   threads_per_worker=settings.threads_per_worker, processes=True,
-                                   memory_limit=settings.memory_limit, dashboard_address=":0",
-                                   silence_logs=dask_level, preload=[*dask.config.get("distributed.worker.preload"),
-                                                                        "fieldkit.pipeline.worker_setup"])
-    except (RuntimeError, OSError, TimeoutError) as exc:  # "Nanny failed to start": a worker died starting
-        _join_loop_threads(threads_before)
-        raise ClusterUnavailableError(
-            f"the local Dask cluster could not start its workers ({_with_cause(exc)}).",
-            hint="Look for a worker that cannot start (memory, a broken environment, a failing "
-                 "distributed.worker.preload), run again with -v for dask's log, then retry.") from exc
-    try:
-        with Client(cluster) as client:
-            yield client
-    finally:
-        cluster.close()
-        _join_loop_threads(threads_before)
-
-
-@contextlib.contextmanager
-def _jobqueue_client(kind: str, workers: int | None, settings, dask_level: int, threads_before, waiting,
-                     stop: StopSignals | None):
-    """A Client of Dask workers in ``kind`` batch jobs (:mod:`.jobqueue`), adaptive between
-    ``dask.cluster.min_workers`` and ``workers`` (else ``max_workers``); the jobs are cancelled
-    when the block ends, however it ends."""
-    from distributed import Client
-
-    from fieldkit.pipeline import jobqueue
-
-    jobqueue.require_submit_command(kind)
-    jobs = settings.cluster
-    most = workers or jobs.max_workers
-    try:
-        cluster = _closing_on_failure(jobqueue.cluster_class(kind))(
-            **jobqueue.jobqueue_kwargs(kind, jobs), job_cls=jobqueue.recording_job_class(kind),
-            silence_logs=dask_level, scheduler_options={"dashboard_address": ":0"})
-    except ValueError as exc:  # e.g. an interface the host does not have, a memory it cannot parse
-        _join_loop_threads(threads_before)
-        raise ConfigError(f"dask.cluster cannot make {kind.upper()} worker jobs: {exc}.",
-                          hint="Fix the [dask.cluster] section of fieldkit.toml ('fieldkit config show').") from exc
-    except (RuntimeError, OSError) as exc:
-        _join_loop_threads(threads_before)
-        raise ClusterUnavailableError(f"the Dask scheduler for {kind.upper()} jobs could not start "
-                                      f"({_with_cause(exc)}).", hint="Run again with -v for dask's log.") from exc
-    try:
-        cluster.adapt(minimum=min(jobs.min_workers, most), maximum=most)
-        with Client(cluster) as client:
-            # a Ctrl-C while the jobs are pending ends the wait: the driver then cancels, closes, reports
-            jobqueue.wait_for_a_worker(client, cluster, kind, settings.connect_timeout, waiting,
-                                       stopped=(lambda: stop.requested) if stop is not None else None)
-            yield client
-    finally:
-        cluster.close()  # cancels every job it submitted (scancel, qdel, bkill)
-        _join_loop_threads(threads_before)
-
-
-def _closing_on_failure(cluster_class):
-    """``cluster_class`` (a Client or a LocalCluster) whose constructor, when the start fails,
-    stops the IO loop it started.
-
-    A Client that gives up on an unreachable scheduler leaves its LoopRunner's "IO loop" thread
-    running, and so does a SpecCluster whose own start fails (``sync(self._start)`` sits outside
-    the ``try`` that stops the loop; a worker that cannot start is caught by that ``try``): the
-    process would then finalise with a live event-loop thread.
-    """
-
-    class Cluster(cluster_class):
-        def __init__(self, *args, **kwargs):
-            try:
-                super().__init__(*args, **kwargs)
-            except BaseException:
-                runner = getattr(self, "_loop_runner", None)
-                if runner is not None:
-                    with contextlib.suppress(Exception):
-                        runner.stop()
-                raise
-
-    Cluster.__name__ = Cluster.__qualname__ = cluster_class.__name__
-    return Cluster
-
-
-#: How long a closed client's or cluster's event-loop thread gets to end: LoopRunner.stop joins
-#: it for 10 s only and then leaves it running, which a loaded machine can exceed.
-LOOP_JOIN_TIMEOUT_S = 60.0
-
-
-def _join_loop_threads(before: set[threading.Thread]) -> None:
-    """Wait for the event-loop threads started since ``before`` to end (they were told to stop).
-
-    A daemon thread still running asyncio code while the interpreter finalises can crash it
-    (SIGSEGV); joining here makes every ``fieldkit process`` exit with the driver thread alone.
-    """
-    for thread in set(threading.enumerate()) - before:
-        if thread.name == "IO loop" and thread is not threading.current_thread():
-            thread.join(LOOP_JOIN_TIMEOUT_S)
-            if thread.is_alive():
-                log.warning("dask's event-loop thread did not stop within %.0f s", LOOP_JOIN_TIMEOUT_S)
-
-
-def _with_cause(exc: BaseException) -> str:
-    """``exc`` and the innermost error behind it (a worker's own, behind "Nanny failed to start")."""
-    root = exc
-    while (inner := root.__cause__ or root.__context__) is not None:
-        root = inner
-    return str(exc) if root is exc else f"{str(exc).rstrip('.')}: {type(root).__name__}: {root}"
-
-
-class _BackgroundClient:
-    """Connects (or starts a LocalCluster, ~0.5 s, whose workers then import the task code,
-    ~0.25 s) on a thread while the driver creates the store and writes its catalogue rows."""
-
-    def __init__(self, scheduler: str | None, workers: int | None, settings, kind: str = "local",
-                 waiting=None, stop: StopSignals | None = None, roots: tuple = ()) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._stack = contextlib.ExitStack()
-        self._closed = False
-        self._roots = tuple(root for root in roots if not root.is_local)  # clients the workers make early
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="fieldkit-dask-start")
-        self._future = self._pool.submit(self._start, scheduler, workers, settings, kind, waiting, stop)
-
-    def _start(self, scheduler, workers, settings, kind, waiting, stop):
-        client = self._stack.enter_context(dask_client(scheduler, workers, settings, kind, waiting, stop))
-        from fieldkit.pipeline.tasks import (
-            warm_up,  # pickled by reference: the worker imports the task module only
-        )
-
-        with contextlib.suppress(Exception):  # a warm-up only: a failing worker shows in its task
-            client.run(warm_up, self._roots)
-        return client
-
-    @contextlib.contextmanager
-    def connected(self) -> Iterator[Any]:
-        yield self._future.result()  # closed by close(), after the run's last catalogue rows
-
-    def close(self) -> None:
-        """Close the client and its cluster and join their threads (once; later calls do nothing)."""
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):  # a start that failed has nothing to close
-            self._future.result()
-        try:  # on the thread that entered the client: it set a context variable there
-            self._pool.submit(self._stack.close).result()
-        finally:
-            self._pool.shutdown()
+def _audio_s(tasks) -> float:
+    """Seconds of audio the tasks read: what choose_path weighs against a cluster's start-up."""
+    return sum(i.frames_present / i.sample_rate_hz for t in tasks for i in t.items)
 
 
 def _pending(plan: RunPlan, store: Any) -> list[TaskSpec]:
@@ -541,11 +349,11 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
     stop = StopSignals().install()
     # A new run has every task pending: choose its path now and start Dask behind the store's creation.
     path = choose_path(mode, scheduler, workers, settings, _audio_s(plan.tasks)) if resume is None and plan.tasks else None
-    early = (_BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop,
+    early = (BackgroundClient(scheduler, workers, settings, path.kind, waiting, stop,
                                roots=(ws.roots.archive, ws.roots.stores))
              if path and path.kind != "inprocess" else None)
     # In process, the run's audio thread starts now: it reads while the store and rows are written.
-    audio = (_audio_stream(plan.tasks) if path and path.kind == "inprocess" and path.workers == 1 and settings.overlap
+    audio = (audio_stream(plan.tasks) if path and path.kind == "inprocess" and path.workers == 1 and settings.overlap
              else None)
     run_id = None
     try:
@@ -564,15 +372,15 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         path = path or choose_path(mode, scheduler, workers, settings, _audio_s(pending))
         report.execution, report.execution_reason = path.kind, path.reason
         if pending:
-            log.info("tasks run %s: %s", _PATH_WORDS[path.kind], path.reason)
-        connect = early.connected if early else _connector(path, scheduler, workers, settings, waiting, stop)
+            log.info("tasks run %s: %s", PATH_WORDS[path.kind], path.reason)
+        connect = early.connected if early else connector(path, scheduler, workers, settings, waiting, stop)
         report.clips_skipped = sum(t.region_stop - t.region_start for t in plan.tasks if t not in pending)
         write_with_retry(ws.catalogue, lambda s: (  # an update and a replace: safe to write again
             run_rows.update_run(s, run_id, state="running", message=None),
             run_rows.replace_exclusions(s, run_id, [{"recording_id": e.recording_id, "reason": e.reason,
                                                      "message": e.message} for e in plan.excluded])),
             what="run start")
-        results, failures = _execute(pending, connect, progress, report, stop, settings.overlap, audio)
+        results, failures = execute(pending, connect, progress, report, stop, settings.overlap, audio)
         if stop.requested:
             if early is not None:
                 early.close()  # the workers are gone before the store is counted
@@ -622,146 +430,6 @@ def _interrupted(ws: Workspace, report: RunReport, store: Any, signal_name: str,
                                      "clips_done": clips_done, "clips_computed": report.clips_computed,
                                      "tasks": report.tasks})
     return RunInterruptedError(report.run_id, signal_name, clips_done, report.n_clips)
-
-
-_PATH_WORDS = {"inprocess": "in this process", "local": "on a LocalCluster", "scheduler": "on the Dask scheduler",
-               **{kind: f"on Dask workers in {kind.upper()} jobs" for kind in JOBQUEUE_KINDS}}
-
-
-def _audio_s(tasks) -> float:
-    """Seconds of audio the tasks read: what choose_path weighs against a cluster's start-up."""
-    return sum(i.frames_present / i.sample_rate_hz for t in tasks for i in t.items)
-
-
-def _connector(path: ExecutionPath, scheduler: str | None, workers: int | None, settings, waiting=None,
-               stop: StopSignals | None = None):
-    """A context manager factory yielding the client of ``path``."""
-    if path.kind == "inprocess":
-        return functools.partial(inprocess_client, path.workers)
-    return functools.partial(dask_client, scheduler, workers, settings, path.kind, waiting, stop)
-
-
-def _finished_batches(client, futures, stop: StopSignals | None):
-    """Batches of finished futures until all are done, or until a stop signal (checked every
-    ``POLL_S``, between tasks) cancels what has not finished."""
-    if isinstance(client, InProcessClient):  # one task per step, in this process; no distributed import
-        for future in client.as_completed(futures):  # the next task runs when asked for
-            yield [future]
-            if stop is not None and stop.requested:
-                return
-        return
-    from distributed import as_completed
-
-    finished = as_completed(futures)
-    while not finished.is_empty():
-        if stop is not None and stop.requested:
-            client.cancel([f for f in futures if not f.done()])
-            return
-        batch = finished.next_batch(block=False)
-        if not batch:
-            time.sleep(POLL_S)
-            continue
-        yield batch
-
-
-def _audio_stream(tasks):
-    """One audio thread for the in-process tasks, in their order (pipeline/overlap.py)."""
-    from fieldkit.pipeline.overlap import KeyedStream
-    from fieldkit.pipeline.tasks import batch_clips_of, read_ahead_clips, run_batches
-
-    # a run's tasks share their processing and shard size
-    depth = read_ahead_clips(tasks[0].dsp, tasks[0].clips_per_shard) if tasks else 1
-    return KeyedStream(run_batches(tasks), [t.region_start for t in tasks], depth, cost=batch_clips_of)
-
-
-def _execute(pending: list[TaskSpec], connect, progress, report: RunReport, stop: StopSignals | None = None,
-             overlap: bool = False, audio=None):
-    """Run ``pending`` on the chosen client; a stop signal cancels what has not finished and returns early.
-    ``overlap``: in process, tasks read ahead and write behind on threads (dask.overlap), from
-    ``audio`` when the run started its audio thread already (a new run), else from one started here."""
-    from fieldkit.pipeline.tasks import process_task
-
-    results: list[TaskResult] = []
-    failures: list[tuple[TaskSpec, str]] = []
-    if not pending or (stop is not None and stop.requested):
-        return results, failures
-    progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
-    writer = None
-    held: tuple | None = None  # in process: the last task run, counted once its shards are written
-
-    def count(task: TaskSpec, future) -> None:
-        try:
-            results.append(future.result())
-            report.clips_computed += results[-1].clips_computed
-        except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
-            failures.append((task, _failure_message(task, exc, report.execution)))
-        crashpoint("after_task")
-        progress.advance(f"clips {task.region_start}-{task.region_stop}", task.region_stop - task.region_start)
-
-    with contextlib.ExitStack() as stack, connect() as client:
-        report.dashboard = client.dashboard_link
-        report.scheduler = client.scheduler.address if report.execution != "inprocess" else None
-        # In process, the tasks overlap their audio reads and shard writes with their features on
-        # threads (pipeline/overlap.py): no other worker uses the second core there.
-        in_process = isinstance(client, InProcessClient)
-        task_fn = process_task
-        if in_process and overlap and client.threads > 1:  # each task thread reads ahead and writes behind
-            task_fn = functools.partial(process_task, overlap=True)
-        elif in_process and overlap:  # one audio thread and one writer for the whole run
-            stream = audio or stack.enter_context(_audio_stream(pending))
-            writer = stack.enter_context(WriteBehind(keep_errors=True))
-            task_fn = functools.partial(process_task, overlap=True, stream=stream, writer=writer)
-        futures = {client.submit(task_fn, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
-                                 pure=False, retries=1): t for t in pending}
-        for batch in _finished_batches(client, futures, stop):
-            for future in batch:
-                if writer is None:
-                    count(futures[future], future)
-                    continue
-                # A task is counted (and "after_task" reached) once its last shard is written,
-                # while the next task computes: a counted task is stored, as on Dask.
-                if held is not None:
-                    writer.wait_for(held[0].region_start)
-                    count(*held)
-                held = (futures[future], future)
-        if held is not None:
-            writer.wait()
-            count(*held)
-    progress.finish()
-    if writer is not None and writer.failures:  # a shard written after its task returned failed
-        _late_write_failures(writer.failures, pending, results, failures)
-    return results, failures
-
-
-def _late_write_failures(errors: dict, pending: list[TaskSpec], results: list[TaskResult], failures: list) -> None:
-    """Move the tasks whose shards failed to be written behind them from ``results`` to
-    ``failures`` (their ``done`` flags were never set: a resume computes them again)."""
-    failed = {task.region_start for task, _ in failures}
-    for task in pending:
-        error = errors.get(task.region_start)
-        if error is None or task.region_start in failed:
-            continue
-        results[:] = [r for r in results if r.region_start != task.region_start]
-        failures.append((task, _failure_message(task, ProcessingError(
-            f"writing clips {task.region_start}-{task.region_stop} failed: {type(error).__name__}: {error}",
-            hint="Free space or fix the store's folder, then run again with --resume."))))
-
-
-#: How often the driver looks for finished tasks and for a stop signal (seconds).
-POLL_S = 0.05
-
-
-def _failure_message(task: TaskSpec, exc: BaseException, execution: str | None = None) -> str:
-    ids = ", ".join(str(i.recording_id) for i in task.items)
-    kind = type(exc).__name__
-    if kind == "KilledWorker":  # E4: the scheduler gave up after distributed.scheduler.allowed-failures
-        files = ", ".join(f"{i.recording_id} ({i.path})" for i in task.items)
-        fix = ("raise dask.cluster.memory (per job) or lower dask.cluster.processes" if execution in JOBQUEUE_KINDS
-               else "lower dask.n_workers or raise dask.memory_limit")
-        return (f"the Dask worker processing recordings {files} (clips {task.region_start}-{task.region_stop}; step: "
-                "read, resample, features, store write) died each time it ran (out of memory, or a crash in a "
-                f"library); {fix}, then --resume.")
-    return str(exc) if isinstance(exc, ProcessingError) else f"recordings {ids}: {kind}: {exc}"
 
 
 def _account(report: RunReport, results: list[TaskResult], failures, plan: RunPlan) -> None:

@@ -249,7 +249,7 @@ def test_no_event_loop_thread_outlives_a_failed_start():
 
     from fieldkit.config.settings import DaskSettings
     from fieldkit.errors import ClusterUnavailableError
-    from fieldkit.pipeline.driver import dask_client
+    from fieldkit.pipeline.clients import dask_client
 
     before = _loop_threads()
     with pytest.raises(ClusterUnavailableError, match="cannot reach the Dask scheduler"):

@@ -157,7 +157,7 @@ def test_a_killed_batch_worker_names_the_batch_settings():
     (their memory is dask.cluster.memory), and the LocalCluster's settings otherwise."""
     from distributed import KilledWorker
 
-    from fieldkit.pipeline.driver import _failure_message
+    from fieldkit.pipeline.runloop import failure_message as _failure_message
     from fieldkit.pipeline.spec import ItemSpec, TaskSpec
 
     item = ItemSpec(recording_id=7, path="/archive/a.wav", subtype="PCM_16", sample_rate_hz=48_000, channels=1,

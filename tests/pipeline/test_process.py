@@ -140,7 +140,8 @@ def test_quarantined_recordings_are_skipped_and_listed(store):
 def test_workers_import_only_the_task_code(processed, workflow):
     """A worker runs the driver's warm-up and the tasks without importing the driver, the catalogue,
     xarray or pandas (~1 s and ~110 MB per worker when a warm-up function lived in the driver)."""
-    from fieldkit.pipeline.driver import dask_client, run_workflow
+    from fieldkit.pipeline.clients import dask_client
+    from fieldkit.pipeline.driver import run_workflow
     from tests.pipeline.worker_probe import heavy_modules
 
     ws, _ = processed

@@ -135,7 +135,7 @@ def _workflow(path: Path):
 def test_slurm_workers_import_only_the_task_code(slurm, card_ws, tmp_path, monkeypatch):
     """A worker in a SLURM job runs the tasks without the driver, the catalogue, the workflow
     reader, xarray or pandas: it needs no workspace, only the paths each task carries."""
-    from fieldkit.pipeline.driver import dask_client
+    from fieldkit.pipeline.clients import dask_client
     from tests.pipeline.worker_probe import environ as worker_environ
     from tests.pipeline.worker_probe import heavy_modules, loaded
 
