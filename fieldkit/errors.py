@@ -36,6 +36,7 @@ __all__ = [
     "ProcessingError",
     "ClusterUnavailableError",
     "RunInterruptedError",
+    "RunStorageUnavailableError",
     "StoreError",
     "StorageUnavailableError",
     "ObjectExistsError",
@@ -256,6 +257,37 @@ class StorageUnavailableError(FieldkitError, ConnectionError):
     """A storage endpoint (an ``s3://`` root's server) could not be reached; retry later."""
 
     exit_code = EXIT_TEMPFAIL
+
+
+class RunStorageUnavailableError(RunInterruptedError):
+    """A processing run stopped because its archive's or its store's storage stopped answering.
+
+    Its run row says ``interrupted``; the exit code is 75 (temporary): resumed with ``--resume``
+    once the storage answers, it computes only the clips its store does not hold.
+
+    Parameters
+    ----------
+    run_id : int
+        The run to give to ``fieldkit process WORKFLOW --resume``.
+    where : str
+        The roots the run reads and writes (URLs redacted), named in the message.
+    cause : str
+        The error the storage client met, shortened.
+    clips_done : int or None
+        Clips the store holds complete (None when it could not be read either), of ``n_clips``.
+    """
+
+    def __init__(self, run_id: int, where: str, cause: str, clips_done: int | None, n_clips: int) -> None:
+        self.run_id, self.signal_name = run_id, ""
+        self.clips_done, self.n_clips = clips_done or 0, n_clips
+        self.exit_code = EXIT_TEMPFAIL
+        stored = f"{clips_done} of {n_clips} clips stored" if clips_done is not None else \
+            f"{n_clips} clips planned; the store could not be read either"
+        ProcessingError.__init__(
+            self, f"the storage of {where} stopped answering ({cause}): run {run_id} stopped and is "
+                  f"resumable ({stored}).",
+            hint=f"Check the endpoint and the network ('fieldkit config show'); when it answers: "
+                 f"fieldkit process WORKFLOW --resume {run_id}", path=where)
 
 
 class ObjectExistsError(FieldkitError, FileExistsError):

@@ -77,7 +77,7 @@ def process(
         resume_cmd = f"fieldkit process {workflow} --resume {exc.run_id}"
         err.print(f"{escape(exc.message)} Resume it with: {escape(resume_cmd)}", soft_wrap=True)
         if json_out:
-            emit_json({"error": exc.message, "code": exc.exit_code, "hint": resume_cmd, "path": None})
+            emit_json({"error": exc.message, "code": exc.exit_code, "hint": resume_cmd, "path": exc.path})
         raise typer.Exit(exc.exit_code) from None
     if json_out:
         emit_json(report.to_dict())

@@ -22,7 +22,28 @@ from fieldkit.errors import (
     StorageUnavailableError,
 )
 
-__all__ = ["storage_error"]
+__all__ = ["storage_error", "unreachable"]
+
+#: What the S3 clients (botocore, aiobotocore, aiohttp) raise when an endpoint does not answer.
+_UNREACHABLE = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
+                          "ConnectionClosedError", "ClientConnectorError", "ServerDisconnectedError",
+                          "ClientOSError"})
+
+
+def unreachable(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error behind it, says a storage endpoint did not answer (temporary).
+
+    A task that failed this way failed for its storage, not for its recording: the run stops
+    and is resumed later rather than counting one failure per remaining task.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (StorageUnavailableError, ConnectionError, TimeoutError)) \
+                or type(exc).__name__ in _UNREACHABLE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class storage_error:  # noqa: N801 - used as a context manager, reads as a clause
@@ -67,9 +88,7 @@ def _translate(uri: str, exc: Exception, creating: bool) -> Exception:
             f"{uri}: the server does not support conditional writes (If-None-Match), so fieldkit cannot "
             "guarantee never to overwrite the archive.",
             hint="Use an S3 service with conditional writes (AWS S3, recent MinIO/Ceph).", path=uri)
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
-                "ClientConnectorError", "ServerDisconnectedError", "ClientOSError") \
-            or isinstance(exc, (ConnectionError, TimeoutError)):
+    if name in _UNREACHABLE or isinstance(exc, (ConnectionError, TimeoutError)):
         return StorageUnavailableError(
             f"cannot reach the storage of {uri} ({_short(text)}).",
             hint="Check the endpoint (endpoint_url in [storage.options]) and the network, then run the command "

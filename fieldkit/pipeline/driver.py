@@ -4,6 +4,7 @@ task specs to Dask (a LocalCluster by default, or any scheduler address), follow
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.metadata
@@ -27,8 +28,10 @@ from fieldkit.errors import (
     ConfigError,
     ProcessingError,
     RunInterruptedError,
+    RunStorageUnavailableError,
 )
 from fieldkit.faults import crashpoint
+from fieldkit.io.storage_errors import unreachable
 from fieldkit.pipeline.clients import PATH_WORDS, BackgroundClient, connector
 from fieldkit.pipeline.execution import JOBQUEUE_KINDS, choose_path
 from fieldkit.pipeline.plan import RunPlan, exclusion_counts, plan_run, selection_hash
@@ -119,6 +122,25 @@ class _NoProgress:
     def start(self, tasks: int, clips: int) -> None: ...
     def advance(self, name: str, clips: int) -> None: ...
     def finish(self) -> None: ...
+
+
+def _storage_stopped(ws: Workspace, run_id: int, store: Any, exc: BaseException,
+                     n_clips: int) -> RunStorageUnavailableError:
+    """Mark a run whose archive or store stopped answering ``interrupted``, with the clips its
+    store holds complete when it can still be read (else unknown), and say where and why."""
+    roots = [r for r in (ws.roots.archive, ws.roots.stores) if not r.is_local] or [ws.roots.archive, ws.roots.stores]
+    where = " and ".join(dict.fromkeys(r.uri() for r in roots))
+    cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+    cause = cause if len(cause) <= 200 else cause[:197] + "..."
+    clips_done = None
+    if store is not None:
+        with contextlib.suppress(Exception):  # the outage may well go on
+            clips_done = int(np.count_nonzero(done_mask(store) == 1))
+    error = RunStorageUnavailableError(run_id, where, cause, clips_done, n_clips)
+    write_with_retry(ws.catalogue, lambda s: run_rows.update_run(s, run_id, state="interrupted",
+                                                                 message=error.message, finished=True),
+                     what="run stop")
+    return error
 
 
 def _audio_s(tasks) -> float:
@@ -219,10 +241,17 @@ def _open_or_create(ws: Workspace, workflow: Workflow, plan: RunPlan, resume: in
     attrs = {"parameters": workflow.to_dict(), "params_hash": workflow.params_hash(), "versions": library_versions(),
              "run_id": run_id, "created_by": "fieldkit process"}
     root = ws.store_root(store_path)
-    if root.is_local:
-        create_store(str(root.local_path), plan.layout, plan.coords, attrs)
-    else:
-        _create_remote_store(root, plan, attrs)
+    try:
+        if root.is_local:
+            create_store(str(root.local_path), plan.layout, plan.coords, attrs)
+        else:
+            _create_remote_store(root, plan, attrs)
+    except Exception as exc:
+        # no run stays "planned": this one never ran (its store has no group document, so an
+        # identical run later makes a new one instead of resuming it)
+        with contextlib.suppress(Exception):  # the catalogue's own fault must not hide the store's
+            _abandon(ws, run_id, "failed", f"its store {root.uri()} could not be created: {type(exc).__name__}: {exc}")
+        raise
     return run_id, store_path
 
 
@@ -380,11 +409,13 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
             run_rows.replace_exclusions(s, run_id, [{"recording_id": e.recording_id, "reason": e.reason,
                                                      "message": e.message} for e in plan.excluded])),
             what="run start")
-        results, failures = execute(pending, connect, progress, report, stop, settings.overlap, audio)
+        results, failures, outage = execute(pending, connect, progress, report, stop, settings.overlap, audio)
+        if (stop.requested or outage is not None) and early is not None:
+            early.close()  # the workers are gone before the store is counted
         if stop.requested:
-            if early is not None:
-                early.close()  # the workers are gone before the store is counted
             raise _interrupted(ws, report, store, stop.name, time.perf_counter() - started)
+        if outage is not None:
+            raise _storage_stopped(ws, run_id, store, outage, plan.layout.n_clips)
         _account(report, results, failures, plan)
         if report.clips_skipped:  # a resumed run: earlier invocations' clips count too
             _count_stored_nonfinite(report, store)
@@ -400,6 +431,12 @@ def run_workflow(ws: Workspace, workflow: Workflow, *, workflow_source: str = ""
         if run_id is not None:
             _abandon(ws, run_id, "failed", exc.message)
         raise
+    except Exception as exc:  # the store's storage stopped answering outside a task (template, finalize)
+        if run_id is None or isinstance(exc, RunInterruptedError) or not unreachable(exc):
+            raise
+        if early is not None:
+            early.close()
+        raise _storage_stopped(ws, run_id, None, exc, plan.layout.n_clips) from exc
     finally:
         if audio is not None:
             audio.close()

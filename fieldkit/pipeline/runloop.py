@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import Callable
 
 from fieldkit.errors import ProcessingError
 from fieldkit.faults import crashpoint
+from fieldkit.io.storage_errors import unreachable
 from fieldkit.pipeline.execution import JOBQUEUE_KINDS, InProcessClient
 from fieldkit.pipeline.overlap import WriteBehind
 from fieldkit.pipeline.spec import TaskResult, TaskSpec
@@ -18,20 +20,21 @@ from fieldkit.pipeline.stopping import StopSignals
 __all__ = ["POLL_S", "audio_stream", "execute", "failure_message"]
 
 
-def _finished_batches(client, futures, stop: StopSignals | None):
-    """Batches of finished futures until all are done, or until a stop signal (checked every
-    ``POLL_S``, between tasks) cancels what has not finished."""
+def _finished_batches(client, futures, halted: Callable[[], bool]):
+    """Batches of finished futures until all are done, or until ``halted()`` (a stop signal, or
+    storage that stopped answering; checked every ``POLL_S``, between tasks) cancels what has not
+    finished."""
     if isinstance(client, InProcessClient):  # one task per step, in this process; no distributed import
         for future in client.as_completed(futures):  # the next task runs when asked for
             yield [future]
-            if stop is not None and stop.requested:
+            if halted():
                 return
         return
     from distributed import as_completed
 
     finished = as_completed(futures)
     while not finished.is_empty():
-        if stop is not None and stop.requested:
+        if halted():
             client.cancel([f for f in futures if not f.done()])
             return
         batch = finished.next_batch(block=False)
@@ -52,16 +55,23 @@ def audio_stream(tasks):
 
 
 def execute(pending: list[TaskSpec], connect, progress, report, stop: StopSignals | None = None,
-             overlap: bool = False, audio=None):
-    """Run ``pending`` on the chosen client; a stop signal cancels what has not finished and returns early.
-    ``overlap``: in process, tasks read ahead and write behind on threads (dask.overlap), from
-    ``audio`` when the run started its audio thread already (a new run), else from one started here."""
+            overlap: bool = False, audio=None) -> tuple[list[TaskResult], list[tuple[TaskSpec, str]], BaseException | None]:
+    """Run ``pending`` on the chosen client: ``(results, failures, outage)``.
+
+    A stop signal cancels what has not finished and returns early. So does a task that failed
+    because the archive's or the store's storage stopped answering (``outage``, the first such
+    error): every task after it would wait out the same timeouts and fail the same way, so the
+    run stops there and is resumed once the storage answers. ``overlap``: in process, tasks read
+    ahead and write behind on threads (dask.overlap), from ``audio`` when the run started its
+    audio thread already (a new run), else from one started here.
+    """
     from fieldkit.pipeline.tasks import process_task
 
     results: list[TaskResult] = []
     failures: list[tuple[TaskSpec, str]] = []
+    outage: list[BaseException] = []
     if not pending or (stop is not None and stop.requested):
-        return results, failures
+        return results, failures, None
     progress.start(len(pending), sum(t.region_stop - t.region_start for t in pending))
     writer = None
     held: tuple | None = None  # in process: the last task run, counted once its shards are written
@@ -72,6 +82,8 @@ def execute(pending: list[TaskSpec], connect, progress, report, stop: StopSignal
             report.clips_computed += results[-1].clips_computed
         except Exception as exc:  # noqa: BLE001 - one failed task never stops the others
             failures.append((task, failure_message(task, exc, report.execution)))
+            if unreachable(exc):
+                outage.append(exc)
         crashpoint("after_task")
         progress.advance(f"clips {task.region_start}-{task.region_stop}", task.region_stop - task.region_start)
 
@@ -90,7 +102,13 @@ def execute(pending: list[TaskSpec], connect, progress, report, stop: StopSignal
             task_fn = functools.partial(process_task, overlap=True, stream=stream, writer=writer)
         futures = {client.submit(task_fn, t, key=f"fieldkit-run{report.run_id}-clips{t.region_start}",
                                  pure=False, retries=1): t for t in pending}
-        for batch in _finished_batches(client, futures, stop):
+
+        def halted() -> bool:
+            if writer is not None and not outage:  # a shard written behind its task met the outage
+                outage.extend(e for e in writer.failures.values() if unreachable(e))
+            return bool(outage) or (stop is not None and stop.requested)
+
+        for batch in _finished_batches(client, futures, halted):
             for future in batch:
                 if writer is None:
                     count(futures[future], future)
@@ -107,7 +125,7 @@ def execute(pending: list[TaskSpec], connect, progress, report, stop: StopSignal
     progress.finish()
     if writer is not None and writer.failures:  # a shard written after its task returned failed
         _late_write_failures(writer.failures, pending, results, failures)
-    return results, failures
+    return results, failures, (outage[0] if outage else None)
 
 
 def _late_write_failures(errors: dict, pending: list[TaskSpec], results: list[TaskResult], failures: list) -> None:

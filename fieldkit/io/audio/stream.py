@@ -43,10 +43,59 @@ def sample_format(subtype: str | None) -> SampleFormat:
 Source = str | os.PathLike[str] | IO[bytes]
 
 
-def _open(path: Source) -> sf.SoundFile:
+class _Watched:
+    """A file object whose errors are kept for the reader to raise.
+
+    libsndfile reads a file object through callbacks (virtual IO) and cannot receive a Python
+    exception from them: cffi prints it as "Exception ignored" and answers 0, which libsndfile
+    takes for the end of the file. A ranged read of an object store that times out would so end
+    the recording early and silently (its last clips zero-padded, the task "done"). Here the
+    error is kept, the callback answers an end of file, and the reader raises the kept error
+    (:meth:`check`) after each call into libsndfile.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.error: BaseException | None = None
+
+    def _keep(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+
+    def readinto(self, buffer) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            data = self._raw.read(len(buffer))
+        except Exception as exc:  # noqa: BLE001 - kept and raised by check(), outside the callback
+            self._keep(exc)
+            return 0
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._raw.seek(offset, whence)
+        except Exception as exc:  # noqa: BLE001 - as readinto
+            self._keep(exc)
+            return 0
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def check(self) -> None:
+        """Raise the error a callback met, if any."""
+        if self.error is not None:
+            raise self.error
+
+
+def _open(path: Source) -> tuple[sf.SoundFile, _Watched | None]:
+    watched = _Watched(path) if hasattr(path, "read") else None
     try:  # a file object (a ranged-read object of a URL root) is read through libsndfile's virtual IO
-        return sf.SoundFile(path if hasattr(path, "read") else os.fspath(path), mode="r")
+        return sf.SoundFile(watched if watched is not None else os.fspath(path), mode="r"), watched
     except (sf.LibsndfileError, RuntimeError) as exc:
+        if watched is not None and watched.error is not None:  # the storage failed, not the file
+            raise watched.error from exc
         raise AudioFormatError(f"{path}: cannot be opened for reading ({exc}).",
                                hint="Check it with 'fieldkit catalog recordings'; it may be quarantined.") from exc
 
@@ -59,18 +108,26 @@ def read_blocks(path: Source, frames_present: int, block_frames: int, *,
     ``path`` may be a seekable binary file object (e.g. ``Root.open_read``), which the caller closes.
     """
     fmt = sample_format(subtype)
-    with _open(path) as handle:
+    handle, watched = _open(path)
+    check = watched.check if watched is not None else _nothing
+    with handle:
         end = min(frames_present, handle.frames) if handle.frames >= 0 else frames_present
         stop = end if frames is None else min(end, start_frame + frames)
         remaining = max(0, stop - start_frame)
-        if remaining and start_frame:
-            handle.seek(start_frame)
-        while remaining > 0:
-            block = handle.read(min(block_frames, remaining), dtype=fmt.dtype, always_2d=True)
-            if len(block) == 0:
-                break
-            remaining -= len(block)
-            yield block.T
+        try:
+            if remaining and start_frame:
+                handle.seek(start_frame)
+                check()
+            while remaining > 0:
+                block = handle.read(min(block_frames, remaining), dtype=fmt.dtype, always_2d=True)
+                check()  # a failed ranged read is an error, never an early end of the recording
+                if len(block) == 0:
+                    break
+                remaining -= len(block)
+                yield block.T
+        except (sf.LibsndfileError, RuntimeError):  # libsndfile's view of a read the storage failed
+            check()
+            raise
 
 
 def read_excerpt(path: str | os.PathLike[str], frames_present: int, start_frame: int, n_frames: int, *,
@@ -82,5 +139,10 @@ def read_excerpt(path: str | os.PathLike[str], frames_present: int, start_frame:
                                                            start_frame=start_frame, frames=n_frames)]
     if blocks:
         return np.concatenate(blocks, axis=1)
-    with _open(path) as handle:
+    handle, _ = _open(path)
+    with handle:
         return np.zeros((handle.channels, 0), np.float32)
+
+
+def _nothing() -> None:
+    return None
