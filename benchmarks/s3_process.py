@@ -10,6 +10,7 @@ What one invocation does:
    archive into the bucket (object for object; the catalogue's paths are archive-relative), its
    ``stores_root`` on the bucket too;
 3. times the installed ``fieldkit process WORKFLOW --new-run --json --workers 2 --cluster local``
+   (``--paths auto``: with no option, the path a user gets by default)
    (a subprocess, spawn to exit) on both, interleaved over ``--repeats``, with birds-16k's
    parameters (3 s clips, waveform stored, mel/MFCC/chroma/centroid/bandwidth/rms, zstd 1);
    throughput = audio seconds / wall; the ratio S3 / local (target >= 0.6); beside each wall time,
@@ -74,13 +75,18 @@ def _cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _run_cli(ws: Path, workflow: Path, server_pid: int | None = None) -> dict:
+#: How the command is run: a LocalCluster of 2 (the first measurements), and the default a user
+#: gets without options (on 2 cores: in process, pipeline/execution.py).
+PATHS = {"local2": ["--workers", "2", "--cluster", "local"], "auto": []}
+
+
+def _run_cli(ws: Path, workflow: Path, server_pid: int | None = None, path: str = "local2") -> dict:
     """One timed ``fieldkit process``; besides wall time, the CPU seconds of the command's
     process tree (driver and workers) and of the S3 server over the same span."""
     server0, children0 = _cpu_s(server_pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run([str(FIELDKIT), "-w", str(ws), "process", str(workflow), "--new-run", "--json",
-                           "--workers", "2", "--cluster", "local"], capture_output=True, text=True, check=False)
+                           *PATHS[path]], capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     children1, server1 = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_s(server_pid)
     if done.returncode != 0:
@@ -88,6 +94,7 @@ def _run_cli(ws: Path, workflow: Path, server_pid: int | None = None) -> dict:
     doc = json.loads(done.stdout)
     return {"wall_s": wall, "audio_s": doc["audio_seconds"], "clips": doc["clips_computed"], "tasks": doc["tasks"],
             "task_seconds": doc["task_seconds"], "run_seconds": doc["seconds"], "store": doc["store"],
+            "execution": doc.get("execution"),
             "x_realtime": doc["audio_seconds"] / wall, "loadavg": bench.loadavg(),
             "cpu_s": round(children1.ru_utime + children1.ru_stime - children0.ru_utime - children0.ru_stime, 2),
             "server_cpu_s": None if server0 is None or server1 is None else round(server1 - server0, 2)}
@@ -229,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=60, help="corpus files of 60 s (default 60 = 1 h)")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--paths", default="local2", help=f"comma-separated, of {', '.join(PATHS)}: how the command "
+                   "runs (local2: --workers 2 --cluster local; auto: no option, the user's default)")
     p.add_argument("--workflow", choices=("birds16k", "anchor"), default="birds16k",
                    help="birds16k (waveform stored) or the anchors' job (features only)")
     p.add_argument("--noop", type=int, default=2000, help="no-op tasks for the scheduler overhead")
@@ -271,18 +280,21 @@ def main(argv: list[str] | None = None) -> int:
 
             result["server_throughput"] = _server_throughput(server, bucket)
             print(f"S3 server alone: {result['server_throughput']}", flush=True)
-            runs: dict[str, list[dict]] = {"local": [], "s3": []}
-            for rep in range(args.repeats):
-                for where in (("local", "s3") if rep % 2 == 0 else ("s3", "local")):
-                    row = _run_cli(local_dir if where == "local" else s3_dir, wf_file,
-                                   server.process.pid if server.process is not None else None)
-                    runs[where].append(row)
-                    print(f"rep {rep} {where:5s} wall {row['wall_s']:6.2f} s  x{row['x_realtime']:.0f} real time  "
-                          f"tasks {row['tasks']}  CPU {row['cpu_s']} s (server {row['server_cpu_s']} s)  "
-                          f"load {row['loadavg']}", flush=True)
-            med = {w: statistics.median(r["x_realtime"] for r in rows) for w, rows in runs.items()}
-            result["process"] = {"runs": runs, "x_realtime_median": med, "ratio_s3_over_local": med["s3"] / med["local"]}
-            print(f"throughput S3 / local: {med['s3'] / med['local']:.2f} (target >= 0.6)", flush=True)
+            result["process"] = {}
+            for path in args.paths.split(","):
+                runs: dict[str, list[dict]] = {"local": [], "s3": []}
+                for rep in range(args.repeats):
+                    for where in (("local", "s3") if rep % 2 == 0 else ("s3", "local")):
+                        row = _run_cli(local_dir if where == "local" else s3_dir, wf_file,
+                                       server.process.pid if server.process is not None else None, path)
+                        runs[where].append(row)
+                        print(f"[{path}] rep {rep} {where:5s} wall {row['wall_s']:6.2f} s  x{row['x_realtime']:.0f} "
+                              f"real time  tasks {row['tasks']} ({row['execution']})  CPU {row['cpu_s']} s "
+                              f"(server {row['server_cpu_s']} s)  load {row['loadavg']}", flush=True)
+                med = {w: statistics.median(r["x_realtime"] for r in rows) for w, rows in runs.items()}
+                result["process"][path] = {"args": PATHS[path], "runs": runs, "x_realtime_median": med,
+                                           "ratio_s3_over_local": med["s3"] / med["local"]}
+                print(f"[{path}] throughput S3 / local: {med['s3'] / med['local']:.2f} (target >= 0.6)", flush=True)
 
             store = runs["s3"][-1]["store"]
             prefix = store.split("://", 1)[1].split("/", 1)[1]
