@@ -234,7 +234,7 @@ def test_clock_onsets_place_the_notes_and_cut_overlaps():
 
 def _night_points():
     """Two nights of clips every 10 min (20:00-04:00), 6 h apart... and a clip without a time."""
-    from fieldkit.listen.sonify import Points
+    from fieldkit.listen.points import Points
 
     first = np.datetime64("2024-06-01T20:00") + np.arange(49) * np.timedelta64(10, "m")  # to 04:00
     second = np.datetime64("2024-06-02T10:00") + np.arange(13) * np.timedelta64(10, "m")  # 6 h later
@@ -281,7 +281,8 @@ def test_a_long_gap_is_shortened_and_reported():
 
 def test_activity_count_can_drive_a_dimension():
     from fieldkit.listen.night import ClockMap, clock_groups
-    from fieldkit.listen.sonify import Points, SonifyOptions, melody_points
+    from fieldkit.listen.points import Points
+    from fieldkit.listen.sonify import SonifyOptions, melody_points
 
     # 1, 3 and 2 clips in three 4-minute slots (7.5 s per hour, 0.5 s slots)
     minutes = np.array([0, 8, 9, 10, 16, 17])

@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fieldkit.errors import ConfigError
+from fieldkit.listen.points import Points, merge_groups
 from fieldkit.listen.sonify import (
     DUR_RANGE_S,
-    Points,
     SonifyOptions,
     deployment_filter,
-    merge_groups,
     run_points,
     run_with_deployment,
     write_melody,

@@ -15,7 +15,7 @@ request, a MIDI file (:mod:`fieldkit.io.render.midi`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,25 +29,34 @@ from fieldkit.dsp.scales import MAPS, parse_scale, parse_scl, positions
 from fieldkit.errors import ConfigError, NotFoundError, UnknownNameError
 from fieldkit.io.render.media import series_plot_png, write_wav
 from fieldkit.io.render.midi import write_midi
+from fieldkit.listen.points import CATEGORIES, COUNT, Points, clip_points, store_features
 from fieldkit.store.zarr_store import open_store
 
 if TYPE_CHECKING:  # annotation only: importing it would load Alembic with every service
     from fieldkit.workspace import Workspace
 
-__all__ = ["DIMENSIONS", "DUR_RANGE_S", "RATE_HZ", "Points", "SonifyOptions", "available_features", "clip_points",
-           "deployment_filter", "melody_points", "merge_groups",
-           "resolve_dimensions", "run_points", "run_with_deployment", "sonify_dataset", "sonify_run",
-           "sonify_dataset_plot", "sonify_run_samples", "store_features", "write_melody"]
+__all__ = [
+    "DIMENSIONS",
+    "DUR_RANGE_S",
+    "RATE_HZ",
+    "SonifyOptions",
+    "deployment_filter",
+    "melody_points",
+    "resolve_dimensions",
+    "run_points",
+    "run_with_deployment",
+    "sonify_dataset",
+    "sonify_dataset_plot",
+    "sonify_run",
+    "sonify_run_samples",
+    "write_melody",
+]
 
 RATE_HZ = 22_050
 #: Shortest and longest note, seconds (the issue's 0.1-0.5 s).
 DUR_RANGE_S = (0.1, 0.5)
 AMP_RANGE = (0.1, 0.8)
 DIMENSIONS = ("pitch", "duration", "volume", "pan", "timbre")
-#: Coordinates a dimension can take as a category (an instrument per site, deployment, recording).
-CATEGORIES = ("site", "deployment", "recording")
-#: The number of clips a point stands for (activity): a feature of every run.
-COUNT = "count"
 #: Default feature of each dimension: the first one the store has and no earlier dimension took,
 #: so that the five defaults carry five different pieces of information: where the spectrum
 #: sits (centroid), how wide it is (bandwidth), how loud the clip is (rms), its spectral slope
@@ -63,8 +72,6 @@ FEATURE_UNITS = {"centroid": "Hz", "bandwidth": "Hz", "rms": "full scale", "peak
                  "mfcc": "cepstral coefficient", "mel": "power", "logmel": "dB", "chroma": "relative 0-1",
                  "clipped_fraction": "fraction", "dc_offset": "full scale", "silent_fraction": "fraction",
                  COUNT: "clips"}
-_NOT_FEATURES = {"waveform", "valid_samples"}
-_BLOCK_CLIPS = 1024  # clips read at once: memory stays flat on long runs
 
 
 @dataclass(frozen=True)
@@ -111,120 +118,7 @@ class SonifyOptions:
             raise ConfigError("at least one instrument is needed.")
 
 
-@dataclass
-class Points:
-    """Data points in time order: their start times, clips per point, features and categories."""
-
-    times: np.ndarray  # datetime64[ns], NaT when unknown
-    clips: np.ndarray  # clips per point (1 for clip-level points)
-    values: dict[str, np.ndarray] = field(default_factory=dict)
-    categories: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def take(self, index: np.ndarray) -> Points:
-        return Points(self.times[index], self.clips[index], {k: v[index] for k, v in self.values.items()},
-                      {k: v[index] for k, v in self.categories.items()})
-
-    def series(self, spec: str) -> np.ndarray:
-        return self.clips.astype(np.float64) if spec == COUNT else self.values[spec]
-
-
-# -- reading per-clip features ---------------------------------------------------------------
-
-def available_features(ds: Any) -> list[str]:
-    """Store variables that can drive a note (every data variable over ``clip`` but waveforms)."""
-    return sorted(n for n, v in ds.data_vars.items() if v.dims[:1] == ("clip",) and n not in _NOT_FEATURES)
-
-
-def _variable(ds: Any, spec: str) -> Any:
-    name, _, band = spec.partition(":")
-    if name not in available_features(ds):
-        raise UnknownNameError("feature", spec, available_features(ds))
-    var = ds[name]
-    if not band:
-        return var
-    if var.ndim != 3 or not band.isdigit() or int(band) >= var.shape[2]:
-        raise ConfigError(f"feature {spec!r} is invalid; expected NAME:K with K < {var.shape[-1]} for a "
-                          f"banded feature ({name} has dims {var.dims}).")
-    return var.isel({var.dims[2]: int(band)})
-
-
-def _clip_means(var: Any, clips: np.ndarray) -> np.ndarray:
-    """Per-clip mean over every non-clip axis, ignoring NaN; read in blocks of clips."""
-    out = np.full(clips.size, np.nan)
-    for start in range(0, clips.size, _BLOCK_CLIPS):
-        block = np.asarray(var.isel(clip=clips[start:start + _BLOCK_CLIPS]).values, np.float64)
-        block = block.reshape(block.shape[0], -1)
-        finite = np.isfinite(block)
-        count = finite.sum(axis=1)
-        total = np.where(finite, block, 0.0).sum(axis=1)
-        out[start:start + block.shape[0]] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return out
-
-
-def _time_order(times: np.ndarray, clips: np.ndarray) -> np.ndarray:
-    """Order by start time (unknown times last), then by clip index."""
-    key = times.astype("datetime64[ns]").astype(np.int64)
-    key = np.where(np.isnat(times), np.iinfo(np.int64).max, key)
-    return np.lexsort((clips, key))
-
-
-def _coords(ds: Any) -> dict[str, np.ndarray]:
-    coords = {k: ds[k].values for k in ("recording_id", "start_time", "site", "deployment")}
-    coords["recording"] = coords["recording_id"].astype(str)
-    return coords
-
-
-def clip_points(store_path: Path, features: tuple[str, ...], clips: np.ndarray | None = None,
-                where: Any = None) -> Points:
-    """One point per real clip of a store (padding excluded), in time order.
-
-    ``features`` may name categories (:data:`CATEGORIES`) and ``count`` besides store
-    variables; ``clips`` restricts to those clip indices; ``where(coords) -> bool mask``
-    filters on the coordinates (``site``, ``deployment``...).
-    """
-    ds = open_store(store_path, chunks=None)
-    try:
-        wanted = [f for f in dict.fromkeys(features) if f not in CATEGORIES and f != COUNT]
-        specs = {f: _variable(ds, f) for f in wanted}
-        coords = _coords(ds)
-        keep = coords["recording_id"] >= 0
-        if where is not None:
-            keep &= where(coords)
-        index = np.flatnonzero(keep) if clips is None else np.asarray(clips, np.int64)[keep[clips]]
-        index = index[_time_order(coords["start_time"][index], index)]
-        values = {f: _clip_means(var, index) for f, var in specs.items()}
-    finally:
-        ds.close()
-    categories = {c: np.array([str(x) for x in coords[c][index]], dtype=str) for c in CATEGORIES if c in features}
-    return Points(coords["start_time"][index], np.ones(index.size, np.int64), values, categories)
-
-
-def _mode(labels: np.ndarray) -> str:
-    names, counts = np.unique(labels, return_counts=True)
-    return str(names[np.argmax(counts)])
-
-
-def merge_groups(points: Points, groups: list[np.ndarray]) -> Points:
-    """One point per group of point indices: features averaged (NaN ignored), clips summed,
-    the most frequent category, the time of the first point."""
-    firsts = np.array([g[0] for g in groups], np.int64)
-    values = {name: np.array([np.nanmean(v[g]) if np.isfinite(v[g]).any() else np.nan for g in groups])
-              for name, v in points.values.items()}
-    categories = {name: np.array([_mode(c[g]) for g in groups]) for name, c in points.categories.items()}
-    return Points(points.times[firsts], np.array([points.clips[g].sum() for g in groups], np.int64), values,
-                  categories)
-
-
 # -- the five dimensions ------------------------------------------------------------------------
-
-def store_features(store_path: Path) -> list[str]:
-    """The features a store offers to :class:`SonifyOptions` (variables, categories, ``count``)."""
-    ds = open_store(store_path, chunks=None)
-    try:
-        return [*available_features(ds), *CATEGORIES, COUNT]
-    finally:
-        ds.close()
-
 
 def _offered(spec: str, offered: list[str]) -> bool:
     return spec.partition(":")[0] in offered
