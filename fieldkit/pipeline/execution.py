@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from fieldkit.config.settings import JOBQUEUE_KINDS
@@ -45,13 +47,62 @@ MIN_CORES_FOR_CLUSTER = 3
 MIN_AUDIO_S_FOR_CLUSTER = 3 * 3600.0
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a container's or a batch job's
-    cpuset), else the machine's."""
+def usable_cores(cgroup_root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> int:
+    """Cores this process may use: its CPU affinity (a container's or a batch job's cpuset), else
+    the machine's, bounded by a CPU quota of its cgroup (``docker --cpus=2``, Kubernetes' CPU
+    limit, SLURM with cgroup limits), which leaves the affinity at every core of the host."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def cgroup_cpu_quota(cgroup_root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> int | None:
+    """The cores the CPU quota of this process's cgroup allows (rounded up), the tightest of its
+    cgroup and their parents; None without a quota (or off Linux).
+
+    cgroup v2: ``cpu.max`` is ``"QUOTA PERIOD"`` or ``"max PERIOD"``; v1: ``cpu.cfs_quota_us``
+    (-1: none) over ``cpu.cfs_period_us`` in the ``cpu`` controller's hierarchy.
+    """
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2, the unified hierarchy
+            files = [("cpu.max", None)]
+            base = Path(cgroup_root)
+        elif "cpu" in controllers.split(","):
+            files = [("cpu.cfs_quota_us", "cpu.cfs_period_us")]
+            base = Path(cgroup_root) / controllers
+        else:
+            continue
+        folder = base / path.lstrip("/")
+        while True:
+            for quota_file, period_file in files:
+                limits.append(_quota(folder, quota_file, period_file))
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    found = [n for n in limits if n is not None]
+    return min(found) if found else None
+
+
+def _quota(folder: Path, quota_file: str, period_file: str | None) -> int | None:
+    try:
+        if period_file is None:
+            quota, period = (folder / quota_file).read_text().split()
+        else:
+            quota, period = (folder / quota_file).read_text().strip(), (folder / period_file).read_text().strip()
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

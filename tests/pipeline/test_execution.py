@@ -224,3 +224,38 @@ def test_memory_stays_flat_in_process(tmp_path, overlap):
     allowance = 14 * DspSpec.block_frames + 4 * dsp.clip_len * clips_ahead if overlap else 0
     assert long <= 1.25 * short + allowance, (short, long)
     assert longer <= 1.1 * long, (long, longer)
+
+
+def _write(path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_a_cgroup_cpu_quota_bounds_the_usable_cores(tmp_path):
+    """docker --cpus, a Kubernetes CPU limit or a SLURM job's cgroup leave the affinity at every
+    core of the host: the quota of the process's cgroup (or of a parent, the tightest) counts."""
+    from fieldkit.pipeline.execution import cgroup_cpu_quota
+
+    v2, proc = tmp_path / "v2", tmp_path / "cgroup-v2"
+    _write(proc, "0::/user.slice/job\n")
+    _write(v2 / "cpu.max", "max 100000\n")
+    _write(v2 / "user.slice" / "cpu.max", "150000 100000\n")  # 1.5 cores: 2 usable
+    _write(v2 / "user.slice" / "job" / "cpu.max", "max 100000\n")
+    assert cgroup_cpu_quota(str(v2), str(proc)) == 2
+    assert usable_cores(str(v2), str(proc)) == min(2, len(os.sched_getaffinity(0)))
+    _write(v2 / "user.slice" / "job" / "cpu.max", "50000 100000\n")  # half a core: still one
+    assert cgroup_cpu_quota(str(v2), str(proc)) == 1 and usable_cores(str(v2), str(proc)) == 1
+
+    v1, proc1 = tmp_path / "v1", tmp_path / "cgroup-v1"
+    _write(proc1, "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n")
+    _write(v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "300000\n")
+    _write(v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us", "100000\n")
+    _write(v1 / "cpu,cpuacct" / "cpu.cfs_quota_us", "-1\n")
+    _write(v1 / "cpu,cpuacct" / "cpu.cfs_period_us", "100000\n")
+    assert cgroup_cpu_quota(str(v1), str(proc1)) == 3
+
+    _write(v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "-1\n")  # no quota anywhere
+    assert cgroup_cpu_quota(str(v1), str(proc1)) is None
+    assert usable_cores(str(v1), str(proc1)) == len(os.sched_getaffinity(0))
+    assert cgroup_cpu_quota(str(v1), str(tmp_path / "absent")) is None
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))  # this machine, as it is
