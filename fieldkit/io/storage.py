@@ -31,6 +31,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,6 +42,7 @@ from typing import IO, Any
 
 from fieldkit.config.settings import redact_url
 from fieldkit.errors import ConfigError, ObjectExistsError
+from fieldkit.io.s3direct import direct_config, s3_store
 from fieldkit.io.storage_errors import storage_error
 
 __all__ = [
@@ -114,23 +116,75 @@ class Root:
         """The fsspec filesystem (made once per protocol and options in this process)."""
         return _filesystem(self.protocol, _freeze(self.options))
 
+    @property
+    def _direct(self) -> tuple[Any, str] | None:
+        """(obstore store of the bucket, this root's key prefix) when S3 is reached through obstore
+        (:mod:`fieldkit.io.s3direct`), else None: s3fs, or a local or another URL root."""
+        if self.protocol not in ("s3", "s3a"):
+            return None
+        kwargs = _direct_kwargs(_freeze(self.options), _aws_env())
+        if kwargs is None:
+            return None
+        bucket, _, prefix = self._path("").partition("/")
+        return s3_store(kwargs, bucket), prefix.strip("/")
+
+    def _key(self, prefix: str, rel: str) -> str:
+        return "/".join(part for part in (prefix, rel.strip("/")) if part)
+
     def exists(self, rel: str) -> bool:
+        """Whether ``rel`` is an object, or a folder (a prefix) holding one."""
         with storage_error(self.uri(rel)):
+            if (direct := self._direct) is not None:
+                import obstore
+
+                store, key = direct[0], self._key(direct[1], rel)
+                try:
+                    obstore.head(store, key)
+                    return True
+                except FileNotFoundError as exc:
+                    if "NoSuchBucket" in str(exc):
+                        raise
+                page = obstore.list_with_delimiter(store, prefix=key + "/")
+                return bool(page["objects"] or page["common_prefixes"])
             return bool(self.fs.exists(self._path(rel)))
 
     def size(self, rel: str) -> int:
         with storage_error(self.uri(rel)):
+            if (direct := self._direct) is not None:
+                import obstore
+
+                return int(obstore.head(direct[0], self._key(direct[1], rel))["size"])
             return int(self.fs.size(self._path(rel)))
 
     def list(self, rel: str = "", *, recursive: bool = False) -> list[str]:
         """Names under ``rel``, relative to this root, sorted; empty when ``rel`` does not exist."""
         base = self._path(rel).rstrip("/")
         with storage_error(self.uri(rel)):
+            if (direct := self._direct) is not None:
+                return self._list_direct(direct, rel, recursive)
             if not self.fs.exists(base):
                 return []
             names = self.fs.find(base) if recursive else self.fs.ls(base, detail=False)
         prefix = self._path("").rstrip("/") + "/"
         return sorted(str(n)[len(prefix):] if str(n).startswith(prefix) else str(n) for n in names)
+
+    def _list_direct(self, direct: tuple[Any, str], rel: str, recursive: bool) -> list[str]:
+        import obstore
+
+        store, root_key = direct
+        key = self._key(root_key, rel)
+        cut = len(root_key) + 1 if root_key else 0
+        listed = key + "/" if key else None
+        if recursive:
+            names = [meta["path"] for batch in obstore.list(store, prefix=listed) for meta in batch]
+        else:
+            page = obstore.list_with_delimiter(store, prefix=listed)
+            names = [meta["path"] for meta in page["objects"]] + list(page["common_prefixes"])
+            if not names and key:  # ``rel`` is an object itself, as fsspec's ls lists it
+                with contextlib.suppress(FileNotFoundError):
+                    obstore.head(store, key)
+                    names = [key]
+        return sorted(name[cut:] for name in names)
 
     def open_read(self, rel: str, *, size: int | None = None) -> IO[bytes]:
         """A seekable binary file that reads in ranged blocks of :attr:`block_bytes`.
@@ -142,6 +196,15 @@ class Root:
         with storage_error(self.uri(rel)):
             if self.is_local:
                 return open(self._path(rel), "rb")  # noqa: SIM115 - the caller closes it
+            if (direct := self._direct) is not None:
+                import obstore
+
+                from fieldkit.io.s3direct import RangeReader
+
+                key = self._key(direct[1], rel)
+                if size is None:
+                    size = int(obstore.head(direct[0], key)["size"])
+                return RangeReader(direct[0], key, size, self.block_bytes)
             if size is None:
                 return self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="readahead")
             handle = self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="readahead",
@@ -163,6 +226,8 @@ class Root:
         shorter one shorter - the result equals (its hash, ``expected_size``) only when the
         object holds exactly that many bytes.
         """
+        if (direct := self._direct) is not None:
+            return self._sha256_direct(direct, rel)
         if expected_size and not self.is_local:
             return self._sha256_expecting(rel, expected_size)
         digest = hashlib.sha256()
@@ -171,6 +236,18 @@ class Root:
             while block := handle.read(self.block_bytes):
                 digest.update(block)
                 size += len(block)
+        return digest.hexdigest(), size
+
+    def _sha256_direct(self, direct: tuple[Any, str], rel: str) -> tuple[str, int]:
+        """One streamed GET of the whole object (no HEAD first: the answer carries the length)."""
+        import obstore
+
+        digest = hashlib.sha256()
+        size = 0
+        with storage_error(self.uri(rel)):
+            for chunk in obstore.get(direct[0], self._key(direct[1], rel)).stream(min_chunk_size=self.block_bytes):
+                digest.update(chunk)
+                size += len(memoryview(chunk))
         return digest.hexdigest(), size
 
     def _sha256_expecting(self, rel: str, expected_size: int) -> tuple[str, int]:
@@ -225,6 +302,19 @@ class Root:
         with storage_error(uri, creating=True):
             try:
                 hashed_iter = hashed()
+                if (direct := self._direct) is not None:
+                    # up to one block in memory: a single create-only PUT through obstore; a
+                    # longer object goes on as s3fs's conditional multipart upload
+                    held, held_bytes = [], 0
+                    for block in hashed_iter:
+                        held.append(block)
+                        held_bytes += len(block)
+                        if held_bytes > self.block_bytes:
+                            break
+                    else:
+                        _create_direct(direct[0], self._key(direct[1], rel), b"".join(held))
+                        return digest.hexdigest(), size
+                    hashed_iter = itertools.chain(held, hashed_iter)
                 first = next((block for block in hashed_iter if block), None)
                 if first is None:
                     # an empty object: s3fs's "xb" commit of 0 bytes is an unconditional touch,
@@ -260,15 +350,27 @@ class Root:
         if self.is_local:
             raise ConfigError(f"{self.uri(rel)}: local roots replace files atomically themselves.")
         with storage_error(self.uri(rel)):
+            if (direct := self._direct) is not None:
+                import obstore
+
+                obstore.put(direct[0], self._key(direct[1], rel), data)
+                return
             self.fs.pipe_file(self._path(rel), data)
 
     def zarr_store(self, rel: str, *, read_only: bool = False) -> Any:
-        """A zarr 3 store for the key prefix ``rel`` (a LocalStore or an FsspecStore)."""
+        """A zarr 3 store for the key prefix ``rel``: a LocalStore, an ObjectStore (S3 through
+        obstore) or an FsspecStore."""
         from zarr.storage import FsspecStore, LocalStore
 
         if self.is_local:
             return LocalStore(self._path(rel), read_only=read_only)
         with storage_error(self.uri(rel)):
+            if (direct := self._direct) is not None:
+                from zarr.storage import ObjectStore
+
+                kwargs = _direct_kwargs(_freeze(self.options), _aws_env())
+                bucket = self._path("").split("/", 1)[0]
+                return ObjectStore(s3_store(kwargs, bucket, self._key(direct[1], rel)), read_only=read_only)
             fs = _filesystem(self.protocol, _freeze(self.options), asynchronous=True)
             return FsspecStore(fs, path=self._path(rel), read_only=read_only)
 
@@ -290,6 +392,12 @@ class Root:
             os.replace(partial, target)
             return
         with storage_error(self.uri(rel), creating=True):
+            if (direct := self._direct) is not None:
+                import obstore
+
+                with open(source, "rb") as handle:
+                    obstore.put(direct[0], self._key(direct[1], rel), handle)
+                return
             self.fs.put_file(str(source), self._path(rel))
 
     def put_tree(self, rel: str, folder: Path) -> dict[str, tuple[str, int]]:
@@ -323,6 +431,8 @@ class Root:
         if self.is_local:
             return
         with contextlib.suppress(Exception):
+            if self._direct is not None:
+                return
             fs = self.fs
             if hasattr(fs, "connect"):
                 fs.connect()
@@ -335,6 +445,11 @@ class Root:
     def check_reachable(self) -> None:
         """Touch the root once (list it) so a wrong endpoint, bucket or credential fails early."""
         with storage_error(self.url):
+            if (direct := self._direct) is not None:
+                import obstore
+
+                obstore.list_with_delimiter(direct[0], prefix=direct[1] + "/" if direct[1] else None)
+                return
             if not self.is_local:
                 bucket = self._path("").split("/", 1)[0]
                 self.fs.ls(bucket, detail=False)
@@ -382,6 +497,30 @@ def _resolve_env(options: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _aws_env() -> tuple:
+    """The environment variables obstore's credentials come from (a cache key of _direct_kwargs)."""
+    return tuple(os.environ.get(name) for name in (
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
+        "AWS_DEFAULT_REGION"))
+
+
+@lru_cache(maxsize=16)
+def _direct_kwargs(frozen: tuple, env: tuple) -> dict[str, Any] | None:
+    """S3Store's arguments for these options, or None to go through s3fs (fieldkit.io.s3direct)."""
+    return direct_config(_resolve_env(_thaw(frozen)))
+
+
+def _create_direct(store: Any, key: str, data: bytes) -> None:
+    """A create-only PUT (``If-None-Match: *``) through obstore; a taken name is FileExistsError."""
+    import obstore
+    from obstore.exceptions import AlreadyExistsError
+
+    try:
+        obstore.put(store, key, data, mode="create")
+    except AlreadyExistsError as exc:
+        raise FileExistsError(str(exc)) from exc
 
 
 @lru_cache(maxsize=16)

@@ -28,6 +28,15 @@ __all__ = ["storage_error", "unreachable"]
 _UNREACHABLE = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
                           "ConnectionClosedError", "ClientConnectorError", "ServerDisconnectedError",
                           "ClientOSError"})
+#: obstore raises one GenericError for every failure without an S3 error code; its text (the
+#: HTTP client's error kind) tells a connection that failed, timed out or broke off from the rest.
+_OBSTORE_UNREACHABLE = ("error sending request", "kind: Connect", "kind: Timeout", "timed out",
+                        "kind: Body", "error reading a body", "connection closed", "Connection reset")
+
+
+def _obstore_unreachable(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("obstore") and type(exc).__name__ == "GenericError" \
+        and any(marker in str(exc) for marker in _OBSTORE_UNREACHABLE)
 
 
 def unreachable(exc: BaseException | None) -> bool:
@@ -40,7 +49,7 @@ def unreachable(exc: BaseException | None) -> bool:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, (StorageUnavailableError, ConnectionError, TimeoutError)) \
-                or type(exc).__name__ in _UNREACHABLE:
+                or type(exc).__name__ in _UNREACHABLE or _obstore_unreachable(exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -72,7 +81,8 @@ def _translate(uri: str, exc: Exception, creating: bool) -> Exception:
             f"no credentials to reach {uri}.",
             hint="Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (or [storage.options] with ${VAR} "
                  "references) on this machine and on every worker.", path=uri)
-    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text \
+    if isinstance(exc, PermissionError) or name in ("PermissionDeniedError", "UnauthenticatedError") \
+            or "AccessDenied" in text or "Forbidden" in text \
             or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
         return ConfigError(
             f"access denied to {uri} ({_short(text)}).",
@@ -81,14 +91,17 @@ def _translate(uri: str, exc: Exception, creating: bool) -> Exception:
         return ConfigError(
             f"the bucket of {uri} does not exist.",
             hint="Create it, or correct archive_root/stores_root/exports_root in fieldkit.toml.", path=uri)
-    if "PreconditionFailed" in text or "ConditionalRequestConflict" in text:
+    if name == "AlreadyExistsError" or "PreconditionFailed" in text or "ConditionalRequestConflict" in text:
         return ObjectExistsError(f"{uri} already exists: the archive is never overwritten.", path=uri)
-    if "NotImplemented" in text and creating:
+    # s3fs turns S3's 501 NotImplemented into OSError(ENOSYS) with S3's message, without the code
+    not_implemented = "NotImplemented" in text or name == "NotSupportedError" \
+        or (isinstance(exc, OSError) and exc.errno == errno.ENOSYS)
+    if not_implemented and creating:
         return ConfigError(
             f"{uri}: the server does not support conditional writes (If-None-Match), so fieldkit cannot "
             "guarantee never to overwrite the archive.",
             hint="Use an S3 service with conditional writes (AWS S3, recent MinIO/Ceph).", path=uri)
-    if name in _UNREACHABLE or isinstance(exc, (ConnectionError, TimeoutError)):
+    if name in _UNREACHABLE or isinstance(exc, (ConnectionError, TimeoutError)) or _obstore_unreachable(exc):
         return StorageUnavailableError(
             f"cannot reach the storage of {uri} ({_short(text)}).",
             hint="Check the endpoint (endpoint_url in [storage.options]) and the network, then run the command "

@@ -1,7 +1,9 @@
-"""The requests a store on a real S3 server (moto, its own process) costs: every S3 call the
-client makes is counted by a botocore event hook on the filesystems fieldkit made, so that a
-regression to zarr's probing (a HEAD and a LIST before each PUT, a HEAD before each GET) fails
-here instead of only slowing a benchmark down (docs/scaling.md)."""
+"""The requests a store on a real S3 server (moto, its own process) costs: every request the
+client sends is counted on the wire by a relay in front of the server
+(:class:`fieldkit.testing.s3proxy.RequestCounter`), for both transports of the storage adapter
+(obstore, and s3fs for options only botocore understands), so that a regression to zarr's probing
+(a HEAD and a LIST before each PUT, a HEAD before each GET) fails here instead of only slowing a
+benchmark down (docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -10,60 +12,71 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from store_helpers import coords_for, region_arrays, small_layout
 
-from fieldkit.io.storage import _filesystem, _freeze, open_root
+from fieldkit.io.storage import open_root
 from fieldkit.store.objects import ObjectShardSink
 from fieldkit.store.regions import completed_regions, open_sink
 from fieldkit.store.zarr_store import create_store, open_store
+from fieldkit.testing.s3proxy import RequestCounter
+
+#: obstore for plain options; an option only botocore knows sends the root through s3fs
+TRANSPORTS = {"obstore": {}, "s3fs": {"config_kwargs": {"user_agent_extra": "fieldkit-test"}}}
 
 
-def _count_calls(fs, calls: Counter) -> None:
-    """Count every S3 operation the client of ``fs`` (s3fs, sync or async) sends."""
-    client = getattr(fs, "_s3", None)
-    assert client is not None, "the filesystem made no client yet"
-    client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
+@pytest.fixture(params=sorted(TRANSPORTS))
+def counted(request, s3_server):
+    """(storage options through a counting relay, the relay) for one transport."""
+    with RequestCounter(s3_server.endpoint) as counter:
+        yield {"endpoint_url": counter.endpoint, **TRANSPORTS[request.param]}, counter, request.param
 
 
-def test_an_archived_file_of_known_size_is_read_in_one_request(tmp_path, s3_server, s3_bucket) -> None:
-    root = open_root(f"{s3_bucket}/archive", base=tmp_path, options=s3_server.storage_options,
-                     block_bytes=8 << 20)
+def test_the_transport_is_the_one_asked_for(tmp_path, counted, s3_bucket) -> None:
+    options, _, transport = counted
+    root = open_root(f"{s3_bucket}/archive", base=tmp_path, options=options)
+    assert (root._direct is not None) == (transport == "obstore")
+
+
+def test_an_archived_file_of_known_size_is_read_in_one_request(tmp_path, counted, s3_bucket) -> None:
+    options, counter, _ = counted
+    root = open_root(f"{s3_bucket}/archive", base=tmp_path, options=options, block_bytes=8 << 20)
     data = os.urandom(3 * 2**20 + 7)
     root.put_bytes("a/x.wav", data)
-    calls: Counter = Counter()
-    _count_calls(root.fs, calls)
+    counter.clear()
     with root.open_read("a/x.wav", size=len(data)) as handle:
         assert handle.read() == data
-    assert calls == Counter({"GetObject": 1})  # no HeadObject: the catalogue knew the size
-    calls.clear()
+    assert counter.operations() == Counter({"GetObject": 1})  # no HeadObject: the catalogue knew the size
+    counter.clear()
     with root.open_read("a/x.wav") as handle:  # unknown size: asked first
         assert handle.read() == data
-    assert calls == Counter({"HeadObject": 1, "GetObject": 1})
+    assert counter.operations() == Counter({"HeadObject": 1, "GetObject": 1})
 
 
-def test_a_shard_costs_one_put_per_variable_on_s3(tmp_path: Path, s3_server, s3_bucket) -> None:
+def test_a_shard_costs_one_put_per_variable_on_s3(tmp_path: Path, counted, s3_bucket) -> None:
+    options, counter, _ = counted
     layout = small_layout(12, clips_per_chunk=2, clips_per_shard=4)
-    stores = open_root(f"{s3_bucket}/stores", base=tmp_path, options=s3_server.storage_options)
+    stores = open_root(f"{s3_bucket}/stores", base=tmp_path, options=options)
     store = stores.zarr_store("s.zarr")
     create_store(store, layout, coords_for(layout.n_clips), {})
     sink = open_sink(store)
     assert isinstance(sink, ObjectShardSink)
-    calls: Counter = Counter()
-    _count_calls(_filesystem("s3", _freeze(s3_server.storage_options), asynchronous=True), calls)
+    calls = counter
+    calls.clear()
     n_variables = len(list(layout.variables()))
 
     assert not sink.is_complete(slice(0, 4))
-    assert calls == Counter({"GetObject": 1})  # the done chunk (absent): no HEAD, no LIST
+    assert calls.operations() == Counter({"GetObject": 1})  # the done chunk (absent): no HEAD, no LIST
     calls.clear()
     sink.write(slice(0, 4), region_arrays(layout, 0, 4))
     # every variable's shard and the done chunk; no delete (the sink read the shard as not done)
-    assert calls == Counter({"PutObject": n_variables + 1})
+    assert calls.operations() == Counter({"PutObject": n_variables + 1})
     calls.clear()
     sink.write(slice(0, 4), region_arrays(layout, 0, 4))  # a rewrite of a done shard clears it first
-    assert calls == Counter({"PutObject": n_variables + 1, "DeleteObjects": 1})
+    assert calls.operations() == Counter({"PutObject": n_variables + 1, "DeleteObjects": 1})
     calls.clear()
     again = open_sink(store)  # a second task of this process: the group document only
-    assert isinstance(again, ObjectShardSink) and calls == Counter({"GetObject": 1})
+    assert isinstance(again, ObjectShardSink) and calls.operations() == Counter({"GetObject": 1})
     again.write(slice(4, 8), region_arrays(layout, 4, 8))
 
     assert completed_regions(store) == [slice(0, 8)]
