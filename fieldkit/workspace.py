@@ -266,6 +266,15 @@ def _make_durable(ws: Workspace, root: Path, made: list[Path], before: set[Path]
             fsync_dir(path.parent)
 
 
+def toml_inline_table(options: Mapping[str, Any]) -> str:
+    """``options`` as a TOML inline table (nested mappings as nested tables): JSON's strings,
+    numbers and booleans are TOML's basic strings, numbers and booleans."""
+    import json
+
+    return "{ " + ", ".join(f"{json.dumps(k)} = {toml_inline_table(v) if isinstance(v, Mapping) else json.dumps(v)}"
+                            for k, v in options.items()) + " }"
+
+
 def _config_text(catalogue_url: str | None, roots: Mapping[str, str], storage_options: Mapping[str, Any]) -> str:
     import json
 
@@ -276,12 +285,7 @@ def _config_text(catalogue_url: str | None, roots: Mapping[str, str], storage_op
         default = f'{key} = "{getattr(Settings(), key)}"'
         text = text.replace(default, f"{key} = {json.dumps(str(value))}")
     if storage_options:
-        # JSON scalars and objects are TOML basic strings, numbers, booleans and inline tables
-        def inline(options: Mapping[str, Any]) -> str:
-            return "{ " + ", ".join(f"{json.dumps(k)} = {inline(v) if isinstance(v, Mapping) else json.dumps(v)}"
-                                    for k, v in options.items()) + " }"
-
-        text += f"\n[storage]\noptions = {inline(storage_options)}\n"
+        text += f"\n[storage]\noptions = {toml_inline_table(storage_options)}\n"
     return text
 
 

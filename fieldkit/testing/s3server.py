@@ -2,7 +2,8 @@
 
 moto's standalone server (``python -m moto.server``, from PyPI) speaks the S3 REST protocol over
 HTTP, conditional writes (``If-None-Match: *``) included; fieldkit reaches it with the same
-s3fs/botocore client code it uses against AWS, pointed at it by ``endpoint_url``. moto keeps its
+client code it uses against AWS (obstore, or s3fs/botocore: :mod:`fieldkit.io.s3direct`),
+pointed at it by ``endpoint_url``. moto keeps its
 objects in the server process's memory: a server that is killed loses them, so an *outage* is
 made with :meth:`S3Server.pause` / :meth:`S3Server.resume` (SIGSTOP / SIGCONT: connections hang,
 then time out, as with a network partition) rather than a restart.
@@ -24,10 +25,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["S3Server", "s3_server", "start_s3_server", "TEST_CREDENTIALS", "S3_ENV"]
+__all__ = ["S3Server", "s3_server", "start_s3_server", "TEST_CREDENTIALS", "S3_ENV", "TRANSPORTS"]
 
 #: Set by .ci/run to the endpoint of the server it started for the whole run.
 S3_ENV = "FIELDKIT_TEST_S3_ENDPOINT"
+
+#: Storage options (added to the server's) that send a root through each S3 transport of the
+#: adapter (fieldkit.io.s3direct): plain options go through obstore; an option only botocore
+#: knows (here a user-agent suffix) through s3fs.
+TRANSPORTS: dict[str, dict] = {"obstore": {}, "s3fs": {"config_kwargs": {"user_agent_extra": "fieldkit-test"}}}
 
 #: Credentials moto accepts; exported into the environment so botocore's standard chain finds
 #: them, exactly as it would find a user's real ones.

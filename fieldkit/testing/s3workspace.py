@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fieldkit.config.settings import CONFIG_FILENAME
 from fieldkit.io.storage import open_root
+from fieldkit.workspace import toml_inline_table
 
 __all__ = ["copy_archive_to", "use_s3_roots"]
 
@@ -38,5 +39,4 @@ def use_s3_roots(workspace: Path, options: dict[str, str], *, archive: str | Non
     for key, url in (("archive_root", archive), ("stores_root", stores)):
         if url is not None:
             text = re.sub(rf"^{key} = .*$", f'{key} = "{url}"', text, count=1, flags=re.MULTILINE)
-    pairs = ", ".join(f'{k} = "{v}"' for k, v in options.items())
-    config.write_text(f"{text.rstrip()}\n\n[storage]\noptions = {{ {pairs} }}\n")
+    config.write_text(f"{text.rstrip()}\n\n[storage]\noptions = {toml_inline_table(options)}\n")

@@ -18,7 +18,7 @@ from fieldkit.cli import app
 from fieldkit.errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, EXIT_TEMPFAIL, ConfigError
 from fieldkit.io.storage import Root
 from fieldkit.testing.cards import audiomoth_card, plain_wav, write_file
-from fieldkit.testing.s3server import start_s3_server
+from fieldkit.testing.s3server import TRANSPORTS, start_s3_server
 from fieldkit.workspace import init_workspace
 from tests.ingest.conftest import catalogue
 
@@ -357,8 +357,7 @@ def test_a_source_failing_mid_stream_stores_nothing(s3_server, s3_bucket, tmp_pa
     assert objects(s3_server, s3_bucket, "a/") == {"half.wav": b"whole"}
 
 
-@pytest.mark.parametrize("transport", [{}, {"config_kwargs": {"user_agent_extra": "fieldkit-test"}}],
-                         ids=["obstore", "s3fs"])
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
 def test_a_service_without_conditional_writes_is_a_configuration_error(card, s3_server, s3_bucket, tmp_path,
                                                                       transport):
     """An S3 service that answers If-None-Match with 501 NotImplemented: fieldkit cannot promise never
@@ -367,7 +366,8 @@ def test_a_service_without_conditional_writes_is_a_configuration_error(card, s3_
     from fieldkit.testing.s3proxy import RequestCounter
 
     with RequestCounter(s3_server.endpoint, refuse_conditional=True) as service:
-        ws = s3_workspace(tmp_path / "ws", s3_server, s3_bucket, endpoint_url=service.endpoint, **transport)
+        ws = s3_workspace(tmp_path / "ws", s3_server, s3_bucket, endpoint_url=service.endpoint,
+                          **TRANSPORTS[transport])
         code, error, _ = run(ws, "ingest", str(card), "--site", "Wood", "--deployment", "N1")
         assert (code, error["code"]) == (EXIT_CONFIG, EXIT_CONFIG)
         assert "does not support conditional writes" in error["error"] and f"{s3_bucket}/archive" in error["error"]
@@ -376,7 +376,7 @@ def test_a_service_without_conditional_writes_is_a_configuration_error(card, s3_
         assert objects(s3_server, s3_bucket) == {}
         # a multipart upload (the condition goes on its COMPLETE) is refused as well, and left uncommitted
         root = open_root(f"{s3_bucket}/archive", base=tmp_path, block_bytes=256 * 1024,
-                         options={"endpoint_url": service.endpoint, **transport})
+                         options={"endpoint_url": service.endpoint, **TRANSPORTS[transport]})
         with pytest.raises(ConfigError, match="does not support conditional writes"):
             root.put_new("big.wav", [b"\x02" * 700_000] * 9)
         assert service.operations()["CompleteMultipartUpload"] == 1

@@ -20,9 +20,7 @@ from fieldkit.store.objects import ObjectShardSink
 from fieldkit.store.regions import completed_regions, open_sink
 from fieldkit.store.zarr_store import create_store, open_store
 from fieldkit.testing.s3proxy import RequestCounter
-
-#: obstore for plain options; an option only botocore knows sends the root through s3fs
-TRANSPORTS = {"obstore": {}, "s3fs": {"config_kwargs": {"user_agent_extra": "fieldkit-test"}}}
+from fieldkit.testing.s3server import TRANSPORTS
 
 
 @pytest.fixture(params=sorted(TRANSPORTS))
