@@ -1,10 +1,11 @@
 """A real S3-compatible server in its own process on 127.0.0.1, for tests and benchmarks.
 
-moto's standalone server (``python -m moto.server``, from PyPI) speaks the S3 REST protocol over
-HTTP, conditional writes (``If-None-Match: *``) included; fieldkit reaches it with the same
-client code it uses against AWS (obstore, or s3fs/botocore: :mod:`fieldkit.io.s3direct`),
-pointed at it by ``endpoint_url``. moto keeps its
-objects in the server process's memory: a server that is killed loses them, so an *outage* is
+moto's standalone server (from PyPI; started as :mod:`fieldkit.testing.moto_s3`: its S3 backend
+alone, without the per-request dispatch among all of moto's services) speaks the S3 REST protocol
+over HTTP, conditional writes (``If-None-Match: *``) included; fieldkit reaches it with the same
+client code it uses against AWS (obstore, or s3fs/botocore: :mod:`fieldkit.io.s3direct`), pointed
+at it by ``endpoint_url``. moto keeps its objects in the server process's memory: a server that
+is killed loses them, so an *outage* is
 made with :meth:`S3Server.pause` / :meth:`S3Server.resume` (SIGSTOP / SIGCONT: connections hang,
 then time out, as with a network partition) rather than a restart.
 
@@ -100,10 +101,10 @@ def _free_port() -> int:
 
 
 def start_s3_server(port: int | None = None, timeout: float = 30.0) -> S3Server:
-    """Start ``moto.server`` on 127.0.0.1 in a new process and wait until it answers."""
+    """Start moto's S3 server on 127.0.0.1 in a new process and wait until it answers."""
     port = port or _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "fieldkit.testing.moto_s3", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     endpoint = f"http://127.0.0.1:{port}"
