@@ -22,7 +22,10 @@ obstore is used when:
   ``region_name``/``endpoint_url``/session token);
 - credentials are static: given in the options, or ``AWS_ACCESS_KEY_ID`` and
   ``AWS_SECRET_ACCESS_KEY`` in the environment (or ``anon``). A profile (``profile`` or
-  ``AWS_PROFILE`` without keys), an instance role or web identity go through botocore.
+  ``AWS_PROFILE`` without keys), an instance role or web identity go through botocore;
+- the region is known (options, ``AWS_REGION``/``AWS_DEFAULT_REGION``) or the endpoint is given:
+  botocore finds an AWS bucket's region by itself, object_store does not; and botocore's
+  ``AWS_ENDPOINT_URL_S3`` is not set without ``endpoint_url`` (object_store does not read it).
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ def direct_config(options: Mapping[str, Any]) -> dict[str, Any] | None:
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         config["region"] = str(region)
+    elif not endpoint:
+        return None  # an AWS bucket in a region botocore looks up
+    if not endpoint and os.environ.get("AWS_ENDPOINT_URL_S3"):
+        return None
     if anon:
         config["skip_signature"] = True
     elif key and secret:
