@@ -8,8 +8,12 @@ manifest generations and ``fieldkit init`` all rely on it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from pathlib import Path
 
-__all__ = ["fsync_dir", "fsync_file", "fsync_new_tree"]
+from fieldkit.errors import ObjectExistsError
+
+__all__ = ["create_once", "fsync_dir", "fsync_file", "fsync_new_tree"]
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -65,3 +69,32 @@ def fsync_new_tree(path: str | os.PathLike[str], *, up_to: str | os.PathLike[str
         if folder == up_to or folder == os.path.dirname(folder):
             break
         folder = os.path.dirname(folder)
+
+
+def create_once(path: Path, blocks: Iterable[bytes]) -> None:
+    """Create ``path`` from ``blocks`` durably and once: a read-only temporary file beside it,
+    fsynced, hard-linked to its name (which fails if the name exists: nothing is replaced, and a
+    crash never leaves a partial file under the final name), then the folder fsynced.
+
+    Raises :class:`~fieldkit.errors.ObjectExistsError` when ``path`` exists (the archive's
+    create-only write on a local disk, :meth:`fieldkit.io.storage.Root.put_new`).
+    """
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        raise ObjectExistsError(f"{path} already exists: the archive is never overwritten.", path=path)
+    temp = path.parent / f".fieldkit-{os.getpid()}-{secrets.token_hex(8)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for block in blocks:
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temp, path)
+    except FileExistsError as exc:
+        raise ObjectExistsError(f"{path} already exists: the archive is never overwritten.", path=path) from exc
+    finally:
+        temp.unlink(missing_ok=True)  # our own temporary file, never someone else's
+    fsync_dir(path.parent)

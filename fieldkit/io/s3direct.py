@@ -30,13 +30,16 @@ obstore is used when:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["direct_config", "s3_store", "RangeReader"]
+__all__ = ["DirectRoot", "RangeReader", "direct_config", "s3_store"]
 
 #: botocore's standard retry mode makes 3 attempts; obstore's default retries for 3 minutes.
 DEFAULT_MAX_RETRIES = 2
@@ -127,6 +130,117 @@ def _store(frozen: tuple, bucket: str, prefix: str) -> Any:
 
 def _freeze(kwargs: Mapping[str, Any]) -> tuple:
     return tuple(sorted((k, tuple(sorted(dict(v).items()))) for k, v in kwargs.items()))
+
+
+@dataclass(frozen=True)
+class DirectRoot:
+    """A storage root's operations through obstore: ``bucket``/``prefix`` reached with
+    :func:`direct_config`'s ``kwargs``. Names are relative to the root, as :class:`Root`'s; errors
+    are obstore's own, translated by the caller (:mod:`fieldkit.io.storage_errors`)."""
+
+    kwargs: Mapping[str, Any]
+    bucket: str
+    prefix: str
+    block: int
+
+    @property
+    def store(self) -> Any:
+        return s3_store(self.kwargs, self.bucket)
+
+    def key(self, rel: str) -> str:
+        return "/".join(part for part in (self.prefix, rel.strip("/")) if part)
+
+    def exists(self, rel: str) -> bool:
+        """Whether ``rel`` is an object, or a prefix holding one (a HEAD, then a LIST)."""
+        import obstore
+
+        key = self.key(rel)
+        try:
+            obstore.head(self.store, key)
+            return True
+        except FileNotFoundError as exc:
+            if "NoSuchBucket" in str(exc):
+                raise
+        page = obstore.list_with_delimiter(self.store, prefix=key + "/")
+        return bool(page["objects"] or page["common_prefixes"])
+
+    def size(self, rel: str) -> int:
+        import obstore
+
+        return int(obstore.head(self.store, self.key(rel))["size"])
+
+    def list(self, rel: str, *, recursive: bool) -> list[str]:
+        """Names under ``rel`` relative to the root, sorted, as fsspec's ``find``/``ls`` list them."""
+        import obstore
+
+        key = self.key(rel)
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        listed = key + "/" if key else None
+        if recursive:
+            names = [meta["path"] for batch in obstore.list(self.store, prefix=listed) for meta in batch]
+        else:
+            page = obstore.list_with_delimiter(self.store, prefix=listed)
+            names = [meta["path"] for meta in page["objects"]] + list(page["common_prefixes"])
+            if not names and key:  # ``rel`` is an object itself, as fsspec's ls lists it
+                try:
+                    obstore.head(self.store, key)
+                    names = [key]
+                except FileNotFoundError:
+                    pass
+        return sorted(name[cut:] for name in names)
+
+    def open_read(self, rel: str, *, size: int | None) -> RangeReader:
+        key = self.key(rel)
+        if size is None:
+            import obstore
+
+            size = int(obstore.head(self.store, key)["size"])
+        return RangeReader(self.store, key, size, self.block)
+
+    def sha256(self, rel: str) -> tuple[str, int]:
+        """(hex digest, bytes) of one streamed GET of the whole object: no HEAD first, the answer
+        carries the length."""
+        import obstore
+
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in obstore.get(self.store, self.key(rel)).stream(min_chunk_size=self.block):
+            digest.update(chunk)
+            size += len(memoryview(chunk))
+        return digest.hexdigest(), size
+
+    def create(self, rel: str, data: bytes) -> None:
+        """A create-only PUT (``If-None-Match: *``); a taken name is FileExistsError."""
+        import obstore
+        from obstore.exceptions import AlreadyExistsError
+
+        try:
+            obstore.put(self.store, self.key(rel), data, mode="create")
+        except AlreadyExistsError as exc:
+            raise FileExistsError(str(exc)) from exc
+
+    def replace(self, rel: str, data: bytes) -> None:
+        import obstore
+
+        obstore.put(self.store, self.key(rel), data)
+
+    def replace_file(self, rel: str, source: Path) -> None:
+        import obstore
+
+        with open(source, "rb") as handle:
+            obstore.put(self.store, self.key(rel), handle)
+
+    def zarr_store(self, rel: str, *, read_only: bool) -> Any:
+        """zarr's ``ObjectStore`` on the key prefix ``rel``."""
+        from zarr.storage import ObjectStore
+
+        return ObjectStore(s3_store(self.kwargs, self.bucket, self.key(rel)), read_only=read_only)
+
+    def check(self) -> None:
+        """One LIST of the root's prefix: a wrong endpoint, bucket or key fails here."""
+        import obstore
+
+        obstore.list_with_delimiter(self.store, prefix=self.prefix + "/" if self.prefix else None)
 
 
 class RangeReader:

@@ -30,7 +30,6 @@ every message names the URL with secrets redacted, what failed and what to set.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import itertools
@@ -38,13 +37,14 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
 from fieldkit.config.settings import redact_url
 from fieldkit.errors import ConfigError, ObjectExistsError
-from fieldkit.io.s3direct import direct_config, s3_store
+from fieldkit.io.durable import create_once
+from fieldkit.io.s3direct import DirectRoot
+from fieldkit.io.storage_clients import direct_kwargs, filesystem
 from fieldkit.io.storage_errors import storage_error
 
 __all__ = [
@@ -58,7 +58,6 @@ DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024
 #: Uploads in flight when a finished folder is sent to an object store (Root.put_tree).
 PUT_TREE_WORKERS = 8
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 def is_url(value: str | os.PathLike[str]) -> bool:
@@ -116,46 +115,31 @@ class Root:
     @property
     def fs(self) -> Any:
         """The fsspec filesystem (made once per protocol and options in this process)."""
-        return _filesystem(self.protocol, _freeze(self.options))
+        return filesystem(self.protocol, self.options)
 
     @property
-    def _direct(self) -> tuple[Any, str] | None:
-        """(obstore store of the bucket, this root's key prefix) when S3 is reached through obstore
-        (:mod:`fieldkit.io.s3direct`), else None: s3fs, or a local or another URL root."""
+    def _direct(self) -> DirectRoot | None:
+        """This root through obstore when S3 is reached that way (:mod:`fieldkit.io.s3direct`),
+        else None: s3fs, or a local or another URL root."""
         if self.protocol not in ("s3", "s3a"):
             return None
-        kwargs = _direct_kwargs(_freeze(self.options), _aws_env())
+        kwargs = direct_kwargs(self.options)
         if kwargs is None:
             return None
         bucket, _, prefix = self._path("").partition("/")
-        return s3_store(kwargs, bucket), prefix.strip("/")
-
-    def _key(self, prefix: str, rel: str) -> str:
-        return "/".join(part for part in (prefix, rel.strip("/")) if part)
+        return DirectRoot(kwargs, bucket, prefix.strip("/"), self.block_bytes)
 
     def exists(self, rel: str) -> bool:
         """Whether ``rel`` is an object, or a folder (a prefix) holding one."""
         with storage_error(self.uri(rel)):
             if (direct := self._direct) is not None:
-                import obstore
-
-                store, key = direct[0], self._key(direct[1], rel)
-                try:
-                    obstore.head(store, key)
-                    return True
-                except FileNotFoundError as exc:
-                    if "NoSuchBucket" in str(exc):
-                        raise
-                page = obstore.list_with_delimiter(store, prefix=key + "/")
-                return bool(page["objects"] or page["common_prefixes"])
+                return direct.exists(rel)
             return bool(self.fs.exists(self._path(rel)))
 
     def size(self, rel: str) -> int:
         with storage_error(self.uri(rel)):
             if (direct := self._direct) is not None:
-                import obstore
-
-                return int(obstore.head(direct[0], self._key(direct[1], rel))["size"])
+                return direct.size(rel)
             return int(self.fs.size(self._path(rel)))
 
     def list(self, rel: str = "", *, recursive: bool = False) -> list[str]:
@@ -163,30 +147,12 @@ class Root:
         base = self._path(rel).rstrip("/")
         with storage_error(self.uri(rel)):
             if (direct := self._direct) is not None:
-                return self._list_direct(direct, rel, recursive)
+                return direct.list(rel, recursive=recursive)
             if not self.fs.exists(base):
                 return []
             names = self.fs.find(base) if recursive else self.fs.ls(base, detail=False)
         prefix = self._path("").rstrip("/") + "/"
         return sorted(str(n)[len(prefix):] if str(n).startswith(prefix) else str(n) for n in names)
-
-    def _list_direct(self, direct: tuple[Any, str], rel: str, recursive: bool) -> list[str]:
-        import obstore
-
-        store, root_key = direct
-        key = self._key(root_key, rel)
-        cut = len(root_key) + 1 if root_key else 0
-        listed = key + "/" if key else None
-        if recursive:
-            names = [meta["path"] for batch in obstore.list(store, prefix=listed) for meta in batch]
-        else:
-            page = obstore.list_with_delimiter(store, prefix=listed)
-            names = [meta["path"] for meta in page["objects"]] + list(page["common_prefixes"])
-            if not names and key:  # ``rel`` is an object itself, as fsspec's ls lists it
-                with contextlib.suppress(FileNotFoundError):
-                    obstore.head(store, key)
-                    names = [key]
-        return sorted(name[cut:] for name in names)
 
     def open_read(self, rel: str, *, size: int | None = None) -> IO[bytes]:
         """A seekable binary file that reads in ranged blocks of :attr:`block_bytes`.
@@ -199,14 +165,7 @@ class Root:
             if self.is_local:
                 return open(self._path(rel), "rb")  # noqa: SIM115 - the caller closes it
             if (direct := self._direct) is not None:
-                import obstore
-
-                from fieldkit.io.s3direct import RangeReader
-
-                key = self._key(direct[1], rel)
-                if size is None:
-                    size = int(obstore.head(direct[0], key)["size"])
-                return RangeReader(direct[0], key, size, self.block_bytes)
+                return direct.open_read(rel, size=size)
             if size is None:
                 return self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="readahead")
             handle = self.fs.open(self._path(rel), "rb", block_size=self.block_bytes, cache_type="readahead",
@@ -229,7 +188,8 @@ class Root:
         object holds exactly that many bytes.
         """
         if (direct := self._direct) is not None:
-            return self._sha256_direct(direct, rel)
+            with storage_error(self.uri(rel)):
+                return direct.sha256(rel)
         if expected_size and not self.is_local:
             return self._sha256_expecting(rel, expected_size)
         digest = hashlib.sha256()
@@ -238,18 +198,6 @@ class Root:
             while block := handle.read(self.block_bytes):
                 digest.update(block)
                 size += len(block)
-        return digest.hexdigest(), size
-
-    def _sha256_direct(self, direct: tuple[Any, str], rel: str) -> tuple[str, int]:
-        """One streamed GET of the whole object (no HEAD first: the answer carries the length)."""
-        import obstore
-
-        digest = hashlib.sha256()
-        size = 0
-        with storage_error(self.uri(rel)):
-            for chunk in obstore.get(direct[0], self._key(direct[1], rel)).stream(min_chunk_size=self.block_bytes):
-                digest.update(chunk)
-                size += len(memoryview(chunk))
         return digest.hexdigest(), size
 
     def _sha256_expecting(self, rel: str, expected_size: int) -> tuple[str, int]:
@@ -299,7 +247,7 @@ class Root:
 
         uri = self.uri(rel)
         if self.is_local:
-            _put_local(Path(self._path(rel)), hashed())
+            create_once(Path(self._path(rel)), hashed())
             return digest.hexdigest(), size
         with storage_error(uri, creating=True):
             try:
@@ -314,7 +262,7 @@ class Root:
                         if held_bytes > self.block_bytes:
                             break
                     else:
-                        _create_direct(direct[0], self._key(direct[1], rel), b"".join(held))
+                        direct.create(rel, b"".join(held))
                         return digest.hexdigest(), size
                     hashed_iter = itertools.chain(held, hashed_iter)
                 first = next((block for block in hashed_iter if block), None)
@@ -353,9 +301,7 @@ class Root:
             raise ConfigError(f"{self.uri(rel)}: local roots replace files atomically themselves.")
         with storage_error(self.uri(rel)):
             if (direct := self._direct) is not None:
-                import obstore
-
-                obstore.put(direct[0], self._key(direct[1], rel), data)
+                direct.replace(rel, data)
                 return
             self.fs.pipe_file(self._path(rel), data)
 
@@ -368,12 +314,8 @@ class Root:
             return LocalStore(self._path(rel), read_only=read_only)
         with storage_error(self.uri(rel)):
             if (direct := self._direct) is not None:
-                from zarr.storage import ObjectStore
-
-                kwargs = _direct_kwargs(_freeze(self.options), _aws_env())
-                bucket = self._path("").split("/", 1)[0]
-                return ObjectStore(s3_store(kwargs, bucket, self._key(direct[1], rel)), read_only=read_only)
-            fs = _filesystem(self.protocol, _freeze(self.options), asynchronous=True)
+                return direct.zarr_store(rel, read_only=read_only)
+            fs = filesystem(self.protocol, self.options, asynchronous=True)
             return FsspecStore(fs, path=self._path(rel), read_only=read_only)
 
     def zarr_location(self, rel: str = "") -> Any:
@@ -395,10 +337,7 @@ class Root:
             return
         with storage_error(self.uri(rel), creating=True):
             if (direct := self._direct) is not None:
-                import obstore
-
-                with open(source, "rb") as handle:
-                    obstore.put(direct[0], self._key(direct[1], rel), handle)
+                direct.replace_file(rel, source)
                 return
             self.fs.put_file(str(source), self._path(rel))
 
@@ -439,7 +378,7 @@ class Root:
             fs = self.fs
             if hasattr(fs, "connect"):
                 fs.connect()
-            async_fs = _filesystem(self.protocol, _freeze(self.options), asynchronous=True)
+            async_fs = filesystem(self.protocol, self.options, asynchronous=True)
             if hasattr(async_fs, "set_session"):
                 from zarr.core.sync import sync
 
@@ -449,9 +388,7 @@ class Root:
         """Touch the root once (list it) so a wrong endpoint, bucket or credential fails early."""
         with storage_error(self.url):
             if (direct := self._direct) is not None:
-                import obstore
-
-                obstore.list_with_delimiter(direct[0], prefix=direct[1] + "/" if direct[1] else None)
+                direct.check()
                 return
             if not self.is_local:
                 bucket = self._path("").split("/", 1)[0]
@@ -474,161 +411,3 @@ def open_root(value: str | os.PathLike[str], base: Path, options: Mapping[str, A
         return Root(text.rstrip("/"), dict(options or {}), block_bytes)
     path = Path(text).expanduser()
     return Root(str(path if path.is_absolute() else base / path), {}, block_bytes)
-
-
-# ---------------------------------------------------------------------- internals
-def _freeze(options: Mapping[str, Any]) -> tuple:
-    return tuple(sorted((k, _freeze(v) if isinstance(v, Mapping) else v) for k, v in options.items()))
-
-
-def _thaw(frozen: tuple) -> dict[str, Any]:
-    return {k: _thaw(v) if isinstance(v, tuple) and v and isinstance(v[0], tuple) else v for k, v in frozen}
-
-
-def _resolve_env(options: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if isinstance(value, Mapping):
-            out[key] = _resolve_env(value)
-        elif isinstance(value, str) and (m := _ENV_REF.match(value)):
-            if m.group(1) not in os.environ:
-                raise ConfigError(
-                    f"storage option {key!r} names the environment variable {m.group(1)}, which is not set.",
-                    hint=f"Export {m.group(1)} on this machine (and on every worker), or change [storage.options].",
-                )
-            out[key] = os.environ[m.group(1)]
-        else:
-            out[key] = value
-    return out
-
-
-def _aws_env() -> tuple:
-    """The environment variables obstore's credentials come from (a cache key of _direct_kwargs)."""
-    return tuple(os.environ.get(name) for name in (
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
-        "AWS_DEFAULT_REGION"))
-
-
-@lru_cache(maxsize=16)
-def _direct_kwargs(frozen: tuple, env: tuple) -> dict[str, Any] | None:
-    """S3Store's arguments for these options, or None to go through s3fs (fieldkit.io.s3direct)."""
-    return direct_config(_resolve_env(_thaw(frozen)))
-
-
-def _create_direct(store: Any, key: str, data: bytes) -> None:
-    """A create-only PUT (``If-None-Match: *``) through obstore; a taken name is FileExistsError."""
-    import obstore
-    from obstore.exceptions import AlreadyExistsError
-
-    try:
-        obstore.put(store, key, data, mode="create")
-    except AlreadyExistsError as exc:
-        raise FileExistsError(str(exc)) from exc
-
-
-@lru_cache(maxsize=16)
-def _filesystem(protocol: str, frozen: tuple, asynchronous: bool = False) -> Any:
-    import fsspec
-
-    options = _resolve_env(_thaw(frozen))
-    if protocol in ("s3", "s3a"):
-        # s3fs takes endpoint_url at the top level; botocore's own chain supplies credentials
-        options.setdefault("config_kwargs", {}).setdefault("retries", {"max_attempts": 3, "mode": "standard"})
-        if "session" not in options:
-            options["session"] = _s3_session(options.pop("profile", None))
-    if asynchronous:
-        options["asynchronous"] = True
-        options["skip_instance_cache"] = True
-        if protocol in ("s3", "s3a"):
-            # zarr reads whole objects (array documents, shards of a few MB); with a concurrency
-            # above 1, s3fs asks for each object's size first (a HEAD, and a LIST when the object
-            # is missing, as a never-written ``done`` chunk is) to split reads over 50 MB: two or
-            # three requests per read instead of one (measured on the S3 test server)
-            options.setdefault("max_concurrency", 1)
-    try:
-        fs = fsspec.filesystem(protocol, **options)
-    except ImportError as exc:
-        raise ConfigError(
-            f"no filesystem for {protocol}:// is installed ({exc}).",
-            hint={"gs": "pip install gcsfs", "az": "pip install adlfs", "abfs": "pip install adlfs"}.get(
-                protocol, "Install the fsspec implementation for this protocol."),
-        ) from exc
-    if asynchronous:
-        atexit.register(_close_async_session, fs)
-    return fs
-
-
-def _close_async_session(fs: Any) -> None:
-    """Close the HTTP session of an asynchronous filesystem (the one zarr's FsspecStore used) on
-    zarr's event loop at exit: s3fs closes only its synchronous instances' sessions itself, and an
-    open one makes aiohttp print "Unclosed client session" and a traceback as the process ends."""
-    session = getattr(fs, "_s3", None)
-    if session is None:
-        return
-    with contextlib.suppress(Exception):
-        from zarr.core.sync import sync
-
-        sync(session.__aexit__(None, None, None), timeout=2)
-
-
-def _s3_session(profile: str | None) -> Any:
-    """A botocore session whose S3 requests carry no ``Expect: 100-continue``, sharing this
-    process's botocore data loader.
-
-    botocore asks for ``Expect`` on every PUT and upload part, and aiohttp then waits for the
-    interim response with no timeout at all: a stalled server hung an upload forever instead of
-    failing after ``read_timeout`` (botocore#3613, marin-community/marin#6719). Without the
-    header the body is sent at once and the read timeout covers the wait for the answer.
-
-    The loader (the parsed service model and endpoint rules) is shared by the synchronous and the
-    asynchronous (zarr's) filesystems of a process: making the second S3 client then costs
-    0.08 s of CPU instead of 0.15 s (measured). The sessions themselves stay apart: refreshable
-    credentials hold an asyncio lock, which must not be shared by two event loops.
-    """
-    from aiobotocore.session import AioSession
-
-    session = AioSession(profile=profile) if profile else AioSession()
-    session.register("before-sign.s3", _drop_expect)
-    if _LOADER:
-        session.register_component("data_loader", _LOADER[0])
-    else:
-        _LOADER.append(session.get_component("data_loader"))
-    return session
-
-
-#: The botocore data loader of this process's first S3 session (see _s3_session).
-_LOADER: list[Any] = []
-
-
-def _drop_expect(request: Any = None, **_: Any) -> None:
-    if request is not None and "Expect" in request.headers:
-        del request.headers["Expect"]
-
-
-def _put_local(path: Path, blocks: Iterable[bytes]) -> None:
-    """Create ``path`` from ``blocks`` durably and once: a read-only temporary file beside it,
-    fsynced, hard-linked to its name (which fails if the name exists: nothing is replaced, and a
-    crash never leaves a partial file under the final name), then the folder fsynced."""
-    import secrets
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        raise ObjectExistsError(f"{path} already exists: the archive is never overwritten.", path=path)
-    temp = path.parent / f".fieldkit-{os.getpid()}-{secrets.token_hex(8)}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for block in blocks:
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        os.link(temp, path)
-    except FileExistsError as exc:
-        raise ObjectExistsError(f"{path} already exists: the archive is never overwritten.", path=path) from exc
-    finally:
-        temp.unlink(missing_ok=True)  # our own temporary file, never someone else's
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -235,7 +235,7 @@ def test_unreachable_endpoint_wrong_bucket_and_missing_credentials(card, s3_serv
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    from fieldkit.io.storage import _filesystem
+    from fieldkit.io.storage_clients import _filesystem
 
     _filesystem.cache_clear()  # a filesystem made with the credentials would still hold them
     try:

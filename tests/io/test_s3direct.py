@@ -73,8 +73,8 @@ def stored(tmp_path, s3_server, s3_bucket):
     root = open_root(f"{s3_bucket}/r", base=tmp_path, options=s3_server.storage_options)
     data = random.Random(7).randbytes(1_000_003)
     root.put_bytes("obj.bin", data)
-    store, prefix = root._direct
-    return store, f"{prefix}/obj.bin", data
+    direct = root._direct
+    return direct.store, direct.key("obj.bin"), data
 
 
 def test_a_range_reader_reads_what_a_file_would_through_seeks_and_block_edges(stored) -> None:
