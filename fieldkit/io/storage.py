@@ -19,9 +19,11 @@ plain write, zarr store (zarr's ``ObjectStore``) and create-only write of up to 
 fsspec + s3fs otherwise, and for a longer create-only write: s3fs implements ``If-None-Match`` on
 the multipart COMPLETE (``mode="xb"``) and botocore's whole credential chain (``~/.aws``
 profiles, instance roles). Measured, obstore costs a run a fifth of s3fs's client CPU
-(s3direct's text). Other URLs (``gs://``, ``az://``, ``memory://``) go through fsspec. A Root pickles to Dask workers with its *raw*
-options: ``${VAR}`` references are resolved on each machine when the filesystem is first made,
-so a secret kept in the environment never travels in a task.
+(s3direct's text). Other URLs (``gs://``, ``az://``, ``memory://``) go through fsspec.
+
+A Root pickles to Dask workers with its *raw* options: ``${VAR}`` references are resolved on
+each machine when its client is first made (:mod:`fieldkit.io.storage_clients`), so a secret
+kept in the environment never travels in a task.
 
 Errors are translated once (:mod:`fieldkit.io.storage_errors`): an unreachable endpoint is temporary
 (exit 75), a missing bucket, missing credentials or a denied access are configuration (exit 78);
