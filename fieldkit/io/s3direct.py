@@ -35,8 +35,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 __all__ = ["DirectRoot", "RangeReader", "direct_config", "s3_store"]
