@@ -35,11 +35,12 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _as_from_a_terminal() -> None:
-    """SIGINT as a command typed on a terminal has it. A suite started in the background ('&' or
-    nohup from a script) has SIGINT ignored, which its children inherit, and ``fieldkit process``
-    keeps an inherited SIG_IGN (pipeline/stopping.py): Ctrl-C would never reach it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+#: Runs a command with SIGINT as a command typed on a terminal has it (exec keeps a default
+#: disposition). A suite started in the background ('&' or nohup from a script) has SIGINT
+#: ignored, which its children inherit, and ``fieldkit process`` keeps an inherited SIG_IGN
+#: (pipeline/stopping.py): Ctrl-C would never reach it. (Not a preexec_fn: unsafe with threads.)
+AS_FROM_A_TERMINAL = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                      "os.execv(sys.argv[1], sys.argv[1:])")
 
 
 def _start(ws: Path, workflow: Path, *args: str, env: dict | None = None) -> tuple[subprocess.Popen, Path, Path]:
@@ -55,9 +56,9 @@ def _start(ws: Path, workflow: Path, *args: str, env: dict | None = None) -> tup
         args = (*args, "--cluster", "local")
     out_path, err_path = ws / f".process-{time.monotonic_ns()}.out", ws / f".process-{time.monotonic_ns()}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen([str(BIN / "fieldkit"), "-w", str(ws), "process", str(workflow), *args],
-                                stdout=out, stderr=err, text=True, env=env or _env(), start_new_session=True,
-                                preexec_fn=_as_from_a_terminal)
+        proc = subprocess.Popen([sys.executable, "-c", AS_FROM_A_TERMINAL, str(BIN / "fieldkit"), "-w", str(ws),
+                                 "process", str(workflow), *args],
+                                stdout=out, stderr=err, text=True, env=env or _env(), start_new_session=True)
     return proc, out_path, err_path
 
 
