@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DirectRoot", "RangeReader", "direct_config", "s3_store"]
+__all__ = ["DirectRoot", "RangeReader", "direct_config", "make_store"]
 
 #: botocore's standard retry mode makes 3 attempts; obstore's default retries for 3 minutes.
 DEFAULT_MAX_RETRIES = 2
@@ -113,39 +112,28 @@ def direct_config(options: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"config": config, "client_options": client, "retry_config": retry}
 
 
-def s3_store(kwargs: Mapping[str, Any], bucket: str, prefix: str = "") -> Any:
-    """The obstore ``S3Store`` of ``bucket`` (under ``prefix``) for :func:`direct_config`'s
-    ``kwargs``: one per process, bucket and prefix (its HTTP connections are pooled)."""
-    return _store(_freeze(kwargs), bucket, prefix.strip("/"))
-
-
-@lru_cache(maxsize=32)
-def _store(frozen: tuple, bucket: str, prefix: str) -> Any:
+def make_store(kwargs: Mapping[str, Any], bucket: str, prefix: str = "") -> Any:
+    """A new obstore ``S3Store`` of ``bucket`` (under ``prefix``) for :func:`direct_config`'s
+    ``kwargs``; :func:`fieldkit.io.storage_clients.direct_store` keeps one per process."""
     from obstore.store import S3Store
 
-    kwargs = {k: dict(v) for k, v in frozen}
-    return S3Store(bucket, prefix=prefix or None, config=kwargs["config"],
-                   client_options=kwargs["client_options"], retry_config=kwargs["retry_config"])
-
-
-def _freeze(kwargs: Mapping[str, Any]) -> tuple:
-    return tuple(sorted((k, tuple(sorted(dict(v).items()))) for k, v in kwargs.items()))
+    return S3Store(bucket, prefix=prefix.strip("/") or None, **kwargs)
 
 
 @dataclass(frozen=True)
 class DirectRoot:
-    """A storage root's operations through obstore: ``bucket``/``prefix`` reached with
-    :func:`direct_config`'s ``kwargs``. Names are relative to the root, as :class:`Root`'s; errors
-    are obstore's own, translated by the caller (:mod:`fieldkit.io.storage_errors`)."""
+    """A storage root's operations through obstore: the key ``prefix`` of a bucket whose stores
+    ``stores`` makes (``stores("")`` the bucket's, ``stores(p)`` one under key prefix ``p``, as
+    zarr needs). Names are relative to the root, as :class:`Root`'s; errors are obstore's own,
+    translated by the caller (:mod:`fieldkit.io.storage_errors`)."""
 
-    kwargs: Mapping[str, Any]
-    bucket: str
+    stores: Callable[[str], Any]
     prefix: str
     block: int
 
     @property
     def store(self) -> Any:
-        return s3_store(self.kwargs, self.bucket)
+        return self.stores("")
 
     def key(self, rel: str) -> str:
         return "/".join(part for part in (self.prefix, rel.strip("/")) if part)
@@ -234,7 +222,7 @@ class DirectRoot:
         """zarr's ``ObjectStore`` on the key prefix ``rel``."""
         from zarr.storage import ObjectStore
 
-        return ObjectStore(s3_store(self.kwargs, self.bucket, self.key(rel)), read_only=read_only)
+        return ObjectStore(self.stores(self.key(rel)), read_only=read_only)
 
     def check(self) -> None:
         """One LIST of the root's prefix: a wrong endpoint, bucket or key fails here."""

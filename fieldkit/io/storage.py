@@ -33,6 +33,7 @@ every message names the URL with secrets redacted, what failed and what to set.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import os
@@ -46,7 +47,7 @@ from fieldkit.config.settings import redact_url
 from fieldkit.errors import ConfigError, ObjectExistsError
 from fieldkit.io.durable import create_once
 from fieldkit.io.s3direct import DirectRoot
-from fieldkit.io.storage_clients import direct_kwargs, filesystem
+from fieldkit.io.storage_clients import direct_kwargs, direct_store, filesystem
 from fieldkit.io.storage_errors import storage_error
 
 __all__ = [
@@ -125,11 +126,10 @@ class Root:
         else None: s3fs, or a local or another URL root."""
         if self.protocol not in ("s3", "s3a"):
             return None
-        kwargs = direct_kwargs(self.options)
-        if kwargs is None:
+        if direct_kwargs(self.options) is None:
             return None
         bucket, _, prefix = self._path("").partition("/")
-        return DirectRoot(kwargs, bucket, prefix.strip("/"), self.block_bytes)
+        return DirectRoot(functools.partial(direct_store, self.options, bucket), prefix.strip("/"), self.block_bytes)
 
     def exists(self, rel: str) -> bool:
         """Whether ``rel`` is an object, or a folder (a prefix) holding one."""
@@ -183,11 +183,12 @@ class Root:
     def sha256(self, rel: str, *, expected_size: int | None = None) -> tuple[str, int]:
         """Re-read ``rel`` from storage and hash it: (hex digest, bytes).
 
-        With ``expected_size`` (a verification after a write) an object store is read without
-        first asking for the object's size (one request fewer): the ranged reads ask for one byte
-        more than expected, so a longer object reads back longer (at most that one byte) and a
-        shorter one shorter - the result equals (its hash, ``expected_size``) only when the
-        object holds exactly that many bytes.
+        An object store is read without first asking for the object's size (one request fewer).
+        Through obstore: one streamed GET of the whole object, whose answer carries its length.
+        Through s3fs, with ``expected_size`` (a verification after a write): ranged reads that ask
+        for one byte more than expected, so a longer object reads back longer (at most that one
+        byte) and a shorter one shorter. Either way the result equals (its hash,
+        ``expected_size``) only when the object holds exactly that many bytes.
         """
         if (direct := self._direct) is not None:
             with storage_error(self.uri(rel)):

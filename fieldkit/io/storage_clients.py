@@ -17,9 +17,9 @@ from functools import lru_cache
 from typing import Any
 
 from fieldkit.errors import ConfigError
-from fieldkit.io.s3direct import direct_config
+from fieldkit.io.s3direct import direct_config, make_store
 
-__all__ = ["direct_kwargs", "filesystem"]
+__all__ = ["direct_kwargs", "direct_store", "filesystem"]
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -65,6 +65,21 @@ def direct_kwargs(options: Mapping[str, Any]) -> dict[str, Any] | None:
 @lru_cache(maxsize=16)
 def _direct_kwargs(frozen: tuple, env: tuple) -> dict[str, Any] | None:
     return direct_config(_resolve_env(_thaw(frozen)))
+
+
+def direct_store(options: Mapping[str, Any], bucket: str, prefix: str = "") -> Any:
+    """The obstore ``S3Store`` of ``bucket`` (under key ``prefix``) for a root whose options go
+    through obstore (:func:`direct_kwargs` is not None): one per process, options, bucket and
+    prefix, its HTTP connections pooled."""
+    return _direct_store(_freeze(options), _aws_env(), bucket, prefix.strip("/"))
+
+
+@lru_cache(maxsize=32)
+def _direct_store(frozen: tuple, env: tuple, bucket: str, prefix: str) -> Any:
+    kwargs = _direct_kwargs(frozen, env)
+    if kwargs is None:
+        raise ValueError("these storage options go through s3fs, not obstore")
+    return make_store(kwargs, bucket, prefix)
 
 
 def filesystem(protocol: str, options: Mapping[str, Any], asynchronous: bool = False) -> Any:

@@ -59,22 +59,21 @@ def test_a_shard_costs_one_put_per_variable_on_s3(tmp_path: Path, counted, s3_bu
     create_store(store, layout, coords_for(layout.n_clips), {})
     sink = open_sink(store)
     assert isinstance(sink, ObjectShardSink)
-    calls = counter
-    calls.clear()
+    counter.clear()
     n_variables = len(list(layout.variables()))
 
     assert not sink.is_complete(slice(0, 4))
-    assert calls.operations() == Counter({"GetObject": 1})  # the done chunk (absent): no HEAD, no LIST
-    calls.clear()
+    assert counter.operations() == Counter({"GetObject": 1})  # the done chunk (absent): no HEAD, no LIST
+    counter.clear()
     sink.write(slice(0, 4), region_arrays(layout, 0, 4))
     # every variable's shard and the done chunk; no delete (the sink read the shard as not done)
-    assert calls.operations() == Counter({"PutObject": n_variables + 1})
-    calls.clear()
+    assert counter.operations() == Counter({"PutObject": n_variables + 1})
+    counter.clear()
     sink.write(slice(0, 4), region_arrays(layout, 0, 4))  # a rewrite of a done shard clears it first
-    assert calls.operations() == Counter({"PutObject": n_variables + 1, "DeleteObjects": 1})
-    calls.clear()
+    assert counter.operations() == Counter({"PutObject": n_variables + 1, "DeleteObjects": 1})
+    counter.clear()
     again = open_sink(store)  # a second task of this process: the group document only
-    assert isinstance(again, ObjectShardSink) and calls.operations() == Counter({"GetObject": 1})
+    assert isinstance(again, ObjectShardSink) and counter.operations() == Counter({"GetObject": 1})
     again.write(slice(4, 8), region_arrays(layout, 4, 8))
 
     assert completed_regions(store) == [slice(0, 8)]
